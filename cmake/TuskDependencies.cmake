@@ -1,0 +1,19 @@
+# Every third-party dependency of tusk is found here, and only here.
+find_package(PkgConfig REQUIRED)
+find_package(Threads REQUIRED)
+find_package(absl CONFIG REQUIRED)
+find_package(Protobuf REQUIRED)
+find_package(OpenSSL REQUIRED)
+find_package(Snappy CONFIG REQUIRED)
+
+# gRPC and RocksDB: Debian ships pkg-config files for both; use them.
+pkg_check_modules(GRPCPP REQUIRED IMPORTED_TARGET grpc++)
+pkg_check_modules(ROCKSDB REQUIRED IMPORTED_TARGET rocksdb)
+find_program(GRPC_CPP_PLUGIN grpc_cpp_plugin REQUIRED)
+
+if(TUSK_BUILD_TESTS)
+  find_package(GTest CONFIG REQUIRED)
+endif()
+if(TUSK_BUILD_BENCHMARKS)
+  find_package(benchmark CONFIG REQUIRED)
+endif()

@@ -1,0 +1,265 @@
+#include "pfs/blob_store.h"
+
+#include <snappy.h>
+
+#include <random>
+
+#include "absl/strings/str_cat.h"
+#include "common/log.h"
+#include "common/status.h"
+
+namespace tusk::pfs {
+namespace {
+
+constexpr char kIndexPrefix = 'x';    // x<hash32> -> BlobLocation
+constexpr char kPendingPrefix = 'q';  // q<hash32> -> "" (blob is inline, not yet packed)
+constexpr char kPackMagic[] = "TUSKPAK1";
+
+std::string IndexKey(const Hash& h) {
+  std::string k(1, kIndexPrefix);
+  k.append(reinterpret_cast<const char*>(h.bytes.data()), Hash::kSize);
+  return k;
+}
+std::string PendingKey(const Hash& h) {
+  std::string k(1, kPendingPrefix);
+  k.append(reinterpret_cast<const char*>(h.bytes.data()), Hash::kSize);
+  return k;
+}
+
+std::string NewPackId() {
+  thread_local std::mt19937_64 rng{std::random_device{}()};
+  uint64_t words[2] = {rng(), rng()};
+  return std::string(reinterpret_cast<const char*>(words), sizeof(words));
+}
+
+absl::StatusOr<std::string> Decode(const storage::v1::BlobLocation& loc, std::string stored,
+                                   const Hash& hash, absl::string_view where) {
+  std::string raw;
+  if (loc.codec() == 1) {
+    if (!snappy::Uncompress(stored.data(), stored.size(), &raw)) {
+      return absl::DataLossError(absl::StrCat("blob ", hash.Hex(), " in ", where,
+                                              " is corrupt: snappy data does not decompress"));
+    }
+  } else if (loc.codec() == 0) {
+    raw = std::move(stored);
+  } else {
+    return absl::DataLossError(
+        absl::StrCat("blob ", hash.Hex(), " in ", where, " has unknown codec ", loc.codec()));
+  }
+  if (raw.size() != loc.raw_size()) {
+    return absl::DataLossError(absl::StrCat("blob ", hash.Hex(), " in ", where, " is corrupt: ",
+                                            raw.size(), " bytes, expected ", loc.raw_size()));
+  }
+  if (Sha256(raw) != hash) {
+    return absl::DataLossError(absl::StrCat("blob ", hash.Hex(), " in ", where,
+                                            " is corrupt: its content does not match its hash"));
+  }
+  return raw;
+}
+
+}  // namespace
+
+PreparedBlob PrepareBlobWithHash(const Hash& hash, absl::string_view raw) {
+  PreparedBlob b;
+  b.hash = hash;
+  b.raw_size = static_cast<uint32_t>(raw.size());
+  if (raw.size() >= 64) {
+    std::string compressed;
+    snappy::Compress(raw.data(), raw.size(), &compressed);
+    // Keep the compressed form only when it saves at least 1/8.
+    if (compressed.size() <= raw.size() - raw.size() / 8) {
+      b.codec = 1;
+      b.stored = std::move(compressed);
+      return b;
+    }
+  }
+  b.stored.assign(raw.data(), raw.size());
+  return b;
+}
+
+PreparedBlob PrepareBlob(absl::string_view raw) { return PrepareBlobWithHash(Sha256(raw), raw); }
+
+std::string PackKey(absl::string_view pack_id) {
+  std::string hex = ToHex(pack_id);
+  return absl::StrCat("packs/", hex.substr(0, 2), "/", hex, ".pack");
+}
+
+absl::StatusOr<std::unique_ptr<BlobStore>> BlobStore::Open(Kv* kv, ObjectStore* store,
+                                                           BlobStoreOptions options) {
+  auto bs = std::unique_ptr<BlobStore>(new BlobStore(kv, store, options));
+  // Count what is waiting to be packed (left by a previous run).
+  uint64_t pending = 0;
+  std::vector<Hash> hashes;
+  RETURN_IF_ERROR(kv->ScanPrefix(std::string(1, kPendingPrefix),
+                                 [&](absl::string_view key, absl::string_view) {
+                                   auto h = Hash::FromRaw(key.substr(1));
+                                   if (h.ok()) hashes.push_back(*h);
+                                   return true;
+                                 }));
+  for (const Hash& h : hashes) {
+    auto loc = bs->Locate(h);
+    if (loc.ok()) pending += loc->inline_data().size();
+  }
+  bs->pending_bytes_ = pending;
+  return bs;
+}
+
+absl::StatusOr<bool> BlobStore::Contains(const Hash& hash) {
+  ASSIGN_OR_RETURN(auto v, kv_->Get(IndexKey(hash)));
+  return v.has_value();
+}
+
+absl::StatusOr<storage::v1::BlobLocation> BlobStore::Locate(const Hash& hash) {
+  ASSIGN_OR_RETURN(auto v, kv_->Get(IndexKey(hash)));
+  if (!v.has_value()) {
+    return absl::NotFoundError(absl::StrCat("blob ", hash.Hex(), " is not in the index"));
+  }
+  storage::v1::BlobLocation loc;
+  if (!loc.ParseFromString(*v)) {
+    return absl::DataLossError(absl::StrCat("index record of blob ", hash.Hex(), " is corrupt"));
+  }
+  return loc;
+}
+
+absl::StatusOr<std::string> BlobStore::Read(const Hash& hash) {
+  ASSIGN_OR_RETURN(storage::v1::BlobLocation loc, Locate(hash));
+  if (loc.pack().empty()) {
+    std::string stored = std::move(*loc.mutable_inline_data());
+    return Decode(loc, std::move(stored), hash, "the index (inline)");
+  }
+  std::string key = PackKey(loc.pack());
+  auto stored = store_->GetRange(key, loc.offset(), loc.stored_size());
+  if (!stored.ok()) {
+    return Annotate(stored.status(), absl::StrCat("reading blob ", hash.Hex(), " from object ", key));
+  }
+  return Decode(loc, std::move(*stored), hash, absl::StrCat("object ", key, " at offset ", loc.offset()));
+}
+
+std::unique_ptr<BlobWriter> BlobStore::NewWriter() { return std::make_unique<BlobWriter>(this); }
+
+absl::Status BlobStore::WritePack(const std::vector<PreparedBlob>& blobs, KvBatch* index_records) {
+  std::string pack_id = NewPackId();
+  std::string data;
+  size_t total = 0;
+  for (const auto& b : blobs) total += b.stored.size();
+  data.reserve(total + blobs.size() * 48 + 64);
+  storage::v1::PackFooter footer;
+  for (const auto& b : blobs) {
+    auto* item = footer.add_items();
+    item->set_hash(b.hash.Raw());
+    item->set_offset(data.size());
+    item->set_stored_size(static_cast<uint32_t>(b.stored.size()));
+    item->set_raw_size(b.raw_size);
+    item->set_codec(b.codec);
+    data.append(b.stored);
+  }
+  std::string footer_bytes = footer.SerializeAsString();
+  uint32_t footer_len = static_cast<uint32_t>(footer_bytes.size());
+  data.append(footer_bytes);
+  data.append(reinterpret_cast<const char*>(&footer_len), sizeof(footer_len));
+  data.append(kPackMagic, 8);
+  std::string key = PackKey(pack_id);
+  RETURN_IF_ERROR(Annotate(store_->Put(key, data), "writing pack"));
+  for (const auto& item : footer.items()) {
+    storage::v1::BlobLocation loc;
+    loc.set_pack(pack_id);
+    loc.set_offset(item.offset());
+    loc.set_stored_size(item.stored_size());
+    loc.set_raw_size(item.raw_size());
+    loc.set_codec(item.codec());
+    std::string k(1, kIndexPrefix);
+    k.append(item.hash());
+    index_records->Put(k, loc.SerializeAsString());
+  }
+  return absl::OkStatus();
+}
+
+void BlobStore::AddInline(const PreparedBlob& blob, KvBatch* batch) {
+  storage::v1::BlobLocation loc;
+  loc.set_stored_size(static_cast<uint32_t>(blob.stored.size()));
+  loc.set_raw_size(blob.raw_size);
+  loc.set_codec(blob.codec);
+  loc.set_inline_data(blob.stored);
+  batch->Put(IndexKey(blob.hash), loc.SerializeAsString());
+  batch->Put(PendingKey(blob.hash), "");
+  pending_bytes_ += blob.stored.size();
+}
+
+absl::StatusOr<size_t> BlobStore::PackPending() {
+  absl::MutexLock lock(&pack_mu_);
+  size_t moved = 0;
+  while (true) {
+    std::vector<PreparedBlob> blobs;
+    size_t bytes = 0;
+    std::vector<std::string> done_keys;
+    absl::Status scan_status;
+    RETURN_IF_ERROR(kv_->ScanPrefix(std::string(1, kPendingPrefix),
+                                    [&](absl::string_view key, absl::string_view) {
+                                      done_keys.emplace_back(key);
+                                      return done_keys.size() < 100000 && bytes < options_.pack_size;
+                                    }));
+    if (done_keys.empty()) break;
+    for (const auto& k : done_keys) {
+      auto h = Hash::FromRaw(absl::string_view(k).substr(1));
+      if (!h.ok()) continue;
+      auto loc = Locate(*h);
+      if (!loc.ok()) {
+        if (absl::IsNotFound(loc.status())) continue;
+        return loc.status();
+      }
+      if (!loc->pack().empty()) continue;  // already packed
+      PreparedBlob b;
+      b.hash = *h;
+      b.raw_size = loc->raw_size();
+      b.codec = loc->codec();
+      b.stored = std::move(*loc->mutable_inline_data());
+      bytes += b.stored.size();
+      blobs.push_back(std::move(b));
+    }
+    KvBatch batch;
+    if (!blobs.empty()) RETURN_IF_ERROR(WritePack(blobs, &batch));
+    for (const auto& k : done_keys) batch.Delete(k);
+    RETURN_IF_ERROR(kv_->Write(&batch, /*sync=*/true));
+    moved += blobs.size();
+    uint64_t cur = pending_bytes_.load();
+    pending_bytes_ = cur > bytes ? cur - bytes : 0;
+    if (done_keys.size() < 100000 && bytes < options_.pack_size) break;
+  }
+  if (moved > 0) TUSK_LOG(DEBUG) << "packed " << moved << " inline blobs";
+  return moved;
+}
+
+absl::StatusOr<bool> BlobWriter::Add(PreparedBlob blob) {
+  if (added_.contains(blob.hash)) return false;
+  ASSIGN_OR_RETURN(bool exists, store_->Contains(blob.hash));
+  if (exists) return false;
+  added_.insert(blob.hash);
+  new_bytes_ += blob.raw_size;
+  new_blobs_++;
+  buffer_bytes_ += blob.stored.size();
+  buffer_.push_back(std::move(blob));
+  if (buffer_bytes_ >= store_->options().pack_size) RETURN_IF_ERROR(FlushPack());
+  return true;
+}
+
+absl::Status BlobWriter::FlushPack() {
+  if (buffer_.empty()) return absl::OkStatus();
+  KvBatch batch;
+  RETURN_IF_ERROR(store_->WritePack(buffer_, &batch));
+  // The pack is durable; its index records need not be synced now: they can
+  // only be lost together with everything written after them.
+  RETURN_IF_ERROR(store_->kv()->Write(&batch, /*sync=*/false));
+  buffer_.clear();
+  buffer_bytes_ = 0;
+  return absl::OkStatus();
+}
+
+absl::Status BlobWriter::Finish(KvBatch* batch) {
+  if (buffer_bytes_ > store_->options().inline_tail_max) return FlushPack();
+  for (const auto& b : buffer_) store_->AddInline(b, batch);
+  buffer_.clear();
+  buffer_bytes_ = 0;
+  return absl::OkStatus();
+}
+
+}  // namespace tusk::pfs

@@ -1,0 +1,127 @@
+#pragma once
+
+// BlobStore: content-addressed blobs (chunks, tree nodes, chunk lists) kept in
+// pack objects in an ObjectStore and indexed in RocksDB (Kv).
+//
+// Writing: a BlobWriter (one per upload stream) gathers new blobs into a pack
+// buffer. A full pack (~16 MiB) is written to the object store (atomically,
+// durably) before its index records are written, so the index never points at
+// a missing object. At Finish, a small tail is not worth its own object: its
+// blobs go inline into the index records of the caller's KvBatch, to be moved
+// into a pack later by PackPending() (run in the background by the Pfs). This
+// keeps a micro-commit at one RocksDB sync and a bulk upload at one PUT per pack.
+//
+// Reading: Read() looks the blob up, reads its bytes (from the pack, or inline),
+// decompresses, and verifies the SHA-256; a mismatch is DataLoss naming the blob
+// and the object it came from.
+//
+// Thread safety: BlobStore is thread-safe. A BlobWriter is used by one thread.
+
+#include <atomic>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/container/flat_hash_set.h"
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
+#include "common/hash.h"
+#include "pfs/kv.h"
+#include "pfs/object_store.h"
+#include "proto/storage.pb.h"
+
+namespace tusk::pfs {
+
+struct BlobStoreOptions {
+  size_t pack_size = 16 << 20;      // write a pack when the buffer reaches this
+  size_t inline_tail_max = 1 << 20;  // a writer's tail up to this goes inline
+};
+
+// A blob ready to store: hashed and (where it helps) compressed. Preparing is
+// the expensive part and may run on any thread.
+struct PreparedBlob {
+  Hash hash;
+  uint32_t raw_size = 0;
+  uint32_t codec = 0;  // 0 raw, 1 snappy
+  std::string stored;  // the bytes to store
+};
+PreparedBlob PrepareBlob(absl::string_view raw);
+// Same, when the caller already knows the hash.
+PreparedBlob PrepareBlobWithHash(const Hash& hash, absl::string_view raw);
+
+// Object-store key of a pack.
+std::string PackKey(absl::string_view pack_id);
+
+class BlobWriter;
+
+class BlobStore {
+ public:
+  static absl::StatusOr<std::unique_ptr<BlobStore>> Open(Kv* kv, ObjectStore* store,
+                                                         BlobStoreOptions options = {});
+  BlobStore(const BlobStore&) = delete;
+  BlobStore& operator=(const BlobStore&) = delete;
+
+  // Whether the index knows the blob.
+  absl::StatusOr<bool> Contains(const Hash& hash);
+  // Where the blob lives. NotFound if the index does not know it.
+  absl::StatusOr<storage::v1::BlobLocation> Locate(const Hash& hash);
+  // The blob's raw bytes, verified against `hash`.
+  absl::StatusOr<std::string> Read(const Hash& hash);
+
+  std::unique_ptr<BlobWriter> NewWriter();
+
+  // Moves blobs kept inline in the index into pack objects. Returns how many
+  // blobs it moved. Safe to call concurrently with anything; serialized inside.
+  absl::StatusOr<size_t> PackPending();
+  // Bytes of blobs currently inline in the index (approximate).
+  uint64_t pending_bytes() const { return pending_bytes_.load(); }
+
+  ObjectStore* object_store() const { return store_; }
+  Kv* kv() const { return kv_; }
+  const BlobStoreOptions& options() const { return options_; }
+
+  // Writes a pack holding `blobs` and returns the index records for them (the
+  // caller writes them). Used by BlobWriter and the packer.
+  absl::Status WritePack(const std::vector<PreparedBlob>& blobs, KvBatch* index_records);
+  // Adds the index record of an inline blob (and its pending marker) to `batch`.
+  void AddInline(const PreparedBlob& blob, KvBatch* batch);
+
+ private:
+  BlobStore(Kv* kv, ObjectStore* store, BlobStoreOptions options)
+      : kv_(kv), store_(store), options_(options) {}
+
+  Kv* const kv_;
+  ObjectStore* const store_;
+  const BlobStoreOptions options_;
+  std::atomic<uint64_t> pending_bytes_{0};
+  absl::Mutex pack_mu_;  // serializes PackPending
+};
+
+class BlobWriter {
+ public:
+  explicit BlobWriter(BlobStore* store) : store_(store) {}
+  ~BlobWriter() = default;
+
+  // Adds a blob unless it is already stored (or already added to this writer).
+  // Returns true if it was new. May write a full pack (and its index records).
+  absl::StatusOr<bool> Add(PreparedBlob blob);
+  // Puts the remaining buffered blobs in a pack or inline into `batch`. The
+  // caller must write `batch` for those blobs to be found.
+  absl::Status Finish(KvBatch* batch);
+
+  uint64_t new_bytes() const { return new_bytes_; }
+  uint64_t new_blobs() const { return new_blobs_; }
+
+ private:
+  absl::Status FlushPack();
+
+  BlobStore* const store_;
+  std::vector<PreparedBlob> buffer_;
+  size_t buffer_bytes_ = 0;
+  absl::flat_hash_set<Hash> added_;
+  uint64_t new_bytes_ = 0;
+  uint64_t new_blobs_ = 0;
+};
+
+}  // namespace tusk::pfs

@@ -1,0 +1,78 @@
+#pragma once
+
+// Kv: the RocksDB index, behind a small interface so that RocksDB stays private
+// to this file's implementation.
+//
+// Keys are byte strings; the first byte names the record kind (see pfs.cc).
+// Thread-safe. Writes of one KvBatch are atomic; `sync` writes are durable when
+// Write returns (RocksDB's WAL is fsynced, covering every earlier write too).
+
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
+
+namespace rocksdb {
+class DB;
+class WriteBatch;
+}  // namespace rocksdb
+
+namespace tusk::pfs {
+
+class KvBatch {
+ public:
+  KvBatch();
+  ~KvBatch();
+  KvBatch(const KvBatch&) = delete;
+  KvBatch& operator=(const KvBatch&) = delete;
+
+  void Put(absl::string_view key, absl::string_view value);
+  void Delete(absl::string_view key);
+  // Deletes every key in [begin, end).
+  void DeleteRange(absl::string_view begin, absl::string_view end);
+  size_t Count() const;
+  size_t ByteSize() const;
+  // Appends `other`'s operations after this batch's.
+  void Append(const KvBatch& other);
+
+ private:
+  friend class Kv;
+  std::unique_ptr<rocksdb::WriteBatch> batch_;
+};
+
+class Kv {
+ public:
+  // Opens (creating if needed) the RocksDB database in directory `path`.
+  static absl::StatusOr<std::unique_ptr<Kv>> Open(const std::string& path);
+  ~Kv();
+
+  absl::StatusOr<std::optional<std::string>> Get(absl::string_view key);
+  absl::Status Put(absl::string_view key, absl::string_view value, bool sync);
+  absl::Status Write(KvBatch* batch, bool sync);
+
+  // Calls fn(key, value) for keys in [begin, end) in order while it returns true.
+  absl::Status Scan(absl::string_view begin, absl::string_view end,
+                    const std::function<bool(absl::string_view, absl::string_view)>& fn);
+  // Scan over every key starting with `prefix`.
+  absl::Status ScanPrefix(absl::string_view prefix,
+                          const std::function<bool(absl::string_view, absl::string_view)>& fn);
+  // Calls fn(key, value) for keys in [begin, end) in reverse order while it returns true.
+  absl::Status ScanReverse(absl::string_view begin, absl::string_view end,
+                           const std::function<bool(absl::string_view, absl::string_view)>& fn);
+
+  // Flushes memtables and syncs; used at shutdown.
+  absl::Status Flush();
+
+ private:
+  explicit Kv(rocksdb::DB* db);
+  std::unique_ptr<rocksdb::DB> db_;
+};
+
+// The smallest key greater than every key starting with `prefix`.
+std::string PrefixEnd(absl::string_view prefix);
+
+}  // namespace tusk::pfs

@@ -1,0 +1,302 @@
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <atomic>
+#include <cstring>
+#include <list>
+#include <mutex>
+#include <vector>
+
+#include "absl/container/flat_hash_map.h"
+#include "absl/container/flat_hash_set.h"
+#include "absl/strings/str_cat.h"
+#include "absl/synchronization/mutex.h"
+#include "common/status.h"
+#include "pfs/object_store.h"
+
+namespace tusk::pfs {
+namespace {
+
+absl::Status ErrnoError(absl::string_view what, const std::string& path, int err) {
+  std::string msg = absl::StrCat(what, " ", path, ": ", std::strerror(err));
+  switch (err) {
+    case ENOENT:
+      return absl::NotFoundError(msg);
+    case ENOSPC:
+    case EDQUOT:
+      return absl::ResourceExhaustedError(msg);
+    case EACCES:
+    case EPERM:
+      return absl::PermissionDeniedError(msg);
+    default:
+      return absl::InternalError(msg);
+  }
+}
+
+absl::Status ValidateKey(const std::string& key) {
+  if (key.empty() || key[0] == '/' || key.find("..") != std::string::npos) {
+    return absl::InvalidArgumentError(absl::StrCat("invalid object key '", key, "'"));
+  }
+  for (char c : key) {
+    bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+              c == '.' || c == '_' || c == '/' || c == '-';
+    if (!ok) return absl::InvalidArgumentError(absl::StrCat("invalid object key '", key, "'"));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status WriteAll(int fd, absl::string_view data, const std::string& path) {
+  while (!data.empty()) {
+    ssize_t n = ::write(fd, data.data(), data.size());
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      return ErrnoError("write", path, errno);
+    }
+    data.remove_prefix(static_cast<size_t>(n));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status FsyncDir(const std::string& dir) {
+  int fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (fd < 0) return ErrnoError("open directory", dir, errno);
+  int rc = ::fsync(fd);
+  int err = errno;
+  ::close(fd);
+  if (rc != 0) return ErrnoError("fsync directory", dir, err);
+  return absl::OkStatus();
+}
+
+// Keeps recently used read descriptors open: pack reads are many small preads
+// into few files.
+class FdCache {
+ public:
+  explicit FdCache(size_t capacity) : capacity_(capacity) {}
+  ~FdCache() {
+    for (auto& [path, entry] : map_) ::close(entry.fd);
+  }
+
+  // Returns an fd for `path` with a reference held; Release() it after use.
+  absl::StatusOr<int> Acquire(const std::string& path) {
+    absl::MutexLock lock(&mu_);
+    auto it = map_.find(path);
+    if (it != map_.end()) {
+      it->second.refs++;
+      lru_.splice(lru_.begin(), lru_, it->second.lru_pos);
+      return it->second.fd;
+    }
+    int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return ErrnoError("open", path, errno);
+    lru_.push_front(path);
+    map_[path] = Entry{fd, 1, lru_.begin()};
+    EvictLocked();
+    return fd;
+  }
+
+  void Release(const std::string& path) {
+    absl::MutexLock lock(&mu_);
+    auto it = map_.find(path);
+    if (it != map_.end()) it->second.refs--;
+    EvictLocked();
+  }
+
+  void Forget(const std::string& path) {
+    absl::MutexLock lock(&mu_);
+    auto it = map_.find(path);
+    if (it == map_.end()) return;
+    if (it->second.refs == 0) {
+      ::close(it->second.fd);
+      lru_.erase(it->second.lru_pos);
+      map_.erase(it);
+    }
+  }
+
+ private:
+  struct Entry {
+    int fd;
+    int refs;
+    std::list<std::string>::iterator lru_pos;
+  };
+  void EvictLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    auto it = lru_.end();
+    while (map_.size() > capacity_ && it != lru_.begin()) {
+      --it;
+      auto m = map_.find(*it);
+      if (m->second.refs > 0) continue;
+      ::close(m->second.fd);
+      map_.erase(m);
+      it = lru_.erase(it);
+    }
+  }
+
+  const size_t capacity_;
+  absl::Mutex mu_;
+  absl::flat_hash_map<std::string, Entry> map_ ABSL_GUARDED_BY(mu_);
+  std::list<std::string> lru_ ABSL_GUARDED_BY(mu_);
+};
+
+class LocalObjectStore : public ObjectStore {
+ public:
+  explicit LocalObjectStore(std::string root) : root_(std::move(root)), fds_(256) {}
+
+  absl::Status Put(const std::string& key, absl::string_view data) override {
+    RETURN_IF_ERROR(ValidateKey(key));
+    std::string path = Path(key);
+    std::string dir = path.substr(0, path.rfind('/'));
+    RETURN_IF_ERROR(EnsureDir(dir));
+    std::string tmp = absl::StrCat(dir, "/.tmp-", ::getpid(), "-", counter_.fetch_add(1));
+    int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    if (fd < 0) return ErrnoError("create", tmp, errno);
+    absl::Status s = WriteAll(fd, data, tmp);
+    if (s.ok() && ::fdatasync(fd) != 0) s = ErrnoError("fsync", tmp, errno);
+    if (::close(fd) != 0 && s.ok()) s = ErrnoError("close", tmp, errno);
+    if (s.ok() && ::rename(tmp.c_str(), path.c_str()) != 0) s = ErrnoError("rename", tmp, errno);
+    if (!s.ok()) {
+      ::unlink(tmp.c_str());
+      return s;
+    }
+    fds_.Forget(path);
+    return FsyncDir(dir);
+  }
+
+  absl::StatusOr<std::string> Get(const std::string& key) override {
+    ASSIGN_OR_RETURN(uint64_t size, Size(key));
+    return GetRange(key, 0, size);
+  }
+
+  absl::StatusOr<std::string> GetRange(const std::string& key, uint64_t offset,
+                                       uint64_t length) override {
+    RETURN_IF_ERROR(ValidateKey(key));
+    std::string path = Path(key);
+    ASSIGN_OR_RETURN(int fd, fds_.Acquire(path));
+    std::string out(length, '\0');
+    size_t done = 0;
+    absl::Status s;
+    while (done < length) {
+      ssize_t n = ::pread(fd, out.data() + done, length - done, static_cast<off_t>(offset + done));
+      if (n < 0) {
+        if (errno == EINTR) continue;
+        s = ErrnoError("read", path, errno);
+        break;
+      }
+      if (n == 0) {
+        s = absl::OutOfRangeError(absl::StrCat("object ", key, " is truncated: wanted ", length,
+                                               " bytes at offset ", offset, ", got ", done));
+        break;
+      }
+      done += static_cast<size_t>(n);
+    }
+    fds_.Release(path);
+    if (!s.ok()) return s;
+    return out;
+  }
+
+  absl::StatusOr<uint64_t> Size(const std::string& key) override {
+    RETURN_IF_ERROR(ValidateKey(key));
+    struct stat st;
+    std::string path = Path(key);
+    if (::stat(path.c_str(), &st) != 0) return ErrnoError("stat", path, errno);
+    return static_cast<uint64_t>(st.st_size);
+  }
+
+  absl::Status Delete(const std::string& key) override {
+    RETURN_IF_ERROR(ValidateKey(key));
+    std::string path = Path(key);
+    fds_.Forget(path);
+    if (::unlink(path.c_str()) != 0 && errno != ENOENT) return ErrnoError("unlink", path, errno);
+    return absl::OkStatus();
+  }
+
+  absl::Status List(const std::string& prefix,
+                    const std::function<void(const std::string&, uint64_t)>& fn) override {
+    std::vector<std::pair<std::string, uint64_t>> out;
+    RETURN_IF_ERROR(Walk("", prefix, &out));
+    std::sort(out.begin(), out.end());
+    for (auto& [k, size] : out) fn(k, size);
+    return absl::OkStatus();
+  }
+
+  std::string Describe() const override { return absl::StrCat("local:", root_); }
+
+ private:
+  std::string Path(const std::string& key) const { return absl::StrCat(root_, "/", key); }
+
+  absl::Status EnsureDir(const std::string& dir) {
+    {
+      absl::MutexLock lock(&mu_);
+      if (known_dirs_.contains(dir)) return absl::OkStatus();
+    }
+    // mkdir -p, then remember it.
+    for (size_t i = root_.size() + 1; i <= dir.size(); ++i) {
+      if (i == dir.size() || dir[i] == '/') {
+        std::string part = dir.substr(0, i);
+        if (::mkdir(part.c_str(), 0755) != 0 && errno != EEXIST) {
+          return ErrnoError("mkdir", part, errno);
+        }
+      }
+    }
+    absl::MutexLock lock(&mu_);
+    known_dirs_.insert(dir);
+    return absl::OkStatus();
+  }
+
+  absl::Status Walk(const std::string& rel, const std::string& prefix,
+                    std::vector<std::pair<std::string, uint64_t>>* out) {
+    std::string dir = rel.empty() ? root_ : Path(rel);
+    DIR* d = ::opendir(dir.c_str());
+    if (d == nullptr) {
+      if (errno == ENOENT) return absl::OkStatus();
+      return ErrnoError("opendir", dir, errno);
+    }
+    std::vector<std::string> subdirs;
+    while (struct dirent* e = ::readdir(d)) {
+      std::string name = e->d_name;
+      if (name == "." || name == ".." || name.rfind(".tmp-", 0) == 0) continue;
+      std::string key = rel.empty() ? name : absl::StrCat(rel, "/", name);
+      struct stat st;
+      if (::stat(Path(key).c_str(), &st) != 0) continue;
+      if (S_ISDIR(st.st_mode)) {
+        // Descend only where the prefix can still match.
+        std::string k = key + "/";
+        if (prefix.compare(0, std::min(prefix.size(), k.size()), k, 0,
+                           std::min(prefix.size(), k.size())) == 0) {
+          subdirs.push_back(key);
+        }
+      } else if (key.compare(0, prefix.size(), prefix) == 0) {
+        out->emplace_back(key, static_cast<uint64_t>(st.st_size));
+      }
+    }
+    ::closedir(d);
+    for (const auto& s : subdirs) RETURN_IF_ERROR(Walk(s, prefix, out));
+    return absl::OkStatus();
+  }
+
+  const std::string root_;
+  std::atomic<uint64_t> counter_{0};
+  FdCache fds_;
+  absl::Mutex mu_;
+  absl::flat_hash_set<std::string> known_dirs_ ABSL_GUARDED_BY(mu_);
+};
+
+}  // namespace
+
+absl::StatusOr<std::unique_ptr<ObjectStore>> OpenLocalObjectStore(const std::string& root) {
+  if (root.empty()) return absl::InvalidArgumentError("object store directory is empty");
+  std::string r = root;
+  while (r.size() > 1 && r.back() == '/') r.pop_back();
+  for (size_t i = 1; i <= r.size(); ++i) {
+    if (i == r.size() || r[i] == '/') {
+      std::string part = r.substr(0, i);
+      if (::mkdir(part.c_str(), 0755) != 0 && errno != EEXIST) {
+        return ErrnoError("mkdir", part, errno);
+      }
+    }
+  }
+  return std::unique_ptr<ObjectStore>(new LocalObjectStore(r));
+}
+
+}  // namespace tusk::pfs

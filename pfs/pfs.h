@@ -1,0 +1,251 @@
+#pragma once
+
+// Pfs: the versioned file system. Repos hold branches; branches point at
+// commits; a commit is an immutable Merkle tree of files plus a record
+// (CommitInfo). Writes go into an open commit (one per branch), staged in the
+// index; FinishCommit applies them to the parent's tree and moves the branch
+// head in one atomic, synced write.
+//
+// Storage: a RocksDB index (Kv) under <data_dir>/index and an ObjectStore (by
+// default a local directory, <data_dir>/objects) holding packs of blobs.
+//
+// Lifecycle: Open() recovers from whatever a crash left (staged writes of open
+// commits are kept; blobs never referenced are harmless). The destructor packs
+// pending blobs and closes the index.
+//
+// Thread safety: every method is thread-safe. Several Uploads may write into
+// the same open commit concurrently.
+
+#include <atomic>
+#include <functional>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "absl/container/flat_hash_map.h"
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
+#include "common/thread_pool.h"
+#include "pfs/blob_store.h"
+#include "pfs/chunker.h"
+#include "pfs/kv.h"
+#include "pfs/object_store.h"
+#include "pfs/tree.h"
+#include "proto/pfs.pb.h"
+
+namespace tusk::pfs {
+
+using v1::BranchInfo;
+using v1::CommitInfo;
+using v1::FileDiff;
+using v1::FileInfo;
+using v1::RepoInfo;
+
+struct PfsOptions {
+  std::string data_dir;
+  // If set, used instead of a local store under data_dir/objects (not owned).
+  ObjectStore* object_store = nullptr;
+  size_t node_cache_bytes = 128 << 20;
+  BlobStoreOptions blobs;
+  ChunkerOptions chunker;
+  int worker_threads = 2;  // hashing and compression of large chunks, read-ahead
+  // Inline blobs are packed in the background once they add up to this much.
+  size_t pack_pending_bytes = 4 << 20;
+};
+
+class Pfs;
+
+// One stream of writes into one commit (a PutFile call). Not thread-safe; use
+// one per stream. Nothing it writes is visible until Close(); an Upload
+// destroyed without Close() leaves no trace (an automatic commit it started is
+// deleted).
+class Upload {
+ public:
+  ~Upload();
+  Upload(const Upload&) = delete;
+  Upload& operator=(const Upload&) = delete;
+
+  // Begins file `path` (replacing it, or appending to it).
+  absl::Status BeginFile(absl::string_view path, bool append);
+  // Content of the current file.
+  absl::Status Write(absl::string_view data);
+  // Ends the current file. `expected_size` is the number of bytes the client
+  // sent; a mismatch means a truncated upload (InvalidArgument), and the file is
+  // not kept.
+  absl::Status EndFile(uint64_t expected_size);
+  // Deletes a file or directory (NotFound if neither exists).
+  absl::Status Delete(absl::string_view path);
+  // Makes the staged writes part of the commit; finishes an automatic commit.
+  absl::StatusOr<CommitInfo> Close();
+
+  const std::string& commit_id() const { return commit_id_; }
+  uint64_t files() const { return files_; }
+  uint64_t bytes() const { return bytes_; }
+  uint64_t new_bytes() const { return writer_->new_bytes(); }
+
+ private:
+  friend class Pfs;
+  Upload(Pfs* pfs, std::string repo, std::string commit_id, Hash parent_root, bool auto_commit);
+  absl::Status SubmitChunk(std::string chunk);
+  absl::Status DrainChunks(size_t keep);
+  absl::Status CheckPut(const std::string& path);
+  absl::StatusOr<std::optional<Entry>> CurrentEntry(const std::string& path);
+  void Abort();
+
+  Pfs* const pfs_;
+  const std::string repo_;
+  const std::string commit_id_;
+  const Hash parent_root_;
+  const bool auto_commit_;
+  bool closed_ = false;
+  std::unique_ptr<BlobWriter> writer_;
+  Chunker chunker_;
+
+  // The current file.
+  bool in_file_ = false;
+  std::string path_;
+  std::vector<ChunkRef> chunks_;
+  uint64_t file_bytes_ = 0;
+  std::string chunk_;  // bytes of the current, unfinished chunk
+  std::deque<std::future<PreparedBlob>> in_flight_;
+
+  // Ops staged by this upload, applied in order at Close.
+  struct Op {
+    std::string path;
+    storage::v1::StagedOp op;
+  };
+  std::vector<Op> ops_;
+  std::map<std::string, size_t> op_index_;  // path -> index into ops_ of its latest op
+  absl::flat_hash_map<std::string, bool> checked_dirs_;
+  uint64_t files_ = 0;
+  uint64_t bytes_ = 0;
+};
+
+class Pfs {
+ public:
+  static absl::StatusOr<std::unique_ptr<Pfs>> Open(const PfsOptions& options);
+  ~Pfs();
+  Pfs(const Pfs&) = delete;
+  Pfs& operator=(const Pfs&) = delete;
+
+  // Repos.
+  absl::StatusOr<RepoInfo> CreateRepo(const std::string& name, const std::string& description);
+  absl::StatusOr<RepoInfo> InspectRepo(const std::string& name);
+  absl::StatusOr<std::vector<RepoInfo>> ListRepo();
+  absl::Status DeleteRepo(const std::string& name, bool force);
+
+  // Branches. CreateBranch with a head ref creates the branch or moves it.
+  absl::StatusOr<BranchInfo> CreateBranch(const std::string& repo, const std::string& branch,
+                                          const std::string& head_ref);
+  absl::StatusOr<BranchInfo> InspectBranch(const std::string& repo, const std::string& branch);
+  absl::StatusOr<std::vector<BranchInfo>> ListBranch(const std::string& repo);
+  absl::Status DeleteBranch(const std::string& repo, const std::string& branch, bool force);
+
+  // Commits.
+  absl::StatusOr<CommitInfo> StartCommit(const std::string& repo, const std::string& branch,
+                                         const std::string& message, v1::Origin origin,
+                                         const std::map<std::string, std::string>& metadata);
+  absl::StatusOr<CommitInfo> FinishCommit(const std::string& repo, const std::string& ref,
+                                          const std::string& message,
+                                          const std::map<std::string, std::string>& metadata);
+  // Resolves a ref (branch: its head; id; with ^ and ~N) to a commit.
+  absl::StatusOr<CommitInfo> InspectCommit(const std::string& repo, const std::string& ref);
+  // Commits newest first: the ancestry of `ref`, or (empty ref) all of the repo's.
+  absl::Status ListCommit(const std::string& repo, const std::string& ref, uint64_t limit,
+                          const std::function<absl::Status(const CommitInfo&)>& fn);
+
+  // Files.
+  // Opens an upload into `ref`: an open commit's id, or a branch (its open
+  // commit, or else a new automatic commit finished at Close).
+  absl::StatusOr<std::unique_ptr<Upload>> BeginUpload(const std::string& repo,
+                                                      const std::string& ref,
+                                                      const std::string& message);
+  absl::StatusOr<FileInfo> InspectFile(const std::string& repo, const std::string& ref,
+                                       const std::string& path);
+  absl::Status ListFile(const std::string& repo, const std::string& ref, const std::string& path,
+                        const std::function<absl::Status(const FileInfo&)>& fn);
+  absl::Status GlobFile(const std::string& repo, const std::string& ref, const std::string& pattern,
+                        const std::function<absl::Status(const FileInfo&)>& fn);
+  // Streams the file at `path`, or every file beneath a directory: on_file for
+  // each file, then on_data for its content in order.
+  absl::Status GetFile(const std::string& repo, const std::string& ref, const std::string& path,
+                       const std::function<absl::Status(const FileInfo&)>& on_file,
+                       const std::function<absl::Status(absl::string_view)>& on_data);
+  absl::StatusOr<CommitInfo> DeleteFile(const std::string& repo, const std::string& ref,
+                                        const std::string& path);
+  // Files that differ between two commits; `old_ref` empty: new's parent.
+  absl::Status DiffCommit(const std::string& repo, const std::string& new_ref,
+                          const std::string& old_ref,
+                          const std::function<absl::Status(const FileDiff&)>& fn);
+  // A new commit on `branch` whose tree equals `to`'s.
+  absl::StatusOr<CommitInfo> Revert(const std::string& repo, const std::string& branch,
+                                    const std::string& to, const std::string& message);
+
+  // Verifies every reachable commit, tree node, chunk list and chunk. Calls
+  // on_problem for each problem found.
+  struct FsckStats {
+    uint64_t commits = 0, nodes = 0, chunks = 0, bytes = 0, problems = 0;
+  };
+  absl::StatusOr<FsckStats> Fsck(const std::function<void(const std::string&)>& on_problem);
+
+  // Moves inline blobs into packs now (normally done in the background).
+  absl::Status PackPending();
+
+  NodeStore* nodes() { return nodes_.get(); }
+  BlobStore* blobs() { return blobs_.get(); }
+  Kv* kv() { return kv_.get(); }
+  ThreadPool* workers() { return workers_.get(); }
+  const PfsOptions& options() const { return options_; }
+
+ private:
+  friend class Upload;
+  explicit Pfs(const PfsOptions& options) : options_(options) {}
+
+  absl::StatusOr<std::optional<RepoInfo>> GetRepo(const std::string& name);
+  absl::StatusOr<std::optional<BranchInfo>> GetBranch(const std::string& repo,
+                                                      const std::string& branch);
+  absl::StatusOr<std::optional<CommitInfo>> GetCommit(const std::string& repo,
+                                                      const std::string& id);
+  absl::StatusOr<CommitInfo> ResolveCommit(const std::string& repo, const std::string& ref);
+  // A finished commit, for reading files.
+  absl::StatusOr<CommitInfo> ResolveForRead(const std::string& repo, const std::string& ref);
+  absl::StatusOr<CommitInfo> StartCommitLocked(const std::string& repo, const std::string& branch,
+                                               const std::string& message, v1::Origin origin,
+                                               const std::map<std::string, std::string>& metadata)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(meta_mu_);
+  absl::StatusOr<CommitInfo> FinishCommitById(const std::string& repo, const std::string& id,
+                                              const std::string& message,
+                                              const std::map<std::string, std::string>& metadata);
+  // Deletes an open commit and its staged writes.
+  absl::Status DropOpenCommit(const std::string& repo, const std::string& id);
+  std::shared_ptr<absl::Mutex> CommitLock(const std::string& id);
+  absl::StatusOr<FileInfo> MakeFileInfo(const std::string& path, const Entry& e,
+                                        const std::string& commit);
+  void PackerLoop();
+
+  const PfsOptions options_;
+  std::unique_ptr<Kv> kv_;
+  std::unique_ptr<ObjectStore> owned_store_;
+  ObjectStore* store_ = nullptr;
+  std::unique_ptr<BlobStore> blobs_;
+  std::unique_ptr<NodeStore> nodes_;
+  std::unique_ptr<ThreadPool> workers_;
+
+  // Serializes changes to repos, branches and commit records.
+  absl::Mutex meta_mu_;
+  // Per open commit: uploads hold it shared while writing their staged ops;
+  // FinishCommit holds it exclusively.
+  absl::Mutex locks_mu_;
+  absl::flat_hash_map<std::string, std::weak_ptr<absl::Mutex>> commit_locks_
+      ABSL_GUARDED_BY(locks_mu_);
+
+  absl::Mutex packer_mu_;
+  bool stopping_ ABSL_GUARDED_BY(packer_mu_) = false;
+  std::thread packer_;
+};
+
+}  // namespace tusk::pfs

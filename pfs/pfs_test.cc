@@ -1,0 +1,196 @@
+#include "pfs/pfs.h"
+
+#include <gtest/gtest.h>
+
+#include "absl/strings/str_cat.h"
+#include "common/status.h"
+#include "pfs/test_env.h"
+
+namespace tusk::pfs {
+namespace {
+
+class PfsTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    PfsOptions opts;
+    opts.data_dir = dir_.path();
+    opts.chunker = ChunkerOptions{1024, 4096, 16384};
+    auto p = Pfs::Open(opts);
+    ASSERT_TRUE(p.ok()) << p.status();
+    pfs_ = std::move(*p);
+    ASSERT_TRUE(pfs_->CreateRepo("data", "test repo").ok());
+  }
+
+  absl::StatusOr<CommitInfo> Put(const std::string& ref,
+                                 const std::vector<std::pair<std::string, std::string>>& files,
+                                 bool append = false) {
+    ASSIGN_OR_RETURN(auto up, pfs_->BeginUpload("data", ref, ""));
+    for (const auto& [path, content] : files) {
+      RETURN_IF_ERROR(up->BeginFile(path, append));
+      RETURN_IF_ERROR(up->Write(content));
+      RETURN_IF_ERROR(up->EndFile(content.size()));
+    }
+    return up->Close();
+  }
+
+  std::string Get(const std::string& ref, const std::string& path) {
+    std::string out;
+    auto s = pfs_->GetFile("data", ref, path, [](const FileInfo&) { return absl::OkStatus(); },
+                           [&](absl::string_view d) {
+                             out.append(d.data(), d.size());
+                             return absl::OkStatus();
+                           });
+    EXPECT_TRUE(s.ok()) << s;
+    return out;
+  }
+
+  TempDir dir_;
+  std::unique_ptr<Pfs> pfs_;
+};
+
+TEST_F(PfsTest, PutGetHistoryDiffRevert) {
+  std::string big(100000, 'x');
+  for (size_t i = 0; i < big.size(); ++i) big[i] = static_cast<char>(i * 2654435761u >> 13);
+  auto c1 = Put("master", {{"/a.txt", "hello"}, {"/dir/b.bin", big}, {"/empty", ""}});
+  ASSERT_TRUE(c1.ok()) << c1.status();
+  EXPECT_EQ(c1->state(), v1::FINISHED);
+  EXPECT_EQ(c1->file_count(), 3u);
+  EXPECT_EQ(c1->size_bytes(), 5 + big.size());
+  EXPECT_EQ(Get("master", "/a.txt"), "hello");
+  EXPECT_EQ(Get("master", "/dir/b.bin"), big);
+  EXPECT_EQ(Get("master", "/empty"), "");
+
+  auto c2 = Put("master", {{"/a.txt", " world"}}, /*append=*/true);
+  ASSERT_TRUE(c2.ok()) << c2.status();
+  EXPECT_EQ(c2->parent(), c1->id());
+  EXPECT_EQ(Get("master", "/a.txt"), "hello world");
+  EXPECT_EQ(Get("master^", "/a.txt"), "hello");
+  EXPECT_EQ(Get(c1->id(), "/a.txt"), "hello");
+
+  auto c3 = pfs_->DeleteFile("data", "master", "/dir");
+  ASSERT_TRUE(c3.ok()) << c3.status();
+  EXPECT_EQ(c3->file_count(), 2u);
+  std::vector<std::string> diffs;
+  ASSERT_TRUE(pfs_->DiffCommit("data", "master", "", [&](const FileDiff& d) {
+                diffs.push_back(absl::StrCat(FileDiff::Change_Name(d.change()), " ", d.path()));
+                return absl::OkStatus();
+              }).ok());
+  EXPECT_EQ(diffs, (std::vector<std::string>{"DELETED /dir/b.bin"}));
+  diffs.clear();
+  ASSERT_TRUE(pfs_->DiffCommit("data", "master", "master~2", [&](const FileDiff& d) {
+                diffs.push_back(absl::StrCat(FileDiff::Change_Name(d.change()), " ", d.path()));
+                return absl::OkStatus();
+              }).ok());
+  EXPECT_EQ(diffs, (std::vector<std::string>{"MODIFIED /a.txt", "DELETED /dir/b.bin"}));
+
+  auto rv = pfs_->Revert("data", "master", c1->id(), "");
+  ASSERT_TRUE(rv.ok()) << rv.status();
+  EXPECT_EQ(rv->root(), c1->root());
+  EXPECT_EQ(Get("master", "/dir/b.bin"), big);
+
+  // History, newest first.
+  std::vector<std::string> ids;
+  ASSERT_TRUE(pfs_->ListCommit("data", "master", 0, [&](const CommitInfo& c) {
+                ids.push_back(c.id());
+                return absl::OkStatus();
+              }).ok());
+  EXPECT_EQ(ids, (std::vector<std::string>{rv->id(), c3->id(), c2->id(), c1->id()}));
+
+  // Branch from an old commit: shares its tree, diverges independently.
+  ASSERT_TRUE(pfs_->CreateBranch("data", "old", c2->id()).ok());
+  auto b1 = Put("old", {{"/new.txt", "on old"}});
+  ASSERT_TRUE(b1.ok());
+  EXPECT_EQ(b1->parent(), c2->id());
+  EXPECT_EQ(Get("old", "/new.txt"), "on old");
+  EXPECT_EQ(Get("old", "/a.txt"), "hello world");
+  auto missing = pfs_->InspectFile("data", "master", "/new.txt");
+  EXPECT_EQ(missing.status().code(), absl::StatusCode::kNotFound);
+
+  auto stats = pfs_->Fsck([](const std::string& p) { ADD_FAILURE() << p; });
+  ASSERT_TRUE(stats.ok());
+  EXPECT_EQ(stats->problems, 0u);
+  EXPECT_GE(stats->commits, 5u);
+}
+
+TEST_F(PfsTest, OpenCommitParallelUploadsAndConflicts) {
+  auto c = pfs_->StartCommit("data", "master", "msg", v1::USER, {});
+  ASSERT_TRUE(c.ok());
+  EXPECT_EQ(pfs_->StartCommit("data", "master", "", v1::USER, {}).status().code(),
+            absl::StatusCode::kFailedPrecondition);
+  auto u1 = pfs_->BeginUpload("data", c->id(), "");
+  auto u2 = pfs_->BeginUpload("data", "master", "");
+  ASSERT_TRUE(u1.ok() && u2.ok());
+  ASSERT_TRUE((*u1)->BeginFile("/x/1", false).ok());
+  ASSERT_TRUE((*u2)->BeginFile("/x/2", false).ok());
+  ASSERT_TRUE((*u1)->Write("one").ok());
+  ASSERT_TRUE((*u2)->Write("two").ok());
+  ASSERT_TRUE((*u1)->EndFile(3).ok());
+  ASSERT_TRUE((*u2)->EndFile(3).ok());
+  // A directory where a file is, and the reverse.
+  EXPECT_EQ((*u1)->BeginFile("/x/1/deeper", false).code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_EQ((*u1)->BeginFile("/x", false).code(), absl::StatusCode::kFailedPrecondition);
+  ASSERT_TRUE((*u1)->Close().ok());
+  ASSERT_TRUE((*u2)->Close().ok());
+  auto f = pfs_->FinishCommit("data", "master", "", {});
+  ASSERT_TRUE(f.ok()) << f.status();
+  EXPECT_EQ(f->file_count(), 2u);
+  EXPECT_EQ(Get("master", "/x/2"), "two");
+  // Writing to a finished commit is an error.
+  auto late = pfs_->BeginUpload("data", c->id(), "");
+  EXPECT_EQ(late.status().code(), absl::StatusCode::kFailedPrecondition);
+}
+
+TEST_F(PfsTest, TruncatedAndAbandonedUploadsLeaveNoTrace) {
+  ASSERT_TRUE(Put("master", {{"/keep", "kept"}}).ok());
+  {
+    auto up = pfs_->BeginUpload("data", "master", "");
+    ASSERT_TRUE(up.ok());
+    ASSERT_TRUE((*up)->BeginFile("/partial", false).ok());
+    ASSERT_TRUE((*up)->Write("abc").ok());
+    auto s = (*up)->EndFile(10);
+    EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument);
+    EXPECT_NE(s.message().find("truncated"), std::string::npos);
+    // Destroyed without Close: the automatic commit disappears.
+  }
+  auto b = pfs_->InspectBranch("data", "master");
+  ASSERT_TRUE(b.ok());
+  EXPECT_TRUE(b->open_commit().empty());
+  EXPECT_EQ(pfs_->InspectFile("data", "master", "/partial").status().code(),
+            absl::StatusCode::kNotFound);
+  int n = 0;
+  ASSERT_TRUE(pfs_->ListCommit("data", "", 0, [&](const CommitInfo&) {
+                n++;
+                return absl::OkStatus();
+              }).ok());
+  EXPECT_EQ(n, 1);
+}
+
+TEST_F(PfsTest, BadInput) {
+  EXPECT_EQ(pfs_->CreateRepo("bad/name", "").status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(pfs_->CreateRepo("data", "").status().code(), absl::StatusCode::kAlreadyExists);
+  EXPECT_EQ(pfs_->InspectRepo("nope").status().code(), absl::StatusCode::kNotFound);
+  EXPECT_EQ(pfs_->InspectCommit("data", "nobranch").status().code(), absl::StatusCode::kNotFound);
+  EXPECT_EQ(pfs_->InspectCommit("data", "0123456789abcdef0123456789abcdef").status().code(),
+            absl::StatusCode::kNotFound);
+  EXPECT_EQ(Put("master", {{"/../etc/passwd", "x"}}).status().code(),
+            absl::StatusCode::kInvalidArgument);
+  ASSERT_TRUE(Put("master", {{"/f", "x"}}).ok());
+  EXPECT_EQ(pfs_->InspectCommit("data", "master~5").status().code(), absl::StatusCode::kNotFound);
+  EXPECT_EQ(pfs_->DeleteFile("data", "master", "/nothing").status().code(),
+            absl::StatusCode::kNotFound);
+}
+
+TEST_F(PfsTest, ReopenKeepsEverything) {
+  auto c = Put("master", {{"/a", "persisted"}});
+  ASSERT_TRUE(c.ok());
+  pfs_.reset();
+  PfsOptions opts;
+  opts.data_dir = dir_.path();
+  auto p = Pfs::Open(opts);
+  ASSERT_TRUE(p.ok()) << p.status();
+  pfs_ = std::move(*p);
+  EXPECT_EQ(Get("master", "/a"), "persisted");
+}
+
+}  // namespace
+}  // namespace tusk::pfs

@@ -1,0 +1,56 @@
+#pragma once
+
+// Names, paths and refs: validation and parsing. All functions are pure and
+// thread-safe; every error is InvalidArgument naming the offending input.
+//
+//   repo name    [A-Za-z0-9_-]{1,63}, not starting with '-'
+//   branch name  [A-Za-z0-9_.-]{1,255}, not starting with '.' or '-', no "..",
+//                and not 32 hex characters (those are commit ids)
+//   commit id    32 lowercase hex characters
+//   ref          BASE followed by any number of '^' (parent) and '~N' (N-th
+//                ancestor), where BASE is a branch name or a commit id
+//   path         '/'-separated components, none of them '.', '..' or empty
+//                after collapsing repeated slashes; normalized to "/a/b"
+//   file spec    REPO[@REF][:PATH]   (REF defaults to "master", PATH to "/")
+
+#include <string>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
+
+namespace tusk::pfs {
+
+inline constexpr char kDefaultBranch[] = "master";
+
+absl::Status ValidateRepoName(absl::string_view name);
+absl::Status ValidateBranchName(absl::string_view name);
+bool IsCommitId(absl::string_view s);
+// A fresh random commit id.
+std::string NewCommitId();
+
+// Returns the normalized absolute form of `path` ("/" for the root).
+absl::StatusOr<std::string> NormalizePath(absl::string_view path);
+// Components of a normalized path ("/" has none).
+std::vector<std::string> SplitPath(absl::string_view normalized);
+// Joins a normalized directory path and a child name.
+std::string JoinPath(absl::string_view dir, absl::string_view name);
+
+struct ParsedRef {
+  std::string base;      // branch name or commit id
+  bool is_commit_id = false;
+  int ancestors = 0;     // how many parent steps to take from base
+};
+absl::StatusOr<ParsedRef> ParseRef(absl::string_view ref);
+
+struct FileSpec {
+  std::string repo;
+  std::string ref;   // defaults to kDefaultBranch
+  std::string path;  // normalized; "/" when absent
+  bool has_ref = false;
+  bool has_path = false;
+};
+absl::StatusOr<FileSpec> ParseFileSpec(absl::string_view spec);
+
+}  // namespace tusk::pfs
