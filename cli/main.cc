@@ -1,0 +1,1096 @@
+// tusk: the command line for tusk. Talks to tuskd over gRPC only.
+
+#include <fcntl.h>
+#include <grpcpp/grpcpp.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <cstring>
+#include <filesystem>
+#include <functional>
+#include <iostream>
+#include <map>
+#include <string>
+#include <vector>
+
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "absl/strings/str_join.h"
+#include "cli/args.h"
+#include "common/grpc_status.h"
+#include "common/version.h"
+#include "google/protobuf/util/json_util.h"
+#include "google/protobuf/util/time_util.h"
+#include "pfs/refs.h"
+#include "proto/pfs.grpc.pb.h"
+
+namespace tusk::cli {
+namespace {
+
+namespace fs = std::filesystem;
+using namespace tusk::pfs::v1;  // NOLINT: the API messages
+
+// Exit codes. Documented in the help text.
+constexpr int kExitOk = 0;
+constexpr int kExitError = 1;
+constexpr int kExitUsage = 2;
+constexpr int kExitNotFound = 3;
+constexpr int kExitConflict = 4;
+constexpr int kExitUnavailable = 5;
+constexpr int kExitCorrupt = 6;
+
+constexpr char kMainHelp[] = R"(tusk: command line for tusk, a versioned data lake
+
+Usage: tusk COMMAND [ARGS] [--address HOST:PORT] [--json]
+
+Repos and branches:
+  create repo NAME [--description D]      list repo      inspect repo NAME
+  delete repo NAME [--force]
+  create branch REPO@BRANCH [--head REF]  list branch REPO
+  inspect branch REPO@BRANCH              delete branch REPO@BRANCH [--force]
+Commits:
+  start commit REPO@BRANCH [-m MSG]       (prints the new commit's id)
+  finish commit REPO@BRANCH|REPO@ID [-m MSG]
+  list commit REPO[@REF] [-n N]           (newest first)
+  inspect commit REPO@REF
+  diff commit REPO@NEW [REPO@OLD]         (OLD defaults to NEW's parent)
+  revert REPO@BRANCH --to REF [-m MSG]    (new commit whose tree equals REF's)
+Files:
+  put file REPO@REF[:/PATH] -f LOCAL|- [-r] [--append] [-m MSG]
+  get file REPO@REF:/PATH [-o OUT]        (a directory needs -o DIR)
+  list file REPO@REF[:/DIR]               glob file REPO@REF:PATTERN
+  inspect file REPO@REF:/PATH             delete file REPO@REF:/PATH
+Admin:
+  fsck                                    (verify every reachable chunk, node and commit)
+  version
+
+REF is a branch, a 32-hex-character commit id, or either followed by ^ (parent)
+or ~N (N-th ancestor). A put or delete on a branch without an open commit makes
+one commit around it; 'put file -r' of a directory is one commit.
+
+Global flags:
+  --address HOST:PORT   tuskd address (default: $TUSK_ADDRESS, else 127.0.0.1:1650)
+  --json                print the API's messages as JSON, one per line
+  -h, --help            help for tusk or for one command
+
+Exit codes: 0 ok, 1 error, 2 bad usage, 3 not found, 4 conflict (exists, open or
+finished commit, file/directory clash), 5 tuskd unreachable, 6 corrupt data (fsck).
+)";
+
+const std::map<std::string, std::string> kCommandHelp = {
+    {"create repo", "tusk create repo NAME [--description D]\n  Creates a repo with a 'master' branch.\n"},
+    {"list repo", "tusk list repo\n  Lists repos with their size (head of master) and description.\n"},
+    {"inspect repo", "tusk inspect repo NAME\n  Shows a repo's details and branches.\n"},
+    {"delete repo", "tusk delete repo NAME [--force]\n  Deletes a repo. --force also discards open commits.\n"},
+    {"create branch",
+     "tusk create branch REPO@BRANCH [--head REF]\n  Creates a branch, or moves it to REF "
+     "(it must have no open commit).\n  A branch from an old commit shares all of its data.\n"},
+    {"list branch", "tusk list branch REPO\n"},
+    {"inspect branch", "tusk inspect branch REPO@BRANCH\n"},
+    {"delete branch", "tusk delete branch REPO@BRANCH [--force]\n  Commits stay reachable by id.\n"},
+    {"start commit",
+     "tusk start commit REPO@BRANCH [-m MSG]\n  Opens a commit on the branch (one per branch) and "
+     "prints its id.\n  Writes to REPO@BRANCH or REPO@ID go into it until 'finish commit'.\n"},
+    {"finish commit",
+     "tusk finish commit REPO@BRANCH|REPO@ID [-m MSG]\n  Applies the commit's writes and moves the "
+     "branch head, atomically and durably.\n"},
+    {"list commit", "tusk list commit REPO[@REF] [-n N]\n  History of REF (with the branch's open "
+                    "commit first), or every commit of the repo; newest first.\n"},
+    {"inspect commit", "tusk inspect commit REPO@REF\n"},
+    {"diff commit",
+     "tusk diff commit REPO@NEW [REPO@OLD]\n  Files added (+), modified (~) and deleted (-) "
+     "between OLD (default: NEW's parent) and NEW.\n"},
+    {"revert", "tusk revert REPO@BRANCH --to REF [-m MSG]\n  Makes a new commit on BRANCH whose "
+               "files equal REF's. History is kept.\n"},
+    {"put file",
+     "tusk put file REPO@REF[:/PATH] -f LOCAL|- [-r] [--append] [-m MSG]\n"
+     "  Uploads a local file (or stdin with -f -) to PATH (default: /NAME of the local file).\n"
+     "  -r uploads a directory tree beneath PATH (default /) in one commit.\n"
+     "  --append adds to the end of an existing file. REF is a branch or an open commit id.\n"},
+    {"get file",
+     "tusk get file REPO@REF:/PATH [-o OUT]\n  Writes a file to stdout or OUT; a directory's tree "
+     "is written beneath directory OUT.\n"},
+    {"list file", "tusk list file REPO@REF[:/DIR]\n"},
+    {"glob file", "tusk glob file REPO@REF:PATTERN\n  PATTERN: * ? [abc] {a,b} within a path "
+                  "component, ** across components.\n"},
+    {"inspect file", "tusk inspect file REPO@REF:/PATH\n"},
+    {"delete file", "tusk delete file REPO@REF:/PATH\n  Deletes a file or a directory tree.\n"},
+    {"fsck", "tusk fsck\n  Reads and verifies every reachable commit, tree node, chunk list and "
+             "chunk. Exit 6 if anything is wrong.\n"},
+    {"version", "tusk version\n  Prints the client's and the server's version.\n"},
+};
+
+int ExitCodeFor(const absl::Status& s) {
+  switch (s.code()) {
+    case absl::StatusCode::kOk:
+      return kExitOk;
+    case absl::StatusCode::kInvalidArgument:
+    case absl::StatusCode::kOutOfRange:
+      return kExitError;
+    case absl::StatusCode::kNotFound:
+      return kExitNotFound;
+    case absl::StatusCode::kAlreadyExists:
+    case absl::StatusCode::kFailedPrecondition:
+    case absl::StatusCode::kAborted:
+      return kExitConflict;
+    case absl::StatusCode::kUnavailable:
+    case absl::StatusCode::kDeadlineExceeded:
+      return kExitUnavailable;
+    case absl::StatusCode::kDataLoss:
+      return kExitCorrupt;
+    default:
+      return kExitError;
+  }
+}
+
+std::string HumanBytes(uint64_t n) {
+  const char* units[] = {"B", "KiB", "MiB", "GiB", "TiB"};
+  double v = static_cast<double>(n);
+  int u = 0;
+  while (v >= 1024 && u < 4) {
+    v /= 1024;
+    ++u;
+  }
+  return u == 0 ? absl::StrCat(n, " B") : absl::StrFormat("%.1f %s", v, units[u]);
+}
+
+std::string Time(const google::protobuf::Timestamp& t) {
+  if (t.seconds() == 0 && t.nanos() == 0) return "-";
+  time_t secs = static_cast<time_t>(t.seconds());
+  struct tm tm;
+  gmtime_r(&secs, &tm);
+  char buf[32];
+  strftime(buf, sizeof(buf), "%Y-%m-%d %H:%M:%S", &tm);
+  return buf;
+}
+
+std::string Short(const std::string& id) { return id.empty() ? "-" : id; }
+
+// Prints rows as aligned columns.
+class Table {
+ public:
+  explicit Table(std::vector<std::string> header) { rows_.push_back(std::move(header)); }
+  void Add(std::vector<std::string> row) { rows_.push_back(std::move(row)); }
+  void Print() const {
+    std::vector<size_t> width;
+    for (const auto& r : rows_) {
+      for (size_t i = 0; i < r.size(); ++i) {
+        if (width.size() <= i) width.push_back(0);
+        width[i] = std::max(width[i], r[i].size());
+      }
+    }
+    for (const auto& r : rows_) {
+      std::string line;
+      for (size_t i = 0; i < r.size(); ++i) {
+        line += r[i];
+        if (i + 1 < r.size()) line += std::string(width[i] - r[i].size() + 2, ' ');
+      }
+      std::cout << line << "\n";
+    }
+  }
+
+ private:
+  std::vector<std::vector<std::string>> rows_;
+};
+
+// Progress on a terminal: bytes, files, rate, ETA. Quiet when stderr is not a tty.
+class Progress {
+ public:
+  Progress(std::string verb, uint64_t total_bytes, uint64_t total_files)
+      : verb_(std::move(verb)),
+        total_bytes_(total_bytes),
+        total_files_(total_files),
+        enabled_(::isatty(STDERR_FILENO) == 1),
+        start_(std::chrono::steady_clock::now()) {}
+  void Add(uint64_t bytes, uint64_t files) {
+    bytes_ += bytes;
+    files_ += files;
+    if (!enabled_) return;
+    auto now = std::chrono::steady_clock::now();
+    if (now - last_ < std::chrono::milliseconds(200)) return;
+    last_ = now;
+    Draw(false);
+  }
+  void Done() {
+    if (enabled_ && drawn_) Draw(true);
+  }
+
+ private:
+  void Draw(bool final) {
+    drawn_ = true;
+    double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - start_).count();
+    double rate = secs > 0 ? bytes_ / secs : 0;
+    std::string line = absl::StrCat(verb_, " ", HumanBytes(bytes_));
+    if (total_bytes_ > 0) absl::StrAppend(&line, " / ", HumanBytes(total_bytes_));
+    absl::StrAppend(&line, "  ", files_);
+    if (total_files_ > 0) absl::StrAppend(&line, "/", total_files_);
+    absl::StrAppend(&line, " files  ", HumanBytes(static_cast<uint64_t>(rate)), "/s");
+    if (!final && total_bytes_ > bytes_ && rate > 0) {
+      absl::StrAppend(&line, "  ETA ", static_cast<int>((total_bytes_ - bytes_) / rate), "s");
+    }
+    std::cerr << "\r\033[K" << line << (final ? "\n" : "") << std::flush;
+  }
+
+  std::string verb_;
+  uint64_t total_bytes_, total_files_;
+  uint64_t bytes_ = 0, files_ = 0;
+  bool enabled_;
+  bool drawn_ = false;
+  std::chrono::steady_clock::time_point start_, last_;
+};
+
+class Cli {
+ public:
+  Cli(const Args& args, std::unique_ptr<API::Stub> stub) : args_(args), stub_(std::move(stub)) {
+    json_ = args.Has("--json");
+  }
+
+  int Run(const std::string& command) {
+    static const std::map<std::string, int (Cli::*)()> kCommands = {
+        {"version", &Cli::Version},
+        {"create repo", &Cli::CreateRepo},
+        {"list repo", &Cli::ListRepo},
+        {"inspect repo", &Cli::InspectRepo},
+        {"delete repo", &Cli::DeleteRepo},
+        {"create branch", &Cli::CreateBranch},
+        {"list branch", &Cli::ListBranch},
+        {"inspect branch", &Cli::InspectBranch},
+        {"delete branch", &Cli::DeleteBranch},
+        {"start commit", &Cli::StartCommit},
+        {"finish commit", &Cli::FinishCommit},
+        {"list commit", &Cli::ListCommit},
+        {"inspect commit", &Cli::InspectCommit},
+        {"diff commit", &Cli::DiffCommit},
+        {"revert", &Cli::Revert},
+        {"put file", &Cli::PutFile},
+        {"get file", &Cli::GetFile},
+        {"list file", &Cli::ListFile},
+        {"glob file", &Cli::GlobFile},
+        {"inspect file", &Cli::InspectFile},
+        {"delete file", &Cli::DeleteFile},
+        {"fsck", &Cli::Fsck},
+    };
+    auto it = kCommands.find(command);
+    if (it == kCommands.end()) return UsageError("unknown command '" + command + "'");
+    return (this->*(it->second))();
+  }
+
+  static int UsageError(const std::string& msg) {
+    std::cerr << "tusk: " << msg << "\nRun 'tusk --help' for usage.\n";
+    return kExitUsage;
+  }
+
+ private:
+  // --- helpers ------------------------------------------------------------
+
+  int Fail(const absl::Status& s) {
+    std::cerr << "tusk: " << absl::StatusCodeToString(s.code()) << ": " << s.message() << "\n";
+    if (s.code() == absl::StatusCode::kUnavailable) {
+      std::cerr << "tusk: is tuskd running at " << address_ << "? (set --address or TUSK_ADDRESS)\n";
+    }
+    return ExitCodeFor(s);
+  }
+  int Fail(const grpc::Status& s) { return Fail(FromGrpcStatus(s)); }
+
+  void PrintJson(const google::protobuf::Message& m) {
+    google::protobuf::util::JsonPrintOptions opts;
+    opts.always_print_primitive_fields = true;
+    opts.preserve_proto_field_names = true;
+    std::string out;
+    // Serializing a valid message to JSON cannot fail; nothing to report if it did.
+    (void)google::protobuf::util::MessageToJsonString(m, &out, opts);
+    std::cout << out << "\n";
+  }
+
+  bool NeedPositional(size_t n, const std::string& what) {
+    if (args_.positional.size() < n) {
+      UsageError("missing " + what);
+      return false;
+    }
+    if (args_.positional.size() > n) {
+      UsageError("unexpected argument '" + args_.positional[n] + "'");
+      return false;
+    }
+    return true;
+  }
+
+  absl::StatusOr<pfs::FileSpec> Spec(size_t i) {
+    auto s = pfs::ParseFileSpec(args_.positional[i]);
+    if (!s.ok()) return s.status();
+    return *s;
+  }
+
+  std::unique_ptr<grpc::ClientContext> Ctx() { return std::make_unique<grpc::ClientContext>(); }
+
+  void PrintCommit(const CommitInfo& c) {
+    if (json_) return PrintJson(c);
+    std::cout << "Commit: " << c.repo() << "@" << c.id() << "\n"
+              << "Branch: " << c.branch() << "\n"
+              << "Parent: " << Short(c.parent()) << "\n"
+              << "State: " << CommitState_Name(c.state()) << "\n"
+              << "Origin: " << Origin_Name(c.origin()) << "\n"
+              << "Started: " << Time(c.started()) << "\n"
+              << "Finished: " << Time(c.finished()) << "\n"
+              << "Size: " << HumanBytes(c.size_bytes()) << " in " << c.file_count() << " files\n"
+              << "Root: " << Short(c.root()) << "\n"
+              << "Message: " << c.message() << "\n";
+    for (const auto& [k, v] : c.metadata()) std::cout << "Metadata: " << k << "=" << v << "\n";
+  }
+
+  // --- commands -----------------------------------------------------------
+
+  int Version() {
+    VersionResponse v;
+    auto ctx = Ctx();
+    ctx->set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(5));
+    grpc::Status s = stub_->Version(ctx.get(), VersionRequest(), &v);
+    if (json_) {
+      VersionResponse client;
+      client.set_version(kTuskVersion);
+      client.set_api("tusk.pfs.v1");
+      std::cout << "{\"client\":";
+      PrintJson(client);
+      if (s.ok()) {
+        std::cout << ",\"server\":";
+        PrintJson(v);
+      }
+      std::cout << "}\n";
+    } else {
+      std::cout << "tusk " << kTuskVersion << "\n";
+      if (s.ok()) std::cout << "tuskd " << v.version() << " (" << address_ << ")\n";
+    }
+    if (!s.ok()) return Fail(s);
+    return kExitOk;
+  }
+
+  int CreateRepo() {
+    if (!NeedPositional(1, "repo name")) return kExitUsage;
+    CreateRepoRequest req;
+    req.set_name(args_.positional[0]);
+    req.set_description(args_.Get("--description"));
+    RepoInfo r;
+    auto ctx = Ctx();
+    grpc::Status s = stub_->CreateRepo(ctx.get(), req, &r);
+    if (!s.ok()) return Fail(s);
+    if (json_) {
+      PrintJson(r);
+    } else {
+      std::cout << "created repo " << r.name() << "\n";
+    }
+    return kExitOk;
+  }
+
+  int ListRepo() {
+    if (!NeedPositional(0, "")) return kExitUsage;
+    ListRepoResponse resp;
+    auto ctx = Ctx();
+    grpc::Status s = stub_->ListRepo(ctx.get(), ListRepoRequest(), &resp);
+    if (!s.ok()) return Fail(s);
+    if (json_) {
+      for (const auto& r : resp.repos()) PrintJson(r);
+      return kExitOk;
+    }
+    Table t({"NAME", "CREATED", "SIZE (MASTER)", "DESCRIPTION"});
+    for (const auto& r : resp.repos()) {
+      t.Add({r.name(), Time(r.created()), HumanBytes(r.size_bytes()), r.description()});
+    }
+    t.Print();
+    return kExitOk;
+  }
+
+  int InspectRepo() {
+    if (!NeedPositional(1, "repo name")) return kExitUsage;
+    InspectRepoRequest req;
+    req.set_name(args_.positional[0]);
+    RepoInfo r;
+    auto ctx = Ctx();
+    grpc::Status s = stub_->InspectRepo(ctx.get(), req, &r);
+    if (!s.ok()) return Fail(s);
+    if (json_) {
+      PrintJson(r);
+    } else {
+      std::cout << "Name: " << r.name() << "\nDescription: " << r.description()
+                << "\nCreated: " << Time(r.created()) << "\nSize of master: "
+                << HumanBytes(r.size_bytes()) << "\nBranches: " << absl::StrJoin(r.branches(), ", ")
+                << "\n";
+    }
+    return kExitOk;
+  }
+
+  int DeleteRepo() {
+    if (!NeedPositional(1, "repo name")) return kExitUsage;
+    DeleteRepoRequest req;
+    req.set_name(args_.positional[0]);
+    req.set_force(args_.Has("--force"));
+    DeleteRepoResponse resp;
+    auto ctx = Ctx();
+    grpc::Status s = stub_->DeleteRepo(ctx.get(), req, &resp);
+    if (!s.ok()) return Fail(s);
+    if (json_) {
+      PrintJson(resp);
+    } else {
+      std::cout << "deleted repo " << req.name() << "\n";
+    }
+    return kExitOk;
+  }
+
+  absl::StatusOr<pfs::FileSpec> BranchSpec() {
+    auto spec = Spec(0);
+    if (!spec.ok()) return spec.status();
+    if (!spec->has_ref) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("'", args_.positional[0], "' needs a branch: REPO@BRANCH"));
+    }
+    if (spec->has_path) {
+      return absl::InvalidArgumentError(absl::StrCat("'", args_.positional[0], "' has a path; expected REPO@BRANCH"));
+    }
+    return spec;
+  }
+
+  int CreateBranch() {
+    if (!NeedPositional(1, "REPO@BRANCH")) return kExitUsage;
+    auto spec = BranchSpec();
+    if (!spec.ok()) return Fail(spec.status());
+    CreateBranchRequest req;
+    req.set_repo(spec->repo);
+    req.set_branch(spec->ref);
+    req.set_head(args_.Get("--head"));
+    BranchInfo b;
+    auto ctx = Ctx();
+    grpc::Status s = stub_->CreateBranch(ctx.get(), req, &b);
+    if (!s.ok()) return Fail(s);
+    if (json_) {
+      PrintJson(b);
+    } else {
+      std::cout << "branch " << b.repo() << "@" << b.name() << " -> " << Short(b.head()) << "\n";
+    }
+    return kExitOk;
+  }
+
+  int ListBranch() {
+    if (!NeedPositional(1, "repo name")) return kExitUsage;
+    ListBranchRequest req;
+    req.set_repo(args_.positional[0]);
+    ListBranchResponse resp;
+    auto ctx = Ctx();
+    grpc::Status s = stub_->ListBranch(ctx.get(), req, &resp);
+    if (!s.ok()) return Fail(s);
+    if (json_) {
+      for (const auto& b : resp.branches()) PrintJson(b);
+      return kExitOk;
+    }
+    Table t({"BRANCH", "HEAD", "OPEN COMMIT"});
+    for (const auto& b : resp.branches()) t.Add({b.name(), Short(b.head()), Short(b.open_commit())});
+    t.Print();
+    return kExitOk;
+  }
+
+  int InspectBranch() {
+    if (!NeedPositional(1, "REPO@BRANCH")) return kExitUsage;
+    auto spec = BranchSpec();
+    if (!spec.ok()) return Fail(spec.status());
+    InspectBranchRequest req;
+    req.set_repo(spec->repo);
+    req.set_branch(spec->ref);
+    BranchInfo b;
+    auto ctx = Ctx();
+    grpc::Status s = stub_->InspectBranch(ctx.get(), req, &b);
+    if (!s.ok()) return Fail(s);
+    if (json_) {
+      PrintJson(b);
+    } else {
+      std::cout << "Branch: " << b.repo() << "@" << b.name() << "\nHead: " << Short(b.head())
+                << "\nOpen commit: " << Short(b.open_commit()) << "\nCreated: " << Time(b.created())
+                << "\n";
+    }
+    return kExitOk;
+  }
+
+  int DeleteBranch() {
+    if (!NeedPositional(1, "REPO@BRANCH")) return kExitUsage;
+    auto spec = BranchSpec();
+    if (!spec.ok()) return Fail(spec.status());
+    DeleteBranchRequest req;
+    req.set_repo(spec->repo);
+    req.set_branch(spec->ref);
+    req.set_force(args_.Has("--force"));
+    DeleteBranchResponse resp;
+    auto ctx = Ctx();
+    grpc::Status s = stub_->DeleteBranch(ctx.get(), req, &resp);
+    if (!s.ok()) return Fail(s);
+    if (json_) {
+      PrintJson(resp);
+    } else {
+      std::cout << "deleted branch " << spec->repo << "@" << spec->ref << "\n";
+    }
+    return kExitOk;
+  }
+
+  int StartCommit() {
+    if (!NeedPositional(1, "REPO@BRANCH")) return kExitUsage;
+    auto spec = Spec(0);
+    if (!spec.ok()) return Fail(spec.status());
+    StartCommitRequest req;
+    req.set_repo(spec->repo);
+    req.set_branch(spec->ref);
+    req.set_message(args_.Get("-m"));
+    req.set_origin(USER);
+    CommitInfo c;
+    auto ctx = Ctx();
+    grpc::Status s = stub_->StartCommit(ctx.get(), req, &c);
+    if (!s.ok()) return Fail(s);
+    if (json_) {
+      PrintJson(c);
+    } else {
+      std::cout << c.id() << "\n";
+    }
+    return kExitOk;
+  }
+
+  int FinishCommit() {
+    if (!NeedPositional(1, "REPO@BRANCH or REPO@ID")) return kExitUsage;
+    auto spec = Spec(0);
+    if (!spec.ok()) return Fail(spec.status());
+    FinishCommitRequest req;
+    req.set_repo(spec->repo);
+    req.set_ref(spec->ref);
+    req.set_message(args_.Get("-m"));
+    CommitInfo c;
+    auto ctx = Ctx();
+    grpc::Status s = stub_->FinishCommit(ctx.get(), req, &c);
+    if (!s.ok()) return Fail(s);
+    if (json_) {
+      PrintJson(c);
+    } else {
+      std::cout << "finished commit " << c.repo() << "@" << c.id() << " (" << c.file_count()
+                << " files, " << HumanBytes(c.size_bytes()) << ")\n";
+    }
+    return kExitOk;
+  }
+
+  int ListCommit() {
+    if (!NeedPositional(1, "REPO[@REF]")) return kExitUsage;
+    auto spec = Spec(0);
+    if (!spec.ok()) return Fail(spec.status());
+    ListCommitRequest req;
+    req.set_repo(spec->repo);
+    if (spec->has_ref) req.set_ref(spec->ref);
+    if (args_.Has("-n")) {
+      uint64_t n = 0;
+      if (!absl::SimpleAtoi(args_.Get("-n"), &n)) return UsageError("-n needs a number");
+      req.set_limit(n);
+    }
+    auto ctx = Ctx();
+    auto reader = stub_->ListCommit(ctx.get(), req);
+    CommitInfo c;
+    Table t({"ID", "BRANCH", "STATE", "STARTED", "SIZE", "FILES", "MESSAGE"});
+    while (reader->Read(&c)) {
+      if (json_) {
+        PrintJson(c);
+      } else {
+        t.Add({c.id(), c.branch(), CommitState_Name(c.state()), Time(c.started()),
+               HumanBytes(c.size_bytes()), absl::StrCat(c.file_count()), c.message()});
+      }
+    }
+    grpc::Status s = reader->Finish();
+    if (!s.ok()) return Fail(s);
+    if (!json_) t.Print();
+    return kExitOk;
+  }
+
+  int InspectCommit() {
+    if (!NeedPositional(1, "REPO@REF")) return kExitUsage;
+    auto spec = Spec(0);
+    if (!spec.ok()) return Fail(spec.status());
+    InspectCommitRequest req;
+    req.set_repo(spec->repo);
+    req.set_ref(spec->ref);
+    CommitInfo c;
+    auto ctx = Ctx();
+    grpc::Status s = stub_->InspectCommit(ctx.get(), req, &c);
+    if (!s.ok()) return Fail(s);
+    PrintCommit(c);
+    return kExitOk;
+  }
+
+  int DiffCommit() {
+    if (args_.positional.empty() || args_.positional.size() > 2) {
+      return UsageError("diff commit takes REPO@NEW [REPO@OLD]");
+    }
+    auto spec = Spec(0);
+    if (!spec.ok()) return Fail(spec.status());
+    DiffCommitRequest req;
+    req.set_repo(spec->repo);
+    req.set_new_ref(spec->ref);
+    if (args_.positional.size() == 2) {
+      auto old = Spec(1);
+      if (!old.ok()) return Fail(old.status());
+      if (old->repo != spec->repo) return UsageError("diff commit compares commits of one repo");
+      req.set_old_ref(old->ref);
+    }
+    auto ctx = Ctx();
+    auto reader = stub_->DiffCommit(ctx.get(), req);
+    FileDiff d;
+    while (reader->Read(&d)) {
+      if (json_) {
+        PrintJson(d);
+        continue;
+      }
+      switch (d.change()) {
+        case FileDiff::ADDED:
+          std::cout << "+ " << d.path() << " (" << HumanBytes(d.new_size()) << ")\n";
+          break;
+        case FileDiff::DELETED:
+          std::cout << "- " << d.path() << " (" << HumanBytes(d.old_size()) << ")\n";
+          break;
+        default:
+          std::cout << "~ " << d.path() << " (" << HumanBytes(d.old_size()) << " -> "
+                    << HumanBytes(d.new_size()) << ")\n";
+      }
+    }
+    grpc::Status s = reader->Finish();
+    if (!s.ok()) return Fail(s);
+    return kExitOk;
+  }
+
+  int Revert() {
+    if (!NeedPositional(1, "REPO@BRANCH")) return kExitUsage;
+    if (!args_.Has("--to")) return UsageError("revert needs --to REF");
+    auto spec = BranchSpec();
+    if (!spec.ok()) return Fail(spec.status());
+    RevertRequest req;
+    req.set_repo(spec->repo);
+    req.set_branch(spec->ref);
+    std::string to = args_.Get("--to");
+    // Accept both REF and REPO@REF.
+    if (size_t at = to.find('@'); at != std::string::npos) {
+      if (to.substr(0, at) != spec->repo) return UsageError("--to must name a commit of the same repo");
+      to = to.substr(at + 1);
+    }
+    req.set_to(to);
+    req.set_message(args_.Get("-m"));
+    CommitInfo c;
+    auto ctx = Ctx();
+    grpc::Status s = stub_->Revert(ctx.get(), req, &c);
+    if (!s.ok()) return Fail(s);
+    if (json_) {
+      PrintJson(c);
+    } else {
+      std::cout << "reverted " << c.repo() << "@" << c.branch() << " to " << to << " in commit "
+                << c.id() << "\n";
+    }
+    return kExitOk;
+  }
+
+  // Sends one local file (or stdin) as `dest` on the stream.
+  absl::Status SendFile(grpc::ClientWriter<PutFileRequest>* writer, PutFileRequest* first,
+                        int fd, const std::string& dest, bool append, Progress* progress) {
+    static constexpr size_t kBlock = 1 << 20;
+    std::string buf(kBlock, '\0');
+    PutFileRequest msg;
+    if (first) msg = *first;
+    msg.set_path(dest);
+    msg.set_append(append);
+    uint64_t total = 0;
+    while (true) {
+      size_t filled = 0;
+      bool eof = false;
+      while (filled < kBlock) {
+        ssize_t n = ::read(fd, buf.data() + filled, kBlock - filled);
+        if (n < 0) {
+          if (errno == EINTR) continue;
+          return absl::InternalError(absl::StrCat("reading local data for ", dest, ": ", std::strerror(errno)));
+        }
+        if (n == 0) {
+          eof = true;
+          break;
+        }
+        filled += static_cast<size_t>(n);
+      }
+      total += filled;
+      msg.set_data(buf.data(), filled);
+      if (eof) {
+        msg.set_eof(true);
+        msg.set_size(total);
+      }
+      if (!writer->Write(msg)) return absl::UnavailableError("the server closed the upload stream");
+      progress->Add(filled, eof ? 1 : 0);
+      if (eof) return absl::OkStatus();
+      msg.Clear();
+    }
+  }
+
+  int PutFile() {
+    if (!NeedPositional(1, "REPO@REF[:/PATH]")) return kExitUsage;
+    auto spec = Spec(0);
+    if (!spec.ok()) return Fail(spec.status());
+    if (!args_.Has("-f")) return UsageError("put file needs -f LOCAL (or -f - for stdin)");
+    std::string local = args_.Get("-f");
+    bool recursive = args_.Has("-r");
+    bool append = args_.Has("--append");
+    bool dest_is_dir = !args_.positional[0].empty() && args_.positional[0].back() == '/';
+
+    // What to send: (local path, destination path) pairs.
+    std::vector<std::pair<std::string, std::string>> files;
+    uint64_t total_bytes = 0;
+    if (local == "-") {
+      if (!spec->has_path || spec->path == "/") {
+        return UsageError("put file from stdin needs a destination path: REPO@REF:/PATH");
+      }
+      files.push_back({"-", spec->path});
+    } else {
+      std::error_code ec;
+      auto status = fs::status(local, ec);
+      if (ec || !fs::exists(status)) {
+        return Fail(absl::NotFoundError(absl::StrCat("local path ", local, " does not exist")));
+      }
+      if (fs::is_directory(status)) {
+        if (!recursive) return UsageError(local + " is a directory; use -r to upload it");
+        std::string base = spec->has_path ? spec->path : "/";
+        std::vector<std::pair<std::string, std::string>> found;
+        for (auto it = fs::recursive_directory_iterator(local, ec); !ec && it != fs::recursive_directory_iterator();
+             it.increment(ec)) {
+          if (!it->is_regular_file(ec)) continue;
+          std::string rel = fs::relative(it->path(), local, ec).generic_string();
+          found.push_back({it->path().string(), pfs::JoinPath(base, rel)});
+          total_bytes += it->file_size(ec);
+        }
+        if (ec) return Fail(absl::InternalError(absl::StrCat("walking ", local, ": ", ec.message())));
+        std::sort(found.begin(), found.end(),
+                  [](const auto& a, const auto& b) { return a.second < b.second; });
+        files = std::move(found);
+      } else {
+        std::string dest = spec->path;
+        if (!spec->has_path || dest == "/" || dest_is_dir) {
+          dest = pfs::JoinPath(spec->has_path ? spec->path : "/", fs::path(local).filename().string());
+        }
+        files.push_back({local, dest});
+        total_bytes = fs::file_size(local, ec);
+      }
+    }
+
+    PutFileRequest first;
+    first.set_repo(spec->repo);
+    first.set_ref(spec->ref);
+    first.set_message(args_.Get("-m"));
+    PutFileResponse resp;
+    auto ctx = Ctx();
+    auto writer = stub_->PutFile(ctx.get(), &resp);
+    Progress progress("uploading", total_bytes, files.size());
+    absl::Status status;
+    bool first_sent = false;
+    for (const auto& [src, dest] : files) {
+      int fd = src == "-" ? STDIN_FILENO : ::open(src.c_str(), O_RDONLY | O_CLOEXEC);
+      if (fd < 0) {
+        status = absl::NotFoundError(absl::StrCat("cannot open ", src, ": ", std::strerror(errno)));
+        break;
+      }
+      status = SendFile(writer.get(), first_sent ? nullptr : &first, fd, dest, append, &progress);
+      first_sent = true;
+      if (fd != STDIN_FILENO) ::close(fd);
+      if (!status.ok()) break;
+    }
+    if (status.ok()) {
+      PutFileRequest close = first_sent ? PutFileRequest() : first;
+      close.set_close(true);
+      writer->Write(close);  // A failure shows in Finish().
+      writer->WritesDone();
+    } else {
+      // Interrupt the stream: the server keeps nothing of it.
+      ctx->TryCancel();
+    }
+    grpc::Status s = writer->Finish();
+    progress.Done();
+    if (!status.ok() && status.code() != absl::StatusCode::kUnavailable) return Fail(status);
+    if (!s.ok()) return Fail(s);
+    if (!status.ok()) return Fail(status);
+    if (json_) {
+      PrintJson(resp);
+    } else {
+      std::cout << "put " << resp.files() << " files (" << HumanBytes(resp.bytes()) << ", "
+                << HumanBytes(resp.new_bytes()) << " new) into " << resp.commit().repo() << "@"
+                << resp.commit().id()
+                << (resp.commit().state() == FINISHED ? "" : " (open)") << "\n";
+    }
+    return kExitOk;
+  }
+
+  int GetFile() {
+    if (!NeedPositional(1, "REPO@REF:/PATH")) return kExitUsage;
+    auto spec = Spec(0);
+    if (!spec.ok()) return Fail(spec.status());
+    std::string out = args_.Get("-o");
+    GetFileRequest req;
+    req.set_repo(spec->repo);
+    req.set_ref(spec->ref);
+    req.set_path(spec->path);
+    auto ctx = Ctx();
+    auto reader = stub_->GetFile(ctx.get(), req);
+    GetFileResponse msg;
+    int fd = -1;
+    bool to_stdout = out.empty() || out == "-";
+    absl::Status status;
+    uint64_t files = 0, bytes = 0;
+    std::unique_ptr<Progress> progress;
+    std::error_code ec;
+    bool out_is_dir = !to_stdout && fs::is_directory(out, ec);
+    while (status.ok() && reader->Read(&msg)) {
+      if (msg.has_file()) {
+        const FileInfo& f = msg.file();
+        if (fd >= 0 && fd != STDOUT_FILENO) ::close(fd);
+        files++;
+        if (to_stdout) {
+          if (f.path() != spec->path) {
+            status = absl::InvalidArgumentError(
+                absl::StrCat(spec->path, " is a directory; use -o DIR to write its files"));
+            break;
+          }
+          fd = STDOUT_FILENO;
+        } else {
+          std::string target;
+          if (f.path() == spec->path) {
+            target = out_is_dir ? (fs::path(out) / fs::path(f.path()).filename()).string() : out;
+          } else {
+            // A file beneath the requested directory: keep its relative path,
+            // which the server normalized; refuse anything that would escape OUT.
+            std::string rel = f.path().substr(spec->path == "/" ? 1 : spec->path.size() + 1);
+            if (rel.empty() || rel[0] == '/' || rel.find("..") != std::string::npos) {
+              status = absl::DataLossError(absl::StrCat("refusing to write unsafe path ", f.path()));
+              break;
+            }
+            target = (fs::path(out) / rel).string();
+            fs::create_directories(fs::path(target).parent_path(), ec);
+          }
+          fd = ::open(target.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+          if (fd < 0) {
+            status = absl::InternalError(absl::StrCat("cannot write ", target, ": ", std::strerror(errno)));
+            break;
+          }
+        }
+        if (!progress) progress = std::make_unique<Progress>("downloading", f.type() == FILE ? f.size_bytes() : 0, 0);
+        progress->Add(0, 1);
+      }
+      if (!msg.data().empty()) {
+        const std::string& d = msg.data();
+        size_t done = 0;
+        while (done < d.size()) {
+          ssize_t n = ::write(fd, d.data() + done, d.size() - done);
+          if (n < 0) {
+            if (errno == EINTR) continue;
+            status = absl::InternalError(absl::StrCat("write failed: ", std::strerror(errno)));
+            break;
+          }
+          done += static_cast<size_t>(n);
+        }
+        bytes += d.size();
+        if (progress) progress->Add(d.size(), 0);
+      }
+    }
+    if (!status.ok()) ctx->TryCancel();
+    grpc::Status s = reader->Finish();
+    if (fd >= 0 && fd != STDOUT_FILENO) ::close(fd);
+    if (progress) progress->Done();
+    if (!status.ok()) return Fail(status);
+    if (!s.ok()) return Fail(s);
+    if (json_ && !to_stdout) {
+      std::cout << "{\"files\":" << files << ",\"bytes\":" << bytes << "}\n";
+    }
+    return kExitOk;
+  }
+
+  void PrintFiles(const std::vector<FileInfo>& infos) {
+    if (json_) {
+      for (const auto& f : infos) PrintJson(f);
+      return;
+    }
+    Table t({"NAME", "TYPE", "SIZE"});
+    for (const auto& f : infos) {
+      t.Add({f.path() + (f.type() == DIR && f.path() != "/" ? "/" : ""),
+             f.type() == DIR ? "dir" : "file", HumanBytes(f.size_bytes())});
+    }
+    t.Print();
+  }
+
+  int ListFile() {
+    if (!NeedPositional(1, "REPO@REF[:/DIR]")) return kExitUsage;
+    auto spec = Spec(0);
+    if (!spec.ok()) return Fail(spec.status());
+    ListFileRequest req;
+    req.set_repo(spec->repo);
+    req.set_ref(spec->ref);
+    req.set_path(spec->path);
+    auto ctx = Ctx();
+    auto reader = stub_->ListFile(ctx.get(), req);
+    std::vector<FileInfo> infos;
+    FileInfo f;
+    while (reader->Read(&f)) infos.push_back(f);
+    grpc::Status s = reader->Finish();
+    if (!s.ok()) return Fail(s);
+    PrintFiles(infos);
+    return kExitOk;
+  }
+
+  int GlobFile() {
+    if (!NeedPositional(1, "REPO@REF:PATTERN")) return kExitUsage;
+    const std::string& arg = args_.positional[0];
+    // The pattern is not a path (it may hold '*', '{', ...): split it off before parsing.
+    size_t colon = arg.find(':');
+    if (colon == std::string::npos) return UsageError("glob file needs REPO@REF:PATTERN");
+    auto spec = pfs::ParseFileSpec(arg.substr(0, colon));
+    if (!spec.ok()) return Fail(spec.status());
+    GlobFileRequest req;
+    req.set_repo(spec->repo);
+    req.set_ref(spec->ref);
+    req.set_pattern(arg.substr(colon + 1));
+    auto ctx = Ctx();
+    auto reader = stub_->GlobFile(ctx.get(), req);
+    std::vector<FileInfo> infos;
+    FileInfo f;
+    while (reader->Read(&f)) infos.push_back(f);
+    grpc::Status s = reader->Finish();
+    if (!s.ok()) return Fail(s);
+    PrintFiles(infos);
+    return kExitOk;
+  }
+
+  int InspectFile() {
+    if (!NeedPositional(1, "REPO@REF:/PATH")) return kExitUsage;
+    auto spec = Spec(0);
+    if (!spec.ok()) return Fail(spec.status());
+    InspectFileRequest req;
+    req.set_repo(spec->repo);
+    req.set_ref(spec->ref);
+    req.set_path(spec->path);
+    FileInfo f;
+    auto ctx = Ctx();
+    grpc::Status s = stub_->InspectFile(ctx.get(), req, &f);
+    if (!s.ok()) return Fail(s);
+    if (json_) {
+      PrintJson(f);
+    } else {
+      std::cout << "Path: " << f.path() << "\nType: " << (f.type() == DIR ? "dir" : "file")
+                << "\nSize: " << HumanBytes(f.size_bytes()) << " (" << f.size_bytes() << " bytes)"
+                << "\nHash: " << Short(f.hash()) << "\nCommit: " << f.commit() << "\n";
+      if (f.type() == DIR) {
+        std::cout << "Files: " << f.file_count() << "\n";
+      } else {
+        std::cout << "Chunks: " << f.chunk_count() << "\n";
+      }
+    }
+    return kExitOk;
+  }
+
+  int DeleteFile() {
+    if (!NeedPositional(1, "REPO@REF:/PATH")) return kExitUsage;
+    auto spec = Spec(0);
+    if (!spec.ok()) return Fail(spec.status());
+    if (!spec->has_path) return UsageError("delete file needs a path: REPO@REF:/PATH");
+    DeleteFileRequest req;
+    req.set_repo(spec->repo);
+    req.set_ref(spec->ref);
+    req.set_path(spec->path);
+    DeleteFileResponse resp;
+    auto ctx = Ctx();
+    grpc::Status s = stub_->DeleteFile(ctx.get(), req, &resp);
+    if (!s.ok()) return Fail(s);
+    if (json_) {
+      PrintJson(resp);
+    } else {
+      std::cout << "deleted " << spec->path << " in " << resp.commit().repo() << "@"
+                << resp.commit().id() << "\n";
+    }
+    return kExitOk;
+  }
+
+  int Fsck() {
+    if (!NeedPositional(0, "")) return kExitUsage;
+    auto ctx = Ctx();
+    auto reader = stub_->Fsck(ctx.get(), FsckRequest());
+    FsckResponse r;
+    FsckResponse summary;
+    uint64_t problems = 0;
+    while (reader->Read(&r)) {
+      if (json_) PrintJson(r);
+      if (!r.problem().empty()) {
+        problems++;
+        if (!json_) std::cout << "problem: " << r.problem() << "\n";
+      } else {
+        summary = r;
+      }
+    }
+    grpc::Status s = reader->Finish();
+    if (!s.ok()) return Fail(s);
+    if (!json_) {
+      std::cout << "checked " << summary.commits() << " commits, " << summary.nodes()
+                << " tree nodes, " << summary.chunks() << " chunks (" << HumanBytes(summary.bytes())
+                << "): " << (problems == 0 ? "no problems" : absl::StrCat(problems, " problems"))
+                << "\n";
+    }
+    return problems == 0 ? kExitOk : kExitCorrupt;
+  }
+
+ public:
+  std::string address_;
+
+ private:
+  const Args& args_;
+  std::unique_ptr<API::Stub> stub_;
+  bool json_ = false;
+};
+
+}  // namespace
+}  // namespace tusk::cli
+
+int main(int argc, char** argv) {
+  using namespace tusk::cli;  // NOLINT
+  std::vector<std::string> argv_s(argv + 1, argv + argc);
+  FlagSpec spec;
+  spec.value_flags = {"--address", "-f", "-o", "-m", "--description", "--head", "--to", "-n"};
+  spec.bool_flags = {"--json", "-r", "--append", "--force", "-h", "--help"};
+  spec.aliases = {{"--file", "-f"}, {"--output", "-o"}, {"--message", "-m"},
+                  {"--recursive", "-r"}, {"--number", "-n"}};
+  auto args = ParseArgs(argv_s, spec);
+  if (!args.ok()) return Cli::UsageError(std::string(args.status().message()));
+  // The command is one word (version, revert, fsck) or two (verb noun).
+  static const std::set<std::string> kSingle = {"version", "revert", "fsck", "help"};
+  std::string command;
+  if (!args->positional.empty()) {
+    command = args->positional[0];
+    args->positional.erase(args->positional.begin());
+    if (!kSingle.count(command) && !args->positional.empty()) {
+      command += " " + args->positional[0];
+      args->positional.erase(args->positional.begin());
+    }
+  }
+  if (command.empty() || command == "help") {
+    if (command.empty() && !args->Has("--help") && !args->Has("-h")) {
+      std::cerr << kMainHelp;
+      return kExitUsage;
+    }
+    std::cout << kMainHelp;
+    return kExitOk;
+  }
+  if (args->Has("--help") || args->Has("-h")) {
+    auto it = kCommandHelp.find(command);
+    if (it == kCommandHelp.end()) return Cli::UsageError("unknown command '" + command + "'");
+    std::cout << "Usage: " << it->second << "\nFlags: --address HOST:PORT, --json (see 'tusk --help')\n";
+    return kExitOk;
+  }
+  if (!kCommandHelp.count(command)) return Cli::UsageError("unknown command '" + command + "'");
+  std::string address = args->Get("--address");
+  if (address.empty()) {
+    const char* env = std::getenv("TUSK_ADDRESS");
+    address = env && *env ? env : "127.0.0.1:1650";
+  }
+  grpc::ChannelArguments channel_args;
+  channel_args.SetMaxReceiveMessageSize(64 << 20);
+  channel_args.SetMaxSendMessageSize(64 << 20);
+  auto channel = grpc::CreateCustomChannel(address, grpc::InsecureChannelCredentials(), channel_args);
+  Cli cli(*args, tusk::pfs::v1::API::NewStub(channel));
+  cli.address_ = address;
+  return cli.Run(command);
+}

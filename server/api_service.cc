@@ -1,0 +1,228 @@
+#include "server/api_service.h"
+
+#include "absl/strings/str_cat.h"
+#include "common/grpc_status.h"
+#include "common/log.h"
+#include "common/status.h"
+#include "common/version.h"
+
+namespace tusk::server {
+namespace {
+
+using namespace tusk::pfs::v1;  // NOLINT: the request/response types
+
+template <typename T>
+grpc::Status Fill(const absl::StatusOr<T>& result, T* out) {
+  if (!result.ok()) return ToGrpcStatus(result.status());
+  *out = *result;
+  return grpc::Status::OK;
+}
+
+std::map<std::string, std::string> ToMap(const google::protobuf::Map<std::string, std::string>& m) {
+  return std::map<std::string, std::string>(m.begin(), m.end());
+}
+
+// A stream write that fails means the client went away.
+absl::Status Cancelled() { return absl::CancelledError("client closed the stream"); }
+
+}  // namespace
+
+grpc::Status ApiService::Version(grpc::ServerContext*, const VersionRequest*, VersionResponse* out) {
+  out->set_version(kTuskVersion);
+  out->set_api("tusk.pfs.v1");
+  return grpc::Status::OK;
+}
+
+grpc::Status ApiService::CreateRepo(grpc::ServerContext*, const CreateRepoRequest* req, RepoInfo* out) {
+  return Fill(pfs_->CreateRepo(req->name(), req->description()), out);
+}
+
+grpc::Status ApiService::InspectRepo(grpc::ServerContext*, const InspectRepoRequest* req, RepoInfo* out) {
+  return Fill(pfs_->InspectRepo(req->name()), out);
+}
+
+grpc::Status ApiService::ListRepo(grpc::ServerContext*, const ListRepoRequest*, ListRepoResponse* out) {
+  auto repos = pfs_->ListRepo();
+  if (!repos.ok()) return ToGrpcStatus(repos.status());
+  for (auto& r : *repos) *out->add_repos() = std::move(r);
+  return grpc::Status::OK;
+}
+
+grpc::Status ApiService::DeleteRepo(grpc::ServerContext*, const DeleteRepoRequest* req,
+                                    DeleteRepoResponse*) {
+  return ToGrpcStatus(pfs_->DeleteRepo(req->name(), req->force()));
+}
+
+grpc::Status ApiService::CreateBranch(grpc::ServerContext*, const CreateBranchRequest* req,
+                                      BranchInfo* out) {
+  return Fill(pfs_->CreateBranch(req->repo(), req->branch(), req->head()), out);
+}
+
+grpc::Status ApiService::InspectBranch(grpc::ServerContext*, const InspectBranchRequest* req,
+                                       BranchInfo* out) {
+  return Fill(pfs_->InspectBranch(req->repo(), req->branch()), out);
+}
+
+grpc::Status ApiService::ListBranch(grpc::ServerContext*, const ListBranchRequest* req,
+                                    ListBranchResponse* out) {
+  auto branches = pfs_->ListBranch(req->repo());
+  if (!branches.ok()) return ToGrpcStatus(branches.status());
+  for (auto& b : *branches) *out->add_branches() = std::move(b);
+  return grpc::Status::OK;
+}
+
+grpc::Status ApiService::DeleteBranch(grpc::ServerContext*, const DeleteBranchRequest* req,
+                                      DeleteBranchResponse*) {
+  return ToGrpcStatus(pfs_->DeleteBranch(req->repo(), req->branch(), req->force()));
+}
+
+grpc::Status ApiService::StartCommit(grpc::ServerContext*, const StartCommitRequest* req,
+                                     CommitInfo* out) {
+  return Fill(pfs_->StartCommit(req->repo(), req->branch(), req->message(), req->origin(),
+                                ToMap(req->metadata())),
+              out);
+}
+
+grpc::Status ApiService::FinishCommit(grpc::ServerContext*, const FinishCommitRequest* req,
+                                      CommitInfo* out) {
+  return Fill(pfs_->FinishCommit(req->repo(), req->ref(), req->message(), ToMap(req->metadata())),
+              out);
+}
+
+grpc::Status ApiService::InspectCommit(grpc::ServerContext*, const InspectCommitRequest* req,
+                                       CommitInfo* out) {
+  return Fill(pfs_->InspectCommit(req->repo(), req->ref()), out);
+}
+
+grpc::Status ApiService::ListCommit(grpc::ServerContext*, const ListCommitRequest* req,
+                                    grpc::ServerWriter<CommitInfo>* writer) {
+  return ToGrpcStatus(pfs_->ListCommit(req->repo(), req->ref(), req->limit(),
+                                       [&](const CommitInfo& c) -> absl::Status {
+                                         return writer->Write(c) ? absl::OkStatus() : Cancelled();
+                                       }));
+}
+
+grpc::Status ApiService::PutFile(grpc::ServerContext* ctx,
+                                 grpc::ServerReader<PutFileRequest>* reader, PutFileResponse* out) {
+  PutFileRequest req;
+  std::unique_ptr<pfs::Upload> upload;
+  bool closed = false;
+  auto fail = [&](const absl::Status& s) {
+    // Destroying the upload discards everything it staged.
+    TUSK_LOG(INFO) << "put file" << (upload ? " into commit " + upload->commit_id() : "")
+                   << " failed: " << s;
+    upload.reset();
+    return ToGrpcStatus(s);
+  };
+  while (reader->Read(&req)) {
+    if (!upload) {
+      auto u = pfs_->BeginUpload(req.repo(), req.ref(), req.message());
+      if (!u.ok()) return fail(u.status());
+      upload = std::move(*u);
+    }
+    absl::Status s;
+    if (!req.delete_path().empty()) s = upload->Delete(req.delete_path());
+    if (s.ok() && !req.path().empty()) s = upload->BeginFile(req.path(), req.append());
+    if (s.ok() && !req.data().empty()) s = upload->Write(req.data());
+    if (s.ok() && req.eof()) s = upload->EndFile(req.size());
+    if (!s.ok()) return fail(s);
+    if (req.close()) {
+      closed = true;
+      break;
+    }
+  }
+  if (!upload) return fail(absl::InvalidArgumentError("put file stream carried no request"));
+  if (!closed) {
+    return fail(absl::AbortedError(absl::StrCat(
+        "put file stream into ", req.repo(), " ended before it was closed",
+        ctx->IsCancelled() ? " (client went away)" : "", "; nothing was written")));
+  }
+  auto commit = upload->Close();
+  if (!commit.ok()) return fail(commit.status());
+  *out->mutable_commit() = *commit;
+  out->set_files(upload->files());
+  out->set_bytes(upload->bytes());
+  out->set_new_bytes(upload->new_bytes());
+  return grpc::Status::OK;
+}
+
+grpc::Status ApiService::GetFile(grpc::ServerContext*, const GetFileRequest* req,
+                                 grpc::ServerWriter<GetFileResponse>* writer) {
+  GetFileResponse msg;
+  return ToGrpcStatus(pfs_->GetFile(
+      req->repo(), req->ref(), req->path(),
+      [&](const FileInfo& info) -> absl::Status {
+        msg.Clear();
+        *msg.mutable_file() = info;
+        return writer->Write(msg) ? absl::OkStatus() : Cancelled();
+      },
+      [&](absl::string_view data) -> absl::Status {
+        msg.Clear();
+        msg.set_data(data.data(), data.size());
+        return writer->Write(msg) ? absl::OkStatus() : Cancelled();
+      }));
+}
+
+grpc::Status ApiService::InspectFile(grpc::ServerContext*, const InspectFileRequest* req,
+                                     FileInfo* out) {
+  return Fill(pfs_->InspectFile(req->repo(), req->ref(), req->path()), out);
+}
+
+grpc::Status ApiService::ListFile(grpc::ServerContext*, const ListFileRequest* req,
+                                  grpc::ServerWriter<FileInfo>* writer) {
+  return ToGrpcStatus(pfs_->ListFile(req->repo(), req->ref(), req->path(),
+                                     [&](const FileInfo& f) -> absl::Status {
+                                       return writer->Write(f) ? absl::OkStatus() : Cancelled();
+                                     }));
+}
+
+grpc::Status ApiService::GlobFile(grpc::ServerContext*, const GlobFileRequest* req,
+                                  grpc::ServerWriter<FileInfo>* writer) {
+  return ToGrpcStatus(pfs_->GlobFile(req->repo(), req->ref(), req->pattern(),
+                                     [&](const FileInfo& f) -> absl::Status {
+                                       return writer->Write(f) ? absl::OkStatus() : Cancelled();
+                                     }));
+}
+
+grpc::Status ApiService::DeleteFile(grpc::ServerContext*, const DeleteFileRequest* req,
+                                    DeleteFileResponse* out) {
+  auto c = pfs_->DeleteFile(req->repo(), req->ref(), req->path());
+  if (!c.ok()) return ToGrpcStatus(c.status());
+  *out->mutable_commit() = *c;
+  return grpc::Status::OK;
+}
+
+grpc::Status ApiService::DiffCommit(grpc::ServerContext*, const DiffCommitRequest* req,
+                                    grpc::ServerWriter<FileDiff>* writer) {
+  return ToGrpcStatus(pfs_->DiffCommit(req->repo(), req->new_ref(), req->old_ref(),
+                                       [&](const FileDiff& d) -> absl::Status {
+                                         return writer->Write(d) ? absl::OkStatus() : Cancelled();
+                                       }));
+}
+
+grpc::Status ApiService::Revert(grpc::ServerContext*, const RevertRequest* req, CommitInfo* out) {
+  return Fill(pfs_->Revert(req->repo(), req->branch(), req->to(), req->message()), out);
+}
+
+grpc::Status ApiService::Fsck(grpc::ServerContext*, const FsckRequest*,
+                              grpc::ServerWriter<FsckResponse>* writer) {
+  TUSK_LOG(INFO) << "fsck started";
+  auto stats = pfs_->Fsck([&](const std::string& problem) {
+    TUSK_LOG(WARNING) << "fsck: " << problem;
+    FsckResponse r;
+    r.set_problem(problem);
+    writer->Write(r);  // A client that went away misses the rest; fsck still completes.
+  });
+  if (!stats.ok()) return ToGrpcStatus(stats.status());
+  FsckResponse summary;
+  summary.set_commits(stats->commits);
+  summary.set_nodes(stats->nodes);
+  summary.set_chunks(stats->chunks);
+  summary.set_bytes(stats->bytes);
+  summary.set_problems(stats->problems);
+  writer->Write(summary);
+  TUSK_LOG(INFO) << "fsck done: " << stats->commits << " commits, " << stats->problems << " problems";
+  return grpc::Status::OK;
+}
+
+}  // namespace tusk::server

@@ -1,0 +1,65 @@
+#pragma once
+
+// ApiService: the gRPC face of Pfs (service tusk.pfs.v1.API). Converts between
+// protobuf requests and Pfs calls and maps absl::Status to grpc::Status once,
+// here. Thread-safe (gRPC calls handlers concurrently); owns nothing.
+
+#include "pfs/pfs.h"
+#include "proto/pfs.grpc.pb.h"
+
+namespace tusk::server {
+
+class ApiService final : public pfs::v1::API::Service {
+ public:
+  explicit ApiService(pfs::Pfs* pfs) : pfs_(pfs) {}
+
+  grpc::Status Version(grpc::ServerContext*, const pfs::v1::VersionRequest*,
+                       pfs::v1::VersionResponse*) override;
+  grpc::Status CreateRepo(grpc::ServerContext*, const pfs::v1::CreateRepoRequest*,
+                          pfs::v1::RepoInfo*) override;
+  grpc::Status InspectRepo(grpc::ServerContext*, const pfs::v1::InspectRepoRequest*,
+                           pfs::v1::RepoInfo*) override;
+  grpc::Status ListRepo(grpc::ServerContext*, const pfs::v1::ListRepoRequest*,
+                        pfs::v1::ListRepoResponse*) override;
+  grpc::Status DeleteRepo(grpc::ServerContext*, const pfs::v1::DeleteRepoRequest*,
+                          pfs::v1::DeleteRepoResponse*) override;
+  grpc::Status CreateBranch(grpc::ServerContext*, const pfs::v1::CreateBranchRequest*,
+                            pfs::v1::BranchInfo*) override;
+  grpc::Status InspectBranch(grpc::ServerContext*, const pfs::v1::InspectBranchRequest*,
+                             pfs::v1::BranchInfo*) override;
+  grpc::Status ListBranch(grpc::ServerContext*, const pfs::v1::ListBranchRequest*,
+                          pfs::v1::ListBranchResponse*) override;
+  grpc::Status DeleteBranch(grpc::ServerContext*, const pfs::v1::DeleteBranchRequest*,
+                            pfs::v1::DeleteBranchResponse*) override;
+  grpc::Status StartCommit(grpc::ServerContext*, const pfs::v1::StartCommitRequest*,
+                           pfs::v1::CommitInfo*) override;
+  grpc::Status FinishCommit(grpc::ServerContext*, const pfs::v1::FinishCommitRequest*,
+                            pfs::v1::CommitInfo*) override;
+  grpc::Status InspectCommit(grpc::ServerContext*, const pfs::v1::InspectCommitRequest*,
+                             pfs::v1::CommitInfo*) override;
+  grpc::Status ListCommit(grpc::ServerContext*, const pfs::v1::ListCommitRequest*,
+                          grpc::ServerWriter<pfs::v1::CommitInfo>*) override;
+  grpc::Status PutFile(grpc::ServerContext*, grpc::ServerReader<pfs::v1::PutFileRequest>*,
+                       pfs::v1::PutFileResponse*) override;
+  grpc::Status GetFile(grpc::ServerContext*, const pfs::v1::GetFileRequest*,
+                       grpc::ServerWriter<pfs::v1::GetFileResponse>*) override;
+  grpc::Status InspectFile(grpc::ServerContext*, const pfs::v1::InspectFileRequest*,
+                           pfs::v1::FileInfo*) override;
+  grpc::Status ListFile(grpc::ServerContext*, const pfs::v1::ListFileRequest*,
+                        grpc::ServerWriter<pfs::v1::FileInfo>*) override;
+  grpc::Status GlobFile(grpc::ServerContext*, const pfs::v1::GlobFileRequest*,
+                        grpc::ServerWriter<pfs::v1::FileInfo>*) override;
+  grpc::Status DeleteFile(grpc::ServerContext*, const pfs::v1::DeleteFileRequest*,
+                          pfs::v1::DeleteFileResponse*) override;
+  grpc::Status DiffCommit(grpc::ServerContext*, const pfs::v1::DiffCommitRequest*,
+                          grpc::ServerWriter<pfs::v1::FileDiff>*) override;
+  grpc::Status Revert(grpc::ServerContext*, const pfs::v1::RevertRequest*,
+                      pfs::v1::CommitInfo*) override;
+  grpc::Status Fsck(grpc::ServerContext*, const pfs::v1::FsckRequest*,
+                    grpc::ServerWriter<pfs::v1::FsckResponse>*) override;
+
+ private:
+  pfs::Pfs* const pfs_;
+};
+
+}  // namespace tusk::server

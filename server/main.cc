@@ -1,0 +1,159 @@
+// tuskd: the tusk server. Serves the PFS API over gRPC from a data directory
+// (RocksDB index + local object store).
+
+#include <grpcpp/grpcpp.h>
+#include <signal.h>
+
+#include <cstdio>
+#include <fstream>
+#include <iostream>
+#include <string>
+#include <thread>
+
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "common/log.h"
+#include "common/version.h"
+#include "pfs/pfs.h"
+#include "server/api_service.h"
+
+namespace {
+
+constexpr char kUsage[] = R"(tuskd: the tusk server (versioned data lake: repos, branches, commits, files)
+
+Usage: tuskd --data-dir DIR [options]
+
+Options:
+  --data-dir DIR        where tuskd keeps its index (DIR/index, RocksDB) and its
+                        object store (DIR/objects); created if missing. Required.
+  --listen HOST:PORT    address to serve gRPC on (default 127.0.0.1:1650; port 0
+                        picks a free port)
+  --port-file FILE      write the port actually bound to FILE once serving
+  --log-level LEVEL     debug, info (default), warning or error
+  --version             print the version and exit
+  -h, --help            show this help
+
+tuskd stops cleanly on SIGINT or SIGTERM. A crash at any moment loses no finished
+commit; open commits keep what was written into them.
+
+Exit codes: 0 clean stop, 1 could not start (bad data directory, port in use), 2 bad usage.
+)";
+
+struct Options {
+  std::string data_dir;
+  std::string listen = "127.0.0.1:1650";
+  std::string port_file;
+  tusk::LogLevel log_level = tusk::LogLevel::kInfo;
+};
+
+int Usage(const std::string& error) {
+  std::cerr << "tuskd: " << error << "\nRun 'tuskd --help' for usage.\n";
+  return 2;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  Options opts;
+  for (int i = 1; i < argc; ++i) {
+    std::string arg = argv[i];
+    std::string value;
+    bool has_value = false;
+    if (size_t eq = arg.find('='); arg.rfind("--", 0) == 0 && eq != std::string::npos) {
+      value = arg.substr(eq + 1);
+      arg = arg.substr(0, eq);
+      has_value = true;
+    }
+    auto next = [&]() -> bool {
+      if (has_value) return true;
+      if (i + 1 >= argc) return false;
+      value = argv[++i];
+      return true;
+    };
+    if (arg == "-h" || arg == "--help") {
+      std::cout << kUsage;
+      return 0;
+    } else if (arg == "--version") {
+      std::cout << "tuskd " << tusk::kTuskVersion << "\n";
+      return 0;
+    } else if (arg == "--data-dir") {
+      if (!next()) return Usage("--data-dir needs a value");
+      opts.data_dir = value;
+    } else if (arg == "--listen") {
+      if (!next()) return Usage("--listen needs a value");
+      opts.listen = value;
+    } else if (arg == "--port-file") {
+      if (!next()) return Usage("--port-file needs a value");
+      opts.port_file = value;
+    } else if (arg == "--log-level") {
+      if (!next()) return Usage("--log-level needs a value");
+      if (value == "debug") {
+        opts.log_level = tusk::LogLevel::kDebug;
+      } else if (value == "info") {
+        opts.log_level = tusk::LogLevel::kInfo;
+      } else if (value == "warning") {
+        opts.log_level = tusk::LogLevel::kWarning;
+      } else if (value == "error") {
+        opts.log_level = tusk::LogLevel::kError;
+      } else {
+        return Usage("--log-level must be debug, info, warning or error, not '" + value + "'");
+      }
+    } else {
+      return Usage("unknown argument '" + arg + "'");
+    }
+  }
+  if (opts.data_dir.empty()) return Usage("--data-dir is required");
+  tusk::SetMinLogLevel(opts.log_level);
+
+  // Signals are handled by one thread with sigwait; block them everywhere else.
+  sigset_t signals;
+  sigemptyset(&signals);
+  sigaddset(&signals, SIGINT);
+  sigaddset(&signals, SIGTERM);
+  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+  signal(SIGPIPE, SIG_IGN);
+
+  tusk::pfs::PfsOptions pfs_options;
+  pfs_options.data_dir = opts.data_dir;
+  auto pfs = tusk::pfs::Pfs::Open(pfs_options);
+  if (!pfs.ok()) {
+    TUSK_LOG(ERROR) << "cannot open data directory " << opts.data_dir << ": " << pfs.status();
+    return 1;
+  }
+  tusk::server::ApiService service(pfs->get());
+  grpc::ServerBuilder builder;
+  int port = 0;
+  builder.AddListeningPort(opts.listen, grpc::InsecureServerCredentials(), &port);
+  builder.RegisterService(&service);
+  builder.SetMaxReceiveMessageSize(64 << 20);
+  builder.SetMaxSendMessageSize(64 << 20);
+  std::unique_ptr<grpc::Server> server = builder.BuildAndStart();
+  if (!server || port == 0) {
+    TUSK_LOG(ERROR) << "cannot listen on " << opts.listen << " (address in use or invalid)";
+    return 1;
+  }
+  std::string host = opts.listen.substr(0, opts.listen.rfind(':'));
+  TUSK_LOG(INFO) << "tuskd " << tusk::kTuskVersion << " serving on " << host << ":" << port
+                 << " with data in " << opts.data_dir;
+  if (!opts.port_file.empty()) {
+    std::string tmp = opts.port_file + ".tmp";
+    {
+      std::ofstream f(tmp);
+      f << port << "\n";
+    }
+    std::rename(tmp.c_str(), opts.port_file.c_str());
+  }
+
+  std::thread waiter([&] {
+    int sig = 0;
+    sigwait(&signals, &sig);
+    TUSK_LOG(INFO) << "received signal " << sig << ", shutting down";
+    server->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(5));
+  });
+  server->Wait();
+  waiter.join();
+  server.reset();
+  pfs->reset();
+  TUSK_LOG(INFO) << "tuskd stopped";
+  return 0;
+}
