@@ -164,6 +164,7 @@ absl::StatusOr<std::unique_ptr<Pfs>> Pfs::Open(const PfsOptions& options) {
   ASSIGN_OR_RETURN(pfs->blobs_, BlobStore::Open(pfs->kv_.get(), pfs->store_, options.blobs));
   pfs->nodes_ = std::make_unique<NodeStore>(pfs->blobs_.get(), options.node_cache_bytes);
   pfs->workers_ = std::make_unique<ThreadPool>(options.worker_threads);
+  RETURN_IF_ERROR(pfs->Recover());
   pfs->packer_ = std::thread([p = pfs.get()] { p->PackerLoop(); });
   return pfs;
 }
@@ -183,6 +184,28 @@ Pfs::~Pfs() {
     absl::Status s = kv_->Flush();
     if (!s.ok()) TUSK_LOG(WARNING) << "flushing the index at shutdown: " << s;
   }
+}
+
+absl::Status Pfs::Recover() {
+  // An automatic commit lives only as long as the upload stream that opened it;
+  // one left open by a crash can never be finished by its client: drop it.
+  std::vector<std::pair<std::string, std::string>> open;
+  RETURN_IF_ERROR(kv_->ScanPrefix("b", [&](absl::string_view, absl::string_view v) {
+    BranchInfo b;
+    if (b.ParseFromString(std::string(v)) && !b.open_commit().empty()) {
+      open.emplace_back(b.repo(), b.open_commit());
+    }
+    return true;
+  }));
+  for (const auto& [repo, id] : open) {
+    ASSIGN_OR_RETURN(auto c, GetCommit(repo, id));
+    if (c && c->origin() == v1::AUTO) {
+      TUSK_LOG(INFO) << "dropping automatic commit " << repo << "@" << id
+                     << " left open by an interrupted upload";
+      RETURN_IF_ERROR(DropOpenCommit(repo, id));
+    }
+  }
+  return absl::OkStatus();
 }
 
 void Pfs::PackerLoop() {

@@ -225,6 +225,8 @@ class Pfs {
   std::shared_ptr<absl::Mutex> CommitLock(const std::string& id);
   absl::StatusOr<FileInfo> MakeFileInfo(const std::string& path, const Entry& e,
                                         const std::string& commit);
+  // Cleans up after a crash; called by Open.
+  absl::Status Recover();
   void PackerLoop();
 
   const PfsOptions options_;
