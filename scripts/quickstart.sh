@@ -1,0 +1,64 @@
+#!/usr/bin/env bash
+# Quickstart: installs dependencies, builds tusk, starts tuskd on the embedded
+# default (a local data directory), and walks through versioning some data.
+#
+#   scripts/quickstart.sh            # demo in a temporary directory, then stop tuskd
+#   KEEP=1 scripts/quickstart.sh     # leave tuskd running afterwards
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ROOT=$(pwd)
+scripts/install-deps.sh
+scripts/build.sh >/dev/null
+BIN="$ROOT/${TUSK_BUILD_DIR:-build}/bin"
+
+WORK=$(mktemp -d -t tusk-quickstart-XXXXXX)
+DATA="$WORK/data"
+"$BIN/tuskd" --data-dir "$DATA" --listen 127.0.0.1:0 --port-file "$WORK/port" 2>"$WORK/tuskd.log" &
+TUSKD_PID=$!
+cleanup() {
+  if [[ "${KEEP:-0}" != "1" ]]; then
+    kill "$TUSKD_PID" 2>/dev/null || true
+    wait "$TUSKD_PID" 2>/dev/null || true
+    rm -rf "$WORK"
+  fi
+}
+trap cleanup EXIT
+for _ in $(seq 1 100); do [[ -s "$WORK/port" ]] && break; sleep 0.05; done
+export TUSK_ADDRESS="127.0.0.1:$(cat "$WORK/port")"
+tusk() { "$BIN/tusk" "$@"; }
+step() { printf '\n\033[1m$ tusk %s\033[0m\n' "$*"; tusk "$@"; }
+
+echo "tuskd is serving on $TUSK_ADDRESS with data in $DATA"
+
+# Some data: a directory of CSV files.
+mkdir -p "$WORK/sales/2026"
+for m in 01 02 03; do
+  { echo "day,amount"; for d in $(seq 1 28); do echo "$d,$((RANDOM % 1000))"; done; } >"$WORK/sales/2026/$m.csv"
+done
+head -c 5000000 /dev/urandom >"$WORK/sales/archive.bin"
+
+step create repo sales --description "daily sales exports"
+step put file -r sales@master:/ -f "$WORK/sales"
+step list file sales@master:/2026
+step glob file 'sales@master:/**/*.csv'
+
+# A second commit: a new month and a changed file.
+{ echo "day,amount"; echo "1,42"; } >"$WORK/sales/2026/04.csv"
+echo "29,999" >>"$WORK/sales/2026/03.csv"
+step put file -r sales@master:/ -f "$WORK/sales"
+step diff commit sales@master
+step list commit sales@master
+
+# Branch from the first commit, without copying anything.
+step create branch sales@audit --head master^
+step diff commit sales@master sales@audit
+# Undo the last commit on master with a revert (history is kept).
+step revert sales@master --to master^
+step inspect commit sales@master
+step fsck
+echo
+if [[ "${KEEP:-0}" == "1" ]]; then
+  echo "tuskd keeps running (pid $TUSKD_PID): export TUSK_ADDRESS=$TUSK_ADDRESS"
+else
+  echo "quickstart done; tuskd stopped."
+fi
