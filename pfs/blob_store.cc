@@ -79,6 +79,27 @@ PreparedBlob PrepareBlobWithHash(const Hash& hash, absl::string_view raw) {
 
 PreparedBlob PrepareBlob(absl::string_view raw) { return PrepareBlobWithHash(Sha256(raw), raw); }
 
+PreparedBlob PrepareOwnedBlob(std::string raw) {
+  Hash h = Sha256(raw);
+  if (raw.size() >= 64) {
+    std::string compressed;
+    snappy::Compress(raw.data(), raw.size(), &compressed);
+    if (compressed.size() <= raw.size() - raw.size() / 8) {
+      PreparedBlob b;
+      b.hash = h;
+      b.raw_size = static_cast<uint32_t>(raw.size());
+      b.codec = 1;
+      b.stored = std::move(compressed);
+      return b;
+    }
+  }
+  PreparedBlob b;
+  b.hash = h;
+  b.raw_size = static_cast<uint32_t>(raw.size());
+  b.stored = std::move(raw);
+  return b;
+}
+
 std::string PackKey(absl::string_view pack_id) {
   std::string hex = ToHex(pack_id);
   return absl::StrCat("packs/", hex.substr(0, 2), "/", hex, ".pack");
@@ -139,27 +160,28 @@ std::unique_ptr<BlobWriter> BlobStore::NewWriter() { return std::make_unique<Blo
 
 absl::Status BlobStore::WritePack(const std::vector<PreparedBlob>& blobs, KvBatch* index_records) {
   std::string pack_id = NewPackId();
-  std::string data;
-  size_t total = 0;
-  for (const auto& b : blobs) total += b.stored.size();
-  data.reserve(total + blobs.size() * 48 + 64);
+  std::vector<absl::string_view> parts;
+  parts.reserve(blobs.size() + 1);
+  uint64_t offset = 0;
   storage::v1::PackFooter footer;
   for (const auto& b : blobs) {
     auto* item = footer.add_items();
     item->set_hash(b.hash.Raw());
-    item->set_offset(data.size());
+    item->set_offset(offset);
     item->set_stored_size(static_cast<uint32_t>(b.stored.size()));
     item->set_raw_size(b.raw_size);
     item->set_codec(b.codec);
-    data.append(b.stored);
+    parts.push_back(b.stored);
+    offset += b.stored.size();
   }
-  std::string footer_bytes = footer.SerializeAsString();
-  uint32_t footer_len = static_cast<uint32_t>(footer_bytes.size());
-  data.append(footer_bytes);
-  data.append(reinterpret_cast<const char*>(&footer_len), sizeof(footer_len));
-  data.append(kPackMagic, 8);
+  // Tail: footer, its length (u32, little-endian), magic.
+  std::string tail = footer.SerializeAsString();
+  uint32_t footer_len = static_cast<uint32_t>(tail.size());
+  tail.append(reinterpret_cast<const char*>(&footer_len), sizeof(footer_len));
+  tail.append(kPackMagic, 8);
+  parts.push_back(tail);
   std::string key = PackKey(pack_id);
-  RETURN_IF_ERROR(Annotate(store_->Put(key, data), "writing pack"));
+  RETURN_IF_ERROR(Annotate(store_->PutParts(key, parts), "writing pack"));
   for (const auto& item : footer.items()) {
     storage::v1::BlobLocation loc;
     loc.set_pack(pack_id);
@@ -242,20 +264,40 @@ absl::StatusOr<bool> BlobWriter::Add(PreparedBlob blob) {
   return true;
 }
 
+BlobWriter::~BlobWriter() { WaitPacks(0).IgnoreError(); }  // Errors were the caller's to see.
+
 absl::Status BlobWriter::FlushPack() {
   if (buffer_.empty()) return absl::OkStatus();
-  KvBatch batch;
-  RETURN_IF_ERROR(store_->WritePack(buffer_, &batch));
-  // The pack is durable; its index records need not be synced now: they can
-  // only be lost together with everything written after them.
-  RETURN_IF_ERROR(store_->kv()->Write(&batch, /*sync=*/false));
+  auto blobs = std::make_shared<std::vector<PreparedBlob>>(std::move(buffer_));
   buffer_.clear();
   buffer_bytes_ = 0;
-  return absl::OkStatus();
+  BlobStore* store = store_;
+  packs_in_flight_.push_back(store_->io()->Submit([store, blobs]() -> absl::Status {
+    KvBatch batch;
+    RETURN_IF_ERROR(store->WritePack(*blobs, &batch));
+    // The pack is durable; its index records need not be synced now: they can
+    // only be lost together with everything written after them.
+    return store->kv()->Write(&batch, /*sync=*/false);
+  }));
+  return WaitPacks(kMaxPacksInFlight);
+}
+
+absl::Status BlobWriter::WaitPacks(size_t keep) {
+  absl::Status status;
+  while (packs_in_flight_.size() > keep) {
+    absl::Status s = packs_in_flight_.front().get();
+    packs_in_flight_.pop_front();
+    if (status.ok()) status = s;
+  }
+  return status;
 }
 
 absl::Status BlobWriter::Finish(KvBatch* batch) {
-  if (buffer_bytes_ > store_->options().inline_tail_max) return FlushPack();
+  if (buffer_bytes_ > store_->options().inline_tail_max) {
+    RETURN_IF_ERROR(FlushPack());
+    return WaitPacks(0);
+  }
+  RETURN_IF_ERROR(WaitPacks(0));
   for (const auto& b : buffer_) store_->AddInline(b, batch);
   buffer_.clear();
   buffer_bytes_ = 0;

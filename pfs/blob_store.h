@@ -18,6 +18,8 @@
 // Thread safety: BlobStore is thread-safe. A BlobWriter is used by one thread.
 
 #include <atomic>
+#include <deque>
+#include <future>
 #include <memory>
 #include <string>
 #include <vector>
@@ -27,6 +29,7 @@
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
 #include "common/hash.h"
+#include "common/thread_pool.h"
 #include "pfs/kv.h"
 #include "pfs/object_store.h"
 #include "proto/storage.pb.h"
@@ -47,6 +50,8 @@ struct PreparedBlob {
   std::string stored;  // the bytes to store
 };
 PreparedBlob PrepareBlob(absl::string_view raw);
+// Same, taking ownership of `raw` (no copy when it is stored uncompressed).
+PreparedBlob PrepareOwnedBlob(std::string raw);
 // Same, when the caller already knows the hash.
 PreparedBlob PrepareBlobWithHash(const Hash& hash, absl::string_view raw);
 
@@ -86,22 +91,26 @@ class BlobStore {
   absl::Status WritePack(const std::vector<PreparedBlob>& blobs, KvBatch* index_records);
   // Adds the index record of an inline blob (and its pending marker) to `batch`.
   void AddInline(const PreparedBlob& blob, KvBatch* batch);
+  // Threads for pack writes, so that an upload goes on while a pack is synced.
+  ThreadPool* io() { return &io_; }
 
  private:
   BlobStore(Kv* kv, ObjectStore* store, BlobStoreOptions options)
-      : kv_(kv), store_(store), options_(options) {}
+      : kv_(kv), store_(store), options_(options), io_(2) {}
 
   Kv* const kv_;
   ObjectStore* const store_;
   const BlobStoreOptions options_;
   std::atomic<uint64_t> pending_bytes_{0};
   absl::Mutex pack_mu_;  // serializes PackPending
+  ThreadPool io_;
 };
 
 class BlobWriter {
  public:
   explicit BlobWriter(BlobStore* store) : store_(store) {}
-  ~BlobWriter() = default;
+  // Waits for pack writes still in flight.
+  ~BlobWriter();
 
   // Adds a blob unless it is already stored (or already added to this writer).
   // Returns true if it was new. May write a full pack (and its index records).
@@ -114,10 +123,15 @@ class BlobWriter {
   uint64_t new_blobs() const { return new_blobs_; }
 
  private:
+  // Writes the buffer as a pack in the background; keeps at most
+  // kMaxPacksInFlight pack writes outstanding.
   absl::Status FlushPack();
+  absl::Status WaitPacks(size_t keep);
+  static constexpr size_t kMaxPacksInFlight = 2;
 
   BlobStore* const store_;
   std::vector<PreparedBlob> buffer_;
+  std::deque<std::future<absl::Status>> packs_in_flight_;
   size_t buffer_bytes_ = 0;
   absl::flat_hash_set<Hash> added_;
   uint64_t new_bytes_ = 0;

@@ -144,6 +144,10 @@ class LocalObjectStore : public ObjectStore {
   explicit LocalObjectStore(std::string root) : root_(std::move(root)), fds_(256) {}
 
   absl::Status Put(const std::string& key, absl::string_view data) override {
+    return PutParts(key, {data});
+  }
+
+  absl::Status PutParts(const std::string& key, const std::vector<absl::string_view>& parts) override {
     RETURN_IF_ERROR(ValidateKey(key));
     std::string path = Path(key);
     std::string dir = path.substr(0, path.rfind('/'));
@@ -151,7 +155,10 @@ class LocalObjectStore : public ObjectStore {
     std::string tmp = absl::StrCat(dir, "/.tmp-", ::getpid(), "-", counter_.fetch_add(1));
     int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
     if (fd < 0) return ErrnoError("create", tmp, errno);
-    absl::Status s = WriteAll(fd, data, tmp);
+    absl::Status s;
+    for (absl::string_view part : parts) {
+      if (s.ok()) s = WriteAll(fd, part, tmp);
+    }
     if (s.ok() && ::fdatasync(fd) != 0) s = ErrnoError("fsync", tmp, errno);
     if (::close(fd) != 0 && s.ok()) s = ErrnoError("close", tmp, errno);
     if (s.ok() && ::rename(tmp.c_str(), path.c_str()) != 0) s = ErrnoError("rename", tmp, errno);
@@ -283,6 +290,12 @@ class LocalObjectStore : public ObjectStore {
 };
 
 }  // namespace
+
+absl::Status ObjectStore::PutParts(const std::string& key, const std::vector<absl::string_view>& parts) {
+  std::string all;
+  for (absl::string_view p : parts) all.append(p.data(), p.size());
+  return Put(key, all);
+}
 
 absl::StatusOr<std::unique_ptr<ObjectStore>> OpenLocalObjectStore(const std::string& root) {
   if (root.empty()) return absl::InvalidArgumentError("object store directory is empty");

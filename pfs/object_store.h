@@ -15,6 +15,7 @@
 #include <functional>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
@@ -28,6 +29,8 @@ class ObjectStore {
 
   // Stores `data` under `key`, durably and atomically.
   virtual absl::Status Put(const std::string& key, absl::string_view data) = 0;
+  // Stores the concatenation of `parts` (saves building one big buffer).
+  virtual absl::Status PutParts(const std::string& key, const std::vector<absl::string_view>& parts);
   // The whole object. NotFound if absent.
   virtual absl::StatusOr<std::string> Get(const std::string& key) = 0;
   // `length` bytes at `offset`. OutOfRange if the object is shorter (a

@@ -1151,7 +1151,8 @@ absl::Status Upload::SubmitChunk(std::string chunk) {
     in_flight_.push_back(p.get_future());
   } else {
     auto shared = std::make_shared<std::string>(std::move(chunk));
-    in_flight_.push_back(pfs_->workers()->Submit([shared] { return PrepareBlob(*shared); }));
+    in_flight_.push_back(
+        pfs_->workers()->Submit([shared] { return PrepareOwnedBlob(std::move(*shared)); }));
   }
   return DrainChunks(/*keep=*/4);
 }

@@ -2,6 +2,7 @@
 // (RocksDB index + local object store).
 
 #include <grpcpp/grpcpp.h>
+#include <malloc.h>
 #include <signal.h>
 
 #include <cstdio>
@@ -104,6 +105,9 @@ int main(int argc, char** argv) {
   }
   if (opts.data_dir.empty()) return Usage("--data-dir is required");
   tusk::SetMinLogLevel(opts.log_level);
+  // Few malloc arenas: many threads each holding a large arena inflates RSS
+  // with memory that is free but not returned.
+  mallopt(M_ARENA_MAX, 2);
 
   // Signals are handled by one thread with sigwait; block them everywhere else.
   sigset_t signals;
