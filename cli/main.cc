@@ -690,7 +690,8 @@ class Cli {
   absl::Status SendFile(grpc::ClientWriter<PutFileRequest>* writer, PutFileRequest* first,
                         int fd, const std::string& dest, bool append, Progress* progress) {
     static constexpr size_t kBlock = 1 << 20;
-    std::string buf(kBlock, '\0');
+    if (send_buf_.size() != kBlock) send_buf_.resize(kBlock);  // reused across files
+    std::string& buf = send_buf_;
     PutFileRequest msg;
     if (first) msg = *first;
     msg.set_path(dest);
@@ -717,12 +718,18 @@ class Cli {
         msg.set_eof(true);
         msg.set_size(total);
       }
-      if (!writer->Write(msg)) return absl::UnavailableError("the server closed the upload stream");
+      // Small files end in their first message: let gRPC coalesce those
+      // writes (the close message that ends the stream flushes them).
+      grpc::WriteOptions opts;
+      if (eof && total < kBlock) opts.set_buffer_hint();
+      if (!writer->Write(msg, opts)) return absl::UnavailableError("the server closed the upload stream");
       progress->Add(filled, eof ? 1 : 0);
       if (eof) return absl::OkStatus();
       msg.Clear();
     }
   }
+
+  std::string send_buf_;
 
   int PutFile() {
     if (!NeedPositional(1, "REPO@REF[:/PATH]")) return kExitUsage;
@@ -752,11 +759,16 @@ class Cli {
         if (!recursive) return UsageError(local + " is a directory; use -r to upload it");
         std::string base = spec->has_path ? spec->path : "/";
         std::vector<std::pair<std::string, std::string>> found;
-        for (auto it = fs::recursive_directory_iterator(local, ec); !ec && it != fs::recursive_directory_iterator();
+        std::string root = fs::path(local).lexically_normal().string();
+        while (root.size() > 1 && root.back() == '/') root.pop_back();
+        for (auto it = fs::recursive_directory_iterator(root, ec); !ec && it != fs::recursive_directory_iterator();
              it.increment(ec)) {
           if (!it->is_regular_file(ec)) continue;
-          std::string rel = fs::relative(it->path(), local, ec).generic_string();
-          found.push_back({it->path().string(), pfs::JoinPath(base, rel)});
+          // The iterator's paths all start with root + "/": strip it (cheaper
+          // than fs::relative, which resolves every component).
+          std::string full = it->path().string();
+          std::string rel = full.substr(root.size() + 1);
+          found.push_back({std::move(full), pfs::JoinPath(base, rel)});
           total_bytes += it->file_size(ec);
         }
         if (ec) return Fail(absl::InternalError(absl::StrCat("walking ", local, ": ", ec.message())));
