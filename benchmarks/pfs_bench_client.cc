@@ -86,8 +86,7 @@ int MicroCommits(API::Stub* stub, const std::string& repo, int count) {
       req.set_eof(true);
       req.set_size(payload.size());
       req.set_close(true);
-      w->Write(req);
-      w->WritesDone();
+      w->WriteLast(req, grpc::WriteOptions());  // the message and the half-close in one go
       grpc::Status s = w->Finish();
       if (!s.ok()) Die("put file", s);
     }

@@ -809,8 +809,7 @@ class Cli {
     if (status.ok()) {
       PutFileRequest close = first_sent ? PutFileRequest() : first;
       close.set_close(true);
-      writer->Write(close);  // A failure shows in Finish().
-      writer->WritesDone();
+      writer->WriteLast(close, grpc::WriteOptions());  // A failure shows in Finish().
     } else {
       // Interrupt the stream: the server keeps nothing of it.
       ctx->TryCancel();
