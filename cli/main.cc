@@ -326,6 +326,36 @@ class Cli {
 
   std::unique_ptr<grpc::ClientContext> Ctx() { return std::make_unique<grpc::ClientContext>(); }
 
+  // A unary call: prints the response as JSON with --json, else with `human`.
+  template <typename Req, typename Resp, typename Human>
+  int Call(grpc::Status (API::Stub::*method)(grpc::ClientContext*, const Req&, Resp*),
+           const Req& req, Human human) {
+    Resp resp;
+    grpc::ClientContext ctx;
+    grpc::Status s = (stub_.get()->*method)(&ctx, req, &resp);
+    if (!s.ok()) return Fail(s);
+    if (json_) {
+      PrintJson(resp);
+    } else {
+      human(resp);
+    }
+    return kExitOk;
+  }
+
+  // A server-streaming call: `each` sees every message; then the status.
+  template <typename Req, typename Resp, typename Each>
+  int Stream(std::unique_ptr<grpc::ClientReader<Resp>> (API::Stub::*method)(grpc::ClientContext*,
+                                                                             const Req&),
+             const Req& req, Each each) {
+    grpc::ClientContext ctx;
+    auto reader = (stub_.get()->*method)(&ctx, req);
+    Resp msg;
+    while (reader->Read(&msg)) each(msg);
+    grpc::Status s = reader->Finish();
+    if (!s.ok()) return Fail(s);
+    return kExitOk;
+  }
+
   void PrintCommit(const CommitInfo& c) {
     if (json_) return PrintJson(c);
     std::cout << "Commit: " << c.repo() << "@" << c.id() << "\n"
@@ -372,16 +402,9 @@ class Cli {
     CreateRepoRequest req;
     req.set_name(args_.positional[0]);
     req.set_description(args_.Get("--description"));
-    RepoInfo r;
-    auto ctx = Ctx();
-    grpc::Status s = stub_->CreateRepo(ctx.get(), req, &r);
-    if (!s.ok()) return Fail(s);
-    if (json_) {
-      PrintJson(r);
-    } else {
+    return Call(&API::Stub::CreateRepo, req, [&](const RepoInfo& r) {
       std::cout << "created repo " << r.name() << "\n";
-    }
-    return kExitOk;
+    });
   }
 
   int ListRepo() {
@@ -406,19 +429,12 @@ class Cli {
     if (!NeedPositional(1, "repo name")) return kExitUsage;
     InspectRepoRequest req;
     req.set_name(args_.positional[0]);
-    RepoInfo r;
-    auto ctx = Ctx();
-    grpc::Status s = stub_->InspectRepo(ctx.get(), req, &r);
-    if (!s.ok()) return Fail(s);
-    if (json_) {
-      PrintJson(r);
-    } else {
+    return Call(&API::Stub::InspectRepo, req, [&](const RepoInfo& r) {
       std::cout << "Name: " << r.name() << "\nDescription: " << r.description()
                 << "\nCreated: " << Time(r.created()) << "\nSize of master: "
                 << HumanBytes(r.size_bytes()) << "\nBranches: " << absl::StrJoin(r.branches(), ", ")
                 << "\n";
-    }
-    return kExitOk;
+    });
   }
 
   int DeleteRepo() {
@@ -426,16 +442,9 @@ class Cli {
     DeleteRepoRequest req;
     req.set_name(args_.positional[0]);
     req.set_force(args_.Has("--force"));
-    DeleteRepoResponse resp;
-    auto ctx = Ctx();
-    grpc::Status s = stub_->DeleteRepo(ctx.get(), req, &resp);
-    if (!s.ok()) return Fail(s);
-    if (json_) {
-      PrintJson(resp);
-    } else {
+    return Call(&API::Stub::DeleteRepo, req, [&](const DeleteRepoResponse& resp) {
       std::cout << "deleted repo " << req.name() << "\n";
-    }
-    return kExitOk;
+    });
   }
 
   absl::StatusOr<pfs::FileSpec> BranchSpec() {
@@ -459,16 +468,9 @@ class Cli {
     req.set_repo(spec->repo);
     req.set_branch(spec->ref);
     req.set_head(args_.Get("--head"));
-    BranchInfo b;
-    auto ctx = Ctx();
-    grpc::Status s = stub_->CreateBranch(ctx.get(), req, &b);
-    if (!s.ok()) return Fail(s);
-    if (json_) {
-      PrintJson(b);
-    } else {
+    return Call(&API::Stub::CreateBranch, req, [&](const BranchInfo& b) {
       std::cout << "branch " << b.repo() << "@" << b.name() << " -> " << Short(b.head()) << "\n";
-    }
-    return kExitOk;
+    });
   }
 
   int ListBranch() {
@@ -496,18 +498,11 @@ class Cli {
     InspectBranchRequest req;
     req.set_repo(spec->repo);
     req.set_branch(spec->ref);
-    BranchInfo b;
-    auto ctx = Ctx();
-    grpc::Status s = stub_->InspectBranch(ctx.get(), req, &b);
-    if (!s.ok()) return Fail(s);
-    if (json_) {
-      PrintJson(b);
-    } else {
+    return Call(&API::Stub::InspectBranch, req, [&](const BranchInfo& b) {
       std::cout << "Branch: " << b.repo() << "@" << b.name() << "\nHead: " << Short(b.head())
                 << "\nOpen commit: " << Short(b.open_commit()) << "\nCreated: " << Time(b.created())
                 << "\n";
-    }
-    return kExitOk;
+    });
   }
 
   int DeleteBranch() {
@@ -518,16 +513,9 @@ class Cli {
     req.set_repo(spec->repo);
     req.set_branch(spec->ref);
     req.set_force(args_.Has("--force"));
-    DeleteBranchResponse resp;
-    auto ctx = Ctx();
-    grpc::Status s = stub_->DeleteBranch(ctx.get(), req, &resp);
-    if (!s.ok()) return Fail(s);
-    if (json_) {
-      PrintJson(resp);
-    } else {
+    return Call(&API::Stub::DeleteBranch, req, [&](const DeleteBranchResponse& resp) {
       std::cout << "deleted branch " << spec->repo << "@" << spec->ref << "\n";
-    }
-    return kExitOk;
+    });
   }
 
   int StartCommit() {
@@ -539,16 +527,9 @@ class Cli {
     req.set_branch(spec->ref);
     req.set_message(args_.Get("-m"));
     req.set_origin(USER);
-    CommitInfo c;
-    auto ctx = Ctx();
-    grpc::Status s = stub_->StartCommit(ctx.get(), req, &c);
-    if (!s.ok()) return Fail(s);
-    if (json_) {
-      PrintJson(c);
-    } else {
+    return Call(&API::Stub::StartCommit, req, [&](const CommitInfo& c) {
       std::cout << c.id() << "\n";
-    }
-    return kExitOk;
+    });
   }
 
   int FinishCommit() {
@@ -559,17 +540,10 @@ class Cli {
     req.set_repo(spec->repo);
     req.set_ref(spec->ref);
     req.set_message(args_.Get("-m"));
-    CommitInfo c;
-    auto ctx = Ctx();
-    grpc::Status s = stub_->FinishCommit(ctx.get(), req, &c);
-    if (!s.ok()) return Fail(s);
-    if (json_) {
-      PrintJson(c);
-    } else {
+    return Call(&API::Stub::FinishCommit, req, [&](const CommitInfo& c) {
       std::cout << "finished commit " << c.repo() << "@" << c.id() << " (" << c.file_count()
                 << " files, " << HumanBytes(c.size_bytes()) << ")\n";
-    }
-    return kExitOk;
+    });
   }
 
   int ListCommit() {
@@ -584,22 +558,17 @@ class Cli {
       if (!absl::SimpleAtoi(args_.Get("-n"), &n)) return UsageError("-n needs a number");
       req.set_limit(n);
     }
-    auto ctx = Ctx();
-    auto reader = stub_->ListCommit(ctx.get(), req);
-    CommitInfo c;
     Table t({"ID", "BRANCH", "STATE", "STARTED", "SIZE", "FILES", "MESSAGE"});
-    while (reader->Read(&c)) {
+    int rc = Stream(&API::Stub::ListCommit, req, [&](const CommitInfo& c) {
       if (json_) {
         PrintJson(c);
       } else {
         t.Add({c.id(), c.branch(), CommitState_Name(c.state()), Time(c.started()),
                HumanBytes(c.size_bytes()), absl::StrCat(c.file_count()), c.message()});
       }
-    }
-    grpc::Status s = reader->Finish();
-    if (!s.ok()) return Fail(s);
-    if (!json_) t.Print();
-    return kExitOk;
+    });
+    if (rc == kExitOk && !json_) t.Print();
+    return rc;
   }
 
   int InspectCommit() {
@@ -632,14 +601,8 @@ class Cli {
       if (old->repo != spec->repo) return UsageError("diff commit compares commits of one repo");
       req.set_old_ref(old->ref);
     }
-    auto ctx = Ctx();
-    auto reader = stub_->DiffCommit(ctx.get(), req);
-    FileDiff d;
-    while (reader->Read(&d)) {
-      if (json_) {
-        PrintJson(d);
-        continue;
-      }
+    return Stream(&API::Stub::DiffCommit, req, [&](const FileDiff& d) {
+      if (json_) return PrintJson(d);
       switch (d.change()) {
         case FileDiff::ADDED:
           std::cout << "+ " << d.path() << " (" << HumanBytes(d.new_size()) << ")\n";
@@ -651,10 +614,7 @@ class Cli {
           std::cout << "~ " << d.path() << " (" << HumanBytes(d.old_size()) << " -> "
                     << HumanBytes(d.new_size()) << ")\n";
       }
-    }
-    grpc::Status s = reader->Finish();
-    if (!s.ok()) return Fail(s);
-    return kExitOk;
+    });
   }
 
   int Revert() {
@@ -673,17 +633,10 @@ class Cli {
     }
     req.set_to(to);
     req.set_message(args_.Get("-m"));
-    CommitInfo c;
-    auto ctx = Ctx();
-    grpc::Status s = stub_->Revert(ctx.get(), req, &c);
-    if (!s.ok()) return Fail(s);
-    if (json_) {
-      PrintJson(c);
-    } else {
+    return Call(&API::Stub::Revert, req, [&](const CommitInfo& c) {
       std::cout << "reverted " << c.repo() << "@" << c.branch() << " to " << to << " in commit "
                 << c.id() << "\n";
-    }
-    return kExitOk;
+    });
   }
 
   // Sends one local file (or stdin) as `dest` on the stream.
@@ -934,15 +887,10 @@ class Cli {
     req.set_repo(spec->repo);
     req.set_ref(spec->ref);
     req.set_path(spec->path);
-    auto ctx = Ctx();
-    auto reader = stub_->ListFile(ctx.get(), req);
     std::vector<FileInfo> infos;
-    FileInfo f;
-    while (reader->Read(&f)) infos.push_back(f);
-    grpc::Status s = reader->Finish();
-    if (!s.ok()) return Fail(s);
-    PrintFiles(infos);
-    return kExitOk;
+    int rc = Stream(&API::Stub::ListFile, req, [&](const FileInfo& f) { infos.push_back(f); });
+    if (rc == kExitOk) PrintFiles(infos);
+    return rc;
   }
 
   int GlobFile() {
@@ -957,15 +905,10 @@ class Cli {
     req.set_repo(spec->repo);
     req.set_ref(spec->ref);
     req.set_pattern(arg.substr(colon + 1));
-    auto ctx = Ctx();
-    auto reader = stub_->GlobFile(ctx.get(), req);
     std::vector<FileInfo> infos;
-    FileInfo f;
-    while (reader->Read(&f)) infos.push_back(f);
-    grpc::Status s = reader->Finish();
-    if (!s.ok()) return Fail(s);
-    PrintFiles(infos);
-    return kExitOk;
+    int rc = Stream(&API::Stub::GlobFile, req, [&](const FileInfo& f) { infos.push_back(f); });
+    if (rc == kExitOk) PrintFiles(infos);
+    return rc;
   }
 
   int InspectFile() {
@@ -976,13 +919,7 @@ class Cli {
     req.set_repo(spec->repo);
     req.set_ref(spec->ref);
     req.set_path(spec->path);
-    FileInfo f;
-    auto ctx = Ctx();
-    grpc::Status s = stub_->InspectFile(ctx.get(), req, &f);
-    if (!s.ok()) return Fail(s);
-    if (json_) {
-      PrintJson(f);
-    } else {
+    return Call(&API::Stub::InspectFile, req, [&](const FileInfo& f) {
       std::cout << "Path: " << f.path() << "\nType: " << (f.type() == DIR ? "dir" : "file")
                 << "\nSize: " << HumanBytes(f.size_bytes()) << " (" << f.size_bytes() << " bytes)"
                 << "\nHash: " << Short(f.hash()) << "\nCommit: " << f.commit() << "\n";
@@ -991,8 +928,7 @@ class Cli {
       } else {
         std::cout << "Chunks: " << f.chunk_count() << "\n";
       }
-    }
-    return kExitOk;
+    });
   }
 
   int DeleteFile() {
@@ -1004,17 +940,10 @@ class Cli {
     req.set_repo(spec->repo);
     req.set_ref(spec->ref);
     req.set_path(spec->path);
-    DeleteFileResponse resp;
-    auto ctx = Ctx();
-    grpc::Status s = stub_->DeleteFile(ctx.get(), req, &resp);
-    if (!s.ok()) return Fail(s);
-    if (json_) {
-      PrintJson(resp);
-    } else {
+    return Call(&API::Stub::DeleteFile, req, [&](const DeleteFileResponse& resp) {
       std::cout << "deleted " << spec->path << " in " << resp.commit().repo() << "@"
                 << resp.commit().id() << "\n";
-    }
-    return kExitOk;
+    });
   }
 
   int Fsck() {
