@@ -11,6 +11,7 @@
 #include "pfs/chunker.h"
 #include "pfs/kv.h"
 #include "pfs/object_store.h"
+#include "pfs/pfs.h"
 #include "pfs/tree.h"
 
 namespace tusk::pfs {
@@ -90,6 +91,31 @@ void BM_EditLargeDirectory(benchmark::State& state) {
   std::filesystem::remove_all(dir);
 }
 BENCHMARK(BM_EditLargeDirectory)->Arg(10000)->Arg(1000000)->Unit(benchmark::kMicrosecond);
+
+// One micro-commit through the library, without gRPC: start, put a 100-byte
+// file, finish (synced). The difference to pfs_bench_client's figure is transport.
+void BM_MicroCommitInProcess(benchmark::State& state) {
+  auto dir = std::filesystem::temp_directory_path() / absl::StrCat("tusk-bench-mc-", getpid());
+  {
+    PfsOptions opts;
+    opts.data_dir = dir.string();
+    auto pfs = *Pfs::Open(opts);
+    (void)pfs->CreateRepo("mc", "");
+    std::string payload(100, 'x');
+    int64_t i = 0;
+    for (auto _ : state) {
+      auto c = pfs->StartCommit("mc", "master", "", v1::USER, {});
+      auto up = *pfs->BeginUpload("mc", c->id(), "");
+      (void)up->BeginFile(absl::StrCat("/events/", i++), false);
+      (void)up->Write(payload);
+      (void)up->EndFile(payload.size());
+      (void)up->Close();
+      benchmark::DoNotOptimize(pfs->FinishCommit("mc", c->id(), "", {}));
+    }
+  }
+  std::filesystem::remove_all(dir);
+}
+BENCHMARK(BM_MicroCommitInProcess)->Unit(benchmark::kMicrosecond)->Iterations(1000);
 
 }  // namespace
 }  // namespace tusk::pfs

@@ -1029,6 +1029,8 @@ int main(int argc, char** argv) {
   grpc::ChannelArguments channel_args;
   channel_args.SetMaxReceiveMessageSize(64 << 20);
   channel_args.SetMaxSendMessageSize(64 << 20);
+  // No transparent retries: they buffer every message of a stream.
+  channel_args.SetInt(GRPC_ARG_ENABLE_RETRIES, 0);
   auto channel = grpc::CreateCustomChannel(address, grpc::InsecureChannelCredentials(), channel_args);
   Cli cli(*args, tusk::pfs::v1::API::NewStub(channel));
   cli.address_ = address;

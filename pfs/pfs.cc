@@ -242,7 +242,9 @@ std::shared_ptr<absl::Mutex> Pfs::CommitLock(const std::string& id) {
     strong = std::make_shared<absl::Mutex>();
     weak = strong;
   }
-  if (commit_locks_.size() > 1024) {
+  // Sweep expired entries now and then (amortized: the threshold doubles with
+  // the number of live locks).
+  if (commit_locks_.size() > sweep_at_) {
     for (auto it = commit_locks_.begin(); it != commit_locks_.end();) {
       if (it->second.expired()) {
         commit_locks_.erase(it++);
@@ -250,6 +252,7 @@ std::shared_ptr<absl::Mutex> Pfs::CommitLock(const std::string& id) {
         ++it;
       }
     }
+    sweep_at_ = std::max<size_t>(1024, 2 * commit_locks_.size());
   }
   return strong;
 }

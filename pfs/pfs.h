@@ -244,6 +244,7 @@ class Pfs {
   absl::Mutex locks_mu_;
   absl::flat_hash_map<std::string, std::weak_ptr<absl::Mutex>> commit_locks_
       ABSL_GUARDED_BY(locks_mu_);
+  size_t sweep_at_ ABSL_GUARDED_BY(locks_mu_) = 1024;
 
   absl::Mutex packer_mu_;
   bool stopping_ ABSL_GUARDED_BY(packer_mu_) = false;
