@@ -84,7 +84,6 @@ int MicroCommits(API::Stub* stub, const std::string& repo, int count) {
       req.set_repo(repo);
       req.set_ref(c.id());
       req.set_path(absl::StrCat("/events/", i));
-      absl::StrAppend(&payload, "");
       payload.replace(0, 12, absl::StrFormat("%012d", i));
       req.set_data(payload);
       req.set_eof(true);

@@ -20,7 +20,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
-#include "cli/args.h"
+#include "common/args.h"
 #include "common/grpc_status.h"
 #include "common/version.h"
 #include "google/protobuf/util/json_util.h"
@@ -30,6 +30,10 @@
 
 namespace tusk::cli {
 namespace {
+
+using tusk::Args;
+using tusk::FlagSpec;
+using tusk::ParseArgs;
 
 namespace fs = std::filesystem;
 using namespace tusk::pfs::v1;  // NOLINT: the API messages

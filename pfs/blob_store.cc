@@ -59,7 +59,7 @@ absl::StatusOr<std::string> Decode(const storage::v1::BlobLocation& loc, std::st
 
 }  // namespace
 
-PreparedBlob PrepareBlobWithHash(const Hash& hash, absl::string_view raw) {
+PreparedBlob PrepareOwnedBlobWithHash(const Hash& hash, std::string raw) {
   PreparedBlob b;
   b.hash = hash;
   b.raw_size = static_cast<uint32_t>(raw.size());
@@ -73,31 +73,19 @@ PreparedBlob PrepareBlobWithHash(const Hash& hash, absl::string_view raw) {
       return b;
     }
   }
-  b.stored.assign(raw.data(), raw.size());
+  b.stored = std::move(raw);
   return b;
+}
+
+PreparedBlob PrepareBlobWithHash(const Hash& hash, absl::string_view raw) {
+  return PrepareOwnedBlobWithHash(hash, std::string(raw));
 }
 
 PreparedBlob PrepareBlob(absl::string_view raw) { return PrepareBlobWithHash(Sha256(raw), raw); }
 
 PreparedBlob PrepareOwnedBlob(std::string raw) {
   Hash h = Sha256(raw);
-  if (raw.size() >= 64) {
-    std::string compressed;
-    snappy::Compress(raw.data(), raw.size(), &compressed);
-    if (compressed.size() <= raw.size() - raw.size() / 8) {
-      PreparedBlob b;
-      b.hash = h;
-      b.raw_size = static_cast<uint32_t>(raw.size());
-      b.codec = 1;
-      b.stored = std::move(compressed);
-      return b;
-    }
-  }
-  PreparedBlob b;
-  b.hash = h;
-  b.raw_size = static_cast<uint32_t>(raw.size());
-  b.stored = std::move(raw);
-  return b;
+  return PrepareOwnedBlobWithHash(h, std::move(raw));
 }
 
 std::string PackKey(absl::string_view pack_id) {
@@ -214,7 +202,6 @@ absl::StatusOr<size_t> BlobStore::PackPending() {
     std::vector<PreparedBlob> blobs;
     size_t bytes = 0;
     std::vector<std::string> done_keys;
-    absl::Status scan_status;
     RETURN_IF_ERROR(kv_->ScanPrefix(std::string(1, kPendingPrefix),
                                     [&](absl::string_view key, absl::string_view) {
                                       done_keys.emplace_back(key);

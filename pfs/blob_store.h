@@ -54,6 +54,7 @@ PreparedBlob PrepareBlob(absl::string_view raw);
 PreparedBlob PrepareOwnedBlob(std::string raw);
 // Same, when the caller already knows the hash.
 PreparedBlob PrepareBlobWithHash(const Hash& hash, absl::string_view raw);
+PreparedBlob PrepareOwnedBlobWithHash(const Hash& hash, std::string raw);
 
 // Object-store key of a pack.
 std::string PackKey(absl::string_view pack_id);

@@ -38,27 +38,8 @@ void KvBatch::Put(absl::string_view key, absl::string_view value) {
   batch_->Put(ToSlice(key), ToSlice(value)).PermitUncheckedError();
 }
 void KvBatch::Delete(absl::string_view key) { batch_->Delete(ToSlice(key)).PermitUncheckedError(); }
-void KvBatch::DeleteRange(absl::string_view begin, absl::string_view end) {
-  batch_->DeleteRange(ToSlice(begin), ToSlice(end)).PermitUncheckedError();
-}
 size_t KvBatch::Count() const { return batch_->Count(); }
 size_t KvBatch::ByteSize() const { return batch_->GetDataSize(); }
-void KvBatch::Append(const KvBatch& other) {
-  // WriteBatch has no public append; replay the other batch's records.
-  struct Replayer : rocksdb::WriteBatch::Handler {
-    rocksdb::WriteBatch* out;
-    void Put(const rocksdb::Slice& k, const rocksdb::Slice& v) override {
-      out->Put(k, v).PermitUncheckedError();
-    }
-    void Delete(const rocksdb::Slice& k) override { out->Delete(k).PermitUncheckedError(); }
-    rocksdb::Status DeleteRangeCF(uint32_t, const rocksdb::Slice& b, const rocksdb::Slice& e) override {
-      return out->DeleteRange(b, e);
-    }
-  } replayer;
-  replayer.out = batch_.get();
-  other.batch_->Iterate(&replayer).PermitUncheckedError();
-}
-
 Kv::Kv(rocksdb::DB* db) : db_(db) {}
 Kv::~Kv() {
   if (db_) {
@@ -121,25 +102,6 @@ absl::Status Kv::ScanPrefix(absl::string_view prefix,
                             const std::function<bool(absl::string_view, absl::string_view)>& fn) {
   std::string end = PrefixEnd(prefix);
   return Scan(prefix, end, fn);
-}
-
-absl::Status Kv::ScanReverse(absl::string_view begin, absl::string_view end,
-                             const std::function<bool(absl::string_view, absl::string_view)>& fn) {
-  rocksdb::ReadOptions ro;
-  rocksdb::Slice lower = ToSlice(begin);
-  ro.iterate_lower_bound = &lower;
-  std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(ro));
-  if (end.empty()) {
-    it->SeekToLast();
-  } else {
-    it->SeekForPrev(ToSlice(end));
-    if (it->Valid() && it->key() == ToSlice(end)) it->Prev();
-  }
-  for (; it->Valid(); it->Prev()) {
-    rocksdb::Slice k = it->key(), v = it->value();
-    if (!fn(absl::string_view(k.data(), k.size()), absl::string_view(v.data(), v.size()))) break;
-  }
-  return FromRocks(it->status(), "scan");
 }
 
 absl::Status Kv::Flush() {

@@ -32,12 +32,8 @@ class KvBatch {
 
   void Put(absl::string_view key, absl::string_view value);
   void Delete(absl::string_view key);
-  // Deletes every key in [begin, end).
-  void DeleteRange(absl::string_view begin, absl::string_view end);
   size_t Count() const;
   size_t ByteSize() const;
-  // Appends `other`'s operations after this batch's.
-  void Append(const KvBatch& other);
 
  private:
   friend class Kv;
@@ -60,10 +56,6 @@ class Kv {
   // Scan over every key starting with `prefix`.
   absl::Status ScanPrefix(absl::string_view prefix,
                           const std::function<bool(absl::string_view, absl::string_view)>& fn);
-  // Calls fn(key, value) for keys in [begin, end) in reverse order while it returns true.
-  absl::Status ScanReverse(absl::string_view begin, absl::string_view end,
-                           const std::function<bool(absl::string_view, absl::string_view)>& fn);
-
   // Flushes memtables and syncs; used at shutdown.
   absl::Status Flush();
 

@@ -408,36 +408,12 @@ absl::Status WalkFiles(NodeStore* nodes, const Hash& root, const std::string& pr
   });
 }
 
-absl::Status VisitTree(NodeStore* nodes, const Hash& root, const std::string& prefix,
-                       absl::flat_hash_map<Hash, bool>* seen, const TreeVisitor& visitor) {
-  if (root.IsZero() || seen->contains(root)) return absl::OkStatus();
-  (*seen)[root] = true;
-  ASSIGN_OR_RETURN(auto node, nodes->Get(root));
-  if (visitor.on_node) RETURN_IF_ERROR(visitor.on_node(root, static_cast<int>(node->level())));
-  for (const auto& c : node->children()) {
-    ASSIGN_OR_RETURN(Hash h, HashOf(c.hash(), "tree node"));
-    RETURN_IF_ERROR(VisitTree(nodes, h, prefix, seen, visitor));
-  }
-  for (const auto& e : node->entries()) {
-    std::string path = JoinPath(prefix, e.name());
-    if (e.type() == Entry::DIR) {
-      ASSIGN_OR_RETURN(Hash h, HashOf(e.hash(), "directory entry"));
-      RETURN_IF_ERROR(VisitTree(nodes, h, path, seen, visitor));
-    } else if (visitor.on_file) {
-      RETURN_IF_ERROR(visitor.on_file(path, e));
-    }
-  }
-  return absl::OkStatus();
-}
-
 namespace {
 
-struct Frontier {
-  struct Item {
-    Hash hash;
-    int level;
-  };
-  std::vector<Item> items;
+// A node on one side of a diff, with its level.
+struct LeveledNode {
+  Hash hash;
+  int level;
 };
 
 // Expands both sides' node sets level by level, dropping nodes present on both
@@ -445,7 +421,7 @@ struct Frontier {
 // returns the entries of those leaves.
 absl::Status DiffNodeSets(NodeStore* nodes, const Hash& a_root, const Hash& b_root,
                           std::map<std::string, Entry>* a_out, std::map<std::string, Entry>* b_out) {
-  std::vector<Frontier::Item> a, b;
+  std::vector<LeveledNode> a, b;
   auto level_of = [&](const Hash& h) -> absl::StatusOr<int> {
     ASSIGN_OR_RETURN(auto n, nodes->Get(h));
     return static_cast<int>(n->level());
@@ -462,7 +438,7 @@ absl::Status DiffNodeSets(NodeStore* nodes, const Hash& a_root, const Hash& b_ro
     // Cancel equal nodes.
     absl::flat_hash_map<Hash, int> b_count;
     for (const auto& it : b) b_count[it.hash]++;
-    std::vector<Frontier::Item> a2;
+    std::vector<LeveledNode> a2;
     absl::flat_hash_map<Hash, int> cancelled;
     for (const auto& it : a) {
       auto f = b_count.find(it.hash);
@@ -473,7 +449,7 @@ absl::Status DiffNodeSets(NodeStore* nodes, const Hash& a_root, const Hash& b_ro
         a2.push_back(it);
       }
     }
-    std::vector<Frontier::Item> b2;
+    std::vector<LeveledNode> b2;
     for (const auto& it : b) {
       auto f = cancelled.find(it.hash);
       if (f != cancelled.end() && f->second > 0) {
@@ -488,8 +464,8 @@ absl::Status DiffNodeSets(NodeStore* nodes, const Hash& a_root, const Hash& b_ro
     for (const auto& it : a) max_level = std::max(max_level, it.level);
     for (const auto& it : b) max_level = std::max(max_level, it.level);
     if (max_level == 0) break;
-    auto expand = [&](std::vector<Frontier::Item>* side) -> absl::Status {
-      std::vector<Frontier::Item> out;
+    auto expand = [&](std::vector<LeveledNode>* side) -> absl::Status {
+      std::vector<LeveledNode> out;
       for (const auto& it : *side) {
         if (it.level != max_level) {
           out.push_back(it);

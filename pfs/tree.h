@@ -121,15 +121,6 @@ absl::StatusOr<std::optional<Entry>> LookupPath(NodeStore* nodes, const Hash& ro
 absl::Status WalkFiles(NodeStore* nodes, const Hash& root, const std::string& prefix,
                        const std::function<absl::Status(const std::string&, const Entry&)>& fn);
 
-// Calls fn for every node hash and chunk list blob reachable from `root` that
-// `seen` does not already hold (and adds them). Used by fsck and GC.
-struct TreeVisitor {
-  std::function<absl::Status(const Hash& node, int level)> on_node;
-  std::function<absl::Status(const std::string& path, const Entry& file)> on_file;
-};
-absl::Status VisitTree(NodeStore* nodes, const Hash& root, const std::string& prefix,
-                       absl::flat_hash_map<Hash, bool>* seen, const TreeVisitor& visitor);
-
 // A difference between two trees at a file path.
 struct PathDiff {
   enum Kind { kAdded, kModified, kDeleted } kind;

@@ -8,11 +8,13 @@
 #include <cstdio>
 #include <fstream>
 #include <iostream>
+#include <map>
 #include <string>
 #include <thread>
 
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "common/args.h"
 #include "common/log.h"
 #include "common/version.h"
 #include "pfs/pfs.h"
@@ -55,53 +57,36 @@ int Usage(const std::string& error) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  tusk::FlagSpec spec;
+  spec.value_flags = {"--data-dir", "--listen", "--port-file", "--log-level"};
+  spec.bool_flags = {"-h", "--help", "--version"};
+  auto args = tusk::ParseArgs(std::vector<std::string>(argv + 1, argv + argc), spec);
+  if (!args.ok()) return Usage(std::string(args.status().message()));
+  if (args->Has("-h") || args->Has("--help")) {
+    std::cout << kUsage;
+    return 0;
+  }
+  if (args->Has("--version")) {
+    std::cout << "tuskd " << tusk::kTuskVersion << "\n";
+    return 0;
+  }
+  if (!args->positional.empty()) return Usage("unexpected argument '" + args->positional[0] + "'");
   Options opts;
-  for (int i = 1; i < argc; ++i) {
-    std::string arg = argv[i];
-    std::string value;
-    bool has_value = false;
-    if (size_t eq = arg.find('='); arg.rfind("--", 0) == 0 && eq != std::string::npos) {
-      value = arg.substr(eq + 1);
-      arg = arg.substr(0, eq);
-      has_value = true;
+  opts.data_dir = args->Get("--data-dir");
+  opts.listen = args->Get("--listen", opts.listen);
+  opts.port_file = args->Get("--port-file");
+  static const std::map<std::string, tusk::LogLevel> kLevels = {
+      {"debug", tusk::LogLevel::kDebug},
+      {"info", tusk::LogLevel::kInfo},
+      {"warning", tusk::LogLevel::kWarning},
+      {"error", tusk::LogLevel::kError}};
+  if (args->Has("--log-level")) {
+    auto level = kLevels.find(args->Get("--log-level"));
+    if (level == kLevels.end()) {
+      return Usage("--log-level must be debug, info, warning or error, not '" +
+                   args->Get("--log-level") + "'");
     }
-    auto next = [&]() -> bool {
-      if (has_value) return true;
-      if (i + 1 >= argc) return false;
-      value = argv[++i];
-      return true;
-    };
-    if (arg == "-h" || arg == "--help") {
-      std::cout << kUsage;
-      return 0;
-    } else if (arg == "--version") {
-      std::cout << "tuskd " << tusk::kTuskVersion << "\n";
-      return 0;
-    } else if (arg == "--data-dir") {
-      if (!next()) return Usage("--data-dir needs a value");
-      opts.data_dir = value;
-    } else if (arg == "--listen") {
-      if (!next()) return Usage("--listen needs a value");
-      opts.listen = value;
-    } else if (arg == "--port-file") {
-      if (!next()) return Usage("--port-file needs a value");
-      opts.port_file = value;
-    } else if (arg == "--log-level") {
-      if (!next()) return Usage("--log-level needs a value");
-      if (value == "debug") {
-        opts.log_level = tusk::LogLevel::kDebug;
-      } else if (value == "info") {
-        opts.log_level = tusk::LogLevel::kInfo;
-      } else if (value == "warning") {
-        opts.log_level = tusk::LogLevel::kWarning;
-      } else if (value == "error") {
-        opts.log_level = tusk::LogLevel::kError;
-      } else {
-        return Usage("--log-level must be debug, info, warning or error, not '" + value + "'");
-      }
-    } else {
-      return Usage("unknown argument '" + arg + "'");
-    }
+    opts.log_level = level->second;
   }
   if (opts.data_dir.empty()) return Usage("--data-dir is required");
   tusk::SetMinLogLevel(opts.log_level);

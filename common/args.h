@@ -1,6 +1,6 @@
 #pragma once
 
-// Command-line parsing for the tusk CLI: positional arguments and flags.
+// Command-line parsing for tusk binaries: positional arguments and flags.
 // Value flags take the next argument (or `--flag=value`); boolean flags take
 // none. Unknown flags are errors. "--" ends flag parsing.
 
@@ -11,7 +11,7 @@
 
 #include "absl/status/statusor.h"
 
-namespace tusk::cli {
+namespace tusk {
 
 struct Args {
   std::vector<std::string> positional;
@@ -34,4 +34,4 @@ struct FlagSpec {
 
 absl::StatusOr<Args> ParseArgs(const std::vector<std::string>& argv, const FlagSpec& spec);
 
-}  // namespace tusk::cli
+}  // namespace tusk

@@ -1,8 +1,8 @@
-#include "cli/args.h"
+#include "common/args.h"
 
 #include "absl/strings/str_cat.h"
 
-namespace tusk::cli {
+namespace tusk {
 
 absl::StatusOr<Args> ParseArgs(const std::vector<std::string>& argv, const FlagSpec& spec) {
   Args out;
@@ -41,4 +41,4 @@ absl::StatusOr<Args> ParseArgs(const std::vector<std::string>& argv, const FlagS
   return out;
 }
 
-}  // namespace tusk::cli
+}  // namespace tusk
