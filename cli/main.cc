@@ -300,14 +300,16 @@ class Cli {
   }
   int Fail(const grpc::Status& s) { return Fail(FromGrpcStatus(s)); }
 
-  void PrintJson(const google::protobuf::Message& m) {
+  void PrintJson(const google::protobuf::Message& m) { std::cout << Json(m) << "\n"; }
+
+  static std::string Json(const google::protobuf::Message& m) {
     google::protobuf::util::JsonPrintOptions opts;
     opts.always_print_primitive_fields = true;
     opts.preserve_proto_field_names = true;
     std::string out;
     // Serializing a valid message to JSON cannot fail; nothing to report if it did.
     (void)google::protobuf::util::MessageToJsonString(m, &out, opts);
-    std::cout << out << "\n";
+    return out;
   }
 
   bool NeedPositional(size_t n, const std::string& what) {
@@ -386,12 +388,9 @@ class Cli {
       VersionResponse client;
       client.set_version(kTuskVersion);
       client.set_api("tusk.pfs.v1");
-      std::cout << "{\"client\":";
-      PrintJson(client);
-      if (s.ok()) {
-        std::cout << ",\"server\":";
-        PrintJson(v);
-      }
+      // One line: {"client": {...}, "server": {...}} (no "server" if unreachable).
+      std::cout << "{\"client\":" << Json(client);
+      if (s.ok()) std::cout << ",\"server\":" << Json(v);
       std::cout << "}\n";
     } else {
       std::cout << "tusk " << kTuskVersion << "\n";

@@ -142,6 +142,8 @@ class PfsEndToEnd(TuskTestCase):
         t("delete", "repo", "adm", "--force")
         self.tusk_fails(3, "inspect", "repo", "adm")
         self.assertIn("tusk", t("version").out)
+        v = t("version", "--json").json()
+        self.assertEqual(v["client"]["version"], v["server"]["version"])
         self.assertEqual(t("--help").returncode, 0)
         self.assertIn("Usage: tusk put file", t("put", "file", "--help").out)
 
