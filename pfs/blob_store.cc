@@ -2,6 +2,7 @@
 
 #include <snappy.h>
 
+#include <memory>
 #include <random>
 
 #include "absl/strings/str_cat.h"
@@ -64,12 +65,22 @@ PreparedBlob PrepareOwnedBlobWithHash(const Hash& hash, std::string raw) {
   b.hash = hash;
   b.raw_size = static_cast<uint32_t>(raw.size());
   if (raw.size() >= 64) {
-    std::string compressed;
-    snappy::Compress(raw.data(), raw.size(), &compressed);
+    // Compress into a per-thread scratch buffer: most large chunks do not
+    // compress, and a fresh zero-filled string per attempt costs more than
+    // snappy's own pass over incompressible data.
+    thread_local std::unique_ptr<char[]> scratch;
+    thread_local size_t scratch_size = 0;
+    size_t max = snappy::MaxCompressedLength(raw.size());
+    if (scratch_size < max) {
+      scratch.reset(new char[max]);
+      scratch_size = max;
+    }
+    size_t compressed_size = 0;
+    snappy::RawCompress(raw.data(), raw.size(), scratch.get(), &compressed_size);
     // Keep the compressed form only when it saves at least 1/8.
-    if (compressed.size() <= raw.size() - raw.size() / 8) {
+    if (compressed_size <= raw.size() - raw.size() / 8) {
       b.codec = 1;
-      b.stored = std::move(compressed);
+      b.stored.assign(scratch.get(), compressed_size);
       return b;
     }
   }
@@ -142,6 +153,12 @@ absl::StatusOr<std::string> BlobStore::Read(const Hash& hash) {
     return Annotate(stored.status(), absl::StrCat("reading blob ", hash.Hex(), " from object ", key));
   }
   return Decode(loc, std::move(*stored), hash, absl::StrCat("object ", key, " at offset ", loc.offset()));
+}
+
+void BlobStore::Prefetch(const Hash& hash) {
+  auto loc = Locate(hash);
+  if (!loc.ok() || loc->pack().empty()) return;  // inline blobs need no fetching
+  store_->Prefetch(PackKey(loc->pack()), loc->offset(), loc->stored_size());
 }
 
 std::unique_ptr<BlobWriter> BlobStore::NewWriter() { return std::make_unique<BlobWriter>(this); }

@@ -75,6 +75,9 @@ class BlobStore {
   // The blob's raw bytes, verified against `hash`.
   absl::StatusOr<std::string> Read(const Hash& hash);
 
+  // A hint that the blob will be read soon (see ObjectStore::Prefetch).
+  void Prefetch(const Hash& hash);
+
   std::unique_ptr<BlobWriter> NewWriter();
 
   // Moves blobs kept inline in the index into pack objects. Returns how many

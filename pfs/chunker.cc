@@ -1,5 +1,6 @@
 #include "pfs/chunker.h"
 
+#include <algorithm>
 #include <array>
 #include <bit>
 
@@ -66,29 +67,34 @@ Chunker::Result Chunker::FindBoundary(absl::string_view data) {
     pos_ = options_.min_size;
   }
   uint64_t fp = fp_;
-  size_t pos = pos_;
+  size_t start = i;
+  // Each phase runs over a precomputed range so the inner loop has one bound
+  // check and one mask test per byte.
+  auto found = [&](size_t at) {
+    Reset();
+    return Result{at + 1, true};
+  };
   // Phase 1: up to avg_size with the strict mask.
-  while (i < n && pos < options_.avg_size) {
-    fp = (fp << 1) + kGear[p[i]];
-    ++i;
-    ++pos;
-    if ((fp & mask_small_) == 0) {
-      Reset();
-      return {i, true};
+  if (pos_ < options_.avg_size) {
+    size_t end = i + std::min(n - i, options_.avg_size - pos_);
+    for (; i < end; ++i) {
+      fp = (fp << 1) + kGear[p[i]];
+      if ((fp & mask_small_) == 0) return found(i);
     }
   }
-  // Phase 2: up to max_size with the loose mask.
-  while (i < n) {
-    fp = (fp << 1) + kGear[p[i]];
-    ++i;
-    ++pos;
-    if ((fp & mask_large_) == 0 || pos >= options_.max_size) {
-      Reset();
-      return {i, true};
+  // Phase 2: up to max_size with the loose mask; max_size itself is a boundary.
+  size_t pos_at_i = pos_ + (i - start);
+  if (i < n) {
+    size_t to_max = options_.max_size - pos_at_i;  // >= 1: pos never reaches max here
+    size_t end = i + std::min(n - i, to_max);
+    for (; i < end; ++i) {
+      fp = (fp << 1) + kGear[p[i]];
+      if ((fp & mask_large_) == 0) return found(i);
     }
+    if (end - start + pos_ == options_.max_size) return found(end - 1);
   }
   fp_ = fp;
-  pos_ = pos;
+  pos_ += n - start;
   return {n, false};
 }
 

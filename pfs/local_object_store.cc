@@ -143,6 +143,10 @@ class LocalObjectStore : public ObjectStore {
  public:
   explicit LocalObjectStore(std::string root) : root_(std::move(root)), fds_(256) {}
 
+  static constexpr size_t kDirectMin = 1 << 20;
+  static constexpr size_t kDirectAlign = 4096;
+  static constexpr size_t kDirectStage = 4 << 20;
+
   absl::Status Put(const std::string& key, absl::string_view data) override {
     return PutParts(key, {data});
   }
@@ -153,12 +157,21 @@ class LocalObjectStore : public ObjectStore {
     std::string dir = path.substr(0, path.rfind('/'));
     RETURN_IF_ERROR(EnsureDir(dir));
     std::string tmp = absl::StrCat(dir, "/.tmp-", ::getpid(), "-", counter_.fetch_add(1));
-    int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-    if (fd < 0) return ErrnoError("create", tmp, errno);
+    size_t total = 0;
+    for (absl::string_view part : parts) total += part.size();
     absl::Status s;
-    for (absl::string_view part : parts) {
-      if (s.ok()) s = WriteAll(fd, part, tmp);
+    int fd = -1;
+    if (total >= kDirectMin && direct_.load(std::memory_order_relaxed)) {
+      fd = WriteDirect(tmp, parts, total, &s);
     }
+    if (fd < 0 && s.ok()) {
+      fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+      if (fd < 0) return ErrnoError("create", tmp, errno);
+      for (absl::string_view part : parts) {
+        if (s.ok()) s = WriteAll(fd, part, tmp);
+      }
+    }
+    if (fd < 0) return s;
     if (s.ok() && ::fdatasync(fd) != 0) s = ErrnoError("fsync", tmp, errno);
     if (::close(fd) != 0 && s.ok()) s = ErrnoError("close", tmp, errno);
     if (s.ok() && ::rename(tmp.c_str(), path.c_str()) != 0) s = ErrnoError("rename", tmp, errno);
@@ -168,6 +181,118 @@ class LocalObjectStore : public ObjectStore {
     }
     fds_.Forget(path);
     return FsyncDir(dir);
+  }
+
+  // Large objects (packs) bypass the page cache: they are written once, synced
+  // at once and read back rarely, so copying them into the cache and writing
+  // them back later costs CPU for nothing. Returns an open descriptor holding
+  // the whole object, or -1 with `s` OK when the file system refuses direct
+  // I/O (the caller then writes through the cache), or -1 with an error.
+  int WriteDirect(const std::string& tmp, const std::vector<absl::string_view>& parts,
+                  size_t total, absl::Status* s) {
+    int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_DIRECT, 0644);
+    if (fd < 0) {
+      if (errno == EINVAL) {
+        direct_.store(false, std::memory_order_relaxed);
+      } else {
+        *s = ErrnoError("create", tmp, errno);
+      }
+      return -1;
+    }
+    // O_DIRECT needs aligned memory, offsets and lengths: the parts are staged
+    // through an aligned buffer, and the last partial block goes through a
+    // second, cached descriptor.
+    size_t body = total / kDirectAlign * kDirectAlign;
+    size_t stage_size = std::min(kDirectStage, body);
+    void* mem = nullptr;
+    if (body == 0 || ::posix_memalign(&mem, kDirectAlign, stage_size) != 0) {
+      ::close(fd);
+      ::unlink(tmp.c_str());
+      return -1;  // nothing aligned to write, or no memory: write through the cache
+    }
+    std::unique_ptr<char, decltype(&std::free)> stage(static_cast<char*>(mem), &std::free);
+    size_t staged = 0;   // bytes in the stage buffer
+    size_t written = 0;  // bytes of the body on disk
+    auto flush = [&]() {
+      size_t done = 0;
+      while (done < staged) {
+        ssize_t n = ::write(fd, stage.get() + done, staged - done);
+        if (n < 0 && errno == EINTR) continue;
+        if (n < 0 && errno == EINVAL && written == 0 && done == 0) {
+          // The file system takes O_DIRECT opens but not writes: stop trying.
+          direct_.store(false, std::memory_order_relaxed);
+          return false;
+        }
+        if (n <= 0) {
+          *s = ErrnoError("write", tmp, n < 0 ? errno : EIO);
+          return false;
+        }
+        done += static_cast<size_t>(n);
+      }
+      written += staged;
+      staged = 0;
+      return true;
+    };
+    std::string tail;
+    size_t at = 0;
+    bool ok = true;
+    for (absl::string_view part : parts) {
+      while (ok && !part.empty() && at < body) {
+        size_t n = std::min({part.size(), stage_size - staged, body - at});
+        std::memcpy(stage.get() + staged, part.data(), n);
+        staged += n;
+        at += n;
+        part.remove_prefix(n);
+        if (staged == stage_size || at == body) ok = flush();
+      }
+      if (!ok) break;
+      tail.append(part.data(), part.size());
+      at += part.size();
+    }
+    if (!ok) {
+      ::close(fd);
+      ::unlink(tmp.c_str());
+      return -1;  // `s` says whether it failed or should fall back
+    }
+    if (!tail.empty()) {
+      int tail_fd = ::open(tmp.c_str(), O_WRONLY | O_CLOEXEC);
+      if (tail_fd < 0) {
+        *s = ErrnoError("open", tmp, errno);
+      } else {
+        absl::string_view rest = tail;
+        off_t off = static_cast<off_t>(body);
+        while (!rest.empty()) {
+          ssize_t n = ::pwrite(tail_fd, rest.data(), rest.size(), off);
+          if (n < 0 && errno == EINTR) continue;
+          if (n < 0) {
+            *s = ErrnoError("write", tmp, errno);
+            break;
+          }
+          rest.remove_prefix(static_cast<size_t>(n));
+          off += n;
+        }
+        // The caller's fdatasync on `fd` covers these cached pages too.
+        ::close(tail_fd);
+      }
+    }
+    if (!s->ok()) {
+      ::close(fd);
+      ::unlink(tmp.c_str());
+      return -1;
+    }
+    return fd;
+  }
+
+  void Prefetch(const std::string& key, uint64_t offset, uint64_t length) override {
+    if (!ValidateKey(key).ok()) return;
+    std::string path = Path(key);
+    auto fd = fds_.Acquire(path);
+    if (!fd.ok()) return;
+    // Asks the kernel to read the range in the background; the result only
+    // affects speed.
+    (void)::posix_fadvise(*fd, static_cast<off_t>(offset), static_cast<off_t>(length),
+                          POSIX_FADV_WILLNEED);
+    fds_.Release(path);
   }
 
   absl::StatusOr<std::string> Get(const std::string& key) override {
@@ -284,6 +409,7 @@ class LocalObjectStore : public ObjectStore {
 
   const std::string root_;
   std::atomic<uint64_t> counter_{0};
+  std::atomic<bool> direct_{true};  // false once the file system refused O_DIRECT
   FdCache fds_;
   absl::Mutex mu_;
   absl::flat_hash_set<std::string> known_dirs_ ABSL_GUARDED_BY(mu_);

@@ -37,6 +37,11 @@ class ObjectStore {
   // truncated object); NotFound if absent.
   virtual absl::StatusOr<std::string> GetRange(const std::string& key, uint64_t offset,
                                                uint64_t length) = 0;
+  // A hint that `length` bytes at `offset` will be read soon; implementations
+  // may start fetching them. Never fails (a bad hint is ignored).
+  virtual void Prefetch(const std::string& key, uint64_t offset, uint64_t length) {
+    (void)key, (void)offset, (void)length;
+  }
   // Size of the object. NotFound if absent.
   virtual absl::StatusOr<uint64_t> Size(const std::string& key) = 0;
   // Removes the object; OK if it was already absent.

@@ -870,7 +870,7 @@ absl::Status Pfs::GlobFile(const std::string& repo, const std::string& ref,
 
 absl::Status Pfs::GetFile(const std::string& repo, const std::string& ref, const std::string& path,
                           const std::function<absl::Status(const FileInfo&)>& on_file,
-                          const std::function<absl::Status(absl::string_view)>& on_data) {
+                          const std::function<absl::Status(std::string data)>& on_data) {
   ASSIGN_OR_RETURN(std::string p, NormalizePath(path));
   ASSIGN_OR_RETURN(CommitInfo c, ResolveForRead(repo, ref));
   ASSIGN_OR_RETURN(Hash root, RootHash(c));
@@ -882,10 +882,19 @@ absl::Status Pfs::GetFile(const std::string& repo, const std::string& ref, const
     ASSIGN_OR_RETURN(ChunkList list, nodes_->GetChunks(file));
     // Read ahead a few chunks on the workers: reading and verifying overlap
     // with sending.
+    // Further ahead, ask the object store to start fetching (on a local disk
+    // the kernel reads while the workers verify).
     constexpr size_t kReadAhead = 4;
+    constexpr int kPrefetchAhead = 16;
     std::deque<std::future<absl::StatusOr<std::string>>> ahead;
     int next = 0;
+    int prefetched = 0;
     auto submit = [&]() -> absl::Status {
+      for (; prefetched < list.chunks_size() && prefetched < next + kPrefetchAhead; ++prefetched) {
+        if (prefetched < next + static_cast<int>(kReadAhead)) continue;  // read right away anyway
+        auto ph = Hash::FromRaw(list.chunks(prefetched).hash());
+        if (ph.ok()) blobs_->Prefetch(*ph);
+      }
       ASSIGN_OR_RETURN(Hash h, Hash::FromRaw(list.chunks(next).hash()));
       ++next;
       BlobStore* blobs = blobs_.get();
@@ -902,7 +911,7 @@ absl::Status Pfs::GetFile(const std::string& repo, const std::string& ref, const
         status = Annotate(data.status(), absl::StrCat("reading ", file_path));
         break;
       }
-      status = on_data(*data);
+      status = on_data(std::move(*data));
     }
     for (auto& f : ahead) f.wait();  // the tasks refer to nothing local, but finish them first
     return status;

@@ -174,7 +174,7 @@ class Pfs {
   // each file, then on_data for its content in order.
   absl::Status GetFile(const std::string& repo, const std::string& ref, const std::string& path,
                        const std::function<absl::Status(const FileInfo&)>& on_file,
-                       const std::function<absl::Status(absl::string_view)>& on_data);
+                       const std::function<absl::Status(std::string data)>& on_data);
   absl::StatusOr<CommitInfo> DeleteFile(const std::string& repo, const std::string& ref,
                                         const std::string& path);
   // Files that differ between two commits; `old_ref` empty: new's parent.

@@ -156,9 +156,9 @@ grpc::Status ApiService::GetFile(grpc::ServerContext*, const GetFileRequest* req
         *msg.mutable_file() = info;
         return writer->Write(msg) ? absl::OkStatus() : Cancelled();
       },
-      [&](absl::string_view data) -> absl::Status {
+      [&](std::string data) -> absl::Status {
         msg.Clear();
-        msg.set_data(data.data(), data.size());
+        msg.set_data(std::move(data));
         return writer->Write(msg) ? absl::OkStatus() : Cancelled();
       }));
 }
