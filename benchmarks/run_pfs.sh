@@ -49,6 +49,13 @@ tusk create repo big >/dev/null
 t0=$(now); tusk put file big@master:/big.bin -f "$W/big.bin" >/dev/null; t1=$(now)
 tusk_put=$(elapsed "$t0" "$t1")
 put_rss=$(rss_kib "$TUSKD_PID")
+# Get right after the put, before the baselines' writes are in flight. Packs
+# are written with O_DIRECT, so the first get reads them from the disk; the
+# second finds them in the page cache.
+t0=$(now); tusk get file big@master:/big.bin >/dev/null; t1=$(now)
+tusk_get_cold=$(elapsed "$t0" "$t1")
+t0=$(now); tusk get file big@master:/big.bin >/dev/null; t1=$(now)
+tusk_get=$(elapsed "$t0" "$t1")
 t0=$(now); dd if="$W/big.bin" of="$W/dd.out" bs=1M conv=fsync status=none; t1=$(now)
 dd_put=$(elapsed "$t0" "$t1"); rm -f "$W/dd.out"
 export BORG_UNKNOWN_UNENCRYPTED_REPO_ACCESS_IS_OK=yes BORG_RELOCATED_REPO_ACCESS_IS_OK=yes
@@ -68,8 +75,6 @@ new_bytes=$(python3 -c "import json; print(json.load(open('$W/reput.json'))['new
 row "re-put with 1 MiB changed: new stored data" "$(python3 -c "print(f'{$new_bytes / 1048576:.1f} MiB')")" "-" "-" "target < 8 MiB"
 
 echo "== get file (${BIG_MB} MiB)" >&2
-t0=$(now); tusk get file big@master:/big.bin >/dev/null; t1=$(now)
-tusk_get=$(elapsed "$t0" "$t1")
 # Writing 1 GiB into the page cache is slow while earlier writes are still
 # being flushed: start both from a synced state.
 sync; sleep 1
@@ -79,7 +84,8 @@ sync; sleep 1
 t0=$(now); tusk get file big@master:/big.bin -o "$W/got.bin"; t1=$(now)
 tusk_get_file=$(elapsed "$t0" "$t1"); rm -f "$W/got.bin"
 gbps() { python3 -c "print(f'{$BIG_MB * 1.048576 / 1000 / $1:.2f} GB/s')"; }
-row "get file ${BIG_MB} MiB to /dev/null" "$(gbps "$tusk_get")" "-" "-" "target >= 1 GB/s"
+row "get file ${BIG_MB} MiB to /dev/null, first read (packs on disk)" "$(gbps "$tusk_get_cold")" "-" "-" "target >= 1 GB/s"
+row "get file ${BIG_MB} MiB to /dev/null, again (packs in page cache)" "$(gbps "$tusk_get")" "-" "-" "target >= 1 GB/s"
 row "get file ${BIG_MB} MiB -o file vs cat to a file" "$(gbps "$tusk_get_file")" "$(gbps "$cat_file")" "$(ratio "$cat_file" "$tusk_get_file")" "same disk"
 stop_tuskd
 
@@ -113,7 +119,11 @@ start_tuskd
 "$BIN/pfs_bench_client" microcommits --address "$TUSK_ADDRESS" --repo micro --count "$MICRO" >"$W/micro.json"
 rate=$(python3 -c "import json; print(json.load(open('$W/micro.json'))['commits_per_s'])")
 p99=$(python3 -c "import json; print(json.load(open('$W/micro.json'))['p99_ms'])")
-row "$MICRO micro-commits (start, put 100 B, finish; synced)" "$rate commits/s" "-" "-" "target >= 1,000/s; p99 ${p99} ms"
+row "$MICRO micro-commits: StartCommit, PutFile 100 B, FinishCommit (3 round trips; synced)" "$rate commits/s" "-" "-" "target >= 1,000/s; p99 ${p99} ms"
+"$BIN/pfs_bench_client" microcommits --address "$TUSK_ADDRESS" --repo micro1 --count "$MICRO" --one-stream 1 >"$W/micro1.json"
+rate=$(python3 -c "import json; print(json.load(open('$W/micro1.json'))['commits_per_s'])")
+p99=$(python3 -c "import json; print(json.load(open('$W/micro1.json'))['p99_ms'])")
+row "$MICRO micro-commits: one PutFile stream the server starts and finishes a commit around (1 round trip; synced)" "$rate commits/s" "-" "-" "target >= 1,000/s; p99 ${p99} ms"
 
 echo "== diff of 10 changed files: $DIFF_SMALL vs $DIFF_BIG files" >&2
 "$BIN/pfs_bench_client" diff --address "$TUSK_ADDRESS" --repo dsmall --files "$DIFF_SMALL" --changed 10 --repeat 30 >"$W/dsmall.json"
