@@ -105,7 +105,7 @@ void BM_MicroCommitInProcess(benchmark::State& state) {
     int64_t i = 0;
     for (auto _ : state) {
       auto c = pfs->StartCommit("mc", "master", "", v1::USER, {});
-      auto up = *pfs->BeginUpload("mc", c->id(), "");
+      auto up = *pfs->BeginUpload("mc", c->id());
       (void)up->BeginFile(absl::StrCat("/events/", i++), false);
       (void)up->Write(payload);
       (void)up->EndFile(payload.size());

@@ -4,6 +4,7 @@
 
 #include <algorithm>
 
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
@@ -209,7 +210,7 @@ absl::Status Pfs::Recover() {
   }));
   for (const auto& [repo, id] : open) {
     ASSIGN_OR_RETURN(auto c, GetCommit(repo, id));
-    if (c && c->origin() == v1::AUTO) {
+    if (c && (c->automatic() || c->origin() == v1::AUTO)) {
       TUSK_LOG(INFO) << "dropping automatic commit " << repo << "@" << id
                      << " left open by an interrupted upload";
       RETURN_IF_ERROR(DropOpenCommit(repo, id));
@@ -511,9 +512,20 @@ absl::StatusOr<CommitInfo> Pfs::StartCommit(const std::string& repo, const std::
   return StartCommitLocked(repo, branch, message, origin, metadata);
 }
 
+absl::Status Pfs::CarryMetadata(const std::string& repo, const std::string& parent, CommitInfo* c) {
+  if (parent.empty()) return absl::OkStatus();
+  ASSIGN_OR_RETURN(auto p, GetCommit(repo, parent));
+  if (!p) return absl::DataLossError(absl::StrCat("parent commit ", parent, " is missing"));
+  for (const auto& [k, v] : p->metadata()) {
+    if (absl::StartsWith(k, kCarriedMetadataPrefix)) (*c->mutable_metadata())[k] = v;
+  }
+  return absl::OkStatus();
+}
+
 absl::StatusOr<CommitInfo> Pfs::StartCommitLocked(const std::string& repo, const std::string& branch,
                                                   const std::string& message, v1::Origin origin,
-                                                  const std::map<std::string, std::string>& metadata) {
+                                                  const std::map<std::string, std::string>& metadata,
+                                                  bool automatic) {
   ASSIGN_OR_RETURN(auto r, GetRepo(repo));
   if (!r) return absl::NotFoundError(absl::StrCat("repo ", repo, " not found"));
   ASSIGN_OR_RETURN(auto existing, GetBranch(repo, branch));
@@ -540,6 +552,8 @@ absl::StatusOr<CommitInfo> Pfs::StartCommitLocked(const std::string& repo, const
   c.set_message(message);
   *c.mutable_started() = Now();
   c.set_commit_set(c.id());
+  c.set_automatic(automatic);
+  RETURN_IF_ERROR(CarryMetadata(repo, b.head(), &c));
   for (const auto& [k, v] : metadata) (*c.mutable_metadata())[k] = v;
   b.set_open_commit(c.id());
   KvBatch batch;
@@ -553,7 +567,8 @@ absl::StatusOr<CommitInfo> Pfs::StartCommitLocked(const std::string& repo, const
 
 absl::StatusOr<CommitInfo> Pfs::FinishCommit(const std::string& repo, const std::string& ref,
                                              const std::string& message,
-                                             const std::map<std::string, std::string>& metadata) {
+                                             const std::map<std::string, std::string>& metadata,
+                                             const std::map<std::string, std::string>& expect_metadata) {
   RETURN_IF_ERROR(ValidateRepoName(repo));
   ASSIGN_OR_RETURN(ParsedRef parsed, ParseRef(ref.empty() ? std::string(kDefaultBranch) : ref));
   if (parsed.ancestors > 0) {
@@ -572,12 +587,13 @@ absl::StatusOr<CommitInfo> Pfs::FinishCommit(const std::string& repo, const std:
     }
     id = b->open_commit();
   }
-  return FinishCommitById(repo, id, message, metadata);
+  return FinishCommitById(repo, id, message, metadata, expect_metadata);
 }
 
 absl::StatusOr<CommitInfo> Pfs::FinishCommitById(const std::string& repo, const std::string& id,
                                                   const std::string& message,
-                                                  const std::map<std::string, std::string>& metadata) {
+                                                  const std::map<std::string, std::string>& metadata,
+                                                  const std::map<std::string, std::string>& expect_metadata) {
   auto commit_lock = CommitLock(id);
   absl::WriterMutexLock finish_lock(commit_lock.get());
   ASSIGN_OR_RETURN(auto c, GetCommit(repo, id));
@@ -627,6 +643,25 @@ absl::StatusOr<CommitInfo> Pfs::FinishCommitById(const std::string& repo, const 
   RETURN_IF_ERROR(writer->Finish(&batch));
 
   absl::MutexLock lock(&meta_mu_);
+  if (!expect_metadata.empty()) {
+    // The parent cannot change while this commit is open (one open commit
+    // per branch), so checking here, in the finishing critical section, is
+    // atomic with the finish.
+    CommitInfo parent;
+    if (!c->parent().empty()) {
+      ASSIGN_OR_RETURN(auto p, GetCommit(repo, c->parent()));
+      if (p) parent = *p;
+    }
+    for (const auto& [k, want] : expect_metadata) {
+      auto it = parent.metadata().find(k);
+      std::string have = it == parent.metadata().end() ? "" : it->second;
+      if (have != want) {
+        return absl::AbortedError(absl::StrCat(
+            "precondition failed: metadata '", k, "' of parent commit ",
+            c->parent().empty() ? "(none)" : c->parent(), " is '", have, "', expected '", want, "'"));
+      }
+    }
+  }
   ASSIGN_OR_RETURN(auto b, GetBranch(repo, c->branch()));
   c->set_state(v1::FINISHED);
   *c->mutable_finished() = Now();
@@ -643,6 +678,7 @@ absl::StatusOr<CommitInfo> Pfs::FinishCommitById(const std::string& repo, const 
   }
   for (const auto& k : staged_keys) batch.Delete(k);
   RETURN_IF_ERROR(kv_->Write(&batch, /*sync=*/true));
+  if (c->automatic()) auto_commit_done_.SignalAll();
   TUSK_LOG(DEBUG) << "finished commit " << repo << "@" << id << " (" << root.file_count
                   << " files, " << root.size << " bytes)";
   return *c;
@@ -662,7 +698,9 @@ absl::Status Pfs::DropOpenCommit(const std::string& repo, const std::string& id)
   }
   batch.Delete(CommitKey(repo, id));
   RETURN_IF_ERROR(DeletePrefix(kv_.get(), StagePrefix(id), &batch));
-  return kv_->Write(&batch, /*sync=*/false);
+  RETURN_IF_ERROR(kv_->Write(&batch, /*sync=*/false));
+  if (c->automatic()) auto_commit_done_.SignalAll();
+  return absl::OkStatus();
 }
 
 absl::StatusOr<CommitInfo> Pfs::InspectCommit(const std::string& repo, const std::string& ref) {
@@ -746,6 +784,9 @@ absl::StatusOr<CommitInfo> Pfs::Revert(const std::string& repo, const std::strin
   c.set_size_bytes(target.size_bytes());
   c.set_file_count(target.file_count());
   c.set_commit_set(c.id());
+  // Carried state describes what the branch has consumed, not its tree: it
+  // comes from the head being replaced, not from the revert target.
+  RETURN_IF_ERROR(CarryMetadata(repo, b->head(), &c));
   (*c.mutable_metadata())["reverted_to"] = target.id();
   b->set_head(c.id());
   KvBatch batch;
@@ -786,7 +827,13 @@ absl::StatusOr<FileInfo> Pfs::MakeFileInfo(const std::string& path, const Entry&
 
 absl::StatusOr<std::unique_ptr<Upload>> Pfs::BeginUpload(const std::string& repo,
                                                          const std::string& ref,
-                                                         const std::string& message) {
+                                                         const AutoCommitOptions& auto_opts) {
+  bool auto_only = auto_opts.origin != v1::AUTO || !auto_opts.metadata.empty() ||
+                   !auto_opts.expect_metadata.empty();
+  if (auto_opts.origin != v1::AUTO && auto_opts.origin != v1::INGEST) {
+    return absl::InvalidArgumentError(absl::StrCat("an automatic commit's origin must be AUTO or INGEST, not ",
+                                                   v1::Origin_Name(auto_opts.origin)));
+  }
   RETURN_IF_ERROR(ValidateRepoName(repo));
   ASSIGN_OR_RETURN(ParsedRef parsed, ParseRef(ref.empty() ? std::string(kDefaultBranch) : ref));
   if (parsed.ancestors > 0) {
@@ -806,15 +853,33 @@ absl::StatusOr<std::unique_ptr<Upload>> Pfs::BeginUpload(const std::string& repo
     ASSIGN_OR_RETURN(auto r, GetRepo(repo));
     if (!r) return absl::NotFoundError(absl::StrCat("repo ", repo, " not found"));
     RETURN_IF_ERROR(ValidateBranchName(parsed.base));
-    ASSIGN_OR_RETURN(auto b, GetBranch(repo, parsed.base));
-    if (b && !b->open_commit().empty()) {
+    absl::Time deadline = absl::Now() + auto_opts.wait;
+    while (true) {
+      ASSIGN_OR_RETURN(auto b, GetBranch(repo, parsed.base));
+      if (!b || b->open_commit().empty()) {
+        ASSIGN_OR_RETURN(c, StartCommitLocked(repo, parsed.base, auto_opts.message, auto_opts.origin,
+                                              {}, /*automatic=*/true));
+        auto_commit = true;
+        break;
+      }
       ASSIGN_OR_RETURN(auto found, GetCommit(repo, b->open_commit()));
       if (!found) return absl::DataLossError(absl::StrCat("open commit ", b->open_commit(), " is missing"));
-      c = *found;
-    } else {
-      ASSIGN_OR_RETURN(c, StartCommitLocked(repo, parsed.base, message, v1::AUTO, {}));
-      auto_commit = true;
+      if (!found->automatic()) {
+        c = *found;  // an explicitly started commit: write into it
+        break;
+      }
+      // Another stream's automatic commit: it ends with that stream.
+      if (auto_commit_done_.WaitWithDeadline(&meta_mu_, deadline)) {
+        return absl::DeadlineExceededError(absl::StrCat(
+            "branch ", repo, "@", parsed.base, " is still busy with automatic commit ", found->id(),
+            " after ", absl::FormatDuration(auto_opts.wait)));
+      }
     }
+  }
+  if (!auto_commit && auto_only) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "origin, metadata and preconditions apply to an automatic commit, but the write goes into "
+        "open commit ", repo, "@", c.id(), "; pass them to finish commit instead"));
   }
   if (c.state() != v1::OPEN) {
     return absl::FailedPreconditionError(absl::StrCat(
@@ -826,7 +891,12 @@ absl::StatusOr<std::unique_ptr<Upload>> Pfs::BeginUpload(const std::string& repo
     if (!p) return absl::DataLossError(absl::StrCat("parent commit ", c.parent(), " is missing"));
     ASSIGN_OR_RETURN(parent_root, RootHash(*p));
   }
-  return std::unique_ptr<Upload>(new Upload(this, repo, c.id(), parent_root, auto_commit));
+  auto upload = std::unique_ptr<Upload>(new Upload(this, repo, c.id(), parent_root, auto_commit));
+  if (auto_commit) {
+    upload->auto_metadata_ = auto_opts.metadata;
+    upload->auto_expect_ = auto_opts.expect_metadata;
+  }
+  return upload;
 }
 
 absl::StatusOr<FileInfo> Pfs::InspectFile(const std::string& repo, const std::string& ref,
@@ -923,7 +993,7 @@ absl::Status Pfs::GetFile(const std::string& repo, const std::string& ref, const
 
 absl::StatusOr<CommitInfo> Pfs::DeleteFile(const std::string& repo, const std::string& ref,
                                            const std::string& path) {
-  ASSIGN_OR_RETURN(auto upload, BeginUpload(repo, ref, ""));
+  ASSIGN_OR_RETURN(auto upload, BeginUpload(repo, ref));
   RETURN_IF_ERROR(upload->Delete(path));
   return upload->Close();
 }
@@ -1342,7 +1412,7 @@ absl::StatusOr<CommitInfo> Upload::Close() {
   }
   closed_ = true;
   if (auto_commit_) {
-    auto finished = pfs_->FinishCommitById(repo_, commit_id_, "", {});
+    auto finished = pfs_->FinishCommitById(repo_, commit_id_, "", auto_metadata_, auto_expect_);
     if (!finished.ok()) {
       // Leave nothing half-done: the automatic commit goes away with its writes.
       absl::Status s = pfs_->DropOpenCommit(repo_, commit_id_);

@@ -29,6 +29,7 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
+#include "absl/time/time.h"
 #include "common/thread_pool.h"
 #include "pfs/blob_store.h"
 #include "pfs/chunker.h"
@@ -58,6 +59,24 @@ struct PfsOptions {
 };
 
 class Pfs;
+
+// Metadata keys under this prefix are carried from a commit to its children.
+inline constexpr char kCarriedMetadataPrefix[] = "state/";
+
+// How BeginUpload makes an automatic commit (one it starts because the branch
+// has no open commit). Everything but `message` must stay at its default when
+// the upload joins an open commit.
+struct AutoCommitOptions {
+  std::string message;
+  v1::Origin origin = v1::AUTO;  // AUTO or INGEST
+  // Merged into the commit's metadata when it finishes.
+  std::map<std::string, std::string> metadata;
+  // Checked against the parent commit's metadata when it finishes (absent
+  // counts as ""); a mismatch drops the commit with Aborted.
+  std::map<std::string, std::string> expect_metadata;
+  // How long to wait for another automatic commit on the branch to finish.
+  absl::Duration wait = absl::Seconds(30);
+};
 
 // One stream of writes into one commit (a PutFile call). Not thread-safe; use
 // one per stream. Nothing it writes is visible until Close(); an Upload
@@ -101,6 +120,9 @@ class Upload {
   const std::string commit_id_;
   const Hash parent_root_;
   const bool auto_commit_;
+  // For an automatic commit: merged into its metadata and checked at finish.
+  std::map<std::string, std::string> auto_metadata_;
+  std::map<std::string, std::string> auto_expect_;
   bool closed_ = false;
   std::unique_ptr<BlobWriter> writer_;
   Chunker chunker_;
@@ -149,9 +171,12 @@ class Pfs {
   absl::StatusOr<CommitInfo> StartCommit(const std::string& repo, const std::string& branch,
                                          const std::string& message, v1::Origin origin,
                                          const std::map<std::string, std::string>& metadata);
+  // `expect_metadata`: preconditions on the parent's metadata (see
+  // AutoCommitOptions); a mismatch is Aborted and leaves the commit open.
   absl::StatusOr<CommitInfo> FinishCommit(const std::string& repo, const std::string& ref,
                                           const std::string& message,
-                                          const std::map<std::string, std::string>& metadata);
+                                          const std::map<std::string, std::string>& metadata,
+                                          const std::map<std::string, std::string>& expect_metadata = {});
   // Resolves a ref (branch: its head; id; with ^ and ~N) to a commit.
   absl::StatusOr<CommitInfo> InspectCommit(const std::string& repo, const std::string& ref);
   // Commits newest first: the ancestry of `ref`, or (empty ref) all of the repo's.
@@ -160,10 +185,12 @@ class Pfs {
 
   // Files.
   // Opens an upload into `ref`: an open commit's id, or a branch (its open
-  // commit, or else a new automatic commit finished at Close).
+  // commit, or else a new automatic commit finished at Close). While another
+  // upload's automatic commit is open on the branch, waits for it to end (up
+  // to `auto_commit.wait`, then DeadlineExceeded) rather than joining it.
   absl::StatusOr<std::unique_ptr<Upload>> BeginUpload(const std::string& repo,
                                                       const std::string& ref,
-                                                      const std::string& message);
+                                                      const AutoCommitOptions& auto_commit = {});
   absl::StatusOr<FileInfo> InspectFile(const std::string& repo, const std::string& ref,
                                        const std::string& path);
   absl::Status ListFile(const std::string& repo, const std::string& ref, const std::string& path,
@@ -215,11 +242,15 @@ class Pfs {
   absl::StatusOr<CommitInfo> ResolveForRead(const std::string& repo, const std::string& ref);
   absl::StatusOr<CommitInfo> StartCommitLocked(const std::string& repo, const std::string& branch,
                                                const std::string& message, v1::Origin origin,
-                                               const std::map<std::string, std::string>& metadata)
+                                               const std::map<std::string, std::string>& metadata,
+                                               bool automatic = false)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(meta_mu_);
+  // The parent's carried ("state/") metadata, copied into `c`.
+  absl::Status CarryMetadata(const std::string& repo, const std::string& parent, CommitInfo* c);
   absl::StatusOr<CommitInfo> FinishCommitById(const std::string& repo, const std::string& id,
                                               const std::string& message,
-                                              const std::map<std::string, std::string>& metadata);
+                                              const std::map<std::string, std::string>& metadata,
+                                              const std::map<std::string, std::string>& expect_metadata);
   // Deletes an open commit and its staged writes.
   absl::Status DropOpenCommit(const std::string& repo, const std::string& id);
   std::shared_ptr<absl::Mutex> CommitLock(const std::string& id);
@@ -239,6 +270,8 @@ class Pfs {
 
   // Serializes changes to repos, branches and commit records.
   absl::Mutex meta_mu_;
+  // Signalled when an automatic commit ends (finished or dropped).
+  absl::CondVar auto_commit_done_;
   // Per open commit: uploads hold it shared while writing their staged ops;
   // FinishCommit holds it exclusively.
   absl::Mutex locks_mu_;

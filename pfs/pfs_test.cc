@@ -2,6 +2,9 @@
 
 #include <gtest/gtest.h>
 
+#include <map>
+#include <thread>
+
 #include "absl/strings/str_cat.h"
 #include "common/status.h"
 #include "pfs/test_env.h"
@@ -24,7 +27,7 @@ class PfsTest : public ::testing::Test {
   absl::StatusOr<CommitInfo> Put(const std::string& ref,
                                  const std::vector<std::pair<std::string, std::string>>& files,
                                  bool append = false) {
-    ASSIGN_OR_RETURN(auto up, pfs_->BeginUpload("data", ref, ""));
+    ASSIGN_OR_RETURN(auto up, pfs_->BeginUpload("data", ref));
     for (const auto& [path, content] : files) {
       RETURN_IF_ERROR(up->BeginFile(path, append));
       RETURN_IF_ERROR(up->Write(content));
@@ -117,8 +120,8 @@ TEST_F(PfsTest, OpenCommitParallelUploadsAndConflicts) {
   ASSERT_TRUE(c.ok());
   EXPECT_EQ(pfs_->StartCommit("data", "master", "", v1::USER, {}).status().code(),
             absl::StatusCode::kFailedPrecondition);
-  auto u1 = pfs_->BeginUpload("data", c->id(), "");
-  auto u2 = pfs_->BeginUpload("data", "master", "");
+  auto u1 = pfs_->BeginUpload("data", c->id());
+  auto u2 = pfs_->BeginUpload("data", "master");
   ASSERT_TRUE(u1.ok() && u2.ok());
   ASSERT_TRUE((*u1)->BeginFile("/x/1", false).ok());
   ASSERT_TRUE((*u2)->BeginFile("/x/2", false).ok());
@@ -136,14 +139,14 @@ TEST_F(PfsTest, OpenCommitParallelUploadsAndConflicts) {
   EXPECT_EQ(f->file_count(), 2u);
   EXPECT_EQ(Get("master", "/x/2"), "two");
   // Writing to a finished commit is an error.
-  auto late = pfs_->BeginUpload("data", c->id(), "");
+  auto late = pfs_->BeginUpload("data", c->id());
   EXPECT_EQ(late.status().code(), absl::StatusCode::kFailedPrecondition);
 }
 
 TEST_F(PfsTest, TruncatedAndAbandonedUploadsLeaveNoTrace) {
   ASSERT_TRUE(Put("master", {{"/keep", "kept"}}).ok());
   {
-    auto up = pfs_->BeginUpload("data", "master", "");
+    auto up = pfs_->BeginUpload("data", "master");
     ASSERT_TRUE(up.ok());
     ASSERT_TRUE((*up)->BeginFile("/partial", false).ok());
     ASSERT_TRUE((*up)->Write("abc").ok());
@@ -190,6 +193,87 @@ TEST_F(PfsTest, ReopenKeepsEverything) {
   ASSERT_TRUE(p.ok()) << p.status();
   pfs_ = std::move(*p);
   EXPECT_EQ(Get("master", "/a"), "persisted");
+}
+
+// Automatic commits with metadata, carried "state/" keys and preconditions:
+// the building blocks of exactly-once ingest.
+TEST_F(PfsTest, AutoCommitMetadataCarryAndPreconditions) {
+  auto put = [&](const std::string& path, std::map<std::string, std::string> meta,
+                 std::map<std::string, std::string> expect) -> absl::StatusOr<CommitInfo> {
+    AutoCommitOptions opts;
+    opts.origin = v1::INGEST;
+    opts.metadata = std::move(meta);
+    opts.expect_metadata = std::move(expect);
+    ASSIGN_OR_RETURN(auto up, pfs_->BeginUpload("data", "master", opts));
+    RETURN_IF_ERROR(up->BeginFile(path, false));
+    RETURN_IF_ERROR(up->Write("r"));
+    RETURN_IF_ERROR(up->EndFile(1));
+    return up->Close();
+  };
+  auto c1 = put("/p0/0-9", {{"state/kafka/t/0", "10"}, {"kafka/t/0/range", "0-9"}},
+                {{"state/kafka/t/0", ""}});
+  ASSERT_TRUE(c1.ok()) << c1.status();
+  EXPECT_EQ(c1->origin(), v1::INGEST);
+  EXPECT_TRUE(c1->automatic());
+  auto c2 = put("/p1/0-4", {{"state/kafka/t/1", "5"}}, {{"state/kafka/t/1", ""}});
+  ASSERT_TRUE(c2.ok()) << c2.status();
+  // Carried from c1; the per-commit key is not.
+  EXPECT_EQ(c2->metadata().at("state/kafka/t/0"), "10");
+  EXPECT_EQ(c2->metadata().at("state/kafka/t/1"), "5");
+  EXPECT_EQ(c2->metadata().count("kafka/t/0/range"), 0u);
+  // A stale writer (expects partition 0 at 0 again) is refused and leaves nothing.
+  auto stale = put("/p0/0-9-again", {{"state/kafka/t/0", "10"}}, {{"state/kafka/t/0", ""}});
+  EXPECT_EQ(stale.status().code(), absl::StatusCode::kAborted) << stale.status();
+  EXPECT_NE(stale.status().message().find("state/kafka/t/0"), std::string::npos);
+  auto b = pfs_->InspectBranch("data", "master");
+  ASSERT_TRUE(b.ok());
+  EXPECT_EQ(b->head(), c2->id());
+  EXPECT_TRUE(b->open_commit().empty());
+  EXPECT_EQ(pfs_->InspectFile("data", "master", "/p0/0-9-again").status().code(),
+            absl::StatusCode::kNotFound);
+  // A user commit in between keeps the state; so does a revert.
+  ASSERT_TRUE(Put("master", {{"/readme", "x"}}).ok());
+  auto r = pfs_->Revert("data", "master", c1->id(), "");
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_EQ(r->metadata().at("state/kafka/t/1"), "5");
+  auto c3 = put("/p0/10-19", {{"state/kafka/t/0", "20"}}, {{"state/kafka/t/0", "10"}});
+  ASSERT_TRUE(c3.ok()) << c3.status();
+  // Metadata for an explicit open commit is refused: it belongs to finish.
+  auto open = pfs_->StartCommit("data", "master", "", v1::USER, {});
+  ASSERT_TRUE(open.ok());
+  AutoCommitOptions opts;
+  opts.metadata = {{"k", "v"}};
+  EXPECT_EQ(pfs_->BeginUpload("data", "master", opts).status().code(),
+            absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(pfs_->FinishCommit("data", "master", "", {}, {{"state/kafka/t/0", "0"}}).status().code(),
+            absl::StatusCode::kAborted);
+  EXPECT_TRUE(pfs_->FinishCommit("data", "master", "", {}, {{"state/kafka/t/0", "20"}}).ok());
+}
+
+// A second stream on a branch waits for the first one's automatic commit to
+// end instead of writing into it.
+TEST_F(PfsTest, AutomaticCommitsQueueInsteadOfJoining) {
+  auto first = pfs_->BeginUpload("data", "master");
+  ASSERT_TRUE(first.ok());
+  ASSERT_TRUE((*first)->BeginFile("/a", false).ok());
+  ASSERT_TRUE((*first)->Write("a").ok());
+  ASSERT_TRUE((*first)->EndFile(1).ok());
+  AutoCommitOptions quick;
+  quick.wait = absl::Milliseconds(50);
+  EXPECT_EQ(pfs_->BeginUpload("data", "master", quick).status().code(),
+            absl::StatusCode::kDeadlineExceeded);
+  std::string first_id = (*first)->commit_id();
+  std::thread closer([&] { ASSERT_TRUE((*first)->Close().ok()); });
+  auto second = pfs_->BeginUpload("data", "master");  // waits for the close
+  closer.join();
+  ASSERT_TRUE(second.ok()) << second.status();
+  EXPECT_NE((*second)->commit_id(), first_id);
+  ASSERT_TRUE((*second)->BeginFile("/b", false).ok());
+  ASSERT_TRUE((*second)->EndFile(0).ok());
+  auto c2 = (*second)->Close();
+  ASSERT_TRUE(c2.ok()) << c2.status();
+  EXPECT_EQ(c2->parent(), first_id);
+  EXPECT_EQ(c2->file_count(), 2u);
 }
 
 }  // namespace

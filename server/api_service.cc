@@ -85,7 +85,8 @@ grpc::Status ApiService::StartCommit(grpc::ServerContext*, const StartCommitRequ
 
 grpc::Status ApiService::FinishCommit(grpc::ServerContext*, const FinishCommitRequest* req,
                                       CommitInfo* out) {
-  return Fill(pfs_->FinishCommit(req->repo(), req->ref(), req->message(), ToMap(req->metadata())),
+  return Fill(pfs_->FinishCommit(req->repo(), req->ref(), req->message(), ToMap(req->metadata()),
+                                 ToMap(req->expect_metadata())),
               out);
 }
 
@@ -116,7 +117,12 @@ grpc::Status ApiService::PutFile(grpc::ServerContext* ctx,
   };
   while (reader->Read(&req)) {
     if (!upload) {
-      auto u = pfs_->BeginUpload(req.repo(), req.ref(), req.message());
+      pfs::AutoCommitOptions opts;
+      opts.message = req.message();
+      if (req.origin() != ORIGIN_UNSPECIFIED) opts.origin = req.origin();
+      opts.metadata = ToMap(req.metadata());
+      opts.expect_metadata = ToMap(req.expect_metadata());
+      auto u = pfs_->BeginUpload(req.repo(), req.ref(), opts);
       if (!u.ok()) return fail(u.status());
       upload = std::move(*u);
     }
