@@ -19,6 +19,7 @@
 #include "common/version.h"
 #include "pfs/pfs.h"
 #include "server/api_service.h"
+#include "server/source_service.h"
 
 namespace {
 
@@ -110,10 +111,12 @@ int main(int argc, char** argv) {
     return 1;
   }
   tusk::server::ApiService service(pfs->get());
+  tusk::server::SourceService sources(pfs->get());
   grpc::ServerBuilder builder;
   int port = 0;
   builder.AddListeningPort(opts.listen, grpc::InsecureServerCredentials(), &port);
   builder.RegisterService(&service);
+  builder.RegisterService(&sources);
   builder.SetMaxReceiveMessageSize(64 << 20);
   builder.SetMaxSendMessageSize(64 << 20);
   std::unique_ptr<grpc::Server> server = builder.BuildAndStart();
