@@ -6,13 +6,16 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cctype>
 #include <chrono>
 #include <cstdio>
 #include <cstring>
 #include <filesystem>
+#include <fstream>
 #include <functional>
 #include <iostream>
 #include <map>
+#include <sstream>
 #include <string>
 #include <vector>
 
@@ -20,12 +23,14 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
+#include "absl/time/time.h"
 #include "common/args.h"
 #include "common/grpc_status.h"
 #include "common/version.h"
 #include "google/protobuf/util/json_util.h"
 #include "google/protobuf/util/time_util.h"
 #include "pfs/refs.h"
+#include "proto/ingest.grpc.pb.h"
 #include "proto/pfs.grpc.pb.h"
 
 namespace tusk::cli {
@@ -37,6 +42,7 @@ using tusk::ParseArgs;
 
 namespace fs = std::filesystem;
 using namespace tusk::pfs::v1;  // NOLINT: the API messages
+namespace iv1 = tusk::ingest::v1;
 
 // Exit codes. Documented in the help text.
 constexpr int kExitOk = 0;
@@ -68,6 +74,11 @@ Files:
   get file REPO@REF:/PATH [-o OUT]        (a directory needs -o DIR)
   list file REPO@REF[:/DIR]               glob file REPO@REF:PATTERN
   inspect file REPO@REF:/PATH             delete file REPO@REF:/PATH
+Ingest (Kafka topics into micro-commits; run 'tusk-ingest --source NAME'):
+  create source NAME --kafka BROKERS --topic T [--topic T2] --repo R [--branch B]
+      [--max-records N] [--max-bytes B] [--max-latency 50ms] [--start earliest|latest]
+      [--layout partition|hour] [--max-record-bytes B] [--update]   (or -f SPEC.json)
+  list source      inspect source NAME      delete source NAME
 Admin:
   fsck                                    (verify every reachable chunk, node and commit)
   version
@@ -126,7 +137,45 @@ const std::map<std::string, std::string> kCommandHelp = {
     {"fsck", "tusk fsck\n  Reads and verifies every reachable commit, tree node, chunk list and "
              "chunk. Exit 6 if anything is wrong.\n"},
     {"version", "tusk version\n  Prints the client's and the server's version.\n"},
+    {"create source",
+     "tusk create source NAME --kafka BROKERS --topic T [--topic T2 ...] --repo R [--branch B]\n"
+     "    [--max-records N] [--max-bytes B] [--max-latency D] [--start earliest|latest]\n"
+     "    [--layout partition|hour] [--max-record-bytes B] [--update]\n"
+     "tusk create source [NAME] -f SPEC.json [--update]\n"
+     "  Stores a Kafka source in tuskd; 'tusk-ingest --source NAME' runs it (the Kafka\n"
+     "  consumer group is NAME). A micro-commit closes at the first of --max-records\n"
+     "  (default 100000), --max-bytes (default 16MiB) and --max-latency (default 1s).\n"
+     "  --start: where a partition begins when the branch has no offset for it yet.\n"
+     "  Sizes take K, M, G (powers of 1024); durations take ms, s, m. The repo is\n"
+     "  created if missing. The spec file is a SourceSpec in JSON (see --json output).\n"},
+    {"list source", "tusk list source\n  Sources with their repo, lag and ingest rate.\n"},
+    {"inspect source",
+     "tusk inspect source NAME\n  Per partition: the offset the branch head records, Kafka's high\n"
+     "  watermark, lag and records lost to retention; the members running it.\n"},
+    {"delete source", "tusk delete source NAME\n  Stops ingest (members exit); the repo and its commits stay.\n"},
 };
+
+// "16MiB", "64k", "1G", "1000" -> bytes.
+absl::StatusOr<uint64_t> ParseBytes(const std::string& flag, std::string s) {
+  uint64_t mult = 1;
+  std::string lower;
+  for (char ch : s) lower += static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
+  for (const auto& [suffix, m] : std::vector<std::pair<std::string, uint64_t>>{
+           {"kib", 1ull << 10}, {"mib", 1ull << 20}, {"gib", 1ull << 30}, {"kb", 1ull << 10},
+           {"mb", 1ull << 20}, {"gb", 1ull << 30}, {"k", 1ull << 10}, {"m", 1ull << 20},
+           {"g", 1ull << 30}, {"b", 1}}) {
+    if (lower.size() > suffix.size() && lower.compare(lower.size() - suffix.size(), suffix.size(), suffix) == 0) {
+      mult = m;
+      lower.resize(lower.size() - suffix.size());
+      break;
+    }
+  }
+  uint64_t n = 0;
+  if (!absl::SimpleAtoi(lower, &n)) {
+    return absl::InvalidArgumentError(absl::StrCat(flag, " '", s, "' is not a size (e.g. 16MiB, 64k, 1000)"));
+  }
+  return n * mult;
+}
 
 int ExitCodeFor(const absl::Status& s) {
   switch (s.code()) {
@@ -249,7 +298,8 @@ class Progress {
 
 class Cli {
  public:
-  Cli(const Args& args, std::unique_ptr<API::Stub> stub) : args_(args), stub_(std::move(stub)) {
+  Cli(const Args& args, std::unique_ptr<API::Stub> stub, std::unique_ptr<iv1::Sources::Stub> sources)
+      : args_(args), stub_(std::move(stub)), sources_(std::move(sources)) {
     json_ = args.Has("--json");
   }
 
@@ -277,6 +327,10 @@ class Cli {
         {"inspect file", &Cli::InspectFile},
         {"delete file", &Cli::DeleteFile},
         {"fsck", &Cli::Fsck},
+        {"create source", &Cli::CreateSource},
+        {"list source", &Cli::ListSource},
+        {"inspect source", &Cli::InspectSource},
+        {"delete source", &Cli::DeleteSource},
     };
     auto it = kCommands.find(command);
     if (it == kCommands.end()) return UsageError("unknown command '" + command + "'");
@@ -336,9 +390,14 @@ class Cli {
   template <typename Req, typename Resp, typename Human>
   int Call(grpc::Status (API::Stub::*method)(grpc::ClientContext*, const Req&, Resp*),
            const Req& req, Human human) {
+    return CallOn(stub_.get(), method, req, human);
+  }
+  template <typename Stub, typename Req, typename Resp, typename Human>
+  int CallOn(Stub* stub, grpc::Status (Stub::*method)(grpc::ClientContext*, const Req&, Resp*),
+             const Req& req, Human human) {
     Resp resp;
     grpc::ClientContext ctx;
-    grpc::Status s = (stub_.get()->*method)(&ctx, req, &resp);
+    grpc::Status s = (stub->*method)(&ctx, req, &resp);
     if (!s.ok()) return Fail(s);
     if (json_) {
       PrintJson(resp);
@@ -977,11 +1036,174 @@ class Cli {
   }
 
  public:
+  // --- sources ------------------------------------------------------------
+
+  absl::StatusOr<iv1::SourceSpec> SourceSpecFromArgs() {
+    iv1::SourceSpec spec;
+    if (args_.Has("-f")) {
+      std::ifstream in(args_.Get("-f"));
+      if (!in) return absl::NotFoundError(absl::StrCat("cannot read spec file ", args_.Get("-f")));
+      std::stringstream text;
+      text << in.rdbuf();
+      auto st = google::protobuf::util::JsonStringToMessage(text.str(), &spec);
+      if (!st.ok()) {
+        return absl::InvalidArgumentError(
+            absl::StrCat("spec file ", args_.Get("-f"), ": ", std::string(st.message())));
+      }
+    }
+    if (!args_.positional.empty()) spec.set_name(args_.positional[0]);
+    if (args_.Has("--kafka")) spec.mutable_kafka()->set_brokers(args_.Get("--kafka"));
+    if (args_.values.count("--topic")) {
+      spec.mutable_kafka()->clear_topics();
+      for (const auto& t : args_.values.at("--topic")) spec.mutable_kafka()->add_topics(t);
+    }
+    if (args_.Has("--repo")) spec.set_repo(args_.Get("--repo"));
+    if (args_.Has("--branch")) spec.set_branch(args_.Get("--branch"));
+    if (args_.Has("--max-records")) {
+      uint64_t n = 0;
+      if (!absl::SimpleAtoi(args_.Get("--max-records"), &n) || n == 0) {
+        return absl::InvalidArgumentError("--max-records needs a positive number");
+      }
+      spec.set_max_records(n);
+    }
+    for (const auto& [flag, setter] :
+         std::vector<std::pair<std::string, void (iv1::SourceSpec::*)(uint64_t)>>{
+             {"--max-bytes", &iv1::SourceSpec::set_max_bytes},
+             {"--max-record-bytes", &iv1::SourceSpec::set_max_record_bytes}}) {
+      if (!args_.Has(flag)) continue;
+      auto n = ParseBytes(flag, args_.Get(flag));
+      if (!n.ok()) return n.status();
+      (spec.*setter)(*n);
+    }
+    if (args_.Has("--max-latency")) {
+      absl::Duration d;
+      if (!absl::ParseDuration(args_.Get("--max-latency"), &d) || d <= absl::ZeroDuration()) {
+        return absl::InvalidArgumentError(absl::StrCat(
+            "--max-latency '", args_.Get("--max-latency"), "' is not a duration (e.g. 50ms, 2s)"));
+      }
+      spec.set_max_latency_ms(std::max<uint64_t>(1, absl::ToInt64Milliseconds(d)));
+    }
+    if (args_.Has("--start")) {
+      std::string s = args_.Get("--start");
+      if (s == "earliest") {
+        spec.mutable_kafka()->set_start(iv1::EARLIEST);
+      } else if (s == "latest") {
+        spec.mutable_kafka()->set_start(iv1::LATEST);
+      } else {
+        return absl::InvalidArgumentError(absl::StrCat("--start must be earliest or latest, not '", s, "'"));
+      }
+    }
+    if (args_.Has("--layout")) {
+      std::string s = args_.Get("--layout");
+      if (s == "partition") {
+        spec.set_layout(iv1::PARTITION);
+      } else if (s == "hour") {
+        spec.set_layout(iv1::HOUR);
+      } else {
+        return absl::InvalidArgumentError(absl::StrCat("--layout must be partition or hour, not '", s, "'"));
+      }
+    }
+    return spec;
+  }
+
+  int CreateSource() {
+    if (args_.positional.size() > 1) return UsageError("unexpected argument '" + args_.positional[1] + "'");
+    if (args_.positional.empty() && !args_.Has("-f")) return UsageError("missing source name");
+    auto spec = SourceSpecFromArgs();
+    if (!spec.ok()) return Fail(spec.status());
+    iv1::CreateSourceRequest req;
+    *req.mutable_spec() = *spec;
+    req.set_update(args_.Has("--update"));
+    return CallOn(sources_.get(), &iv1::Sources::Stub::CreateSource, req, [&](const iv1::SourceInfo& s) {
+      std::cout << (req.update() ? "updated" : "created") << " source " << s.spec().name() << ": "
+                << absl::StrJoin(s.spec().kafka().topics(), ",") << " -> " << s.spec().repo() << "@"
+                << s.spec().branch() << "\nrun it with: tusk-ingest --source " << s.spec().name() << "\n";
+    });
+  }
+
+  static std::string SourceLag(const iv1::SourceInfo& s) {
+    int64_t lag = 0;
+    bool known = false;
+    for (const auto& p : s.partitions()) {
+      if (p.high_watermark() < 0) continue;
+      lag += p.lag();
+      known = true;
+    }
+    return known ? absl::StrCat(lag) : "-";
+  }
+
+  int ListSource() {
+    if (!NeedPositional(0, "")) return kExitUsage;
+    iv1::ListSourceResponse resp;
+    auto ctx = Ctx();
+    grpc::Status s = sources_->ListSource(ctx.get(), iv1::ListSourceRequest(), &resp);
+    if (!s.ok()) return Fail(s);
+    if (json_) {
+      for (const auto& src : resp.sources()) PrintJson(src);
+      return kExitOk;
+    }
+    Table t({"NAME", "TOPICS", "REPO@BRANCH", "MEMBERS", "LAG", "RECORDS/S", "LAST COMMIT"});
+    for (const auto& src : resp.sources()) {
+      t.Add({src.spec().name(), absl::StrJoin(src.spec().kafka().topics(), ","),
+             src.spec().repo() + "@" + src.spec().branch(), absl::StrCat(src.members_size()),
+             SourceLag(src), absl::StrFormat("%.0f", src.records_per_s()), Time(src.last_commit_time())});
+    }
+    t.Print();
+    return kExitOk;
+  }
+
+  int InspectSource() {
+    if (!NeedPositional(1, "source name")) return kExitUsage;
+    iv1::InspectSourceRequest req;
+    req.set_name(args_.positional[0]);
+    return CallOn(sources_.get(), &iv1::Sources::Stub::InspectSource, req, [&](const iv1::SourceInfo& s) {
+      const auto& spec = s.spec();
+      std::cout << "Name: " << spec.name() << "\nKafka: " << spec.kafka().brokers()
+                << "\nTopics: " << absl::StrJoin(spec.kafka().topics(), ", ")
+                << "\nTarget: " << spec.repo() << "@" << spec.branch()
+                << "\nCommit policy: " << spec.max_records() << " records, " << HumanBytes(spec.max_bytes())
+                << ", " << spec.max_latency_ms() << " ms (first reached)"
+                << "\nStart: " << iv1::StartPosition_Name(spec.kafka().start())
+                << "\nLayout: " << iv1::Layout_Name(spec.layout())
+                << "\nCreated: " << Time(s.created()) << "\nLast commit: " << Short(s.last_commit())
+                << " (" << Time(s.last_commit_time()) << ")\nRate: "
+                << absl::StrFormat("%.0f", s.records_per_s()) << " records/s\n\n";
+      Table parts({"TOPIC", "PARTITION", "COMMITTED", "HIGH WATERMARK", "LAG", "LOST", "LAST GAP", "MEMBER"});
+      for (const auto& p : s.partitions()) {
+        parts.Add({p.topic(), absl::StrCat(p.partition()),
+                   p.committed_offset() < 0 ? "-" : absl::StrCat(p.committed_offset()),
+                   p.high_watermark() < 0 ? "-" : absl::StrCat(p.high_watermark()),
+                   p.high_watermark() < 0 ? "-" : absl::StrCat(p.lag()), absl::StrCat(p.lost_records()),
+                   p.last_gap().empty() ? "-" : p.last_gap(), p.member().empty() ? "-" : p.member()});
+      }
+      parts.Print();
+      if (s.members_size() > 0) {
+        std::cout << "\n";
+        Table members({"MEMBER", "HOST", "STATE", "RECORDS", "RECORDS/S", "DEAD LETTERS", "LAST SEEN"});
+        for (const auto& m : s.members()) {
+          members.Add({m.id(), m.host(), m.state(), absl::StrCat(m.records()),
+                       absl::StrFormat("%.0f", m.records_per_s()), absl::StrCat(m.dead_letters()),
+                       Time(m.last_seen())});
+        }
+        members.Print();
+      }
+    });
+  }
+
+  int DeleteSource() {
+    if (!NeedPositional(1, "source name")) return kExitUsage;
+    iv1::DeleteSourceRequest req;
+    req.set_name(args_.positional[0]);
+    return CallOn(sources_.get(), &iv1::Sources::Stub::DeleteSource, req,
+                  [&](const iv1::DeleteSourceResponse&) { std::cout << "deleted source " << req.name() << "\n"; });
+  }
+
   std::string address_;
 
  private:
   const Args& args_;
   std::unique_ptr<API::Stub> stub_;
+  std::unique_ptr<iv1::Sources::Stub> sources_;
   bool json_ = false;
 };
 
@@ -992,8 +1214,10 @@ int main(int argc, char** argv) {
   using namespace tusk::cli;  // NOLINT
   std::vector<std::string> argv_s(argv + 1, argv + argc);
   FlagSpec spec;
-  spec.value_flags = {"--address", "-f", "-o", "-m", "--description", "--head", "--to", "-n"};
-  spec.bool_flags = {"--json", "-r", "--append", "--force", "-h", "--help"};
+  spec.value_flags = {"--address", "-f", "-o", "-m", "--description", "--head", "--to", "-n",
+                      "--kafka", "--topic", "--repo", "--branch", "--max-records", "--max-bytes",
+                      "--max-latency", "--start", "--layout", "--max-record-bytes"};
+  spec.bool_flags = {"--json", "-r", "--append", "--force", "-h", "--help", "--update"};
   spec.aliases = {{"--file", "-f"}, {"--output", "-o"}, {"--message", "-m"},
                   {"--recursive", "-r"}, {"--number", "-n"}};
   auto args = ParseArgs(argv_s, spec);
@@ -1035,7 +1259,7 @@ int main(int argc, char** argv) {
   // No transparent retries: they buffer every message of a stream.
   channel_args.SetInt(GRPC_ARG_ENABLE_RETRIES, 0);
   auto channel = grpc::CreateCustomChannel(address, grpc::InsecureChannelCredentials(), channel_args);
-  Cli cli(*args, tusk::pfs::v1::API::NewStub(channel));
+  Cli cli(*args, tusk::pfs::v1::API::NewStub(channel), iv1::Sources::NewStub(channel));
   cli.address_ = address;
   return cli.Run(command);
 }
