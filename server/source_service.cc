@@ -87,23 +87,24 @@ std::string KafkaGapKey(const std::string& topic, int32_t partition) {
   return absl::StrCat("kafka/", topic, "/", partition, "/gap");
 }
 
-absl::StatusOr<std::optional<SourceSpec>> SourceService::GetSpec(const std::string& name) {
+absl::StatusOr<std::optional<SourceInfo>> SourceService::GetStored(const std::string& name) {
   ASSIGN_OR_RETURN(auto v, pfs_->kv()->Get(SourceKey(name)));
-  if (!v) return std::optional<SourceSpec>();
+  if (!v) return std::optional<SourceInfo>();
   SourceInfo stored;
   if (!stored.ParseFromString(*v)) {
     return absl::DataLossError(absl::StrCat("the record of source ", name, " is corrupt"));
   }
-  return std::optional<SourceSpec>(stored.spec());
+  return std::optional<SourceInfo>(std::move(stored));
 }
 
-absl::StatusOr<SourceInfo> SourceService::Info(const SourceSpec& spec) {
-  SourceInfo info;
-  ASSIGN_OR_RETURN(auto v, pfs_->kv()->Get(SourceKey(spec.name())));
-  if (v && !info.ParseFromString(*v)) {
-    return absl::DataLossError(absl::StrCat("the record of source ", spec.name(), " is corrupt"));
-  }
-  *info.mutable_spec() = spec;
+absl::StatusOr<SourceInfo> SourceService::GetExisting(const std::string& name) {
+  ASSIGN_OR_RETURN(auto stored, GetStored(name));
+  if (!stored) return absl::NotFoundError(absl::StrCat("source ", name, " not found"));
+  return *std::move(stored);
+}
+
+absl::StatusOr<SourceInfo> SourceService::Info(SourceInfo info) {
+  const SourceSpec& spec = info.spec();
   // Offsets, from the branch head: the truth.
   std::map<std::string, std::string> meta;
   auto head = pfs_->InspectCommit(spec.repo(), spec.branch());
@@ -182,9 +183,9 @@ absl::StatusOr<SourceInfo> SourceService::Info(const SourceSpec& spec) {
   return info;
 }
 
-absl::Status SourceService::StoreSpec(const SourceSpec& spec, bool update) {
+absl::StatusOr<SourceInfo> SourceService::StoreSpec(const SourceSpec& spec, bool update) {
   absl::MutexLock lock(&mu_);
-  ASSIGN_OR_RETURN(auto existing, GetSpec(spec.name()));
+  ASSIGN_OR_RETURN(auto existing, GetStored(spec.name()));
   if (existing && !update) {
     return absl::AlreadyExistsError(
         absl::StrCat("source ", spec.name(), " already exists (update it with --update)"));
@@ -218,19 +219,20 @@ absl::Status SourceService::StoreSpec(const SourceSpec& spec, bool update) {
   }
   SourceInfo stored;
   *stored.mutable_spec() = spec;
-  *stored.mutable_created() = TimeUtil::GetCurrentTime();
+  *stored.mutable_created() = existing ? existing->created() : TimeUtil::GetCurrentTime();
   RETURN_IF_ERROR(pfs_->kv()->Put(SourceKey(spec.name()), stored.SerializeAsString(), /*sync=*/true));
   TUSK_LOG(INFO) << (existing ? "updated" : "created") << " source " << spec.name() << " -> "
                  << spec.repo() << "@" << spec.branch();
-  return absl::OkStatus();
+  return stored;
 }
 
 grpc::Status SourceService::CreateSource(grpc::ServerContext*, const CreateSourceRequest* req,
                                          SourceInfo* out) {
   SourceSpec spec = req->spec();
   if (auto s = Normalize(&spec); !s.ok()) return ToGrpcStatus(s);
-  if (auto s = StoreSpec(spec, req->update()); !s.ok()) return ToGrpcStatus(s);
-  auto info = Info(spec);
+  auto stored = StoreSpec(spec, req->update());
+  if (!stored.ok()) return ToGrpcStatus(stored.status());
+  auto info = Info(*std::move(stored));
   if (!info.ok()) return ToGrpcStatus(info.status());
   *out = *info;
   return grpc::Status::OK;
@@ -238,10 +240,9 @@ grpc::Status SourceService::CreateSource(grpc::ServerContext*, const CreateSourc
 
 grpc::Status SourceService::InspectSource(grpc::ServerContext*, const InspectSourceRequest* req,
                                           SourceInfo* out) {
-  auto spec = GetSpec(req->name());
-  if (!spec.ok()) return ToGrpcStatus(spec.status());
-  if (!*spec) return ToGrpcStatus(absl::NotFoundError(absl::StrCat("source ", req->name(), " not found")));
-  auto info = Info(**spec);
+  auto stored = GetExisting(req->name());
+  if (!stored.ok()) return ToGrpcStatus(stored.status());
+  auto info = Info(*std::move(stored));
   if (!info.ok()) return ToGrpcStatus(info.status());
   *out = *info;
   return grpc::Status::OK;
@@ -249,15 +250,15 @@ grpc::Status SourceService::InspectSource(grpc::ServerContext*, const InspectSou
 
 grpc::Status SourceService::ListSource(grpc::ServerContext*, const ListSourceRequest*,
                                        ListSourceResponse* out) {
-  std::vector<SourceSpec> specs;
+  std::vector<SourceInfo> all;
   auto s = pfs_->kv()->ScanPrefix(kSourcePrefix, [&](absl::string_view, absl::string_view v) {
     SourceInfo stored;
-    if (stored.ParseFromString(std::string(v))) specs.push_back(stored.spec());
+    if (stored.ParseFromString(std::string(v))) all.push_back(std::move(stored));
     return true;
   });
   if (!s.ok()) return ToGrpcStatus(s);
-  for (const auto& spec : specs) {
-    auto info = Info(spec);
+  for (auto& stored : all) {
+    auto info = Info(std::move(stored));
     if (!info.ok()) return ToGrpcStatus(info.status());
     *out->add_sources() = *info;
   }
@@ -267,9 +268,7 @@ grpc::Status SourceService::ListSource(grpc::ServerContext*, const ListSourceReq
 grpc::Status SourceService::DeleteSource(grpc::ServerContext*, const DeleteSourceRequest* req,
                                          DeleteSourceResponse*) {
   absl::MutexLock lock(&mu_);
-  auto spec = GetSpec(req->name());
-  if (!spec.ok()) return ToGrpcStatus(spec.status());
-  if (!*spec) return ToGrpcStatus(absl::NotFoundError(absl::StrCat("source ", req->name(), " not found")));
+  if (auto stored = GetExisting(req->name()); !stored.ok()) return ToGrpcStatus(stored.status());
   pfs::KvBatch batch;
   batch.Delete(SourceKey(req->name()));
   if (auto s = pfs_->kv()->Write(&batch, /*sync=*/true); !s.ok()) return ToGrpcStatus(s);
@@ -281,10 +280,9 @@ grpc::Status SourceService::DeleteSource(grpc::ServerContext*, const DeleteSourc
 
 grpc::Status SourceService::ReportSource(grpc::ServerContext*, const ReportSourceRequest* req,
                                          ReportSourceResponse* out) {
-  auto spec = GetSpec(req->name());
-  if (!spec.ok()) return ToGrpcStatus(spec.status());
-  if (!*spec) return ToGrpcStatus(absl::NotFoundError(absl::StrCat("source ", req->name(), " not found")));
-  *out->mutable_spec() = **spec;
+  auto stored = GetExisting(req->name());
+  if (!stored.ok()) return ToGrpcStatus(stored.status());
+  *out->mutable_spec() = stored->spec();
   absl::MutexLock lock(&mu_);
   auto& r = reports_[req->name()][req->member().id()];
   r.report = *req;

@@ -44,9 +44,15 @@ class SourceService final : public ingest::v1::Sources::Service {
     absl::Time at;
   };
 
-  absl::StatusOr<std::optional<ingest::v1::SourceSpec>> GetSpec(const std::string& name);
-  absl::StatusOr<ingest::v1::SourceInfo> Info(const ingest::v1::SourceSpec& spec);
-  absl::Status StoreSpec(const ingest::v1::SourceSpec& spec, bool update);
+  // The stored record of a source (its spec and creation time).
+  absl::StatusOr<std::optional<ingest::v1::SourceInfo>> GetStored(const std::string& name);
+  // The same, NotFound if there is no such source.
+  absl::StatusOr<ingest::v1::SourceInfo> GetExisting(const std::string& name);
+  // `stored` completed with live status: offsets, gaps, members.
+  absl::StatusOr<ingest::v1::SourceInfo> Info(ingest::v1::SourceInfo stored);
+  // Validates against other sources, creates the repo if needed, stores the
+  // spec; returns the stored record.
+  absl::StatusOr<ingest::v1::SourceInfo> StoreSpec(const ingest::v1::SourceSpec& spec, bool update);
 
   pfs::Pfs* const pfs_;
   absl::Mutex mu_;  // serializes spec changes; guards reports_
