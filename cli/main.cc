@@ -77,7 +77,8 @@ Files:
 Ingest (Kafka topics into micro-commits; run 'tusk-ingest --source NAME'):
   create source NAME --kafka BROKERS --topic T [--topic T2] --repo R [--branch B]
       [--max-records N] [--max-bytes B] [--max-latency 50ms] [--start earliest|latest]
-      [--layout partition|hour] [--max-record-bytes B] [--update]   (or -f SPEC.json)
+      [--layout partition|hour] [--max-record-bytes B] [--value-format raw|json]
+      [--update]   (or -f SPEC.json)
   list source      inspect source NAME      delete source NAME
 Admin:
   fsck                                    (verify every reachable chunk, node and commit)
@@ -140,12 +141,14 @@ const std::map<std::string, std::string> kCommandHelp = {
     {"create source",
      "tusk create source NAME --kafka BROKERS --topic T [--topic T2 ...] --repo R [--branch B]\n"
      "    [--max-records N] [--max-bytes B] [--max-latency D] [--start earliest|latest]\n"
-     "    [--layout partition|hour] [--max-record-bytes B] [--update]\n"
+     "    [--layout partition|hour] [--max-record-bytes B] [--value-format raw|json] [--update]\n"
      "tusk create source [NAME] -f SPEC.json [--update]\n"
      "  Stores a Kafka source in tuskd; 'tusk-ingest --source NAME' runs it (the Kafka\n"
      "  consumer group is NAME). A micro-commit closes at the first of --max-records\n"
      "  (default 100000), --max-bytes (default 16MiB) and --max-latency (default 1s).\n"
      "  --start: where a partition begins when the branch has no offset for it yet.\n"
+     "  Records over --max-record-bytes (default 1MiB), and with --value-format json\n"
+     "  values that are not JSON, go to /_dead_letter/ in the repo with the reason.\n"
      "  Sizes take K, M, G (powers of 1024); durations take ms, s, m. The repo is\n"
      "  created if missing. The spec file is a SourceSpec in JSON (see --json output).\n"},
     {"list source", "tusk list source\n  Sources with their repo, lag and ingest rate.\n"},
@@ -1103,6 +1106,16 @@ class Cli {
         return absl::InvalidArgumentError(absl::StrCat("--layout must be partition or hour, not '", s, "'"));
       }
     }
+    if (args_.Has("--value-format")) {
+      std::string s = args_.Get("--value-format");
+      if (s == "raw") {
+        spec.set_value_format(iv1::RAW);
+      } else if (s == "json") {
+        spec.set_value_format(iv1::JSON);
+      } else {
+        return absl::InvalidArgumentError(absl::StrCat("--value-format must be raw or json, not '", s, "'"));
+      }
+    }
     return spec;
   }
 
@@ -1216,7 +1229,8 @@ int main(int argc, char** argv) {
   FlagSpec spec;
   spec.value_flags = {"--address", "-f", "-o", "-m", "--description", "--head", "--to", "-n",
                       "--kafka", "--topic", "--repo", "--branch", "--max-records", "--max-bytes",
-                      "--max-latency", "--start", "--layout", "--max-record-bytes"};
+                      "--max-latency", "--start", "--layout", "--max-record-bytes",
+                      "--value-format"};
   spec.bool_flags = {"--json", "-r", "--append", "--force", "-h", "--help", "--update"};
   spec.aliases = {{"--file", "-f"}, {"--output", "-o"}, {"--message", "-m"},
                   {"--recursive", "-r"}, {"--number", "-n"}};

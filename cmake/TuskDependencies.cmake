@@ -9,6 +9,8 @@ find_package(Snappy CONFIG REQUIRED)
 # gRPC and RocksDB: Debian ships pkg-config files for both; use them.
 pkg_check_modules(GRPCPP REQUIRED IMPORTED_TARGET grpc++)
 pkg_check_modules(ROCKSDB REQUIRED IMPORTED_TARGET rocksdb)
+# librdkafka (Kafka client and its mock cluster): only ingest/ links it.
+pkg_check_modules(RDKAFKA REQUIRED IMPORTED_TARGET rdkafka)
 find_program(GRPC_CPP_PLUGIN grpc_cpp_plugin REQUIRED)
 
 if(TUSK_BUILD_TESTS)

@@ -12,6 +12,7 @@
 #include "common/log.h"
 #include "common/status.h"
 #include "google/protobuf/util/time_util.h"
+#include "ingest/format.h"
 #include "pfs/refs.h"
 
 namespace tusk::server {
@@ -69,6 +70,7 @@ absl::Status Normalize(SourceSpec* s) {
   if (s->max_record_bytes() == 0) s->set_max_record_bytes(1 << 20);
   if (s->kafka().start() == START_POSITION_UNSPECIFIED) s->mutable_kafka()->set_start(EARLIEST);
   if (s->layout() == LAYOUT_UNSPECIFIED) s->set_layout(PARTITION);
+  if (s->value_format() == VALUE_FORMAT_UNSPECIFIED) s->set_value_format(RAW);
   if (s->max_bytes() > (1ull << 30)) {
     return named(absl::InvalidArgumentError("max_bytes is over 1 GiB: a micro-commit is held in memory"));
   }
@@ -76,16 +78,6 @@ absl::Status Normalize(SourceSpec* s) {
 }
 
 }  // namespace
-
-std::string KafkaOffsetKey(const std::string& topic, int32_t partition) {
-  return absl::StrCat(pfs::kCarriedMetadataPrefix, "kafka/", topic, "/", partition, "/next");
-}
-std::string KafkaLostKey(const std::string& topic, int32_t partition) {
-  return absl::StrCat(pfs::kCarriedMetadataPrefix, "kafka/", topic, "/", partition, "/lost");
-}
-std::string KafkaGapKey(const std::string& topic, int32_t partition) {
-  return absl::StrCat("kafka/", topic, "/", partition, "/gap");
-}
 
 absl::StatusOr<std::optional<SourceInfo>> SourceService::GetStored(const std::string& name) {
   ASSIGN_OR_RETURN(auto v, pfs_->kv()->Get(SourceKey(name)));
@@ -127,7 +119,9 @@ absl::StatusOr<SourceInfo> SourceService::Info(SourceInfo info) {
     }
     return ps;
   };
-  std::string kafka_prefix = absl::StrCat(pfs::kCarriedMetadataPrefix, "kafka/");
+  // ingest writes its offsets under the prefix tusk carries to child commits.
+  static_assert(std::string_view(ingest::kCarriedPrefix) == pfs::kCarriedMetadataPrefix);
+  std::string kafka_prefix = absl::StrCat(ingest::kCarriedPrefix, "kafka/");
   for (const auto& [k, value] : meta) {
     if (!absl::StartsWith(k, kafka_prefix)) continue;
     std::vector<std::string> f = absl::StrSplit(k.substr(kafka_prefix.size()), '/');

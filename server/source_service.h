@@ -18,11 +18,6 @@
 
 namespace tusk::server {
 
-// Metadata keys of ingest commits (see ingest/README.md).
-std::string KafkaOffsetKey(const std::string& topic, int32_t partition);  // carried
-std::string KafkaLostKey(const std::string& topic, int32_t partition);    // carried
-std::string KafkaGapKey(const std::string& topic, int32_t partition);     // this commit only
-
 class SourceService final : public ingest::v1::Sources::Service {
  public:
   explicit SourceService(pfs::Pfs* pfs) : pfs_(pfs) {}

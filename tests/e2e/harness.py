@@ -6,6 +6,7 @@ Binaries come from $TUSK_BIN_DIR (set by ctest). Every server listens on
 
 import json
 import os
+import select
 import shutil
 import signal
 import subprocess
@@ -16,6 +17,20 @@ import unittest
 BIN_DIR = os.environ.get("TUSK_BIN_DIR", os.path.join(os.path.dirname(__file__), "../../build/bin"))
 TUSKD = os.path.join(BIN_DIR, "tuskd")
 TUSK = os.path.join(BIN_DIR, "tusk")
+DEV_KAFKA = os.path.join(BIN_DIR, "tusk-dev-kafka")
+INGEST = os.path.join(BIN_DIR, "tusk-ingest")
+
+
+def stop_process(proc, timeout=15):
+    """SIGTERM, then SIGKILL if it does not exit in time; returns the exit code."""
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+    return proc.returncode
 
 
 class Tuskd:
@@ -27,13 +42,15 @@ class Tuskd:
         self.proc = None
         self.address = None
 
-    def start(self, timeout=20):
+    def start(self, timeout=20, same_address=False):
+        """Starts tuskd on a free port, or (same_address) where it was before."""
+        listen = self.address if same_address and self.address else "127.0.0.1:0"
         port_file = os.path.join(os.path.dirname(self.log_path), "port")
         if os.path.exists(port_file):
             os.unlink(port_file)
         with open(self.log_path, "ab") as log:
             self.proc = subprocess.Popen(
-                [TUSKD, "--data-dir", self.data_dir, "--listen", "127.0.0.1:0", "--port-file", port_file],
+                [TUSKD, "--data-dir", self.data_dir, "--listen", listen, "--port-file", port_file],
                 stdout=log, stderr=log)
         deadline = time.time() + timeout
         while time.time() < deadline:
@@ -54,18 +71,68 @@ class Tuskd:
             self.proc.wait(timeout=10)
 
     def stop(self):
-        if self.proc and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        if self.proc:
+            stop_process(self.proc)
 
     def log(self):
         try:
             with open(self.log_path, errors="replace") as f:
                 return f.read()[-4000:]
+        except OSError:
+            return ""
+
+
+class MockKafka:
+    """tusk-dev-kafka: a Kafka-protocol cluster on 127.0.0.1 (librdkafka's mock)."""
+
+    def __init__(self, log_path, topics, partitions=4):
+        self.log_path = log_path
+        args = [DEV_KAFKA, "--partitions", str(partitions)]
+        for t in topics:
+            args += ["--topic", t]
+        with open(log_path, "ab") as log:
+            self.proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=log)
+        ready, _, _ = select.select([self.proc.stdout], [], [], 20)
+        line = self.proc.stdout.readline().decode().strip() if ready else ""
+        if not line:
+            self.stop()
+            raise RuntimeError("tusk-dev-kafka did not start")
+        self.bootstrap = line
+
+    def stop(self):
+        stop_process(self.proc)
+        self.proc.stdout.close()
+
+
+class IngestMember:
+    """A tusk-ingest process; restartable."""
+
+    def __init__(self, address, source, log_path, member_id, extra=()):
+        self.args = [INGEST, "--address", address, "--source", source, "--member-id", member_id,
+                     "--max-backoff", "1s"] + list(extra)
+        self.log_path = log_path
+        self.proc = None
+
+    def start(self):
+        with open(self.log_path, "ab") as log:
+            self.proc = subprocess.Popen(self.args, stdout=log, stderr=log)
+
+    def running(self):
+        return self.proc is not None and self.proc.poll() is None
+
+    def kill9(self):
+        if self.running():
+            self.proc.send_signal(signal.SIGKILL)
+            self.proc.wait(timeout=10)
+
+    def stop(self, timeout=30):
+        """Stops it (SIGTERM); returns its exit code (-9 if it had to be killed)."""
+        return stop_process(self.proc, timeout) if self.proc else None
+
+    def log(self):
+        try:
+            with open(self.log_path, errors="replace") as f:
+                return f.read()
         except OSError:
             return ""
 

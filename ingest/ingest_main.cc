@@ -1,0 +1,187 @@
+// tusk-ingest: one member of a Kafka source's consumer group; turns records
+// into exactly-once micro-commits in tuskd.
+
+#include <malloc.h>
+#include <signal.h>
+
+#include <atomic>
+#include <cstdlib>
+#include <iostream>
+#include <map>
+#include <string>
+#include <thread>
+
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
+#include "common/args.h"
+#include "common/log.h"
+#include "common/version.h"
+#include "ingest/ingester.h"
+
+namespace {
+
+constexpr char kUsage[] =
+    R"(tusk-ingest: run one member of a Kafka source (see 'tusk create source')
+
+Usage: tusk-ingest --source NAME [options]
+
+Reads the source's spec from tuskd, joins its Kafka consumer group (the group
+id is the source name) and writes the records of its partitions into
+micro-commits on the source's repo@branch. Start more processes to share the
+partitions. Every record lands exactly once: the offsets a commit covers are
+part of that commit, and a member always resumes from the branch head.
+
+Options:
+  --source NAME          the source to run (required)
+  --address HOST:PORT    tuskd address (default: $TUSK_ADDRESS, else 127.0.0.1:1650)
+  --member-id ID         this member's name in reports (default: HOST-PID)
+  --fetch-buffer BYTES   bound on records fetched from Kafka ahead of the
+                         batches (default 32M; K, M, G suffixes). With two
+                         batches of the source's max-bytes, this bounds memory.
+  --kafka-config K=V     extra librdkafka property, overriding the source's
+                         (repeatable; e.g. security.protocol=SSL)
+  --max-backoff D        longest wait between retries when tuskd is down
+                         (default 10s)
+  --log-level LEVEL      debug, info (default), warning or error
+  --version              print the version and exit
+  -h, --help             show this help
+
+When tuskd is slow or down, fetching pauses, commits are retried with
+exponential backoff and the log says why. Records over the source's
+max-record-bytes (or, with value format json, not JSON) go to /_dead_letter/
+in the repo with the reason. Records the broker deleted before they were read
+are logged as RECORDS LOST and recorded in the next commit's metadata.
+
+Stops cleanly on SIGINT or SIGTERM (lands the current batch first), and by
+itself when the source is deleted. It restarts itself when the spec changes.
+
+Exit codes: 0 stopped, 1 failed (tuskd or Kafka refused), 2 bad usage,
+3 no such source.
+)";
+
+int Usage(const std::string &error) {
+  return tusk::UsageError("tusk-ingest", error);
+}
+
+absl::StatusOr<uint64_t> ParseBytes(const std::string &flag,
+                                    const std::string &s) {
+  uint64_t mult = 1;
+  std::string num = s;
+  if (!num.empty()) {
+    switch (std::toupper(static_cast<unsigned char>(num.back()))) {
+    case 'K':
+      mult = 1ull << 10;
+      break;
+    case 'M':
+      mult = 1ull << 20;
+      break;
+    case 'G':
+      mult = 1ull << 30;
+      break;
+    default:
+      break;
+    }
+    if (mult != 1)
+      num.pop_back();
+  }
+  uint64_t n = 0;
+  if (!absl::SimpleAtoi(num, &n) || n == 0) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(flag, " must be a size like 32M, not '", s, "'"));
+  }
+  return n * mult;
+}
+
+std::atomic<bool> g_stop{false};
+
+} // namespace
+
+int main(int argc, char **argv) {
+  tusk::FlagSpec spec;
+  spec.value_flags = {"--source",       "--address",      "--member-id",
+                      "--fetch-buffer", "--kafka-config", "--log-level",
+                      "--max-backoff"};
+  tusk::Args parsed;
+  if (auto done = tusk::ParseMainArgs(argc, argv, spec, "tusk-ingest", kUsage,
+                                      false, &parsed))
+    return *done;
+  const tusk::Args *args = &parsed;
+  tusk::ingest::IngesterOptions opts;
+  opts.source = args->Get("--source");
+  if (opts.source.empty())
+    return Usage("--source is required");
+  opts.tuskd = args->Get("--address");
+  if (opts.tuskd.empty()) {
+    const char *env = std::getenv("TUSK_ADDRESS");
+    opts.tuskd = env && *env ? env : "127.0.0.1:1650";
+  }
+  opts.member_id = args->Get("--member-id");
+  if (args->Has("--fetch-buffer")) {
+    auto n = ParseBytes("--fetch-buffer", args->Get("--fetch-buffer"));
+    if (!n.ok())
+      return Usage(std::string(n.status().message()));
+    opts.fetch_buffer_bytes = *n;
+  }
+  if (args->Has("--max-backoff")) {
+    if (!absl::ParseDuration(args->Get("--max-backoff"), &opts.max_backoff) ||
+        opts.max_backoff <= absl::ZeroDuration()) {
+      return Usage("--max-backoff must be a duration like 10s, not '" +
+                   args->Get("--max-backoff") + "'");
+    }
+  }
+  auto kc = args->values.find("--kafka-config");
+  if (kc != args->values.end()) {
+    for (const auto &kv : kc->second) {
+      auto eq = kv.find('=');
+      if (eq == std::string::npos || eq == 0)
+        return Usage("--kafka-config needs KEY=VALUE, not '" + kv + "'");
+      opts.kafka_config[kv.substr(0, eq)] = kv.substr(eq + 1);
+    }
+  }
+  if (args->Has("--log-level")) {
+    tusk::LogLevel level;
+    if (!tusk::ParseLogLevel(args->Get("--log-level"), &level)) {
+      return Usage("--log-level must be debug, info, warning or error");
+    }
+    tusk::SetMinLogLevel(level);
+  }
+  mallopt(M_ARENA_MAX, 2);
+
+  sigset_t signals;
+  sigemptyset(&signals);
+  sigaddset(&signals, SIGINT);
+  sigaddset(&signals, SIGTERM);
+  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+  signal(SIGPIPE, SIG_IGN);
+  std::thread waiter([&] {
+    int sig = 0;
+    sigwait(&signals, &sig);
+    TUSK_LOG(INFO) << "received signal " << sig
+                   << ", landing the current batch and stopping";
+    g_stop = true;
+  });
+  waiter.detach();
+
+  for (;;) {
+    auto ingester = tusk::ingest::Ingester::Open(opts);
+    if (!ingester.ok()) {
+      TUSK_LOG(ERROR) << "cannot start source " << opts.source << ": "
+                      << ingester.status();
+      if (ingester.status().code() == absl::StatusCode::kNotFound)
+        return 3;
+      return 1;
+    }
+    absl::Status s = (*ingester)->Run(g_stop);
+    if (s.code() == absl::StatusCode::kAborted && !g_stop) {
+      TUSK_LOG(INFO) << s.message() << "; restarting with the new spec";
+      continue;
+    }
+    if (!s.ok()) {
+      TUSK_LOG(ERROR) << s;
+      return 1;
+    }
+    TUSK_LOG(INFO) << "tusk-ingest stopped";
+    return 0;
+  }
+}

@@ -1,0 +1,959 @@
+#include "ingest/ingester.h"
+
+#include <grpcpp/grpcpp.h>
+#include <librdkafka/rdkafka.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <condition_variable>
+#include <deque>
+#include <mutex>
+#include <optional>
+#include <thread>
+#include <tuple>
+#include <utility>
+#include <vector>
+
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "absl/time/clock.h"
+#include "common/grpc_status.h"
+#include "common/log.h"
+#include "common/status.h"
+#include "google/protobuf/util/message_differencer.h"
+#include "ingest/format.h"
+#include "ingest/kafka_status.h"
+#include "proto/ingest.grpc.pb.h"
+#include "proto/pfs.grpc.pb.h"
+
+namespace tusk::ingest {
+namespace {
+
+namespace iv1 = ::tusk::ingest::v1;
+namespace pv1 = ::tusk::pfs::v1;
+
+using TopicPartition = std::pair<std::string, int32_t>;
+
+std::string Name(const TopicPartition &tp) {
+  return absl::StrCat(tp.first, "/", tp.second);
+}
+
+// What this member knows of a partition it owns.
+struct PartState {
+  // The next offset the branch head will hold once every batch handed to the
+  // committer has landed; nullopt if the head has none for this partition.
+  std::optional<int64_t> planned_next;
+  // The next offset expected from Kafka: records below it are stale.
+  int64_t fetch_next = RD_KAFKA_OFFSET_INVALID;
+  uint64_t lost_total = 0; // carried "lost" count, including pending gaps
+};
+
+// The records of one micro-commit being filled, or handed to the committer.
+struct Batch {
+  struct Part {
+    std::optional<int64_t> expect; // precondition: the parent's next offset
+    int64_t first = -1, last = -1; // offsets of records in this batch
+    int64_t next = -1;             // the next offset after this batch
+    uint64_t records = 0;
+    std::string gap; // "a-b" if the broker lost records
+    uint64_t lost_total = 0;
+    bool lost_changed = false;
+  };
+  struct File {
+    std::string topic;
+    int32_t partition = 0;
+    bool dead = false;
+    int64_t hour = -1; // layout HOUR: hours since the epoch
+    int64_t first = -1, last = -1;
+    std::string data;
+  };
+  std::map<TopicPartition, Part> parts;
+  std::map<std::tuple<std::string, int32_t, bool, int64_t>, File> files;
+  uint64_t records = 0;
+  uint64_t bytes = 0;
+  uint64_t dead_letters = 0;
+  absl::Time opened;
+
+  bool empty() const { return parts.empty(); }
+};
+
+enum class Outcome { kCommitted, kAborted, kAbandoned };
+
+struct CommitResult {
+  Outcome outcome;
+  std::string commit;
+  std::map<TopicPartition, int64_t> next; // offsets to commit to Kafka
+  uint64_t records = 0;
+  absl::Status status;
+};
+
+absl::Duration Backoff(int attempt, absl::Duration max) {
+  absl::Duration d = absl::Milliseconds(100) * (1 << std::min(attempt, 10));
+  return std::min(d, max);
+}
+
+std::string DefaultMemberId() {
+  char host[256] = {};
+  gethostname(host, sizeof(host) - 1);
+  return absl::StrCat(host, "-", getpid());
+}
+
+} // namespace
+
+struct Ingester::Impl {
+  IngesterOptions opts;
+  iv1::SourceSpec spec;
+  std::shared_ptr<grpc::Channel> channel;
+  std::unique_ptr<pv1::API::Stub> api;
+  std::unique_ptr<iv1::Sources::Stub> sources;
+  ValueFormat value_format = ValueFormat::kRaw;
+  std::string host;
+
+  rd_kafka_t *rk = nullptr;
+  std::map<TopicPartition, PartState> parts; // the current assignment
+  Batch batch;
+  bool paused = false;
+  bool resync = false;
+  const std::atomic<bool> *stop = nullptr;
+
+  // Committer thread: at most one batch in flight.
+  std::thread committer;
+  std::mutex mu;
+  std::condition_variable cv;
+  std::optional<Batch> inflight;    // guarded by mu
+  std::deque<CommitResult> results; // guarded by mu
+  bool abandon = false;    // guarded by mu: give up the in-flight batch
+  bool quit = false;       // guarded by mu
+  std::string wait_reason; // guarded by mu: why commits are not landing
+
+  // Stats.
+  uint64_t records_total = 0;
+  uint64_t dead_total = 0;
+  uint64_t records_at_report = 0;
+  absl::Time last_report = absl::InfinitePast();
+  double rate = 0;
+
+  ~Impl() {
+    {
+      std::lock_guard<std::mutex> l(mu);
+      quit = true;
+      abandon = true;
+    }
+    cv.notify_all();
+    if (committer.joinable())
+      committer.join();
+    if (rk)
+      rd_kafka_destroy(rk);
+  }
+
+  // ---- tuskd ----
+
+  // The branch head's metadata; empty if the branch has no commit yet.
+  // Retries while tuskd is unreachable.
+  absl::StatusOr<std::map<std::string, std::string>> ReadHead() {
+    for (int attempt = 0;; ++attempt) {
+      grpc::ClientContext ctx;
+      ctx.set_deadline(std::chrono::system_clock::now() +
+                       std::chrono::seconds(10));
+      pv1::InspectCommitRequest req;
+      req.set_repo(spec.repo());
+      req.set_ref(spec.branch());
+      pv1::CommitInfo info;
+      absl::Status s = FromGrpcStatus(api->InspectCommit(&ctx, req, &info));
+      if (s.ok())
+        return std::map<std::string, std::string>(info.metadata().begin(),
+                                                  info.metadata().end());
+      if (s.code() == absl::StatusCode::kNotFound)
+        return std::map<std::string, std::string>();
+      if (stop->load())
+        return absl::CancelledError("stopping");
+      absl::Duration d = Backoff(attempt, opts.max_backoff);
+      TUSK_LOG(WARNING) << "cannot read the head of " << spec.repo() << "@"
+                        << spec.branch() << ": " << s << "; retrying in " << d;
+      absl::SleepFor(d);
+    }
+  }
+
+  // One attempt at landing `b` as a micro-commit.
+  absl::StatusOr<std::string> CommitOnce(Batch &b) {
+    grpc::ClientContext ctx;
+    ctx.set_deadline(std::chrono::system_clock::now() +
+                     std::chrono::seconds(120));
+    pv1::PutFileResponse resp;
+    auto w = api->PutFile(&ctx, &resp);
+    pv1::PutFileRequest req;
+    req.set_repo(spec.repo());
+    req.set_ref(spec.branch());
+    req.set_origin(pv1::INGEST);
+    auto &meta = *req.mutable_metadata();
+    auto &expect = *req.mutable_expect_metadata();
+    std::vector<std::string> ranges;
+    for (const auto &[tp, p] : b.parts) {
+      meta[KafkaOffsetKey(tp.first, tp.second)] = absl::StrCat(p.next);
+      expect[KafkaOffsetKey(tp.first, tp.second)] =
+          p.expect ? absl::StrCat(*p.expect) : "";
+      if (p.records > 0) {
+        meta[KafkaRangeKey(tp.first, tp.second)] =
+            absl::StrCat(p.first, "-", p.last);
+        ranges.push_back(absl::StrCat(Name(tp), "@", p.first, "-", p.last));
+      }
+      if (!p.gap.empty())
+        meta[KafkaGapKey(tp.first, tp.second)] = p.gap;
+      if (p.lost_changed)
+        meta[KafkaLostKey(tp.first, tp.second)] = absl::StrCat(p.lost_total);
+    }
+    meta["ingest/source"] = spec.name();
+    meta["ingest/member"] = opts.member_id;
+    meta["ingest/records"] = absl::StrCat(b.records);
+    if (b.dead_letters)
+      meta["ingest/dead_letters"] = absl::StrCat(b.dead_letters);
+    req.set_message(absl::StrCat("ingest ", spec.name(), ": ", b.records,
+                                 " records (", absl::StrJoin(ranges, ", "),
+                                 ")"));
+    bool first = true;
+    bool ok = true;
+    for (auto &[key, f] : b.files) {
+      std::string path;
+      if (f.dead) {
+        path = DeadLetterPath(f.topic, f.partition, f.first, f.last);
+      } else if (spec.layout() == iv1::HOUR) {
+        path = HourFilePath(f.topic, f.hour, f.partition, f.first, f.last);
+      } else {
+        path = PartitionFilePath(f.topic, f.partition, f.first, f.last);
+      }
+      constexpr size_t kMessage = 4 << 20;
+      size_t off = 0;
+      do {
+        if (!first) {
+          req.Clear();
+        }
+        first = false;
+        if (off == 0)
+          req.set_path(path);
+        size_t n = std::min(kMessage, f.data.size() - off);
+        req.set_data(f.data.data() + off, n);
+        off += n;
+        if (off == f.data.size()) {
+          req.set_eof(true);
+          req.set_size(f.data.size());
+        }
+        if (!w->Write(req)) {
+          ok = false;
+          break;
+        }
+      } while (off < f.data.size());
+      if (!ok)
+        break;
+    }
+    if (ok) {
+      if (!first)
+        req.Clear();
+      req.set_close(true);
+      ok = w->Write(req);
+    }
+    if (ok)
+      w->WritesDone();
+    absl::Status s = FromGrpcStatus(w->Finish());
+    if (!s.ok())
+      return s;
+    return resp.commit().id();
+  }
+
+  void CommitterLoop() {
+    for (;;) {
+      Batch b;
+      {
+        std::unique_lock<std::mutex> l(mu);
+        cv.wait(l, [&] { return quit || inflight.has_value(); });
+        if (quit)
+          return;
+        b = std::move(*inflight);
+        abandon = false;
+      }
+      CommitResult r;
+      r.records = b.records;
+      for (int attempt = 0;; ++attempt) {
+        auto id = CommitOnce(b);
+        if (id.ok()) {
+          r.outcome = Outcome::kCommitted;
+          r.commit = *id;
+          for (const auto &[tp, p] : b.parts)
+            r.next[tp] = p.next;
+          if (attempt > 0)
+            TUSK_LOG(INFO) << "tuskd accepts commits again";
+          break;
+        }
+        if (id.status().code() == absl::StatusCode::kAborted) {
+          r.outcome = Outcome::kAborted;
+          r.status = id.status();
+          break;
+        }
+        absl::Duration d = Backoff(attempt, opts.max_backoff);
+        std::string why =
+            absl::StrCat("waiting for tuskd: ", id.status().message());
+        TUSK_LOG(WARNING) << "cannot commit " << b.records << " records ("
+                          << b.bytes << " bytes) to " << spec.repo() << "@"
+                          << spec.branch() << ": " << id.status()
+                          << "; fetching is paused, retrying in " << d;
+        std::unique_lock<std::mutex> l(mu);
+        wait_reason = why;
+        if (cv.wait_for(l, absl::ToChronoNanoseconds(d),
+                        [&] { return quit || abandon; })) {
+          r.outcome = Outcome::kAbandoned;
+          r.status = id.status();
+          break;
+        }
+      }
+      std::lock_guard<std::mutex> l(mu);
+      wait_reason.clear();
+      inflight.reset();
+      results.push_back(std::move(r));
+      cv.notify_all();
+    }
+  }
+
+  bool CommitterIdle() {
+    std::lock_guard<std::mutex> l(mu);
+    return !inflight.has_value();
+  }
+
+  // Waits until the in-flight batch (if any) is done, at most `limit`; then
+  // gives it up. Returns false if it had to give up.
+  bool WaitCommitterIdle(absl::Duration limit) {
+    std::unique_lock<std::mutex> l(mu);
+    if (cv.wait_for(l, absl::ToChronoNanoseconds(limit),
+                    [&] { return !inflight.has_value(); })) {
+      return true;
+    }
+    TUSK_LOG(WARNING)
+        << "giving up the in-flight commit of " << inflight->records
+        << " records; whoever owns the partitions next reads them again";
+    abandon = true;
+    cv.notify_all();
+    cv.wait(l, [&] { return !inflight.has_value(); });
+    return false;
+  }
+
+  // ---- batches ----
+
+  // Hands the current batch to the committer; the caller checked it is idle.
+  void HandOff() {
+    for (auto &[tp, p] : batch.parts) {
+      auto it = parts.find(tp);
+      if (it == parts.end())
+        continue; // cannot happen: batches only hold owned partitions
+      p.expect = it->second.planned_next;
+      it->second.planned_next = p.next;
+    }
+    {
+      std::lock_guard<std::mutex> l(mu);
+      inflight = std::move(batch);
+    }
+    cv.notify_all();
+    batch = Batch();
+  }
+
+  bool BatchFull() const {
+    if (batch.empty())
+      return false;
+    return batch.records >= spec.max_records() ||
+           batch.bytes >= spec.max_bytes() ||
+           absl::Now() - batch.opened >=
+               absl::Milliseconds(spec.max_latency_ms());
+  }
+
+  Batch::Part &BatchPart(const TopicPartition &tp, const PartState &ps) {
+    if (batch.empty())
+      batch.opened = absl::Now();
+    auto [it, fresh] = batch.parts.try_emplace(tp);
+    if (fresh)
+      it->second.lost_total = ps.lost_total;
+    return it->second;
+  }
+
+  void AddRecord(const TopicPartition &tp, PartState &ps,
+                 const rd_kafka_message_t *m) {
+    RecordView r;
+    r.partition = m->partition;
+    r.offset = m->offset;
+    rd_kafka_timestamp_type_t tstype;
+    int64_t ts = rd_kafka_message_timestamp(m, &tstype);
+    r.timestamp_ms = tstype == RD_KAFKA_TIMESTAMP_NOT_AVAILABLE ? -1 : ts;
+    if (m->key)
+      r.key = absl::string_view(static_cast<const char *>(m->key), m->key_len);
+    if (m->payload)
+      r.value =
+          absl::string_view(static_cast<const char *>(m->payload), m->len);
+    rd_kafka_headers_t *hdrs = nullptr;
+    if (rd_kafka_message_headers(m, &hdrs) == RD_KAFKA_RESP_ERR_NO_ERROR &&
+        hdrs) {
+      const char *name;
+      const void *value;
+      size_t size;
+      for (size_t i = 0;
+           rd_kafka_header_get_all(hdrs, i, &name, &value, &size) ==
+           RD_KAFKA_RESP_ERR_NO_ERROR;
+           ++i) {
+        std::optional<absl::string_view> v;
+        if (value)
+          v = absl::string_view(static_cast<const char *>(value), size);
+        r.headers.emplace_back(name, v);
+      }
+    }
+    size_t record_bytes = m->len + m->key_len;
+    for (const auto &h : r.headers)
+      record_bytes += h.first.size() + (h.second ? h.second->size() : 0);
+
+    Batch::Part &bp = BatchPart(tp, ps);
+    if (bp.records == 0)
+      bp.first = m->offset;
+    bp.last = m->offset;
+    bp.next = m->offset + 1;
+    ++bp.records;
+    ps.fetch_next = m->offset + 1;
+
+    std::string error;
+    if (record_bytes > spec.max_record_bytes()) {
+      error = absl::StrCat("record of ", record_bytes,
+                           " bytes is over max_record_bytes (",
+                           spec.max_record_bytes(), ")");
+    }
+    int64_t hour = -1;
+    if (spec.layout() == iv1::HOUR) {
+      int64_t ms = r.timestamp_ms >= 0 ? r.timestamp_ms
+                                       : absl::ToUnixMillis(absl::Now());
+      hour = ms / 3'600'000;
+    }
+    auto file_for = [&](bool dead) -> Batch::File & {
+      auto [it, fresh] = batch.files.try_emplace(
+          {tp.first, tp.second, dead, dead ? -1 : hour});
+      Batch::File &f = it->second;
+      if (fresh) {
+        f.topic = tp.first;
+        f.partition = tp.second;
+        f.dead = dead;
+        f.hour = dead ? -1 : hour;
+        f.first = m->offset;
+      }
+      f.last = m->offset;
+      return f;
+    };
+    if (error.empty()) {
+      Batch::File &f = file_for(false);
+      size_t before = f.data.size();
+      absl::Status s = AppendRecordLine(r, value_format, "", &f.data);
+      if (s.ok()) {
+        batch.bytes += f.data.size() - before;
+        ++batch.records;
+        return;
+      }
+      error = std::string(s.message());
+      if (f.data.empty())
+        batch.files.erase({tp.first, tp.second, false, hour});
+    }
+    Batch::File &f = file_for(true);
+    size_t before = f.data.size();
+    AppendRecordLine(r, ValueFormat::kRaw, error, &f.data)
+        .IgnoreError(); // kRaw cannot fail
+    batch.bytes += f.data.size() - before;
+    ++batch.records;
+    ++batch.dead_letters;
+    ++dead_total;
+    TUSK_LOG(WARNING) << "dead letter " << Name(tp) << "@" << m->offset << ": "
+                      << error;
+  }
+
+  // The broker no longer has the offset we asked for.
+  void HandleOutOfRange(const TopicPartition &tp) {
+    auto it = parts.find(tp);
+    if (it == parts.end())
+      return;
+    PartState &ps = it->second;
+    int64_t lo = 0, hi = 0;
+    absl::Status s =
+        KafkaStatus(rd_kafka_query_watermark_offsets(
+                        rk, tp.first.c_str(), tp.second, &lo, &hi, 10000),
+                    absl::StrCat("watermarks of ", Name(tp)));
+    if (!s.ok()) {
+      TUSK_LOG(WARNING) << "offset " << ps.fetch_next << " of " << Name(tp)
+                        << " is out of range and the watermarks are unknown ("
+                        << s << "); retrying";
+      Reassign();
+      return;
+    }
+    int64_t want = ps.fetch_next;
+    if (want >= 0 && want < lo) {
+      Batch::Part &bp = BatchPart(tp, ps);
+      uint64_t lost = static_cast<uint64_t>(lo - want);
+      ps.lost_total += lost;
+      bp.lost_total = ps.lost_total;
+      bp.lost_changed = true;
+      std::string gap = absl::StrCat(want, "-", lo - 1);
+      bp.gap = bp.gap.empty() ? gap : absl::StrCat(bp.gap, ",", gap);
+      bp.next = lo;
+      TUSK_LOG(ERROR)
+          << "RECORDS LOST: " << Name(tp) << " offsets " << gap << " (" << lost
+          << " records) were deleted by the broker before source "
+          << spec.name()
+          << " read them (retention); the gap is recorded in the next commit's "
+             "metadata and continuing at offset "
+          << lo;
+    } else {
+      TUSK_LOG(ERROR)
+          << "offset " << want << " of " << Name(tp)
+          << " is beyond the partition's end (" << hi
+          << "): was the topic deleted and recreated? continuing at offset "
+          << lo;
+      Batch::Part &bp = BatchPart(tp, ps);
+      bp.gap = absl::StrCat("reset ", want, "->", lo);
+      bp.next = lo;
+    }
+    ps.fetch_next = lo;
+    Reassign();
+  }
+
+  // ---- assignment ----
+
+  rd_kafka_topic_partition_list_t *AssignmentList() {
+    auto *list =
+        rd_kafka_topic_partition_list_new(static_cast<int>(parts.size()));
+    for (const auto &[tp, ps] : parts) {
+      rd_kafka_topic_partition_list_add(list, tp.first.c_str(), tp.second)
+          ->offset = ps.fetch_next;
+    }
+    return list;
+  }
+
+  // Re-assigns every owned partition at its fetch_next (drops what was
+  // prefetched; fetching resumes).
+  void Reassign() {
+    auto *list = AssignmentList();
+    absl::Status s = KafkaStatus(rd_kafka_assign(rk, list), "assign");
+    rd_kafka_topic_partition_list_destroy(list);
+    if (!s.ok())
+      TUSK_LOG(ERROR) << s;
+    paused = false;
+  }
+
+  // Positions every owned partition at the branch head's offsets.
+  absl::Status PositionFromHead() {
+    ASSIGN_OR_RETURN(auto meta, ReadHead());
+    for (auto &[tp, ps] : parts) {
+      ps = PartState();
+      auto next = meta.find(KafkaOffsetKey(tp.first, tp.second));
+      int64_t n = 0;
+      if (next != meta.end() && absl::SimpleAtoi(next->second, &n) && n >= 0) {
+        ps.planned_next = n;
+        ps.fetch_next = n;
+      } else {
+        ps.fetch_next = spec.kafka().start() == iv1::LATEST
+                            ? RD_KAFKA_OFFSET_END
+                            : RD_KAFKA_OFFSET_BEGINNING;
+      }
+      auto lost = meta.find(KafkaLostKey(tp.first, tp.second));
+      uint64_t l = 0;
+      if (lost != meta.end() && absl::SimpleAtoi(lost->second, &l))
+        ps.lost_total = l;
+    }
+    return absl::OkStatus();
+  }
+
+  void OnAssign(rd_kafka_topic_partition_list_t *list) {
+    parts.clear();
+    batch = Batch();
+    for (int i = 0; i < list->cnt; ++i) {
+      parts[{list->elems[i].topic, list->elems[i].partition}] = PartState();
+    }
+    absl::Status s = PositionFromHead();
+    if (!s.ok()) {
+      // Only when stopping; take nothing.
+      parts.clear();
+      rd_kafka_assign(rk, nullptr);
+      return;
+    }
+    std::vector<std::string> where;
+    for (const auto &[tp, ps] : parts) {
+      where.push_back(
+          absl::StrCat(Name(tp), "@",
+                       ps.planned_next ? absl::StrCat(*ps.planned_next)
+                       : ps.fetch_next == RD_KAFKA_OFFSET_END ? "latest"
+                                                              : "earliest"));
+    }
+    TUSK_LOG(INFO) << "assigned " << parts.size()
+                   << " partitions, from the branch head: "
+                   << absl::StrJoin(where, " ");
+    Reassign();
+  }
+
+  void OnRevoke() {
+    // Land what we have for these partitions, so the next owner continues from
+    // there; anything not landed is read again by the next owner.
+    if (!WaitCommitterIdle(opts.revoke_wait))
+      batch = Batch();
+    DrainResults();
+    if (!batch.empty() && !resync) {
+      HandOff();
+      WaitCommitterIdle(opts.revoke_wait);
+      DrainResults();
+    }
+    batch = Batch();
+    if (!parts.empty())
+      TUSK_LOG(INFO) << "revoked " << parts.size() << " partitions";
+    parts.clear();
+    resync = false;
+    rd_kafka_assign(rk, nullptr);
+    paused = false;
+  }
+
+  static void RebalanceCb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
+                          rd_kafka_topic_partition_list_t *list, void *opaque) {
+    auto *self = static_cast<Impl *>(opaque);
+    if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
+      self->OnAssign(list);
+    } else if (err == RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS) {
+      self->OnRevoke();
+    } else {
+      TUSK_LOG(ERROR) << "rebalance failed: " << rd_kafka_err2str(err);
+      self->parts.clear();
+      self->batch = Batch();
+      rd_kafka_assign(rk, nullptr);
+    }
+  }
+
+  static void LogCb(const rd_kafka_t *, int level, const char *fac,
+                    const char *buf) {
+    if (level <= 3) {
+      TUSK_LOG(ERROR) << "kafka " << fac << ": " << buf;
+    } else if (level <= 4) {
+      TUSK_LOG(WARNING) << "kafka " << fac << ": " << buf;
+    } else {
+      TUSK_LOG(DEBUG) << "kafka " << fac << ": " << buf;
+    }
+  }
+
+  static void ErrorCb(rd_kafka_t *, int err, const char *reason, void *) {
+    TUSK_LOG(WARNING) << "kafka: "
+                      << rd_kafka_err2name(
+                             static_cast<rd_kafka_resp_err_t>(err))
+                      << ": " << reason;
+  }
+
+  // ---- results, reports ----
+
+  void DrainResults() {
+    std::deque<CommitResult> done;
+    {
+      std::lock_guard<std::mutex> l(mu);
+      done.swap(results);
+    }
+    for (auto &r : done) {
+      if (r.outcome == Outcome::kCommitted) {
+        records_total += r.records;
+        TUSK_LOG(DEBUG) << "commit " << r.commit << ": " << r.records
+                        << " records";
+        // For lag monitors only: the branch head is what counts.
+        auto *list =
+            rd_kafka_topic_partition_list_new(static_cast<int>(r.next.size()));
+        for (const auto &[tp, next] : r.next) {
+          if (parts.count(tp))
+            rd_kafka_topic_partition_list_add(list, tp.first.c_str(), tp.second)
+                ->offset = next;
+        }
+        if (list->cnt > 0)
+          rd_kafka_commit(rk, list, 1);
+        rd_kafka_topic_partition_list_destroy(list);
+      } else {
+        TUSK_LOG(WARNING) << "a micro-commit of " << r.records
+                          << " records did not land ("
+                          << (r.outcome == Outcome::kAborted ? ""
+                                                             : "given up: ")
+                          << r.status
+                          << "); re-reading offsets from the branch head";
+        resync = true;
+      }
+    }
+  }
+
+  // After a commit did not land: every batch built on it is void.
+  void Resync() {
+    if (!CommitterIdle())
+      return; // wait for the in-flight one to end too
+    DrainResults();
+    batch = Batch();
+    resync = false;
+    if (PositionFromHead().ok()) {
+      Reassign();
+    }
+  }
+
+  // Returns NotFound when the source is gone, Aborted when its spec changed.
+  absl::Status Report() {
+    absl::Time now = absl::Now();
+    if (now - last_report < opts.report_interval)
+      return absl::OkStatus();
+    double secs = absl::ToDoubleSeconds(now - last_report);
+    if (last_report != absl::InfinitePast() && secs > 0) {
+      rate = static_cast<double>(records_total - records_at_report) / secs;
+    }
+    records_at_report = records_total;
+    last_report = now;
+
+    iv1::ReportSourceRequest req;
+    req.set_name(spec.name());
+    auto *m = req.mutable_member();
+    m->set_id(opts.member_id);
+    m->set_host(host);
+    m->mutable_last_seen()->set_seconds(absl::ToUnixSeconds(now));
+    {
+      std::lock_guard<std::mutex> l(mu);
+      m->set_state(!wait_reason.empty() ? wait_reason
+                   : parts.empty()      ? "waiting for partitions"
+                                        : "consuming");
+    }
+    m->set_records_per_s(rate);
+    m->set_records(records_total);
+    m->set_dead_letters(dead_total);
+    for (const auto &[tp, ps] : parts) {
+      auto *p = req.add_partitions();
+      p->set_topic(tp.first);
+      p->set_partition(tp.second);
+      int64_t lo = -1, hi = -1;
+      if (rd_kafka_get_watermark_offsets(rk, tp.first.c_str(), tp.second, &lo,
+                                         &hi) == RD_KAFKA_RESP_ERR_NO_ERROR) {
+        p->set_high_watermark(hi);
+      } else {
+        p->set_high_watermark(-1);
+      }
+      p->set_position(ps.fetch_next);
+    }
+    grpc::ClientContext ctx;
+    ctx.set_deadline(std::chrono::system_clock::now() +
+                     std::chrono::seconds(2));
+    iv1::ReportSourceResponse resp;
+    absl::Status s = FromGrpcStatus(sources->ReportSource(&ctx, req, &resp));
+    if (s.code() == absl::StatusCode::kNotFound)
+      return s;
+    if (!s.ok())
+      return absl::OkStatus(); // tuskd unreachable: commits say so
+    if (!google::protobuf::util::MessageDifferencer::Equals(resp.spec(),
+                                                            spec)) {
+      return absl::AbortedError(
+          absl::StrCat("the spec of source ", spec.name(), " changed"));
+    }
+    return absl::OkStatus();
+  }
+
+  void SetPaused(bool pause) {
+    if (pause == paused || parts.empty())
+      return;
+    auto *list = AssignmentList();
+    if (pause) {
+      rd_kafka_pause_partitions(rk, list);
+      TUSK_LOG(DEBUG)
+          << "paused fetching: a full batch waits for the commit in flight";
+    } else {
+      rd_kafka_resume_partitions(rk, list);
+    }
+    rd_kafka_topic_partition_list_destroy(list);
+    paused = pause;
+  }
+
+  void HandleMessage(rd_kafka_message_t *m) {
+    if (m->err) {
+      TopicPartition tp;
+      if (m->rkt)
+        tp = {rd_kafka_topic_name(m->rkt), m->partition};
+      if (m->err == RD_KAFKA_RESP_ERR__PARTITION_EOF)
+        return;
+      if (m->err == RD_KAFKA_RESP_ERR__AUTO_OFFSET_RESET ||
+          m->err == RD_KAFKA_RESP_ERR_OFFSET_OUT_OF_RANGE) {
+        if (m->rkt)
+          HandleOutOfRange(tp);
+        return;
+      }
+      TUSK_LOG(WARNING) << "kafka"
+                        << (m->rkt ? absl::StrCat(" ", Name(tp)) : "") << ": "
+                        << rd_kafka_message_errstr(m);
+      return;
+    }
+    TopicPartition tp(rd_kafka_topic_name(m->rkt), m->partition);
+    auto it = parts.find(tp);
+    if (it == parts.end())
+      return; // no longer ours
+    PartState &ps = it->second;
+    if (ps.fetch_next >= 0 && m->offset < ps.fetch_next)
+      return; // stale, already in a batch
+    AddRecord(tp, ps, m);
+  }
+
+  absl::Status Loop() {
+    for (;;) {
+      DrainResults();
+      if (resync)
+        Resync();
+      if (stop->load())
+        return absl::OkStatus();
+      absl::Status rs = Report();
+      if (rs.code() == absl::StatusCode::kNotFound) {
+        TUSK_LOG(INFO) << "source " << spec.name() << " was deleted; stopping";
+        return absl::OkStatus();
+      }
+      if (!rs.ok())
+        return rs;
+      if (!resync && BatchFull()) {
+        if (CommitterIdle()) {
+          DrainResults(); // the previous commit's outcome decides this batch's
+                          // fate
+          if (resync)
+            continue;
+          HandOff();
+          SetPaused(false);
+        } else {
+          SetPaused(true);
+        }
+      }
+      int timeout_ms = 100;
+      if (!batch.empty() && !paused) {
+        absl::Duration left = batch.opened +
+                              absl::Milliseconds(spec.max_latency_ms()) -
+                              absl::Now();
+        timeout_ms = static_cast<int>(
+            std::clamp<int64_t>(absl::ToInt64Milliseconds(left), 0, 100));
+      } else if (paused) {
+        timeout_ms = 5;
+      }
+      // Drain what is already fetched without blocking, then wait once.
+      for (int i = 0; i < 10000; ++i) {
+        rd_kafka_message_t *m =
+            rd_kafka_consumer_poll(rk, i == 0 ? timeout_ms : 0);
+        if (!m)
+          break;
+        HandleMessage(m);
+        rd_kafka_message_destroy(m);
+        if (BatchFull() || resync)
+          break;
+      }
+    }
+  }
+};
+
+Ingester::Ingester(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+
+Ingester::~Ingester() = default;
+
+absl::StatusOr<std::unique_ptr<Ingester>>
+Ingester::Open(const IngesterOptions &options) {
+  auto impl = std::make_unique<Impl>();
+  impl->opts = options;
+  if (impl->opts.member_id.empty())
+    impl->opts.member_id = DefaultMemberId();
+  char host[256] = {};
+  gethostname(host, sizeof(host) - 1);
+  impl->host = host;
+  grpc::ChannelArguments args;
+  args.SetMaxReceiveMessageSize(64 << 20);
+  args.SetMaxSendMessageSize(64 << 20);
+  args.SetInt(GRPC_ARG_ENABLE_RETRIES, 0);
+  impl->channel = grpc::CreateCustomChannel(
+      options.tuskd, grpc::InsecureChannelCredentials(), args);
+  impl->api = pv1::API::NewStub(impl->channel);
+  impl->sources = iv1::Sources::NewStub(impl->channel);
+
+  {
+    grpc::ClientContext ctx;
+    ctx.set_deadline(std::chrono::system_clock::now() +
+                     std::chrono::seconds(10));
+    iv1::InspectSourceRequest req;
+    req.set_name(options.source);
+    iv1::SourceInfo info;
+    absl::Status s =
+        FromGrpcStatus(impl->sources->InspectSource(&ctx, req, &info));
+    if (!s.ok())
+      return s;
+    impl->spec = info.spec();
+  }
+  const iv1::SourceSpec &spec = impl->spec;
+  impl->value_format =
+      spec.value_format() == iv1::JSON ? ValueFormat::kJson : ValueFormat::kRaw;
+
+  rd_kafka_conf_t *conf = rd_kafka_conf_new();
+  uint64_t buffer_kb =
+      std::max<uint64_t>(options.fetch_buffer_bytes >> 10, 1024);
+  uint64_t fetch_max =
+      std::clamp<uint64_t>(options.fetch_buffer_bytes / 4, 1 << 20, 50 << 20);
+  // Short fetch waits so that an idle partition does not hold back latency.
+  uint64_t fetch_wait = std::clamp<uint64_t>(spec.max_latency_ms() / 4, 5, 500);
+  std::vector<std::pair<std::string, std::string>> props = {
+      {"bootstrap.servers", spec.kafka().brokers()},
+      {"group.id", spec.name()},
+      {"client.id", absl::StrCat("tusk-ingest-", impl->opts.member_id)},
+      {"enable.auto.commit", "false"},
+      {"enable.auto.offset.store", "false"},
+      // Records deleted before we read them must be noticed, not skipped.
+      {"auto.offset.reset", "error"},
+      {"enable.partition.eof", "false"},
+      {"queued.max.messages.kbytes", absl::StrCat(buffer_kb)},
+      {"fetch.max.bytes", absl::StrCat(fetch_max)},
+      {"receive.message.max.bytes", absl::StrCat(fetch_max + (1 << 20))},
+      {"fetch.wait.max.ms", absl::StrCat(fetch_wait)},
+      // Kafka Connect's default: a member that died is replaced within ~10 s.
+      {"session.timeout.ms", "10000"},
+  };
+  for (const auto &[k, v] : spec.kafka().config())
+    props.emplace_back(k, v);
+  for (const auto &[k, v] : options.kafka_config)
+    props.emplace_back(k, v);
+  for (const auto &[k, v] : props) {
+    absl::Status s = SetKafkaConfig(conf, k, v);
+    if (!s.ok()) {
+      rd_kafka_conf_destroy(conf);
+      return s;
+    }
+  }
+  rd_kafka_conf_set_rebalance_cb(conf, &Impl::RebalanceCb);
+  rd_kafka_conf_set_log_cb(conf, &Impl::LogCb);
+  rd_kafka_conf_set_error_cb(conf, &Impl::ErrorCb);
+  rd_kafka_conf_set_opaque(conf, impl.get());
+  char err[512];
+  impl->rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, err, sizeof(err));
+  if (!impl->rk) {
+    rd_kafka_conf_destroy(conf);
+    return absl::InvalidArgumentError(
+        absl::StrCat("cannot create the Kafka consumer: ", err));
+  }
+  rd_kafka_poll_set_consumer(impl->rk);
+  auto *topics = rd_kafka_topic_partition_list_new(spec.kafka().topics_size());
+  for (const auto &t : spec.kafka().topics()) {
+    rd_kafka_topic_partition_list_add(topics, t.c_str(), RD_KAFKA_PARTITION_UA);
+  }
+  absl::Status s =
+      KafkaStatus(rd_kafka_subscribe(impl->rk, topics), "subscribe");
+  rd_kafka_topic_partition_list_destroy(topics);
+  if (!s.ok())
+    return s;
+  Impl *raw = impl.get();
+  impl->committer = std::thread([raw] { raw->CommitterLoop(); });
+  TUSK_LOG(INFO) << "member " << impl->opts.member_id << " of source "
+                 << spec.name() << ": "
+                 << absl::StrJoin(spec.kafka().topics(), ",") << " at "
+                 << spec.kafka().brokers() << " -> " << spec.repo() << "@"
+                 << spec.branch() << " (max " << spec.max_records()
+                 << " records, " << spec.max_bytes() << " bytes, "
+                 << spec.max_latency_ms() << " ms per commit)";
+  return std::unique_ptr<Ingester>(new Ingester(std::move(impl)));
+}
+
+absl::Status Ingester::Run(const std::atomic<bool> &stop) {
+  impl_->stop = &stop;
+  absl::Status s = impl_->Loop();
+  // Leave the group cleanly: the revoke callback lands the current batch.
+  absl::Status c =
+      KafkaStatus(rd_kafka_consumer_close(impl_->rk), "close consumer");
+  if (!c.ok())
+    TUSK_LOG(WARNING) << c;
+  impl_->DrainResults();
+  return s;
+}
+
+} // namespace tusk::ingest
