@@ -7,8 +7,7 @@
 
 namespace tusk {
 
-absl::StatusOr<Args> ParseArgs(const std::vector<std::string> &argv,
-                               const FlagSpec &spec) {
+absl::StatusOr<Args> ParseArgs(const std::vector<std::string> &argv, const FlagSpec &spec) {
   Args out;
   bool flags_done = false;
   for (size_t i = 0; i < argv.size(); ++i) {
@@ -23,48 +22,39 @@ absl::StatusOr<Args> ParseArgs(const std::vector<std::string> &argv,
     }
     std::string value;
     bool inline_value = false;
-    if (size_t eq = arg.find('=');
-        arg.rfind("--", 0) == 0 && eq != std::string::npos) {
+    if (size_t eq = arg.find('='); arg.rfind("--", 0) == 0 && eq != std::string::npos) {
       value = arg.substr(eq + 1);
       arg = arg.substr(0, eq);
       inline_value = true;
     }
-    if (auto a = spec.aliases.find(arg); a != spec.aliases.end())
-      arg = a->second;
+    if (auto a = spec.aliases.find(arg); a != spec.aliases.end()) arg = a->second;
     if (spec.value_flags.count(arg)) {
       if (!inline_value) {
         if (i + 1 >= argv.size())
-          return absl::InvalidArgumentError(
-              absl::StrCat(arg, " needs a value"));
+          return absl::InvalidArgumentError(absl::StrCat(arg, " needs a value"));
         value = argv[++i];
       }
       out.values[arg].push_back(value);
     } else if (spec.bool_flags.count(arg)) {
-      if (inline_value)
-        return absl::InvalidArgumentError(absl::StrCat(arg, " takes no value"));
+      if (inline_value) return absl::InvalidArgumentError(absl::StrCat(arg, " takes no value"));
       out.bools.insert(arg);
     } else {
-      return absl::InvalidArgumentError(
-          absl::StrCat("unknown flag '", arg, "'"));
+      return absl::InvalidArgumentError(absl::StrCat("unknown flag '", arg, "'"));
     }
   }
   return out;
 }
 
 int UsageError(const std::string &program, const std::string &error) {
-  std::cerr << program << ": " << error << "\nRun '" << program
-            << " --help' for usage.\n";
+  std::cerr << program << ": " << error << "\nRun '" << program << " --help' for usage.\n";
   return 2;
 }
 
-std::optional<int> ParseMainArgs(int argc, char **argv, FlagSpec spec,
-                                 const std::string &program, const char *usage,
-                                 bool positional_ok, Args *args) {
+std::optional<int> ParseMainArgs(int argc, char **argv, FlagSpec spec, const std::string &program,
+                                 const char *usage, bool positional_ok, Args *args) {
   spec.bool_flags.insert({"-h", "--help", "--version"});
-  auto parsed =
-      ParseArgs(std::vector<std::string>(argv + 1, argv + argc), spec);
-  if (!parsed.ok())
-    return UsageError(program, std::string(parsed.status().message()));
+  auto parsed = ParseArgs(std::vector<std::string>(argv + 1, argv + argc), spec);
+  if (!parsed.ok()) return UsageError(program, std::string(parsed.status().message()));
   if (parsed->Has("-h") || parsed->Has("--help")) {
     std::cout << usage;
     return 0;
@@ -74,11 +64,10 @@ std::optional<int> ParseMainArgs(int argc, char **argv, FlagSpec spec,
     return 0;
   }
   if (!positional_ok && !parsed->positional.empty()) {
-    return UsageError(program,
-                      "unexpected argument '" + parsed->positional[0] + "'");
+    return UsageError(program, "unexpected argument '" + parsed->positional[0] + "'");
   }
   *args = *std::move(parsed);
   return std::nullopt;
 }
 
-} // namespace tusk
+}  // namespace tusk

@@ -16,13 +16,10 @@ namespace tusk {
 
 struct Args {
   std::vector<std::string> positional;
-  std::map<std::string, std::vector<std::string>>
-      values; // flag -> values (repeatable)
+  std::map<std::string, std::vector<std::string>> values;  // flag -> values (repeatable)
   std::set<std::string> bools;
 
-  bool Has(const std::string &flag) const {
-    return bools.count(flag) || values.count(flag);
-  }
+  bool Has(const std::string &flag) const { return bools.count(flag) || values.count(flag); }
   // Last value of a value flag, or `def`.
   std::string Get(const std::string &flag, const std::string &def = "") const {
     auto it = values.find(flag);
@@ -31,13 +28,12 @@ struct Args {
 };
 
 struct FlagSpec {
-  std::set<std::string> value_flags;          // e.g. "-f", "--address"
-  std::set<std::string> bool_flags;           // e.g. "--json", "-r"
-  std::map<std::string, std::string> aliases; // e.g. "--file" -> "-f"
+  std::set<std::string> value_flags;           // e.g. "-f", "--address"
+  std::set<std::string> bool_flags;            // e.g. "--json", "-r"
+  std::map<std::string, std::string> aliases;  // e.g. "--file" -> "-f"
 };
 
-absl::StatusOr<Args> ParseArgs(const std::vector<std::string> &argv,
-                               const FlagSpec &spec);
+absl::StatusOr<Args> ParseArgs(const std::vector<std::string> &argv, const FlagSpec &spec);
 
 // Prints "<program>: <error>" and a pointer to --help on stderr; returns 2,
 // the exit code of bad usage.
@@ -47,8 +43,7 @@ int UsageError(const std::string &program, const std::string &error);
 // -h/--help/--version, and handles those. Returns the exit code to end with
 // (0 after help or version, 2 on bad usage) or nullopt to go on with *args.
 // With `positional_ok` false, positional arguments are bad usage.
-std::optional<int> ParseMainArgs(int argc, char **argv, FlagSpec spec,
-                                 const std::string &program, const char *usage,
-                                 bool positional_ok, Args *args);
+std::optional<int> ParseMainArgs(int argc, char **argv, FlagSpec spec, const std::string &program,
+                                 const char *usage, bool positional_ok, Args *args);
 
-} // namespace tusk
+}  // namespace tusk

@@ -23,12 +23,12 @@ void SetMinLogLevel(LogLevel level);
 bool LogEnabled(LogLevel level);
 
 class LogMessage {
-public:
+ public:
   LogMessage(LogLevel level, const char *file, int line);
   ~LogMessage();
   std::ostream &stream() { return stream_; }
 
-private:
+ private:
   LogLevel level_;
   std::ostringstream stream_;
 };
@@ -38,16 +38,15 @@ struct LogVoidify {
   void operator&(std::ostream &) {}
 };
 
-} // namespace tusk
+}  // namespace tusk
 
 #define TUSK_LOG_LEVEL_DEBUG ::tusk::LogLevel::kDebug
 #define TUSK_LOG_LEVEL_INFO ::tusk::LogLevel::kInfo
 #define TUSK_LOG_LEVEL_WARNING ::tusk::LogLevel::kWarning
 #define TUSK_LOG_LEVEL_ERROR ::tusk::LogLevel::kError
 
-#define TUSK_LOG(level)                                                        \
-  !::tusk::LogEnabled(TUSK_LOG_LEVEL_##level)                                  \
-      ? (void)0                                                                \
-      : ::tusk::LogVoidify() &                                                 \
-            ::tusk::LogMessage(TUSK_LOG_LEVEL_##level, __FILE__, __LINE__)     \
-                .stream()
+#define TUSK_LOG(level)                       \
+  !::tusk::LogEnabled(TUSK_LOG_LEVEL_##level) \
+      ? (void)0                               \
+      : ::tusk::LogVoidify() &                \
+            ::tusk::LogMessage(TUSK_LOG_LEVEL_##level, __FILE__, __LINE__).stream()

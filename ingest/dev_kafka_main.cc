@@ -57,18 +57,14 @@ a value that starts with "<i> " and is padded with 'x'.
 Exit codes: 0 ok, 1 failed (cluster could not start, records not delivered), 2 bad usage.
 )";
 
-int Usage(const std::string &error) {
-  return tusk::UsageError("tusk-dev-kafka", error);
-}
+int Usage(const std::string &error) { return tusk::UsageError("tusk-dev-kafka", error); }
 
-bool ParseCount(const tusk::Args &args, const std::string &flag, int64_t def,
-                int64_t min, int64_t *out, std::string *error) {
+bool ParseCount(const tusk::Args &args, const std::string &flag, int64_t def, int64_t min,
+                int64_t *out, std::string *error) {
   *out = def;
-  if (!args.Has(flag))
-    return true;
+  if (!args.Has(flag)) return true;
   if (!absl::SimpleAtoi(args.Get(flag), out) || *out < min) {
-    *error = absl::StrCat(flag, " must be an integer >= ", min, ", not '",
-                          args.Get(flag), "'");
+    *error = absl::StrCat(flag, " must be an integer >= ", min, ", not '", args.Get(flag), "'");
     return false;
   }
   return true;
@@ -127,10 +123,8 @@ int Serve(const tusk::Args &args) {
 int Produce(const tusk::Args &args) {
   std::string brokers = args.Get("--brokers");
   std::string topic = args.Get("--topic");
-  if (brokers.empty())
-    return Usage("produce needs --brokers");
-  if (topic.empty())
-    return Usage("produce needs --topic");
+  if (brokers.empty()) return Usage("produce needs --brokers");
+  if (topic.empty()) return Usage("produce needs --topic");
   int64_t count = 0, size = 0, partition = 0, rate = 0;
   std::string error;
   if (!ParseCount(args, "--count", 1000, 0, &count, &error) ||
@@ -142,16 +136,14 @@ int Produce(const tusk::Args &args) {
   std::string prefix = args.Get("--key-prefix", "k");
   uint64_t delivered = 0, failed = 0;
   absl::Status first_error;
-  auto producer = tusk::ingest::Producer::Open(
-      brokers, {{"linger.ms", "5"}},
-      [&](const tusk::ingest::Producer::Delivery &d) {
-        if (d.status.ok()) {
-          ++delivered;
-        } else {
-          if (failed++ == 0)
-            first_error = d.status;
-        }
-      });
+  auto producer = tusk::ingest::Producer::Open(brokers, {{"linger.ms", "5"}},
+                                               [&](const tusk::ingest::Producer::Delivery &d) {
+                                                 if (d.status.ok()) {
+                                                   ++delivered;
+                                                 } else {
+                                                   if (failed++ == 0) first_error = d.status;
+                                                 }
+                                               });
   if (!producer.ok()) {
     TUSK_LOG(ERROR) << producer.status();
     return 1;
@@ -160,17 +152,14 @@ int Produce(const tusk::Args &args) {
   std::string value;
   for (int64_t i = 0; i < count; ++i) {
     if (rate > 0) {
-      absl::Time due =
-          start + absl::Seconds(1) * (static_cast<double>(i) / rate);
+      absl::Time due = start + absl::Seconds(1) * (static_cast<double>(i) / rate);
       while (absl::Now() < due)
         (*producer)->Poll(std::min(due - absl::Now(), absl::Milliseconds(5)));
     }
     value = absl::StrCat(i, " ");
-    if (static_cast<int64_t>(value.size()) < size)
-      value.resize(size, 'x');
-    auto s = (*producer)->Produce(topic, static_cast<int32_t>(partition),
-                                  absl::StrCat(prefix, i), value, {},
-                                  static_cast<uint64_t>(i));
+    if (static_cast<int64_t>(value.size()) < size) value.resize(size, 'x');
+    auto s = (*producer)->Produce(topic, static_cast<int32_t>(partition), absl::StrCat(prefix, i),
+                                  value, {}, static_cast<uint64_t>(i));
     if (!s.ok()) {
       TUSK_LOG(ERROR) << s;
       return 1;
@@ -183,10 +172,8 @@ int Produce(const tusk::Args &args) {
     std::cout << "{\"delivered\":" << delivered << ",\"failed\":" << failed
               << ",\"seconds\":" << secs << "}\n";
   } else {
-    std::cout << "produced " << delivered << " records to " << topic << " in "
-              << secs << " s";
-    if (failed)
-      std::cout << " (" << failed << " failed)";
+    std::cout << "produced " << delivered << " records to " << topic << " in " << secs << " s";
+    if (failed) std::cout << " (" << failed << " failed)";
     std::cout << "\n";
   }
   if (!s.ok() || failed) {
@@ -196,28 +183,24 @@ int Produce(const tusk::Args &args) {
   return 0;
 }
 
-} // namespace
+}  // namespace
 
 int main(int argc, char **argv) {
   tusk::FlagSpec spec;
-  spec.value_flags = {"--topic",          "--partitions", "--brokers",
-                      "--bootstrap-file", "--count",      "--size",
-                      "--partition",      "--rate",       "--key-prefix"};
+  spec.value_flags = {"--topic", "--partitions", "--brokers", "--bootstrap-file", "--count",
+                      "--size",  "--partition",  "--rate",    "--key-prefix"};
   spec.bool_flags = {"--json"};
   tusk::Args parsed;
-  if (auto done = tusk::ParseMainArgs(argc, argv, spec, "tusk-dev-kafka",
-                                      kUsage, true, &parsed))
+  if (auto done = tusk::ParseMainArgs(argc, argv, spec, "tusk-dev-kafka", kUsage, true, &parsed))
     return *done;
   const tusk::Args *args = &parsed;
   std::string cmd = args->positional.empty() ? "serve" : args->positional[0];
   if (args->positional.size() > 1)
     return Usage("unexpected argument '" + args->positional[1] + "'");
   if (cmd == "serve") {
-    if (args->Has("--count") || args->Has("--size"))
-      return Usage("--count/--size are for produce");
+    if (args->Has("--count") || args->Has("--size")) return Usage("--count/--size are for produce");
     return Serve(*args);
   }
-  if (cmd == "produce")
-    return Produce(*args);
+  if (cmd == "produce") return Produce(*args);
   return Usage("unknown command '" + cmd + "' (serve or produce)");
 }

@@ -54,16 +54,13 @@ bool IsValidUtf8(absl::string_view s) {
     } else {
       return false;
     }
-    if (end - p <= n)
-      return false;
+    if (end - p <= n) return false;
     for (int i = 1; i <= n; ++i) {
-      if ((p[i] & 0xC0) != 0x80)
-        return false;
+      if ((p[i] & 0xC0) != 0x80) return false;
       cp = (cp << 6) | (p[i] & 0x3F);
     }
     static constexpr uint32_t kMin[] = {0, 0x80, 0x800, 0x10000};
-    if (cp < kMin[n] || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF))
-      return false;
+    if (cp < kMin[n] || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF)) return false;
     p += n + 1;
   }
   return true;
@@ -71,37 +68,36 @@ bool IsValidUtf8(absl::string_view s) {
 
 void AppendJsonString(absl::string_view s, std::string *out) {
   out->push_back('"');
-  size_t run = 0; // start of the pending run of bytes that need no escape
+  size_t run = 0;  // start of the pending run of bytes that need no escape
   for (size_t i = 0; i < s.size(); ++i) {
     unsigned char c = static_cast<unsigned char>(s[i]);
-    if (c >= 0x20 && c != '"' && c != '\\')
-      continue;
+    if (c >= 0x20 && c != '"' && c != '\\') continue;
     out->append(s.data() + run, i - run);
     run = i + 1;
     switch (c) {
-    case '"':
-      out->append("\\\"");
-      break;
-    case '\\':
-      out->append("\\\\");
-      break;
-    case '\n':
-      out->append("\\n");
-      break;
-    case '\r':
-      out->append("\\r");
-      break;
-    case '\t':
-      out->append("\\t");
-      break;
-    case '\b':
-      out->append("\\b");
-      break;
-    case '\f':
-      out->append("\\f");
-      break;
-    default:
-      absl::StrAppendFormat(out, "\\u%04x", c);
+      case '"':
+        out->append("\\\"");
+        break;
+      case '\\':
+        out->append("\\\\");
+        break;
+      case '\n':
+        out->append("\\n");
+        break;
+      case '\r':
+        out->append("\\r");
+        break;
+      case '\t':
+        out->append("\\t");
+        break;
+      case '\b':
+        out->append("\\b");
+        break;
+      case '\f':
+        out->append("\\f");
+        break;
+      default:
+        absl::StrAppendFormat(out, "\\u%04x", c);
     }
   }
   out->append(s.data() + run, s.size() - run);
@@ -111,8 +107,7 @@ void AppendJsonString(absl::string_view s, std::string *out) {
 namespace {
 
 // Appends `"name":` then the bytes as a string, or `"name_b64":` and base64.
-void AppendBytesField(absl::string_view name, absl::string_view bytes,
-                      std::string *out) {
+void AppendBytesField(absl::string_view name, absl::string_view bytes, std::string *out) {
   out->push_back('"');
   out->append(name.data(), name.size());
   if (IsValidUtf8(bytes)) {
@@ -127,13 +122,12 @@ void AppendBytesField(absl::string_view name, absl::string_view bytes,
 
 // A recursive-descent JSON checker that copies the significant bytes.
 class JsonCompactor {
-public:
+ public:
   JsonCompactor(absl::string_view s, std::string *out) : s_(s), out_(out) {}
 
   absl::Status Run() {
     SkipWs();
-    if (!Value(0))
-      return Error();
+    if (!Value(0)) return Error();
     SkipWs();
     if (pos_ != s_.size()) {
       what_ = "unexpected data after the JSON value";
@@ -142,14 +136,14 @@ public:
     return absl::OkStatus();
   }
 
-private:
+ private:
   absl::Status Error() {
     return absl::InvalidArgumentError(
         absl::StrCat("value is not valid JSON: ", what_, " at byte ", pos_));
   }
   void SkipWs() {
-    while (pos_ < s_.size() && (s_[pos_] == ' ' || s_[pos_] == '\n' ||
-                                s_[pos_] == '\r' || s_[pos_] == '\t')) {
+    while (pos_ < s_.size() &&
+           (s_[pos_] == ' ' || s_[pos_] == '\n' || s_[pos_] == '\r' || s_[pos_] == '\t')) {
       ++pos_;
     }
   }
@@ -158,17 +152,12 @@ private:
     return false;
   }
   bool Value(int depth) {
-    if (depth > 256)
-      return Fail("nesting deeper than 256");
-    if (pos_ >= s_.size())
-      return Fail("unexpected end");
+    if (depth > 256) return Fail("nesting deeper than 256");
+    if (pos_ >= s_.size()) return Fail("unexpected end");
     char c = s_[pos_];
-    if (c == '{' || c == '[')
-      return Container(depth);
-    if (c == '"')
-      return String();
-    if (c == '-' || (c >= '0' && c <= '9'))
-      return Number();
+    if (c == '{' || c == '[') return Container(depth);
+    if (c == '"') return String();
+    if (c == '-' || (c >= '0' && c <= '9')) return Number();
     for (const char *lit : {"true", "false", "null"}) {
       size_t n = std::strlen(lit);
       if (s_.substr(pos_, n) == lit) {
@@ -192,24 +181,19 @@ private:
     for (;;) {
       SkipWs();
       if (object) {
-        if (pos_ >= s_.size() || s_[pos_] != '"')
-          return Fail("expected a string key");
-        if (!String())
-          return false;
+        if (pos_ >= s_.size() || s_[pos_] != '"') return Fail("expected a string key");
+        if (!String()) return false;
         SkipWs();
-        if (pos_ >= s_.size() || s_[pos_] != ':')
-          return Fail("expected ':'");
+        if (pos_ >= s_.size() || s_[pos_] != ':') return Fail("expected ':'");
         out_->push_back(s_[pos_++]);
         SkipWs();
       }
-      if (!Value(depth + 1))
-        return false;
+      if (!Value(depth + 1)) return false;
       SkipWs();
       if (pos_ < s_.size() && (s_[pos_] == ',' || s_[pos_] == close)) {
         const bool done = s_[pos_] == close;
         out_->push_back(s_[pos_++]);
-        if (done)
-          return true;
+        if (done) return true;
         continue;
       }
       return Fail(object ? "expected ',' or '}'" : "expected ',' or ']'");
@@ -222,21 +206,17 @@ private:
       if (c == '"') {
         ++pos_;
         absl::string_view lit = s_.substr(start, pos_ - start);
-        if (!IsValidUtf8(lit))
-          return Fail("string is not valid UTF-8");
+        if (!IsValidUtf8(lit)) return Fail("string is not valid UTF-8");
         out_->append(lit.data(), lit.size());
         return true;
       }
-      if (c < 0x20)
-        return Fail("control character in a string");
+      if (c < 0x20) return Fail("control character in a string");
       if (c == '\\') {
-        if (++pos_ >= s_.size())
-          break;
+        if (++pos_ >= s_.size()) break;
         char e = s_[pos_];
         if (e == 'u') {
           for (int i = 1; i <= 4; ++i) {
-            if (pos_ + i >= s_.size() ||
-                !std::isxdigit(static_cast<unsigned char>(s_[pos_ + i]))) {
+            if (pos_ + i >= s_.size() || !std::isxdigit(static_cast<unsigned char>(s_[pos_ + i]))) {
               return Fail("bad \\u escape");
             }
           }
@@ -253,12 +233,10 @@ private:
     size_t start = pos_;
     auto digits = [&] {
       size_t d = pos_;
-      while (pos_ < s_.size() && s_[pos_] >= '0' && s_[pos_] <= '9')
-        ++pos_;
+      while (pos_ < s_.size() && s_[pos_] >= '0' && s_[pos_] <= '9') ++pos_;
       return pos_ - d;
     };
-    if (s_[pos_] == '-')
-      ++pos_;
+    if (s_[pos_] == '-') ++pos_;
     if (pos_ < s_.size() && s_[pos_] == '0') {
       ++pos_;
     } else if (digits() == 0) {
@@ -266,15 +244,12 @@ private:
     }
     if (pos_ < s_.size() && s_[pos_] == '.') {
       ++pos_;
-      if (digits() == 0)
-        return Fail("bad number");
+      if (digits() == 0) return Fail("bad number");
     }
     if (pos_ < s_.size() && (s_[pos_] == 'e' || s_[pos_] == 'E')) {
       ++pos_;
-      if (pos_ < s_.size() && (s_[pos_] == '+' || s_[pos_] == '-'))
-        ++pos_;
-      if (digits() == 0)
-        return Fail("bad number");
+      if (pos_ < s_.size() && (s_[pos_] == '+' || s_[pos_] == '-')) ++pos_;
+      if (digits() == 0) return Fail("bad number");
     }
     out_->append(s_.data() + start, pos_ - start);
     return true;
@@ -286,18 +261,17 @@ private:
   const char *what_ = "";
 };
 
-} // namespace
+}  // namespace
 
 absl::Status CompactJson(absl::string_view s, std::string *out) {
   size_t mark = out->size();
   absl::Status st = JsonCompactor(s, out).Run();
-  if (!st.ok())
-    out->resize(mark);
+  if (!st.ok()) out->resize(mark);
   return st;
 }
 
-absl::Status AppendRecordLine(const RecordView &r, ValueFormat format,
-                              absl::string_view error, std::string *out) {
+absl::Status AppendRecordLine(const RecordView &r, ValueFormat format, absl::string_view error,
+                              std::string *out) {
   size_t mark = out->size();
   out->push_back('{');
   if (!error.empty()) {
@@ -306,8 +280,7 @@ absl::Status AppendRecordLine(const RecordView &r, ValueFormat format,
     out->push_back(',');
   }
   absl::StrAppend(out, "\"partition\":", r.partition, ",\"offset\":", r.offset);
-  if (r.timestamp_ms >= 0)
-    absl::StrAppend(out, ",\"timestamp\":", r.timestamp_ms);
+  if (r.timestamp_ms >= 0) absl::StrAppend(out, ",\"timestamp\":", r.timestamp_ms);
   if (r.key) {
     out->push_back(',');
     AppendBytesField("key", *r.key, out);
@@ -315,8 +288,7 @@ absl::Status AppendRecordLine(const RecordView &r, ValueFormat format,
   if (!r.headers.empty()) {
     out->append(",\"headers\":[");
     for (size_t i = 0; i < r.headers.size(); ++i) {
-      if (i)
-        out->push_back(',');
+      if (i) out->push_back(',');
       out->append("{\"name\":");
       AppendJsonString(r.headers[i].first, out);
       out->push_back(',');
@@ -346,23 +318,21 @@ absl::Status AppendRecordLine(const RecordView &r, ValueFormat format,
   return absl::OkStatus();
 }
 
-std::string PartitionFilePath(absl::string_view topic, int32_t partition,
-                              int64_t first, int64_t last) {
+std::string PartitionFilePath(absl::string_view topic, int32_t partition, int64_t first,
+                              int64_t last) {
   return absl::StrCat("/", topic, "/", partition, "/", first, "-", last);
 }
 
-std::string HourFilePath(absl::string_view topic, int64_t hour,
-                         int32_t partition, int64_t first, int64_t last) {
+std::string HourFilePath(absl::string_view topic, int64_t hour, int32_t partition, int64_t first,
+                         int64_t last) {
   absl::Time t = absl::FromUnixSeconds(hour * 3600);
-  return absl::StrCat("/", topic, "/",
-                      absl::FormatTime("%Y-%m-%d/%H", t, absl::UTCTimeZone()),
-                      "/", partition, "-", first, "-", last);
+  return absl::StrCat("/", topic, "/", absl::FormatTime("%Y-%m-%d/%H", t, absl::UTCTimeZone()), "/",
+                      partition, "-", first, "-", last);
 }
 
-std::string DeadLetterPath(absl::string_view topic, int32_t partition,
-                           int64_t first, int64_t last) {
-  return absl::StrCat(kDeadLetterDir, "/", topic, "/", partition, "/", first,
-                      "-", last);
+std::string DeadLetterPath(absl::string_view topic, int32_t partition, int64_t first,
+                           int64_t last) {
+  return absl::StrCat(kDeadLetterDir, "/", topic, "/", partition, "/", first, "-", last);
 }
 
-} // namespace tusk::ingest
+}  // namespace tusk::ingest

@@ -35,13 +35,13 @@ namespace tusk::ingest {
 // a commit to its children, so the branch head always holds every partition's
 // position.
 std::string KafkaOffsetKey(absl::string_view topic,
-                           int32_t partition); // carried: next offset
+                           int32_t partition);  // carried: next offset
 std::string KafkaLostKey(absl::string_view topic,
-                         int32_t partition); // carried: lost total
+                         int32_t partition);  // carried: lost total
 std::string KafkaGapKey(absl::string_view topic,
-                        int32_t partition); // this commit: "a-b"
+                        int32_t partition);  // this commit: "a-b"
 std::string KafkaRangeKey(absl::string_view topic,
-                          int32_t partition); // this commit: "a-b"
+                          int32_t partition);  // this commit: "a-b"
 inline constexpr char kCarriedPrefix[] = "state/";
 inline constexpr char kDeadLetterDir[] = "/_dead_letter";
 
@@ -49,11 +49,10 @@ inline constexpr char kDeadLetterDir[] = "/_dead_letter";
 struct RecordView {
   int32_t partition = 0;
   int64_t offset = 0;
-  int64_t timestamp_ms = -1; // -1: none
+  int64_t timestamp_ms = -1;  // -1: none
   std::optional<absl::string_view> key;
   std::optional<absl::string_view> value;
-  std::vector<std::pair<absl::string_view, std::optional<absl::string_view>>>
-      headers;
+  std::vector<std::pair<absl::string_view, std::optional<absl::string_view>>> headers;
 };
 
 enum class ValueFormat { kRaw, kJson };
@@ -61,8 +60,8 @@ enum class ValueFormat { kRaw, kJson };
 // Appends `r` as one line (with its '\n') to `out`. With kJson, a value that
 // is not valid JSON returns InvalidArgument naming the problem and appends
 // nothing. `error`, if not empty, is written first as "error" (dead letters).
-absl::Status AppendRecordLine(const RecordView &r, ValueFormat format,
-                              absl::string_view error, std::string *out);
+absl::Status AppendRecordLine(const RecordView &r, ValueFormat format, absl::string_view error,
+                              std::string *out);
 
 // True if `s` is valid UTF-8 (no overlongs, no surrogates).
 bool IsValidUtf8(absl::string_view s);
@@ -76,12 +75,11 @@ absl::Status CompactJson(absl::string_view s, std::string *out);
 // Layout of record files.
 //   partition: /<topic>/<partition>/<first>-<last>
 //   hour:      /<topic>/<yyyy-mm-dd>/<hh>/<partition>-<first>-<last>  (UTC)
-std::string PartitionFilePath(absl::string_view topic, int32_t partition,
-                              int64_t first, int64_t last);
+std::string PartitionFilePath(absl::string_view topic, int32_t partition, int64_t first,
+                              int64_t last);
 // `hour` is hours since the epoch.
-std::string HourFilePath(absl::string_view topic, int64_t hour,
-                         int32_t partition, int64_t first, int64_t last);
-std::string DeadLetterPath(absl::string_view topic, int32_t partition,
-                           int64_t first, int64_t last);
+std::string HourFilePath(absl::string_view topic, int64_t hour, int32_t partition, int64_t first,
+                         int64_t last);
+std::string DeadLetterPath(absl::string_view topic, int32_t partition, int64_t first, int64_t last);
 
-} // namespace tusk::ingest
+}  // namespace tusk::ingest

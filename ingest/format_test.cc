@@ -16,11 +16,12 @@ TEST(FormatTest, RecordLineWithKeyHeadersAndText) {
   r.headers.emplace_back("empty", std::nullopt);
   std::string out;
   ASSERT_TRUE(AppendRecordLine(r, ValueFormat::kRaw, "", &out).ok());
-  EXPECT_EQ(out, "{\"partition\":3,\"offset\":42,\"timestamp\":1763712000123,"
-                 "\"key\":\"user-7\","
-                 "\"headers\":[{\"name\":\"trace\",\"value\":\"ab12\"},{"
-                 "\"name\":\"empty\",\"value\":null}],"
-                 "\"value\":\"hello \\\"world\\\"\\n\"}\n");
+  EXPECT_EQ(out,
+            "{\"partition\":3,\"offset\":42,\"timestamp\":1763712000123,"
+            "\"key\":\"user-7\","
+            "\"headers\":[{\"name\":\"trace\",\"value\":\"ab12\"},{"
+            "\"name\":\"empty\",\"value\":null}],"
+            "\"value\":\"hello \\\"world\\\"\\n\"}\n");
 }
 
 TEST(FormatTest, BinaryIsBase64AndNullIsNull) {
@@ -30,18 +31,16 @@ TEST(FormatTest, BinaryIsBase64AndNullIsNull) {
   r.key = bin;
   std::string out;
   ASSERT_TRUE(AppendRecordLine(r, ValueFormat::kRaw, "", &out).ok());
-  EXPECT_EQ(
-      out,
-      "{\"partition\":0,\"offset\":1,\"key_b64\":\"/wAB\",\"value\":null}\n");
+  EXPECT_EQ(out, "{\"partition\":0,\"offset\":1,\"key_b64\":\"/wAB\",\"value\":null}\n");
 }
 
 TEST(FormatTest, Utf8Validation) {
   EXPECT_TRUE(IsValidUtf8("plain ascii text, longer than eight bytes"));
   EXPECT_TRUE(IsValidUtf8("caf\xc3\xa9 \xe2\x82\xac \xf0\x9f\x98\x80"));
-  EXPECT_FALSE(IsValidUtf8("\xc0\xaf"));         // overlong '/'
-  EXPECT_FALSE(IsValidUtf8("\xed\xa0\x80"));     // surrogate
-  EXPECT_FALSE(IsValidUtf8("abcdefgh\xe2\x82")); // truncated
-  EXPECT_FALSE(IsValidUtf8("\xf4\x90\x80\x80")); // above U+10FFFF
+  EXPECT_FALSE(IsValidUtf8("\xc0\xaf"));          // overlong '/'
+  EXPECT_FALSE(IsValidUtf8("\xed\xa0\x80"));      // surrogate
+  EXPECT_FALSE(IsValidUtf8("abcdefgh\xe2\x82"));  // truncated
+  EXPECT_FALSE(IsValidUtf8("\xf4\x90\x80\x80"));  // above U+10FFFF
 }
 
 TEST(FormatTest, ControlCharactersAreEscaped) {
@@ -52,13 +51,10 @@ TEST(FormatTest, ControlCharactersAreEscaped) {
 
 TEST(FormatTest, JsonValuesAreCompactedOrRejected) {
   std::string out;
-  ASSERT_TRUE(
-      CompactJson(" {\"a\" : [1, 2.5e3, -0, true, null],\n \"b\":\"x y\\n\"} ",
-                  &out)
-          .ok());
+  ASSERT_TRUE(CompactJson(" {\"a\" : [1, 2.5e3, -0, true, null],\n \"b\":\"x y\\n\"} ", &out).ok());
   EXPECT_EQ(out, "{\"a\":[1,2.5e3,-0,true,null],\"b\":\"x y\\n\"}");
-  for (const char *bad : {"", "{", "[1,]", "{\"a\":1,}", "01", "1.", "\"x",
-                          "tru", "{} {}", "\"a\nb\"", "{a:1}", "[1 2]"}) {
+  for (const char *bad : {"", "{", "[1,]", "{\"a\":1,}", "01", "1.", "\"x", "tru", "{} {}",
+                          "\"a\nb\"", "{a:1}", "[1 2]"}) {
     std::string o = "keep";
     auto s = CompactJson(bad, &o);
     EXPECT_FALSE(s.ok()) << bad;
@@ -97,5 +93,5 @@ TEST(FormatTest, PathsAndKeys) {
   EXPECT_EQ(KafkaGapKey("events", 1), "kafka/events/1/gap");
 }
 
-} // namespace
-} // namespace tusk::ingest
+}  // namespace
+}  // namespace tusk::ingest

@@ -37,7 +37,7 @@ Options:
   --address HOST:PORT    tuskd address (default: $TUSK_ADDRESS, else 127.0.0.1:1650)
   --member-id ID         this member's name in reports (default: HOST-PID)
   --fetch-buffer BYTES   bound on records fetched from Kafka ahead of the
-                         batches (default 32M; K, M, G suffixes). With two
+                         batches (default 64M; K, M, G suffixes). With two
                          batches of the source's max-bytes, this bounds memory.
   --kafka-config K=V     extra librdkafka property, overriding the source's
                          (repeatable; e.g. security.protocol=SSL)
@@ -60,30 +60,26 @@ Exit codes: 0 stopped, 1 failed (tuskd or Kafka refused), 2 bad usage,
 3 no such source.
 )";
 
-int Usage(const std::string &error) {
-  return tusk::UsageError("tusk-ingest", error);
-}
+int Usage(const std::string &error) { return tusk::UsageError("tusk-ingest", error); }
 
-absl::StatusOr<uint64_t> ParseBytes(const std::string &flag,
-                                    const std::string &s) {
+absl::StatusOr<uint64_t> ParseBytes(const std::string &flag, const std::string &s) {
   uint64_t mult = 1;
   std::string num = s;
   if (!num.empty()) {
     switch (std::toupper(static_cast<unsigned char>(num.back()))) {
-    case 'K':
-      mult = 1ull << 10;
-      break;
-    case 'M':
-      mult = 1ull << 20;
-      break;
-    case 'G':
-      mult = 1ull << 30;
-      break;
-    default:
-      break;
+      case 'K':
+        mult = 1ull << 10;
+        break;
+      case 'M':
+        mult = 1ull << 20;
+        break;
+      case 'G':
+        mult = 1ull << 30;
+        break;
+      default:
+        break;
     }
-    if (mult != 1)
-      num.pop_back();
+    if (mult != 1) num.pop_back();
   }
   uint64_t n = 0;
   if (!absl::SimpleAtoi(num, &n) || n == 0) {
@@ -95,22 +91,19 @@ absl::StatusOr<uint64_t> ParseBytes(const std::string &flag,
 
 std::atomic<bool> g_stop{false};
 
-} // namespace
+}  // namespace
 
 int main(int argc, char **argv) {
   tusk::FlagSpec spec;
-  spec.value_flags = {"--source",       "--address",      "--member-id",
-                      "--fetch-buffer", "--kafka-config", "--log-level",
-                      "--max-backoff"};
+  spec.value_flags = {"--source",       "--address",   "--member-id",  "--fetch-buffer",
+                      "--kafka-config", "--log-level", "--max-backoff"};
   tusk::Args parsed;
-  if (auto done = tusk::ParseMainArgs(argc, argv, spec, "tusk-ingest", kUsage,
-                                      false, &parsed))
+  if (auto done = tusk::ParseMainArgs(argc, argv, spec, "tusk-ingest", kUsage, false, &parsed))
     return *done;
   const tusk::Args *args = &parsed;
   tusk::ingest::IngesterOptions opts;
   opts.source = args->Get("--source");
-  if (opts.source.empty())
-    return Usage("--source is required");
+  if (opts.source.empty()) return Usage("--source is required");
   opts.tuskd = args->Get("--address");
   if (opts.tuskd.empty()) {
     const char *env = std::getenv("TUSK_ADDRESS");
@@ -119,15 +112,14 @@ int main(int argc, char **argv) {
   opts.member_id = args->Get("--member-id");
   if (args->Has("--fetch-buffer")) {
     auto n = ParseBytes("--fetch-buffer", args->Get("--fetch-buffer"));
-    if (!n.ok())
-      return Usage(std::string(n.status().message()));
+    if (!n.ok()) return Usage(std::string(n.status().message()));
     opts.fetch_buffer_bytes = *n;
   }
   if (args->Has("--max-backoff")) {
     if (!absl::ParseDuration(args->Get("--max-backoff"), &opts.max_backoff) ||
         opts.max_backoff <= absl::ZeroDuration()) {
-      return Usage("--max-backoff must be a duration like 10s, not '" +
-                   args->Get("--max-backoff") + "'");
+      return Usage("--max-backoff must be a duration like 10s, not '" + args->Get("--max-backoff") +
+                   "'");
     }
   }
   auto kc = args->values.find("--kafka-config");
@@ -157,8 +149,7 @@ int main(int argc, char **argv) {
   std::thread waiter([&] {
     int sig = 0;
     sigwait(&signals, &sig);
-    TUSK_LOG(INFO) << "received signal " << sig
-                   << ", landing the current batch and stopping";
+    TUSK_LOG(INFO) << "received signal " << sig << ", landing the current batch and stopping";
     g_stop = true;
   });
   waiter.detach();
@@ -166,10 +157,8 @@ int main(int argc, char **argv) {
   for (;;) {
     auto ingester = tusk::ingest::Ingester::Open(opts);
     if (!ingester.ok()) {
-      TUSK_LOG(ERROR) << "cannot start source " << opts.source << ": "
-                      << ingester.status();
-      if (ingester.status().code() == absl::StatusCode::kNotFound)
-        return 3;
+      TUSK_LOG(ERROR) << "cannot start source " << opts.source << ": " << ingester.status();
+      if (ingester.status().code() == absl::StatusCode::kNotFound) return 3;
       return 1;
     }
     absl::Status s = (*ingester)->Run(g_stop);

@@ -35,9 +35,7 @@ namespace pv1 = ::tusk::pfs::v1;
 
 using TopicPartition = std::pair<std::string, int32_t>;
 
-std::string Name(const TopicPartition &tp) {
-  return absl::StrCat(tp.first, "/", tp.second);
-}
+std::string Name(const TopicPartition &tp) { return absl::StrCat(tp.first, "/", tp.second); }
 
 // What this member knows of a partition it owns.
 struct PartState {
@@ -46,17 +44,17 @@ struct PartState {
   std::optional<int64_t> planned_next;
   // The next offset expected from Kafka: records below it are stale.
   int64_t fetch_next = RD_KAFKA_OFFSET_INVALID;
-  uint64_t lost_total = 0; // carried "lost" count, including pending gaps
+  uint64_t lost_total = 0;  // carried "lost" count, including pending gaps
 };
 
 // The records of one micro-commit being filled, or handed to the committer.
 struct Batch {
   struct Part {
-    std::optional<int64_t> expect; // precondition: the parent's next offset
-    int64_t first = -1, last = -1; // offsets of records in this batch
-    int64_t next = -1;             // the next offset after this batch
+    std::optional<int64_t> expect;  // precondition: the parent's next offset
+    int64_t first = -1, last = -1;  // offsets of records in this batch
+    int64_t next = -1;              // the next offset after this batch
     uint64_t records = 0;
-    std::string gap; // "a-b" if the broker lost records
+    std::string gap;  // "a-b" if the broker lost records
     uint64_t lost_total = 0;
     bool lost_changed = false;
   };
@@ -64,7 +62,7 @@ struct Batch {
     std::string topic;
     int32_t partition = 0;
     bool dead = false;
-    int64_t hour = -1; // layout HOUR: hours since the epoch
+    int64_t hour = -1;  // layout HOUR: hours since the epoch
     int64_t first = -1, last = -1;
     std::string data;
   };
@@ -83,7 +81,7 @@ enum class Outcome { kCommitted, kAborted, kAbandoned };
 struct CommitResult {
   Outcome outcome;
   std::string commit;
-  std::map<TopicPartition, int64_t> next; // offsets to commit to Kafka
+  std::map<TopicPartition, int64_t> next;  // offsets to commit to Kafka
   uint64_t records = 0;
   absl::Status status;
 };
@@ -99,7 +97,7 @@ std::string DefaultMemberId() {
   return absl::StrCat(host, "-", getpid());
 }
 
-} // namespace
+}  // namespace
 
 struct Ingester::Impl {
   IngesterOptions opts;
@@ -111,9 +109,24 @@ struct Ingester::Impl {
   std::string host;
 
   rd_kafka_t *rk = nullptr;
-  std::map<TopicPartition, PartState> parts; // the current assignment
+  std::map<TopicPartition, PartState> parts;  // the current assignment
   Batch batch;
   bool paused = false;
+  // Per-record lookups, cached per (topic handle, partition): the partition's
+  // state, and its entries in the current batch (valid while gen == batch_gen).
+  struct Hot {
+    rd_kafka_topic_t *rkt = nullptr;
+    int32_t partition = 0;
+    TopicPartition tp;
+    PartState *ps = nullptr;  // nullptr: not ours
+    uint64_t gen = 0;
+    Batch::Part *bp = nullptr;
+    Batch::File *file = nullptr;
+    int64_t file_hour = -1;
+  };
+  std::vector<Hot> hot;    // cleared whenever `parts` changes
+  uint64_t batch_gen = 1;  // bumped whenever `batch` is replaced
+  absl::Time blocked_since = absl::InfiniteFuture();  // a full batch waits since
   bool resync = false;
   const std::atomic<bool> *stop = nullptr;
 
@@ -121,11 +134,11 @@ struct Ingester::Impl {
   std::thread committer;
   std::mutex mu;
   std::condition_variable cv;
-  std::optional<Batch> inflight;    // guarded by mu
-  std::deque<CommitResult> results; // guarded by mu
-  bool abandon = false;    // guarded by mu: give up the in-flight batch
-  bool quit = false;       // guarded by mu
-  std::string wait_reason; // guarded by mu: why commits are not landing
+  std::optional<Batch> inflight;     // guarded by mu
+  std::deque<CommitResult> results;  // guarded by mu
+  bool abandon = false;              // guarded by mu: give up the in-flight batch
+  bool quit = false;                 // guarded by mu
+  std::string wait_reason;           // guarded by mu: why commits are not landing
 
   // Stats.
   uint64_t records_total = 0;
@@ -141,10 +154,8 @@ struct Ingester::Impl {
       abandon = true;
     }
     cv.notify_all();
-    if (committer.joinable())
-      committer.join();
-    if (rk)
-      rd_kafka_destroy(rk);
+    if (committer.joinable()) committer.join();
+    if (rk) rd_kafka_destroy(rk);
   }
 
   // ---- tuskd ----
@@ -154,23 +165,19 @@ struct Ingester::Impl {
   absl::StatusOr<std::map<std::string, std::string>> ReadHead() {
     for (int attempt = 0;; ++attempt) {
       grpc::ClientContext ctx;
-      ctx.set_deadline(std::chrono::system_clock::now() +
-                       std::chrono::seconds(10));
+      ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(10));
       pv1::InspectCommitRequest req;
       req.set_repo(spec.repo());
       req.set_ref(spec.branch());
       pv1::CommitInfo info;
       absl::Status s = FromGrpcStatus(api->InspectCommit(&ctx, req, &info));
       if (s.ok())
-        return std::map<std::string, std::string>(info.metadata().begin(),
-                                                  info.metadata().end());
-      if (s.code() == absl::StatusCode::kNotFound)
-        return std::map<std::string, std::string>();
-      if (stop->load())
-        return absl::CancelledError("stopping");
+        return std::map<std::string, std::string>(info.metadata().begin(), info.metadata().end());
+      if (s.code() == absl::StatusCode::kNotFound) return std::map<std::string, std::string>();
+      if (stop->load()) return absl::CancelledError("stopping");
       absl::Duration d = Backoff(attempt, opts.max_backoff);
-      TUSK_LOG(WARNING) << "cannot read the head of " << spec.repo() << "@"
-                        << spec.branch() << ": " << s << "; retrying in " << d;
+      TUSK_LOG(WARNING) << "cannot read the head of " << spec.repo() << "@" << spec.branch() << ": "
+                        << s << "; retrying in " << d;
       absl::SleepFor(d);
     }
   }
@@ -178,8 +185,7 @@ struct Ingester::Impl {
   // One attempt at landing `b` as a micro-commit.
   absl::StatusOr<std::string> CommitOnce(Batch &b) {
     grpc::ClientContext ctx;
-    ctx.set_deadline(std::chrono::system_clock::now() +
-                     std::chrono::seconds(120));
+    ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(120));
     pv1::PutFileResponse resp;
     auto w = api->PutFile(&ctx, &resp);
     pv1::PutFileRequest req;
@@ -191,26 +197,20 @@ struct Ingester::Impl {
     std::vector<std::string> ranges;
     for (const auto &[tp, p] : b.parts) {
       meta[KafkaOffsetKey(tp.first, tp.second)] = absl::StrCat(p.next);
-      expect[KafkaOffsetKey(tp.first, tp.second)] =
-          p.expect ? absl::StrCat(*p.expect) : "";
+      expect[KafkaOffsetKey(tp.first, tp.second)] = p.expect ? absl::StrCat(*p.expect) : "";
       if (p.records > 0) {
-        meta[KafkaRangeKey(tp.first, tp.second)] =
-            absl::StrCat(p.first, "-", p.last);
+        meta[KafkaRangeKey(tp.first, tp.second)] = absl::StrCat(p.first, "-", p.last);
         ranges.push_back(absl::StrCat(Name(tp), "@", p.first, "-", p.last));
       }
-      if (!p.gap.empty())
-        meta[KafkaGapKey(tp.first, tp.second)] = p.gap;
-      if (p.lost_changed)
-        meta[KafkaLostKey(tp.first, tp.second)] = absl::StrCat(p.lost_total);
+      if (!p.gap.empty()) meta[KafkaGapKey(tp.first, tp.second)] = p.gap;
+      if (p.lost_changed) meta[KafkaLostKey(tp.first, tp.second)] = absl::StrCat(p.lost_total);
     }
     meta["ingest/source"] = spec.name();
     meta["ingest/member"] = opts.member_id;
     meta["ingest/records"] = absl::StrCat(b.records);
-    if (b.dead_letters)
-      meta["ingest/dead_letters"] = absl::StrCat(b.dead_letters);
-    req.set_message(absl::StrCat("ingest ", spec.name(), ": ", b.records,
-                                 " records (", absl::StrJoin(ranges, ", "),
-                                 ")"));
+    if (b.dead_letters) meta["ingest/dead_letters"] = absl::StrCat(b.dead_letters);
+    req.set_message(absl::StrCat("ingest ", spec.name(), ": ", b.records, " records (",
+                                 absl::StrJoin(ranges, ", "), ")"));
     bool first = true;
     bool ok = true;
     for (auto &[key, f] : b.files) {
@@ -229,8 +229,7 @@ struct Ingester::Impl {
           req.Clear();
         }
         first = false;
-        if (off == 0)
-          req.set_path(path);
+        if (off == 0) req.set_path(path);
         size_t n = std::min(kMessage, f.data.size() - off);
         req.set_data(f.data.data() + off, n);
         off += n;
@@ -243,20 +242,16 @@ struct Ingester::Impl {
           break;
         }
       } while (off < f.data.size());
-      if (!ok)
-        break;
+      if (!ok) break;
     }
     if (ok) {
-      if (!first)
-        req.Clear();
+      if (!first) req.Clear();
       req.set_close(true);
       ok = w->Write(req);
     }
-    if (ok)
-      w->WritesDone();
+    if (ok) w->WritesDone();
     absl::Status s = FromGrpcStatus(w->Finish());
-    if (!s.ok())
-      return s;
+    if (!s.ok()) return s;
     return resp.commit().id();
   }
 
@@ -266,8 +261,7 @@ struct Ingester::Impl {
       {
         std::unique_lock<std::mutex> l(mu);
         cv.wait(l, [&] { return quit || inflight.has_value(); });
-        if (quit)
-          return;
+        if (quit) return;
         b = std::move(*inflight);
         abandon = false;
       }
@@ -278,10 +272,8 @@ struct Ingester::Impl {
         if (id.ok()) {
           r.outcome = Outcome::kCommitted;
           r.commit = *id;
-          for (const auto &[tp, p] : b.parts)
-            r.next[tp] = p.next;
-          if (attempt > 0)
-            TUSK_LOG(INFO) << "tuskd accepts commits again";
+          for (const auto &[tp, p] : b.parts) r.next[tp] = p.next;
+          if (attempt > 0) TUSK_LOG(INFO) << "tuskd accepts commits again";
           break;
         }
         if (id.status().code() == absl::StatusCode::kAborted) {
@@ -290,16 +282,13 @@ struct Ingester::Impl {
           break;
         }
         absl::Duration d = Backoff(attempt, opts.max_backoff);
-        std::string why =
-            absl::StrCat("waiting for tuskd: ", id.status().message());
-        TUSK_LOG(WARNING) << "cannot commit " << b.records << " records ("
-                          << b.bytes << " bytes) to " << spec.repo() << "@"
-                          << spec.branch() << ": " << id.status()
-                          << "; fetching is paused, retrying in " << d;
+        std::string why = absl::StrCat("waiting for tuskd: ", id.status().message());
+        TUSK_LOG(WARNING) << "cannot commit " << b.records << " records (" << b.bytes
+                          << " bytes) to " << spec.repo() << "@" << spec.branch() << ": "
+                          << id.status() << "; fetching is paused, retrying in " << d;
         std::unique_lock<std::mutex> l(mu);
         wait_reason = why;
-        if (cv.wait_for(l, absl::ToChronoNanoseconds(d),
-                        [&] { return quit || abandon; })) {
+        if (cv.wait_for(l, absl::ToChronoNanoseconds(d), [&] { return quit || abandon; })) {
           r.outcome = Outcome::kAbandoned;
           r.status = id.status();
           break;
@@ -319,16 +308,15 @@ struct Ingester::Impl {
   }
 
   // Waits until the in-flight batch (if any) is done, at most `limit`; then
-  // gives it up. Returns false if it had to give up.
-  bool WaitCommitterIdle(absl::Duration limit) {
+  // (if `give_up`) abandons it. Returns false if it was not done in time.
+  bool WaitCommitterIdle(absl::Duration limit, bool give_up = true) {
     std::unique_lock<std::mutex> l(mu);
-    if (cv.wait_for(l, absl::ToChronoNanoseconds(limit),
-                    [&] { return !inflight.has_value(); })) {
+    if (cv.wait_for(l, absl::ToChronoNanoseconds(limit), [&] { return !inflight.has_value(); })) {
       return true;
     }
-    TUSK_LOG(WARNING)
-        << "giving up the in-flight commit of " << inflight->records
-        << " records; whoever owns the partitions next reads them again";
+    if (!give_up) return false;
+    TUSK_LOG(WARNING) << "giving up the in-flight commit of " << inflight->records
+                      << " records; whoever owns the partitions next reads them again";
     abandon = true;
     cv.notify_all();
     cv.wait(l, [&] { return !inflight.has_value(); });
@@ -341,8 +329,7 @@ struct Ingester::Impl {
   void HandOff() {
     for (auto &[tp, p] : batch.parts) {
       auto it = parts.find(tp);
-      if (it == parts.end())
-        continue; // cannot happen: batches only hold owned partitions
+      if (it == parts.end()) continue;  // cannot happen: batches only hold owned partitions
       p.expect = it->second.planned_next;
       it->second.planned_next = p.next;
     }
@@ -351,53 +338,52 @@ struct Ingester::Impl {
       inflight = std::move(batch);
     }
     cv.notify_all();
-    batch = Batch();
+    ResetBatch();
   }
 
   bool BatchFull() const {
-    if (batch.empty())
-      return false;
-    return batch.records >= spec.max_records() ||
-           batch.bytes >= spec.max_bytes() ||
-           absl::Now() - batch.opened >=
-               absl::Milliseconds(spec.max_latency_ms());
+    if (batch.empty()) return false;
+    return batch.records >= spec.max_records() || batch.bytes >= spec.max_bytes() ||
+           absl::Now() - batch.opened >= absl::Milliseconds(spec.max_latency_ms());
+  }
+
+  void ResetBatch() {
+    batch = Batch();
+    ++batch_gen;
+  }
+  void ClearParts() {
+    parts.clear();
+    hot.clear();
   }
 
   Batch::Part &BatchPart(const TopicPartition &tp, const PartState &ps) {
-    if (batch.empty())
-      batch.opened = absl::Now();
+    if (batch.empty()) batch.opened = absl::Now();
     auto [it, fresh] = batch.parts.try_emplace(tp);
-    if (fresh)
-      it->second.lost_total = ps.lost_total;
+    if (fresh) it->second.lost_total = ps.lost_total;
     return it->second;
   }
 
-  void AddRecord(const TopicPartition &tp, PartState &ps,
-                 const rd_kafka_message_t *m) {
+  void AddRecord(Hot &h, const rd_kafka_message_t *m) {
+    const TopicPartition &tp = h.tp;
+    PartState &ps = *h.ps;
     RecordView r;
     r.partition = m->partition;
     r.offset = m->offset;
     rd_kafka_timestamp_type_t tstype;
     int64_t ts = rd_kafka_message_timestamp(m, &tstype);
     r.timestamp_ms = tstype == RD_KAFKA_TIMESTAMP_NOT_AVAILABLE ? -1 : ts;
-    if (m->key)
-      r.key = absl::string_view(static_cast<const char *>(m->key), m->key_len);
-    if (m->payload)
-      r.value =
-          absl::string_view(static_cast<const char *>(m->payload), m->len);
+    if (m->key) r.key = absl::string_view(static_cast<const char *>(m->key), m->key_len);
+    if (m->payload) r.value = absl::string_view(static_cast<const char *>(m->payload), m->len);
     rd_kafka_headers_t *hdrs = nullptr;
-    if (rd_kafka_message_headers(m, &hdrs) == RD_KAFKA_RESP_ERR_NO_ERROR &&
-        hdrs) {
+    if (rd_kafka_message_headers(m, &hdrs) == RD_KAFKA_RESP_ERR_NO_ERROR && hdrs) {
       const char *name;
       const void *value;
       size_t size;
       for (size_t i = 0;
-           rd_kafka_header_get_all(hdrs, i, &name, &value, &size) ==
-           RD_KAFKA_RESP_ERR_NO_ERROR;
+           rd_kafka_header_get_all(hdrs, i, &name, &value, &size) == RD_KAFKA_RESP_ERR_NO_ERROR;
            ++i) {
         std::optional<absl::string_view> v;
-        if (value)
-          v = absl::string_view(static_cast<const char *>(value), size);
+        if (value) v = absl::string_view(static_cast<const char *>(value), size);
         r.headers.emplace_back(name, v);
       }
     }
@@ -405,9 +391,9 @@ struct Ingester::Impl {
     for (const auto &h : r.headers)
       record_bytes += h.first.size() + (h.second ? h.second->size() : 0);
 
-    Batch::Part &bp = BatchPart(tp, ps);
-    if (bp.records == 0)
-      bp.first = m->offset;
+    if (!h.bp) h.bp = &BatchPart(tp, ps);
+    Batch::Part &bp = *h.bp;
+    if (bp.records == 0) bp.first = m->offset;
     bp.last = m->offset;
     bp.next = m->offset + 1;
     ++bp.records;
@@ -415,19 +401,16 @@ struct Ingester::Impl {
 
     std::string error;
     if (record_bytes > spec.max_record_bytes()) {
-      error = absl::StrCat("record of ", record_bytes,
-                           " bytes is over max_record_bytes (",
+      error = absl::StrCat("record of ", record_bytes, " bytes is over max_record_bytes (",
                            spec.max_record_bytes(), ")");
     }
     int64_t hour = -1;
     if (spec.layout() == iv1::HOUR) {
-      int64_t ms = r.timestamp_ms >= 0 ? r.timestamp_ms
-                                       : absl::ToUnixMillis(absl::Now());
+      int64_t ms = r.timestamp_ms >= 0 ? r.timestamp_ms : absl::ToUnixMillis(absl::Now());
       hour = ms / 3'600'000;
     }
     auto file_for = [&](bool dead) -> Batch::File & {
-      auto [it, fresh] = batch.files.try_emplace(
-          {tp.first, tp.second, dead, dead ? -1 : hour});
+      auto [it, fresh] = batch.files.try_emplace({tp.first, tp.second, dead, dead ? -1 : hour});
       Batch::File &f = it->second;
       if (fresh) {
         f.topic = tp.first;
@@ -440,7 +423,13 @@ struct Ingester::Impl {
       return f;
     };
     if (error.empty()) {
-      Batch::File &f = file_for(false);
+      if (!h.file || h.file_hour != hour) {
+        h.file = &file_for(false);
+        h.file_hour = hour;
+      } else {
+        h.file->last = m->offset;
+      }
+      Batch::File &f = *h.file;
       size_t before = f.data.size();
       absl::Status s = AppendRecordLine(r, value_format, "", &f.data);
       if (s.ok()) {
@@ -449,36 +438,34 @@ struct Ingester::Impl {
         return;
       }
       error = std::string(s.message());
-      if (f.data.empty())
+      if (f.data.empty()) {
         batch.files.erase({tp.first, tp.second, false, hour});
+        h.file = nullptr;
+      }
     }
     Batch::File &f = file_for(true);
     size_t before = f.data.size();
-    AppendRecordLine(r, ValueFormat::kRaw, error, &f.data)
-        .IgnoreError(); // kRaw cannot fail
+    AppendRecordLine(r, ValueFormat::kRaw, error, &f.data).IgnoreError();  // kRaw cannot fail
     batch.bytes += f.data.size() - before;
     ++batch.records;
     ++batch.dead_letters;
     ++dead_total;
-    TUSK_LOG(WARNING) << "dead letter " << Name(tp) << "@" << m->offset << ": "
-                      << error;
+    TUSK_LOG(WARNING) << "dead letter " << Name(tp) << "@" << m->offset << ": " << error;
   }
 
   // The broker no longer has the offset we asked for.
   void HandleOutOfRange(const TopicPartition &tp) {
     auto it = parts.find(tp);
-    if (it == parts.end())
-      return;
+    if (it == parts.end()) return;
     PartState &ps = it->second;
     int64_t lo = 0, hi = 0;
-    absl::Status s =
-        KafkaStatus(rd_kafka_query_watermark_offsets(
-                        rk, tp.first.c_str(), tp.second, &lo, &hi, 10000),
-                    absl::StrCat("watermarks of ", Name(tp)));
+    absl::Status s = KafkaStatus(
+        rd_kafka_query_watermark_offsets(rk, tp.first.c_str(), tp.second, &lo, &hi, 10000),
+        absl::StrCat("watermarks of ", Name(tp)));
     if (!s.ok()) {
       TUSK_LOG(WARNING) << "offset " << ps.fetch_next << " of " << Name(tp)
-                        << " is out of range and the watermarks are unknown ("
-                        << s << "); retrying";
+                        << " is out of range and the watermarks are unknown (" << s
+                        << "); retrying";
       Reassign();
       return;
     }
@@ -492,19 +479,15 @@ struct Ingester::Impl {
       std::string gap = absl::StrCat(want, "-", lo - 1);
       bp.gap = bp.gap.empty() ? gap : absl::StrCat(bp.gap, ",", gap);
       bp.next = lo;
-      TUSK_LOG(ERROR)
-          << "RECORDS LOST: " << Name(tp) << " offsets " << gap << " (" << lost
-          << " records) were deleted by the broker before source "
-          << spec.name()
-          << " read them (retention); the gap is recorded in the next commit's "
-             "metadata and continuing at offset "
-          << lo;
+      TUSK_LOG(ERROR) << "RECORDS LOST: " << Name(tp) << " offsets " << gap << " (" << lost
+                      << " records) were deleted by the broker before source " << spec.name()
+                      << " read them (retention); the gap is recorded in the next commit's "
+                         "metadata and continuing at offset "
+                      << lo;
     } else {
-      TUSK_LOG(ERROR)
-          << "offset " << want << " of " << Name(tp)
-          << " is beyond the partition's end (" << hi
-          << "): was the topic deleted and recreated? continuing at offset "
-          << lo;
+      TUSK_LOG(ERROR) << "offset " << want << " of " << Name(tp)
+                      << " is beyond the partition's end (" << hi
+                      << "): was the topic deleted and recreated? continuing at offset " << lo;
       Batch::Part &bp = BatchPart(tp, ps);
       bp.gap = absl::StrCat("reset ", want, "->", lo);
       bp.next = lo;
@@ -516,11 +499,9 @@ struct Ingester::Impl {
   // ---- assignment ----
 
   rd_kafka_topic_partition_list_t *AssignmentList() {
-    auto *list =
-        rd_kafka_topic_partition_list_new(static_cast<int>(parts.size()));
+    auto *list = rd_kafka_topic_partition_list_new(static_cast<int>(parts.size()));
     for (const auto &[tp, ps] : parts) {
-      rd_kafka_topic_partition_list_add(list, tp.first.c_str(), tp.second)
-          ->offset = ps.fetch_next;
+      rd_kafka_topic_partition_list_add(list, tp.first.c_str(), tp.second)->offset = ps.fetch_next;
     }
     return list;
   }
@@ -531,8 +512,7 @@ struct Ingester::Impl {
     auto *list = AssignmentList();
     absl::Status s = KafkaStatus(rd_kafka_assign(rk, list), "assign");
     rd_kafka_topic_partition_list_destroy(list);
-    if (!s.ok())
-      TUSK_LOG(ERROR) << s;
+    if (!s.ok()) TUSK_LOG(ERROR) << s;
     paused = false;
   }
 
@@ -547,60 +527,54 @@ struct Ingester::Impl {
         ps.planned_next = n;
         ps.fetch_next = n;
       } else {
-        ps.fetch_next = spec.kafka().start() == iv1::LATEST
-                            ? RD_KAFKA_OFFSET_END
-                            : RD_KAFKA_OFFSET_BEGINNING;
+        ps.fetch_next =
+            spec.kafka().start() == iv1::LATEST ? RD_KAFKA_OFFSET_END : RD_KAFKA_OFFSET_BEGINNING;
       }
       auto lost = meta.find(KafkaLostKey(tp.first, tp.second));
       uint64_t l = 0;
-      if (lost != meta.end() && absl::SimpleAtoi(lost->second, &l))
-        ps.lost_total = l;
+      if (lost != meta.end() && absl::SimpleAtoi(lost->second, &l)) ps.lost_total = l;
     }
     return absl::OkStatus();
   }
 
   void OnAssign(rd_kafka_topic_partition_list_t *list) {
-    parts.clear();
-    batch = Batch();
+    ClearParts();
+    ResetBatch();
     for (int i = 0; i < list->cnt; ++i) {
       parts[{list->elems[i].topic, list->elems[i].partition}] = PartState();
     }
     absl::Status s = PositionFromHead();
     if (!s.ok()) {
       // Only when stopping; take nothing.
-      parts.clear();
+      ClearParts();
       rd_kafka_assign(rk, nullptr);
       return;
     }
     std::vector<std::string> where;
     for (const auto &[tp, ps] : parts) {
-      where.push_back(
-          absl::StrCat(Name(tp), "@",
-                       ps.planned_next ? absl::StrCat(*ps.planned_next)
-                       : ps.fetch_next == RD_KAFKA_OFFSET_END ? "latest"
-                                                              : "earliest"));
+      where.push_back(absl::StrCat(Name(tp), "@",
+                                   ps.planned_next ? absl::StrCat(*ps.planned_next)
+                                   : ps.fetch_next == RD_KAFKA_OFFSET_END ? "latest"
+                                                                          : "earliest"));
     }
     TUSK_LOG(INFO) << "assigned " << parts.size()
-                   << " partitions, from the branch head: "
-                   << absl::StrJoin(where, " ");
+                   << " partitions, from the branch head: " << absl::StrJoin(where, " ");
     Reassign();
   }
 
   void OnRevoke() {
     // Land what we have for these partitions, so the next owner continues from
     // there; anything not landed is read again by the next owner.
-    if (!WaitCommitterIdle(opts.revoke_wait))
-      batch = Batch();
+    if (!WaitCommitterIdle(opts.revoke_wait)) ResetBatch();
     DrainResults();
     if (!batch.empty() && !resync) {
       HandOff();
       WaitCommitterIdle(opts.revoke_wait);
       DrainResults();
     }
-    batch = Batch();
-    if (!parts.empty())
-      TUSK_LOG(INFO) << "revoked " << parts.size() << " partitions";
-    parts.clear();
+    ResetBatch();
+    if (!parts.empty()) TUSK_LOG(INFO) << "revoked " << parts.size() << " partitions";
+    ClearParts();
     resync = false;
     rd_kafka_assign(rk, nullptr);
     paused = false;
@@ -615,14 +589,13 @@ struct Ingester::Impl {
       self->OnRevoke();
     } else {
       TUSK_LOG(ERROR) << "rebalance failed: " << rd_kafka_err2str(err);
-      self->parts.clear();
-      self->batch = Batch();
+      self->ClearParts();
+      self->ResetBatch();
       rd_kafka_assign(rk, nullptr);
     }
   }
 
-  static void LogCb(const rd_kafka_t *, int level, const char *fac,
-                    const char *buf) {
+  static void LogCb(const rd_kafka_t *, int level, const char *fac, const char *buf) {
     if (level <= 3) {
       TUSK_LOG(ERROR) << "kafka " << fac << ": " << buf;
     } else if (level <= 4) {
@@ -633,9 +606,7 @@ struct Ingester::Impl {
   }
 
   static void ErrorCb(rd_kafka_t *, int err, const char *reason, void *) {
-    TUSK_LOG(WARNING) << "kafka: "
-                      << rd_kafka_err2name(
-                             static_cast<rd_kafka_resp_err_t>(err))
+    TUSK_LOG(WARNING) << "kafka: " << rd_kafka_err2name(static_cast<rd_kafka_resp_err_t>(err))
                       << ": " << reason;
   }
 
@@ -650,25 +621,18 @@ struct Ingester::Impl {
     for (auto &r : done) {
       if (r.outcome == Outcome::kCommitted) {
         records_total += r.records;
-        TUSK_LOG(DEBUG) << "commit " << r.commit << ": " << r.records
-                        << " records";
+        TUSK_LOG(DEBUG) << "commit " << r.commit << ": " << r.records << " records";
         // For lag monitors only: the branch head is what counts.
-        auto *list =
-            rd_kafka_topic_partition_list_new(static_cast<int>(r.next.size()));
+        auto *list = rd_kafka_topic_partition_list_new(static_cast<int>(r.next.size()));
         for (const auto &[tp, next] : r.next) {
           if (parts.count(tp))
-            rd_kafka_topic_partition_list_add(list, tp.first.c_str(), tp.second)
-                ->offset = next;
+            rd_kafka_topic_partition_list_add(list, tp.first.c_str(), tp.second)->offset = next;
         }
-        if (list->cnt > 0)
-          rd_kafka_commit(rk, list, 1);
+        if (list->cnt > 0) rd_kafka_commit(rk, list, 1);
         rd_kafka_topic_partition_list_destroy(list);
       } else {
-        TUSK_LOG(WARNING) << "a micro-commit of " << r.records
-                          << " records did not land ("
-                          << (r.outcome == Outcome::kAborted ? ""
-                                                             : "given up: ")
-                          << r.status
+        TUSK_LOG(WARNING) << "a micro-commit of " << r.records << " records did not land ("
+                          << (r.outcome == Outcome::kAborted ? "" : "given up: ") << r.status
                           << "); re-reading offsets from the branch head";
         resync = true;
       }
@@ -677,10 +641,9 @@ struct Ingester::Impl {
 
   // After a commit did not land: every batch built on it is void.
   void Resync() {
-    if (!CommitterIdle())
-      return; // wait for the in-flight one to end too
+    if (!CommitterIdle()) return;  // wait for the in-flight one to end too
     DrainResults();
-    batch = Batch();
+    ResetBatch();
     resync = false;
     if (PositionFromHead().ok()) {
       Reassign();
@@ -690,8 +653,7 @@ struct Ingester::Impl {
   // Returns NotFound when the source is gone, Aborted when its spec changed.
   absl::Status Report() {
     absl::Time now = absl::Now();
-    if (now - last_report < opts.report_interval)
-      return absl::OkStatus();
+    if (now - last_report < opts.report_interval) return absl::OkStatus();
     double secs = absl::ToDoubleSeconds(now - last_report);
     if (last_report != absl::InfinitePast() && secs > 0) {
       rate = static_cast<double>(records_total - records_at_report) / secs;
@@ -719,8 +681,8 @@ struct Ingester::Impl {
       p->set_topic(tp.first);
       p->set_partition(tp.second);
       int64_t lo = -1, hi = -1;
-      if (rd_kafka_get_watermark_offsets(rk, tp.first.c_str(), tp.second, &lo,
-                                         &hi) == RD_KAFKA_RESP_ERR_NO_ERROR) {
+      if (rd_kafka_get_watermark_offsets(rk, tp.first.c_str(), tp.second, &lo, &hi) ==
+          RD_KAFKA_RESP_ERR_NO_ERROR) {
         p->set_high_watermark(hi);
       } else {
         p->set_high_watermark(-1);
@@ -728,30 +690,23 @@ struct Ingester::Impl {
       p->set_position(ps.fetch_next);
     }
     grpc::ClientContext ctx;
-    ctx.set_deadline(std::chrono::system_clock::now() +
-                     std::chrono::seconds(2));
+    ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(2));
     iv1::ReportSourceResponse resp;
     absl::Status s = FromGrpcStatus(sources->ReportSource(&ctx, req, &resp));
-    if (s.code() == absl::StatusCode::kNotFound)
-      return s;
-    if (!s.ok())
-      return absl::OkStatus(); // tuskd unreachable: commits say so
-    if (!google::protobuf::util::MessageDifferencer::Equals(resp.spec(),
-                                                            spec)) {
-      return absl::AbortedError(
-          absl::StrCat("the spec of source ", spec.name(), " changed"));
+    if (s.code() == absl::StatusCode::kNotFound) return s;
+    if (!s.ok()) return absl::OkStatus();  // tuskd unreachable: commits say so
+    if (!google::protobuf::util::MessageDifferencer::Equals(resp.spec(), spec)) {
+      return absl::AbortedError(absl::StrCat("the spec of source ", spec.name(), " changed"));
     }
     return absl::OkStatus();
   }
 
   void SetPaused(bool pause) {
-    if (pause == paused || parts.empty())
-      return;
+    if (pause == paused || parts.empty()) return;
     auto *list = AssignmentList();
     if (pause) {
       rd_kafka_pause_partitions(rk, list);
-      TUSK_LOG(DEBUG)
-          << "paused fetching: a full batch waits for the commit in flight";
+      TUSK_LOG(DEBUG) << "paused fetching: a full batch waits for the commit in flight";
     } else {
       rd_kafka_resume_partitions(rk, list);
     }
@@ -762,77 +717,83 @@ struct Ingester::Impl {
   void HandleMessage(rd_kafka_message_t *m) {
     if (m->err) {
       TopicPartition tp;
-      if (m->rkt)
-        tp = {rd_kafka_topic_name(m->rkt), m->partition};
-      if (m->err == RD_KAFKA_RESP_ERR__PARTITION_EOF)
-        return;
+      if (m->rkt) tp = {rd_kafka_topic_name(m->rkt), m->partition};
+      if (m->err == RD_KAFKA_RESP_ERR__PARTITION_EOF) return;
       if (m->err == RD_KAFKA_RESP_ERR__AUTO_OFFSET_RESET ||
           m->err == RD_KAFKA_RESP_ERR_OFFSET_OUT_OF_RANGE) {
-        if (m->rkt)
-          HandleOutOfRange(tp);
+        if (m->rkt) HandleOutOfRange(tp);
         return;
       }
-      TUSK_LOG(WARNING) << "kafka"
-                        << (m->rkt ? absl::StrCat(" ", Name(tp)) : "") << ": "
+      TUSK_LOG(WARNING) << "kafka" << (m->rkt ? absl::StrCat(" ", Name(tp)) : "") << ": "
                         << rd_kafka_message_errstr(m);
       return;
     }
-    TopicPartition tp(rd_kafka_topic_name(m->rkt), m->partition);
-    auto it = parts.find(tp);
-    if (it == parts.end())
-      return; // no longer ours
-    PartState &ps = it->second;
-    if (ps.fetch_next >= 0 && m->offset < ps.fetch_next)
-      return; // stale, already in a batch
-    AddRecord(tp, ps, m);
+    Hot *h = nullptr;
+    for (auto &e : hot) {
+      if (e.rkt == m->rkt && e.partition == m->partition) h = &e;
+    }
+    if (!h) {
+      Hot e;
+      e.rkt = m->rkt;
+      e.partition = m->partition;
+      e.tp = {rd_kafka_topic_name(m->rkt), m->partition};
+      auto it = parts.find(e.tp);
+      if (it != parts.end()) e.ps = &it->second;
+      hot.push_back(std::move(e));
+      h = &hot.back();
+    }
+    if (!h->ps) return;  // no longer ours
+    if (h->ps->fetch_next >= 0 && m->offset < h->ps->fetch_next) return;  // stale
+    if (h->gen != batch_gen) {
+      h->gen = batch_gen;
+      h->bp = nullptr;
+      h->file = nullptr;
+    }
+    AddRecord(*h, m);
   }
 
   absl::Status Loop() {
     for (;;) {
       DrainResults();
-      if (resync)
-        Resync();
-      if (stop->load())
-        return absl::OkStatus();
+      if (resync) Resync();
+      if (stop->load()) return absl::OkStatus();
       absl::Status rs = Report();
       if (rs.code() == absl::StatusCode::kNotFound) {
         TUSK_LOG(INFO) << "source " << spec.name() << " was deleted; stopping";
         return absl::OkStatus();
       }
-      if (!rs.ok())
-        return rs;
+      if (!rs.ok()) return rs;
       if (!resync && BatchFull()) {
-        if (CommitterIdle()) {
-          DrainResults(); // the previous commit's outcome decides this batch's
-                          // fate
-          if (resync)
-            continue;
+        // A full batch waits for the commit in flight. Briefly, just wait:
+        // librdkafka keeps prefetching up to its bound. When tuskd is stuck,
+        // pause fetching and keep polling, so that group rebalances are served.
+        if (!WaitCommitterIdle(absl::Milliseconds(100), /*give_up=*/false)) {
+          if (blocked_since == absl::InfiniteFuture()) blocked_since = absl::Now();
+          if (absl::Now() - blocked_since > absl::Seconds(2)) SetPaused(true);
+        } else {
+          blocked_since = absl::InfiniteFuture();
+          DrainResults();  // the previous commit's outcome decides this batch's fate
+          if (resync) continue;
           HandOff();
           SetPaused(false);
-        } else {
-          SetPaused(true);
         }
+        if (!paused) continue;
       }
       int timeout_ms = 100;
       if (!batch.empty() && !paused) {
-        absl::Duration left = batch.opened +
-                              absl::Milliseconds(spec.max_latency_ms()) -
-                              absl::Now();
-        timeout_ms = static_cast<int>(
-            std::clamp<int64_t>(absl::ToInt64Milliseconds(left), 0, 100));
+        absl::Duration left =
+            batch.opened + absl::Milliseconds(spec.max_latency_ms()) - absl::Now();
+        timeout_ms = static_cast<int>(std::clamp<int64_t>(absl::ToInt64Milliseconds(left), 0, 100));
       } else if (paused) {
         timeout_ms = 5;
       }
-      // Drain what is already fetched without blocking, then wait once.
-      for (int i = 0; i < 10000; ++i) {
-        rd_kafka_message_t *m =
-            rd_kafka_consumer_poll(rk, i == 0 ? timeout_ms : 0);
-        if (!m)
-          break;
+      // Drain what is already fetched; when that runs dry, wait once.
+      rd_kafka_message_t* m = rd_kafka_consumer_poll(rk, 0);
+      if (!m) m = rd_kafka_consumer_poll(rk, timeout_ms);
+      for (int n = 0; m; m = rd_kafka_consumer_poll(rk, 0)) {
         HandleMessage(m);
         rd_kafka_message_destroy(m);
-        if (BatchFull() || resync)
-          break;
+        if (++n >= 10000 || BatchFull() || resync) break;
       }
     }
   }
@@ -842,12 +803,10 @@ Ingester::Ingester(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
 
 Ingester::~Ingester() = default;
 
-absl::StatusOr<std::unique_ptr<Ingester>>
-Ingester::Open(const IngesterOptions &options) {
+absl::StatusOr<std::unique_ptr<Ingester>> Ingester::Open(const IngesterOptions &options) {
   auto impl = std::make_unique<Impl>();
   impl->opts = options;
-  if (impl->opts.member_id.empty())
-    impl->opts.member_id = DefaultMemberId();
+  if (impl->opts.member_id.empty()) impl->opts.member_id = DefaultMemberId();
   char host[256] = {};
   gethostname(host, sizeof(host) - 1);
   impl->host = host;
@@ -855,33 +814,27 @@ Ingester::Open(const IngesterOptions &options) {
   args.SetMaxReceiveMessageSize(64 << 20);
   args.SetMaxSendMessageSize(64 << 20);
   args.SetInt(GRPC_ARG_ENABLE_RETRIES, 0);
-  impl->channel = grpc::CreateCustomChannel(
-      options.tuskd, grpc::InsecureChannelCredentials(), args);
+  impl->channel =
+      grpc::CreateCustomChannel(options.tuskd, grpc::InsecureChannelCredentials(), args);
   impl->api = pv1::API::NewStub(impl->channel);
   impl->sources = iv1::Sources::NewStub(impl->channel);
 
   {
     grpc::ClientContext ctx;
-    ctx.set_deadline(std::chrono::system_clock::now() +
-                     std::chrono::seconds(10));
+    ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(10));
     iv1::InspectSourceRequest req;
     req.set_name(options.source);
     iv1::SourceInfo info;
-    absl::Status s =
-        FromGrpcStatus(impl->sources->InspectSource(&ctx, req, &info));
-    if (!s.ok())
-      return s;
+    absl::Status s = FromGrpcStatus(impl->sources->InspectSource(&ctx, req, &info));
+    if (!s.ok()) return s;
     impl->spec = info.spec();
   }
   const iv1::SourceSpec &spec = impl->spec;
-  impl->value_format =
-      spec.value_format() == iv1::JSON ? ValueFormat::kJson : ValueFormat::kRaw;
+  impl->value_format = spec.value_format() == iv1::JSON ? ValueFormat::kJson : ValueFormat::kRaw;
 
   rd_kafka_conf_t *conf = rd_kafka_conf_new();
-  uint64_t buffer_kb =
-      std::max<uint64_t>(options.fetch_buffer_bytes >> 10, 1024);
-  uint64_t fetch_max =
-      std::clamp<uint64_t>(options.fetch_buffer_bytes / 4, 1 << 20, 50 << 20);
+  uint64_t buffer_kb = std::max<uint64_t>(options.fetch_buffer_bytes >> 10, 1024);
+  uint64_t fetch_max = std::clamp<uint64_t>(options.fetch_buffer_bytes / 4, 1 << 20, 50 << 20);
   // Short fetch waits so that an idle partition does not hold back latency.
   uint64_t fetch_wait = std::clamp<uint64_t>(spec.max_latency_ms() / 4, 5, 500);
   std::vector<std::pair<std::string, std::string>> props = {
@@ -894,16 +847,20 @@ Ingester::Open(const IngesterOptions &options) {
       {"auto.offset.reset", "error"},
       {"enable.partition.eof", "false"},
       {"queued.max.messages.kbytes", absl::StrCat(buffer_kb)},
+      // The buffer is bounded in bytes, not in records: the count limit
+      // (100k records over all partitions) would stop small records early.
+      {"queued.min.messages", "10000000"},
       {"fetch.max.bytes", absl::StrCat(fetch_max)},
       {"receive.message.max.bytes", absl::StrCat(fetch_max + (1 << 20))},
       {"fetch.wait.max.ms", absl::StrCat(fetch_wait)},
+      // librdkafka 2.0 also backs a partition off by this much when its fetch
+      // buffer is full; the 500 ms default starves a fast consumer.
+      {"fetch.error.backoff.ms", "50"},
       // Kafka Connect's default: a member that died is replaced within ~10 s.
       {"session.timeout.ms", "10000"},
   };
-  for (const auto &[k, v] : spec.kafka().config())
-    props.emplace_back(k, v);
-  for (const auto &[k, v] : options.kafka_config)
-    props.emplace_back(k, v);
+  for (const auto &[k, v] : spec.kafka().config()) props.emplace_back(k, v);
+  for (const auto &[k, v] : options.kafka_config) props.emplace_back(k, v);
   for (const auto &[k, v] : props) {
     absl::Status s = SetKafkaConfig(conf, k, v);
     if (!s.ok()) {
@@ -919,28 +876,23 @@ Ingester::Open(const IngesterOptions &options) {
   impl->rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, err, sizeof(err));
   if (!impl->rk) {
     rd_kafka_conf_destroy(conf);
-    return absl::InvalidArgumentError(
-        absl::StrCat("cannot create the Kafka consumer: ", err));
+    return absl::InvalidArgumentError(absl::StrCat("cannot create the Kafka consumer: ", err));
   }
   rd_kafka_poll_set_consumer(impl->rk);
   auto *topics = rd_kafka_topic_partition_list_new(spec.kafka().topics_size());
   for (const auto &t : spec.kafka().topics()) {
     rd_kafka_topic_partition_list_add(topics, t.c_str(), RD_KAFKA_PARTITION_UA);
   }
-  absl::Status s =
-      KafkaStatus(rd_kafka_subscribe(impl->rk, topics), "subscribe");
+  absl::Status s = KafkaStatus(rd_kafka_subscribe(impl->rk, topics), "subscribe");
   rd_kafka_topic_partition_list_destroy(topics);
-  if (!s.ok())
-    return s;
+  if (!s.ok()) return s;
   Impl *raw = impl.get();
   impl->committer = std::thread([raw] { raw->CommitterLoop(); });
-  TUSK_LOG(INFO) << "member " << impl->opts.member_id << " of source "
-                 << spec.name() << ": "
-                 << absl::StrJoin(spec.kafka().topics(), ",") << " at "
-                 << spec.kafka().brokers() << " -> " << spec.repo() << "@"
-                 << spec.branch() << " (max " << spec.max_records()
-                 << " records, " << spec.max_bytes() << " bytes, "
-                 << spec.max_latency_ms() << " ms per commit)";
+  TUSK_LOG(INFO) << "member " << impl->opts.member_id << " of source " << spec.name() << ": "
+                 << absl::StrJoin(spec.kafka().topics(), ",") << " at " << spec.kafka().brokers()
+                 << " -> " << spec.repo() << "@" << spec.branch() << " (max " << spec.max_records()
+                 << " records, " << spec.max_bytes() << " bytes, " << spec.max_latency_ms()
+                 << " ms per commit)";
   return std::unique_ptr<Ingester>(new Ingester(std::move(impl)));
 }
 
@@ -948,12 +900,10 @@ absl::Status Ingester::Run(const std::atomic<bool> &stop) {
   impl_->stop = &stop;
   absl::Status s = impl_->Loop();
   // Leave the group cleanly: the revoke callback lands the current batch.
-  absl::Status c =
-      KafkaStatus(rd_kafka_consumer_close(impl_->rk), "close consumer");
-  if (!c.ok())
-    TUSK_LOG(WARNING) << c;
+  absl::Status c = KafkaStatus(rd_kafka_consumer_close(impl_->rk), "close consumer");
+  if (!c.ok()) TUSK_LOG(WARNING) << c;
   impl_->DrainResults();
   return s;
 }
 
-} // namespace tusk::ingest
+}  // namespace tusk::ingest

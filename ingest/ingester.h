@@ -41,11 +41,13 @@
 namespace tusk::ingest {
 
 struct IngesterOptions {
-  std::string tuskd = "127.0.0.1:1650"; // gRPC address of tuskd
-  std::string source;                   // source name (and consumer group)
-  std::string member_id;                // default: <hostname>-<pid>
-  // Bound on records fetched from Kafka and not yet handed to a batch.
-  uint64_t fetch_buffer_bytes = 32ull << 20;
+  std::string tuskd = "127.0.0.1:1650";  // gRPC address of tuskd
+  std::string source;                    // source name (and consumer group)
+  std::string member_id;                 // default: <hostname>-<pid>
+  // Bound on records fetched from Kafka and not yet handed to a batch
+  // (librdkafka's default). librdkafka 2.0 pauses a partition for up to 1 s
+  // whenever this buffer is full, so a smaller one slows catching up.
+  uint64_t fetch_buffer_bytes = 64ull << 20;
   // librdkafka properties that override the source's.
   std::map<std::string, std::string> kafka_config;
   absl::Duration report_interval = absl::Seconds(1);
@@ -56,9 +58,8 @@ struct IngesterOptions {
 };
 
 class Ingester {
-public:
-  static absl::StatusOr<std::unique_ptr<Ingester>>
-  Open(const IngesterOptions &options);
+ public:
+  static absl::StatusOr<std::unique_ptr<Ingester>> Open(const IngesterOptions &options);
   ~Ingester();
   Ingester(const Ingester &) = delete;
   Ingester &operator=(const Ingester &) = delete;
@@ -67,9 +68,9 @@ public:
 
   struct Impl;
 
-private:
+ private:
   explicit Ingester(std::unique_ptr<Impl> impl);
   std::unique_ptr<Impl> impl_;
 };
 
-} // namespace tusk::ingest
+}  // namespace tusk::ingest

@@ -28,7 +28,7 @@ namespace tusk::ingest {
 // For tests, demos and benchmarks; not a broker to run in production.
 // Thread-safe; the cluster serves from its own threads until destroyed.
 class MockCluster {
-public:
+ public:
   static absl::StatusOr<std::unique_ptr<MockCluster>> Start(int brokers);
   ~MockCluster();
   MockCluster(const MockCluster &) = delete;
@@ -38,7 +38,7 @@ public:
   std::string bootstraps() const;
   absl::Status CreateTopic(const std::string &topic, int partitions);
 
-private:
+ private:
   struct Impl;
   explicit MockCluster(std::unique_ptr<Impl> impl);
   std::unique_ptr<Impl> impl_;
@@ -48,41 +48,39 @@ private:
 // the callback from Poll() or Flush(), on the calling thread.
 // Not thread-safe: one thread uses a Producer.
 class Producer {
-public:
+ public:
   struct Delivery {
     std::string topic;
     int32_t partition = -1;
     int64_t offset = -1;
     absl::Status status;
-    uint64_t tag = 0; // the tag given to Produce()
+    uint64_t tag = 0;  // the tag given to Produce()
   };
   using DeliveryCallback = std::function<void(const Delivery &)>;
 
   // `config` holds extra librdkafka properties (linger.ms, acks, ...).
-  static absl::StatusOr<std::unique_ptr<Producer>>
-  Open(const std::string &brokers,
-       const std::map<std::string, std::string> &config,
-       DeliveryCallback on_delivery);
+  static absl::StatusOr<std::unique_ptr<Producer>> Open(
+      const std::string &brokers, const std::map<std::string, std::string> &config,
+      DeliveryCallback on_delivery);
   ~Producer();
   Producer(const Producer &) = delete;
   Producer &operator=(const Producer &) = delete;
 
   // Queues one record; `partition` -1 lets the partitioner choose (by key).
   // Waits (serving delivery reports) while the local queue is full.
-  absl::Status
-  Produce(const std::string &topic, int32_t partition, absl::string_view key,
-          absl::string_view value,
-          const std::vector<std::pair<std::string, std::string>> &headers,
-          uint64_t tag);
+  absl::Status Produce(const std::string &topic, int32_t partition, absl::string_view key,
+                       absl::string_view value,
+                       const std::vector<std::pair<std::string, std::string>> &headers,
+                       uint64_t tag);
   // Serves delivery reports for up to `timeout`.
   void Poll(absl::Duration timeout);
   // Waits until every queued record is delivered (or failed).
   absl::Status Flush(absl::Duration timeout);
 
-private:
+ private:
   struct Impl;
   explicit Producer(std::unique_ptr<Impl> impl);
   std::unique_ptr<Impl> impl_;
 };
 
-} // namespace tusk::ingest
+}  // namespace tusk::ingest

@@ -18,4 +18,4 @@ absl::Status KafkaStatus(rd_kafka_resp_err_t err, absl::string_view context);
 absl::Status SetKafkaConfig(rd_kafka_conf_t *conf, const std::string &name,
                             const std::string &value);
 
-} // namespace tusk::ingest
+}  // namespace tusk::ingest

@@ -15,7 +15,10 @@ WORK=$(mktemp -d -t tusk-quickstart-XXXXXX)
 DATA="$WORK/data"
 "$BIN/tuskd" --data-dir "$DATA" --listen 127.0.0.1:0 --port-file "$WORK/port" 2>"$WORK/tuskd.log" &
 TUSKD_PID=$!
+KAFKA_PID=""
+INGEST_PID=""
 cleanup() {
+  for p in $INGEST_PID $KAFKA_PID; do kill "$p" 2>/dev/null || true; wait "$p" 2>/dev/null || true; done
   if [[ "${KEEP:-0}" != "1" ]]; then
     kill "$TUSKD_PID" 2>/dev/null || true
     wait "$TUSKD_PID" 2>/dev/null || true
@@ -55,6 +58,37 @@ step diff commit sales@master sales@audit
 # Undo the last commit on master with a revert (history is kept).
 step revert sales@master --to master^
 step inspect commit sales@master
+
+# Streaming: a Kafka topic into micro-commits, exactly once. tusk-dev-kafka is
+# a Kafka-protocol server on loopback (librdkafka's mock cluster); kcat, an
+# independent Kafka client, produces the events.
+"$BIN/tusk-dev-kafka" --topic clicks --partitions 2 --bootstrap-file "$WORK/kafka" \
+  >/dev/null 2>"$WORK/kafka.log" &
+KAFKA_PID=$!
+for _ in $(seq 1 100); do [[ -s "$WORK/kafka" ]] && break; sleep 0.05; done
+KAFKA=$(cat "$WORK/kafka")
+step create source clicks --kafka "$KAFKA" --topic clicks --repo clicks --max-latency 200ms \
+  --value-format json
+"$BIN/tusk-ingest" --source clicks 2>"$WORK/ingest.log" &
+INGEST_PID=$!
+printf '\n\033[1m$ kcat -P -b %s -t clicks -K: (300 events)\033[0m\n' "$KAFKA"
+for i in $(seq 1 300); do echo "user$((i % 7)):{\"page\":\"/p$((i % 13))\",\"n\":$i}"; done |
+  kcat -P -b "$KAFKA" -t clicks -K:
+# Wait (bounded) until the branch head holds every event.
+for _ in $(seq 1 300); do
+  got=$(tusk inspect source clicks --json | { grep -o '"committed_offset":"[0-9]*"' || true; } |
+    awk -F'"' '{s += $4} END {print s + 0}')
+  [[ "$got" == 300 ]] && break
+  sleep 0.1
+done
+step inspect source clicks
+step list commit clicks@master
+step list file clicks@master:/clicks/0
+first=$(tusk list file clicks@master:/clicks/0 --json | head -1 | sed 's/.*"path":"\([^"]*\)".*/\1/')
+printf '\n\033[1m$ tusk get file clicks@master:%s | head -3\033[0m\n' "$first"
+tusk get file "clicks@master:$first" | head -3
+kill "$INGEST_PID"; wait "$INGEST_PID" 2>/dev/null || true; INGEST_PID=""
+
 step fsck
 echo
 if [[ "${KEEP:-0}" == "1" ]]; then

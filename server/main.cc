@@ -53,27 +53,24 @@ struct Options {
 
 int Usage(const std::string &error) { return tusk::UsageError("tuskd", error); }
 
-} // namespace
+}  // namespace
 
 int main(int argc, char **argv) {
   tusk::FlagSpec spec;
   spec.value_flags = {"--data-dir", "--listen", "--port-file", "--log-level"};
   tusk::Args parsed;
-  if (auto done = tusk::ParseMainArgs(argc, argv, spec, "tuskd", kUsage, false,
-                                      &parsed))
+  if (auto done = tusk::ParseMainArgs(argc, argv, spec, "tuskd", kUsage, false, &parsed))
     return *done;
   const tusk::Args *args = &parsed;
   Options opts;
   opts.data_dir = args->Get("--data-dir");
   opts.listen = args->Get("--listen", opts.listen);
   opts.port_file = args->Get("--port-file");
-  if (args->Has("--log-level") &&
-      !tusk::ParseLogLevel(args->Get("--log-level"), &opts.log_level)) {
+  if (args->Has("--log-level") && !tusk::ParseLogLevel(args->Get("--log-level"), &opts.log_level)) {
     return Usage("--log-level must be debug, info, warning or error, not '" +
                  args->Get("--log-level") + "'");
   }
-  if (opts.data_dir.empty())
-    return Usage("--data-dir is required");
+  if (opts.data_dir.empty()) return Usage("--data-dir is required");
   tusk::SetMinLogLevel(opts.log_level);
   // Few malloc arenas: many threads each holding a large arena inflates RSS
   // with memory that is free but not returned.
@@ -91,29 +88,26 @@ int main(int argc, char **argv) {
   pfs_options.data_dir = opts.data_dir;
   auto pfs = tusk::pfs::Pfs::Open(pfs_options);
   if (!pfs.ok()) {
-    TUSK_LOG(ERROR) << "cannot open data directory " << opts.data_dir << ": "
-                    << pfs.status();
+    TUSK_LOG(ERROR) << "cannot open data directory " << opts.data_dir << ": " << pfs.status();
     return 1;
   }
   tusk::server::ApiService service(pfs->get());
   tusk::server::SourceService sources(pfs->get());
   grpc::ServerBuilder builder;
   int port = 0;
-  builder.AddListeningPort(opts.listen, grpc::InsecureServerCredentials(),
-                           &port);
+  builder.AddListeningPort(opts.listen, grpc::InsecureServerCredentials(), &port);
   builder.RegisterService(&service);
   builder.RegisterService(&sources);
   builder.SetMaxReceiveMessageSize(64 << 20);
   builder.SetMaxSendMessageSize(64 << 20);
   std::unique_ptr<grpc::Server> server = builder.BuildAndStart();
   if (!server || port == 0) {
-    TUSK_LOG(ERROR) << "cannot listen on " << opts.listen
-                    << " (address in use or invalid)";
+    TUSK_LOG(ERROR) << "cannot listen on " << opts.listen << " (address in use or invalid)";
     return 1;
   }
   std::string host = opts.listen.substr(0, opts.listen.rfind(':'));
-  TUSK_LOG(INFO) << "tuskd " << tusk::kTuskVersion << " serving on " << host
-                 << ":" << port << " with data in " << opts.data_dir;
+  TUSK_LOG(INFO) << "tuskd " << tusk::kTuskVersion << " serving on " << host << ":" << port
+                 << " with data in " << opts.data_dir;
   if (!opts.port_file.empty()) {
     std::string tmp = opts.port_file + ".tmp";
     {
@@ -127,8 +121,7 @@ int main(int argc, char **argv) {
     int sig = 0;
     sigwait(&signals, &sig);
     TUSK_LOG(INFO) << "received signal " << sig << ", shutting down";
-    server->Shutdown(std::chrono::system_clock::now() +
-                     std::chrono::seconds(5));
+    server->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(5));
   });
   server->Wait();
   waiter.join();
