@@ -1,5 +1,7 @@
 // tusk: the command line for tusk. Talks to tuskd over gRPC only.
 
+#include <archive.h>
+#include <archive_entry.h>
 #include <fcntl.h>
 #include <grpcpp/grpcpp.h>
 #include <sys/stat.h>
@@ -11,6 +13,9 @@
 #include <cstdio>
 #include <cstring>
 #include <filesystem>
+#include <mutex>
+#include <thread>
+#include <atomic>
 #include <fstream>
 #include <functional>
 #include <iostream>
@@ -23,6 +28,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
+#include "absl/strings/str_split.h"
 #include "absl/time/time.h"
 #include "common/args.h"
 #include "common/grpc_status.h"
@@ -70,7 +76,7 @@ Commits:
   diff commit REPO@NEW [REPO@OLD]         (OLD defaults to NEW's parent)
   revert REPO@BRANCH --to REF [-m MSG]    (new commit whose tree equals REF's)
 Files:
-  put file REPO@REF[:/PATH] -f LOCAL|- [-r] [--append] [-m MSG]
+  put file REPO@REF[:/PATH] -f LOCAL|- [-r [--parallel N]] [--untar] [--append] [-m MSG]
   get file REPO@REF:/PATH [-o OUT]        (a directory needs -o DIR)
   list file REPO@REF[:/DIR]               glob file REPO@REF:PATTERN
   inspect file REPO@REF:/PATH             delete file REPO@REF:/PATH
@@ -123,10 +129,13 @@ const std::map<std::string, std::string> kCommandHelp = {
     {"revert", "tusk revert REPO@BRANCH --to REF [-m MSG]\n  Makes a new commit on BRANCH whose "
                "files equal REF's. History is kept.\n"},
     {"put file",
-     "tusk put file REPO@REF[:/PATH] -f LOCAL|- [-r] [--append] [-m MSG]\n"
+     "tusk put file REPO@REF[:/PATH] -f LOCAL|- [-r [--parallel N]] [--untar] [--append] [-m MSG]\n"
      "  Uploads a local file (or stdin with -f -) to PATH (default: /NAME of the local file).\n"
-     "  -r uploads a directory tree beneath PATH (default /) in one commit.\n"
-     "  --append adds to the end of an existing file. REF is a branch or an open commit id.\n"},
+     "  -r uploads a directory tree beneath PATH (default /) in one commit, over --parallel\n"
+     "  streams (default 4); if the upload fails, the commit is left open, not finished.\n"
+     "  --untar stores the regular files of a tar stream (file or stdin; gzip, zstd, xz...)\n"
+     "  beneath PATH, in one commit. --append adds to the end of an existing file.\n"
+     "  REF is a branch or an open commit id. A progress line shows on a terminal.\n"},
     {"get file",
      "tusk get file REPO@REF:/PATH [-o OUT]\n  Writes a file to stdout or OUT; a directory's tree "
      "is written beneath directory OUT.\n"},
@@ -254,6 +263,8 @@ class Table {
 };
 
 // Progress on a terminal: bytes, files, rate, ETA. Quiet when stderr is not a tty.
+// A progress line on stderr (bytes, files, rate, ETA), redrawn at most 5 times
+// a second; silent when stderr is not a terminal. Thread-safe.
 class Progress {
  public:
   Progress(std::string verb, uint64_t total_bytes, uint64_t total_files)
@@ -266,37 +277,105 @@ class Progress {
     bytes_ += bytes;
     files_ += files;
     if (!enabled_) return;
+    std::lock_guard<std::mutex> l(mu_);
     auto now = std::chrono::steady_clock::now();
     if (now - last_ < std::chrono::milliseconds(200)) return;
     last_ = now;
     Draw(false);
   }
   void Done() {
+    std::lock_guard<std::mutex> l(mu_);
     if (enabled_ && drawn_) Draw(true);
   }
 
  private:
   void Draw(bool final) {
     drawn_ = true;
+    uint64_t bytes = bytes_, files = files_;
     double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - start_).count();
-    double rate = secs > 0 ? bytes_ / secs : 0;
-    std::string line = absl::StrCat(verb_, " ", HumanBytes(bytes_));
+    double rate = secs > 0 ? bytes / secs : 0;
+    std::string line = absl::StrCat(verb_, " ", HumanBytes(bytes));
     if (total_bytes_ > 0) absl::StrAppend(&line, " / ", HumanBytes(total_bytes_));
-    absl::StrAppend(&line, "  ", files_);
+    absl::StrAppend(&line, "  ", files);
     if (total_files_ > 0) absl::StrAppend(&line, "/", total_files_);
     absl::StrAppend(&line, " files  ", HumanBytes(static_cast<uint64_t>(rate)), "/s");
-    if (!final && total_bytes_ > bytes_ && rate > 0) {
-      absl::StrAppend(&line, "  ETA ", static_cast<int>((total_bytes_ - bytes_) / rate), "s");
+    if (!final && total_bytes_ > bytes && rate > 0) {
+      absl::StrAppend(&line, "  ETA ", static_cast<int>((total_bytes_ - bytes) / rate), "s");
     }
     std::cerr << "\r\033[K" << line << (final ? "\n" : "") << std::flush;
   }
 
   std::string verb_;
-  uint64_t total_bytes_, total_files_;
-  uint64_t bytes_ = 0, files_ = 0;
-  bool enabled_;
+  const uint64_t total_bytes_, total_files_;
+  std::atomic<uint64_t> bytes_{0}, files_{0};
+  const bool enabled_;
+  std::mutex mu_;
   bool drawn_ = false;
-  std::chrono::steady_clock::time_point start_, last_;
+  const std::chrono::steady_clock::time_point start_;
+  std::chrono::steady_clock::time_point last_;
+};
+
+// Reads the entries of a tar (or tar.gz, .zst, ... anything libarchive reads)
+// from a file descriptor, one regular file at a time.
+class TarReader {
+ public:
+  explicit TarReader(int fd) : a_(archive_read_new()) {
+    archive_read_support_filter_all(a_);
+    archive_read_support_format_all(a_);
+    open_ = archive_read_open_fd(a_, fd, 1 << 20) == ARCHIVE_OK;
+  }
+  ~TarReader() { archive_read_free(a_); }
+
+  // The next regular file's path (relative, normalized), or "" at the end.
+  // Directories are implied by paths; links and devices are counted in skipped().
+  absl::StatusOr<std::string> Next() {
+    if (!open_) return Error("cannot read the archive");
+    for (;;) {
+      archive_entry* e = nullptr;
+      int r = archive_read_next_header(a_, &e);
+      if (r == ARCHIVE_EOF) return std::string();
+      if (r < ARCHIVE_WARN) return Error("bad archive");
+      const char* name = archive_entry_pathname(e);
+      std::string path = name ? name : "";
+      if (archive_entry_filetype(e) != AE_IFREG) {
+        if (archive_entry_filetype(e) != AE_IFDIR) ++skipped_;
+        continue;
+      }
+      if (archive_entry_hardlink(e)) {
+        ++skipped_;
+        continue;
+      }
+      // Entries are relative to the destination: drop "./" and leading "/",
+      // refuse anything that climbs out of it.
+      std::vector<std::string> parts;
+      for (absl::string_view c : absl::StrSplit(path, '/', absl::SkipEmpty())) {
+        if (c == ".") continue;
+        if (c == "..") {
+          return absl::InvalidArgumentError(
+              absl::StrCat("archive entry '", path, "' climbs out of the destination (..)"));
+        }
+        parts.emplace_back(c);
+      }
+      if (parts.empty()) continue;
+      return absl::StrJoin(parts, "/");
+    }
+  }
+  // Reads the current entry's data; 0 at its end.
+  absl::StatusOr<size_t> Read(char* buf, size_t n) {
+    la_ssize_t got = archive_read_data(a_, buf, n);
+    if (got < 0) return Error("reading an archive entry");
+    return static_cast<size_t>(got);
+  }
+  uint64_t skipped() const { return skipped_; }
+
+ private:
+  absl::Status Error(absl::string_view what) {
+    const char* msg = archive_error_string(a_);
+    return absl::InvalidArgumentError(absl::StrCat(what, ": ", msg ? msg : "unknown error"));
+  }
+  archive* a_;
+  bool open_ = false;
+  uint64_t skipped_ = 0;
 };
 
 class Cli {
@@ -704,12 +783,27 @@ class Cli {
     });
   }
 
-  // Sends one local file (or stdin) as `dest` on the stream.
-  absl::Status SendFile(grpc::ClientWriter<PutFileRequest>* writer, PutFileRequest* first,
-                        int fd, const std::string& dest, bool append, Progress* progress) {
+  // Reads up to n bytes of one file's content; 0 at its end.
+  using ReadFn = std::function<absl::StatusOr<size_t>(char*, size_t)>;
+
+  static ReadFn FdReader(int fd, const std::string& name) {
+    return [fd, name](char* buf, size_t n) -> absl::StatusOr<size_t> {
+      for (;;) {
+        ssize_t got = ::read(fd, buf, n);
+        if (got >= 0) return static_cast<size_t>(got);
+        if (errno == EINTR) continue;
+        return absl::InternalError(absl::StrCat("reading ", name, ": ", std::strerror(errno)));
+      }
+    };
+  }
+
+  // Sends one file's content as `dest` on the stream; `first` (if set) is the
+  // stream's first message. `buf` is the caller's 1 MiB scratch buffer.
+  static absl::Status SendFile(grpc::ClientWriter<PutFileRequest>* writer, const PutFileRequest* first,
+                               const ReadFn& read, const std::string& dest, bool append,
+                               Progress* progress, std::string* buf) {
     static constexpr size_t kBlock = 1 << 20;
-    if (send_buf_.size() != kBlock) send_buf_.resize(kBlock);  // reused across files
-    std::string& buf = send_buf_;
+    if (buf->size() != kBlock) buf->resize(kBlock);
     PutFileRequest msg;
     if (first) msg = *first;
     msg.set_path(dest);
@@ -719,19 +813,16 @@ class Cli {
       size_t filled = 0;
       bool eof = false;
       while (filled < kBlock) {
-        ssize_t n = ::read(fd, buf.data() + filled, kBlock - filled);
-        if (n < 0) {
-          if (errno == EINTR) continue;
-          return absl::InternalError(absl::StrCat("reading local data for ", dest, ": ", std::strerror(errno)));
-        }
-        if (n == 0) {
+        auto n = read(buf->data() + filled, kBlock - filled);
+        if (!n.ok()) return n.status();
+        if (*n == 0) {
           eof = true;
           break;
         }
-        filled += static_cast<size_t>(n);
+        filled += *n;
       }
       total += filled;
-      msg.set_data(buf.data(), filled);
+      msg.set_data(buf->data(), filled);
       if (eof) {
         msg.set_eof(true);
         msg.set_size(total);
@@ -747,7 +838,48 @@ class Cli {
     }
   }
 
-  std::string send_buf_;
+  // One PutFile stream into repo@ref: `next` yields (reader, destination)
+  // pairs until it returns false. Sends everything, then closes the stream;
+  // any failure cancels it (the server keeps nothing of an unclosed stream).
+  using NextFn = std::function<absl::StatusOr<bool>(ReadFn*, std::string*)>;
+  absl::Status UploadStream(const std::string& repo, const std::string& ref, const NextFn& next,
+                            Progress* progress, PutFileResponse* resp) {
+    PutFileRequest first;
+    first.set_repo(repo);
+    first.set_ref(ref);
+    first.set_message(args_.Get("-m"));
+    auto ctx = Ctx();
+    auto writer = stub_->PutFile(ctx.get(), resp);
+    bool append = args_.Has("--append");
+    std::string buf;
+    absl::Status status;
+    bool first_sent = false;
+    for (;;) {
+      ReadFn read;
+      std::string dest;
+      auto more = next(&read, &dest);
+      if (!more.ok()) {
+        status = more.status();
+        break;
+      }
+      if (!*more) break;
+      status = SendFile(writer.get(), first_sent ? nullptr : &first, read, dest, append, progress, &buf);
+      first_sent = true;
+      if (!status.ok()) break;
+    }
+    if (status.ok()) {
+      PutFileRequest close = first_sent ? PutFileRequest() : first;
+      close.set_close(true);
+      writer->WriteLast(close, grpc::WriteOptions());  // A failure shows in Finish().
+    } else {
+      ctx->TryCancel();
+    }
+    absl::Status finished = FromGrpcStatus(writer->Finish());
+    // The local cause first; a server error explains a closed stream.
+    if (!status.ok() && status.code() != absl::StatusCode::kUnavailable) return status;
+    if (!finished.ok()) return finished;
+    return status;
+  }
 
   int PutFile() {
     if (!NeedPositional(1, "REPO@REF[:/PATH]")) return kExitUsage;
@@ -756,8 +888,17 @@ class Cli {
     if (!args_.Has("-f")) return UsageError("put file needs -f LOCAL (or -f - for stdin)");
     std::string local = args_.Get("-f");
     bool recursive = args_.Has("-r");
-    bool append = args_.Has("--append");
+    bool untar = args_.Has("--untar");
     bool dest_is_dir = !args_.positional[0].empty() && args_.positional[0].back() == '/';
+    int parallel = 4;
+    if (args_.Has("--parallel") &&
+        (!absl::SimpleAtoi(args_.Get("--parallel"), &parallel) || parallel < 1 || parallel > 64)) {
+      return UsageError("--parallel needs a number of streams from 1 to 64");
+    }
+    if (untar && recursive) return UsageError("--untar and -r do not go together");
+    if (untar && args_.Has("--append")) return UsageError("--untar and --append do not go together");
+
+    if (untar) return PutTar(*spec, local);
 
     // What to send: (local path, destination path) pairs.
     std::vector<std::pair<std::string, std::string>> files;
@@ -803,40 +944,152 @@ class Cli {
       }
     }
 
-    PutFileRequest first;
-    first.set_repo(spec->repo);
-    first.set_ref(spec->ref);
-    first.set_message(args_.Get("-m"));
-    PutFileResponse resp;
-    auto ctx = Ctx();
-    auto writer = stub_->PutFile(ctx.get(), &resp);
     Progress progress("uploading", total_bytes, files.size());
-    absl::Status status;
-    bool first_sent = false;
-    for (const auto& [src, dest] : files) {
-      int fd = src == "-" ? STDIN_FILENO : ::open(src.c_str(), O_RDONLY | O_CLOEXEC);
-      if (fd < 0) {
-        status = absl::NotFoundError(absl::StrCat("cannot open ", src, ": ", std::strerror(errno)));
-        break;
+    // Files are handed out in path order to however many streams run.
+    std::atomic<size_t> next_file{0};
+    std::vector<int> open_fds(std::max(parallel, 1), -1);
+    auto next_for = [&](int stream) -> NextFn {
+      return [&, stream](ReadFn* read, std::string* dest) -> absl::StatusOr<bool> {
+        int& fd = open_fds[stream];
+        if (fd >= 0 && fd != STDIN_FILENO) ::close(fd);
+        fd = -1;
+        size_t i = next_file++;
+        if (i >= files.size()) return false;
+        const auto& [src, to] = files[i];
+        fd = src == "-" ? STDIN_FILENO : ::open(src.c_str(), O_RDONLY | O_CLOEXEC);
+        if (fd < 0) return absl::NotFoundError(absl::StrCat("cannot open ", src, ": ", std::strerror(errno)));
+        *read = FdReader(fd, src);
+        *dest = to;
+        return true;
+      };
+    };
+    auto close_fds = [&] {
+      for (int fd : open_fds) {
+        if (fd >= 0 && fd != STDIN_FILENO) ::close(fd);
       }
-      status = SendFile(writer.get(), first_sent ? nullptr : &first, fd, dest, append, &progress);
-      first_sent = true;
-      if (fd != STDIN_FILENO) ::close(fd);
-      if (!status.ok()) break;
+    };
+
+    PutFileResponse resp;
+    absl::Status status;
+    if (parallel == 1 || files.size() < 2) {
+      status = UploadStream(spec->repo, spec->ref, next_for(0), &progress, &resp);
+      close_fds();
+      progress.Done();
+      if (!status.ok()) return Fail(status);
+      return PrintPut(resp);
     }
-    if (status.ok()) {
-      PutFileRequest close = first_sent ? PutFileRequest() : first;
-      close.set_close(true);
-      writer->WriteLast(close, grpc::WriteOptions());  // A failure shows in Finish().
-    } else {
-      // Interrupt the stream: the server keeps nothing of it.
-      ctx->TryCancel();
+
+    // Several streams: they all write into one open commit, which this
+    // command starts (and finishes) unless the ref already has one open.
+    auto target = OpenCommitFor(*spec, absl::StrCat("put -r ", local));
+    if (!target.ok()) return Fail(target.status());
+    const auto& [commit_id, started_here] = *target;
+    int streams = static_cast<int>(std::min<size_t>(parallel, files.size()));
+    std::vector<PutFileResponse> resps(streams);
+    std::vector<absl::Status> statuses(streams);
+    std::vector<std::thread> threads;
+    for (int i = 0; i < streams; ++i) {
+      threads.emplace_back([&, i] {
+        statuses[i] = UploadStream(spec->repo, commit_id, next_for(i), &progress, &resps[i]);
+        // One failed stream stops the others early.
+        if (!statuses[i].ok()) next_file = files.size();
+      });
     }
-    grpc::Status s = writer->Finish();
+    for (auto& t : threads) t.join();
+    close_fds();
     progress.Done();
-    if (!status.ok() && status.code() != absl::StatusCode::kUnavailable) return Fail(status);
-    if (!s.ok()) return Fail(s);
+    for (const auto& st : statuses) {
+      if (status.ok() && !st.ok()) status = st;
+    }
+    for (const auto& r : resps) {
+      resp.set_files(resp.files() + r.files());
+      resp.set_bytes(resp.bytes() + r.bytes());
+      resp.set_new_bytes(resp.new_bytes() + r.new_bytes());
+      if (r.has_commit()) *resp.mutable_commit() = r.commit();
+    }
+    if (!status.ok()) {
+      if (started_here) {
+        std::cerr << "tusk: the upload stopped; commit " << spec->repo << "@" << commit_id
+                  << " stays open (not finished) with the files that arrived\n";
+      }
+      return Fail(status);
+    }
+    if (started_here) {
+      FinishCommitRequest req;
+      req.set_repo(spec->repo);
+      req.set_ref(commit_id);
+      CommitInfo c;
+      auto ctx = Ctx();
+      grpc::Status s = stub_->FinishCommit(ctx.get(), req, &c);
+      if (!s.ok()) return Fail(s);
+      *resp.mutable_commit() = c;
+    }
+    return PrintPut(resp);
+  }
+
+  // The open commit that parallel streams write into: REF itself if it is an
+  // open commit, the branch's open commit, or a new one started here
+  // (second: true).
+  absl::StatusOr<std::pair<std::string, bool>> OpenCommitFor(const pfs::FileSpec& spec,
+                                                             const std::string& message) {
+    InspectBranchRequest ib;
+    ib.set_repo(spec.repo);
+    ib.set_branch(spec.ref);
+    BranchInfo b;
+    auto ctx = Ctx();
+    grpc::Status s = stub_->InspectBranch(ctx.get(), ib, &b);
+    if (s.error_code() == grpc::StatusCode::NOT_FOUND && pfs::IsCommitId(spec.ref)) {
+      return std::make_pair(spec.ref, false);  // a commit id: the server checks it is open
+    }
+    if (!s.ok() && s.error_code() != grpc::StatusCode::NOT_FOUND) return FromGrpcStatus(s);
+    if (s.ok() && !b.open_commit().empty()) return std::make_pair(b.open_commit(), false);
+    StartCommitRequest sc;
+    sc.set_repo(spec.repo);
+    sc.set_branch(spec.ref);
+    sc.set_message(args_.Has("-m") ? args_.Get("-m") : message);
+    CommitInfo c;
+    auto ctx2 = Ctx();
+    s = stub_->StartCommit(ctx2.get(), sc, &c);
+    if (!s.ok()) return FromGrpcStatus(s);
+    return std::make_pair(c.id(), true);
+  }
+
+  // put file --untar: the regular files of a tar stream, in one stream (one
+  // commit unless REF has an open commit).
+  int PutTar(const pfs::FileSpec& spec, const std::string& local) {
+    int fd = STDIN_FILENO;
+    uint64_t total = 0;
+    if (local != "-") {
+      fd = ::open(local.c_str(), O_RDONLY | O_CLOEXEC);
+      if (fd < 0) return Fail(absl::NotFoundError(absl::StrCat("cannot open ", local, ": ", std::strerror(errno))));
+      struct stat st;
+      if (::fstat(fd, &st) == 0) total = static_cast<uint64_t>(st.st_size);
+    }
+    std::string base = spec.has_path ? spec.path : "/";
+    TarReader tar(fd);
+    // Progress counts archive bytes read when the archive's size is known.
+    Progress progress("untarring", total, 0);
+    NextFn next = [&](ReadFn* read, std::string* dest) -> absl::StatusOr<bool> {
+      auto path = tar.Next();
+      if (!path.ok()) return path.status();
+      if (path->empty()) return false;
+      *dest = pfs::JoinPath(base, *path);
+      *read = [&tar](char* buf, size_t n) { return tar.Read(buf, n); };
+      return true;
+    };
+    PutFileResponse resp;
+    absl::Status status = UploadStream(spec.repo, spec.ref, next, &progress, &resp);
+    progress.Done();
+    if (fd != STDIN_FILENO) ::close(fd);
     if (!status.ok()) return Fail(status);
+    if (tar.skipped() > 0) {
+      std::cerr << "tusk: skipped " << tar.skipped()
+                << " archive entries that are not regular files (links, devices)\n";
+    }
+    return PrintPut(resp);
+  }
+
+  int PrintPut(const PutFileResponse& resp) {
     if (json_) {
       PrintJson(resp);
     } else {
@@ -1230,8 +1483,8 @@ int main(int argc, char** argv) {
   spec.value_flags = {"--address", "-f", "-o", "-m", "--description", "--head", "--to", "-n",
                       "--kafka", "--topic", "--repo", "--branch", "--max-records", "--max-bytes",
                       "--max-latency", "--start", "--layout", "--max-record-bytes",
-                      "--value-format"};
-  spec.bool_flags = {"--json", "-r", "--append", "--force", "-h", "--help", "--update"};
+                      "--value-format", "--parallel"};
+  spec.bool_flags = {"--json", "-r", "--append", "--force", "-h", "--help", "--update", "--untar"};
   spec.aliases = {{"--file", "-f"}, {"--output", "-o"}, {"--message", "-m"},
                   {"--recursive", "-r"}, {"--number", "-n"}};
   auto args = ParseArgs(argv_s, spec);

@@ -11,6 +11,8 @@ pkg_check_modules(GRPCPP REQUIRED IMPORTED_TARGET grpc++)
 pkg_check_modules(ROCKSDB REQUIRED IMPORTED_TARGET rocksdb)
 # librdkafka (Kafka client and its mock cluster): only ingest/ links it.
 pkg_check_modules(RDKAFKA REQUIRED IMPORTED_TARGET rdkafka)
+# libarchive (tar streams for put file --untar): only the CLI links it.
+pkg_check_modules(LIBARCHIVE REQUIRED IMPORTED_TARGET libarchive)
 find_program(GRPC_CPP_PLUGIN grpc_cpp_plugin REQUIRED)
 
 if(TUSK_BUILD_TESTS)

@@ -1,0 +1,105 @@
+"""Bulk uploads: put file -r over parallel streams, and put file --untar of tar
+streams (file or stdin, compressed or not), each in one atomic commit; bad
+archives leave no commit behind."""
+
+import io
+import os
+import random
+import tarfile
+
+from harness import TuskTestCase
+
+
+class BulkTest(TuskTestCase):
+    def commits(self, repo):
+        return self.tusk("list", "commit", "%s@master" % repo, "--json").json_lines()
+
+    def make_tree(self, root, n):
+        rng = random.Random(3)
+        files = {}
+        for i in range(n):
+            rel = "d%d/sub%d/f%d.bin" % (i % 7, i % 3, i)
+            data = rng.randbytes(rng.randint(0, 5000))
+            files[rel] = data
+            self.write(os.path.join(root, rel), data)
+        big = rng.randbytes(3 << 20)
+        files["big.bin"] = big
+        self.write(os.path.join(root, "big.bin"), big)
+        return files
+
+    def check_files(self, repo, base, files):
+        out = self.path("export-" + repo + base.replace("/", "_"))
+        self.tusk("get", "file", "%s@master:%s" % (repo, base), "-o", out)
+        got = {}
+        for dirpath, _, names in os.walk(out):
+            for name in names:
+                p = os.path.join(dirpath, name)
+                with open(p, "rb") as f:
+                    got[os.path.relpath(p, out)] = f.read()
+        self.assertEqual(sorted(got), sorted(files))
+        for k, v in files.items():
+            self.assertEqual(got[k], v, k)
+
+    def test_parallel_put_is_one_commit(self):
+        files = self.make_tree("tree", 500)
+        self.tusk("create", "repo", "par")
+        r = self.tusk("put", "file", "-r", "par@master:/in", "-f", self.path("tree"),
+                      "--parallel", "4", "--json").json()
+        self.assertEqual(int(r["files"]), len(files))
+        self.assertEqual(r["commit"]["state"], "FINISHED")
+        self.assertEqual(len(self.commits("par")), 1)
+        self.check_files("par", "/in", files)
+        # Into a commit the user opened: written there, left open.
+        self.tusk("start", "commit", "par@master")
+        self.tusk("put", "file", "-r", "par@master:/again", "-f", self.path("tree"), "--parallel", "3")
+        self.assertEqual(self.tusk("inspect", "branch", "par@master", "--json").json()["open_commit"] != "", True)
+        self.tusk("finish", "commit", "par@master")
+        self.check_files("par", "/again", files)
+        self.tusk_fails(2, "put", "file", "-r", "par@master:/", "-f", self.path("tree"), "--parallel", "0")
+
+    def test_untar_file_and_stdin(self):
+        files = {"a/one.txt": b"one\n", "a/b/two.bin": bytes(range(256)) * 100, "top": b""}
+        for mode, name in (("w:gz", "t.tgz"), ("w", "t.tar")):
+            buf = io.BytesIO()
+            with tarfile.open(fileobj=buf, mode=mode) as t:
+                for rel, data in files.items():
+                    info = tarfile.TarInfo("./" + rel)
+                    info.size = len(data)
+                    t.addfile(info, io.BytesIO(data))
+                link = tarfile.TarInfo("a/link")
+                link.type = tarfile.SYMTYPE
+                link.linkname = "one.txt"
+                t.addfile(link)
+            self.write(name, buf.getvalue())
+        self.tusk("create", "repo", "tar")
+        r = self.tusk("put", "file", "tar@master:/x", "--untar", "-f", self.path("t.tgz"))
+        self.assertIn("skipped 1 archive entries", r.err)
+        self.check_files("tar", "/x", files)
+        with open(self.path("t.tar"), "rb") as f:
+            self.tusk("put", "file", "tar@master:/y", "--untar", "-f", "-", input=f.read())
+        self.check_files("tar", "/y", files)
+        self.assertEqual(len(self.commits("tar")), 2)
+
+    def test_bad_archives_leave_no_commit(self):
+        self.tusk("create", "repo", "bad")
+        self.tusk("put", "file", "bad@master:/keep", "-f", "-", input=b"keep")
+        buf = io.BytesIO()
+        with tarfile.open(fileobj=buf, mode="w") as t:
+            for name in ("ok.txt", "../escape.txt"):
+                info = tarfile.TarInfo(name)
+                info.size = 5
+                t.addfile(info, io.BytesIO(b"hello"))
+        self.tusk_fails(1, "put", "file", "bad@master:/", "--untar", "-f", "-", input=buf.getvalue(),
+                        mentions="climbs out of the destination")
+        good = io.BytesIO()
+        with tarfile.open(fileobj=good, mode="w") as t:
+            for i in range(20):
+                info = tarfile.TarInfo("f%d" % i)
+                info.size = 100000
+                t.addfile(info, io.BytesIO(os.urandom(100000)))
+        truncated = good.getvalue()[:1000000]
+        self.tusk_fails(1, "put", "file", "bad@master:/", "--untar", "-f", "-", input=truncated)
+        self.tusk_fails(1, "put", "file", "bad@master:/", "--untar", "-f", "-", input=b"not a tar")
+        self.assertEqual(len(self.commits("bad")), 1)
+        self.tusk_fails(2, "put", "file", "-r", "bad@master:/", "--untar", "-f", "-")
+        self.tusk("fsck")
