@@ -6,14 +6,8 @@
 #   benchmarks/run_ingest.sh            # everything (~2 min)
 #   RUNS=1 benchmarks/run_ingest.sh     # one run of each throughput measurement
 set -euo pipefail
-cd "$(dirname "$0")/.."
-ROOT=$(pwd)
-scripts/install-deps.sh --bench
-scripts/build.sh >/dev/null
-BIN="$ROOT/${TUSK_BUILD_DIR:-build}/bin"
-W="${BENCH_DIR:-$ROOT/build/bench}/ingest"
-rm -rf "$W"
-mkdir -p "$W"
+source "$(dirname "$0")/lib.sh"
+bench_setup ingest
 
 RUNS=${RUNS:-3}
 # The mock keeps ~5 MB per partition: 16 x 25,000 records of 100 B stay under it.
@@ -22,7 +16,6 @@ RECORDS=400000
 LATENCY_RECORDS=1000
 LATENCY_RATE=200
 
-now() { date +%s.%N; }
 # Records the branch head of source $1 holds (sum of committed offsets); cheap,
 # so that polling does not take CPU from what is measured.
 ingested() {
@@ -43,8 +36,6 @@ BOOT=$(cat "$W/boot")
 export TUSK_ADDRESS="127.0.0.1:$(cat "$W/port")"
 tusk() { "$BIN/tusk" "$@"; }
 
-ROWS=()
-row() { ROWS+=("| $1 | $2 | $3 | $4 | $5 |"); echo "  $1: tusk $2, baseline $3, ratio $4 ($5)" >&2; }
 
 echo "== produce $RECORDS records of 100 B over $PARTITIONS partitions" >&2
 "$BIN/tusk-dev-kafka" produce --brokers "$BOOT" --topic bench --count "$RECORDS" --size 100 >&2
@@ -74,7 +65,7 @@ ingest_run() {
     sleep 0.25
   done
   [[ "$got" == "$RECORDS" ]] || { echo "ingest $name stalled at $got records" >&2; exit 1; }
-  rss=$(awk '/VmHWM/ {print $2}' "/proc/$pid/status")
+  rss=$(rss_kib "$pid")
   kill "$pid"; wait "$pid" || true
   tusk list commit "$name@master" --json >"$W/$name.commits"
   python3 - "$W/$name.log" "$W/$name.commits" "$rss" <<'EOF'
@@ -172,7 +163,4 @@ EOF
 row "produce -> visible in a finished commit, $LATENCY_RECORDS records at $LATENCY_RATE/s, max-latency 50ms (producer linger 5 ms included)" \
   "p50 $p50 ms, p99 $p99 ms (max $pmax)" "-" "-" "p99 < 150 ms"
 
-echo
-echo "| benchmark | tusk | baseline | ratio | target |"
-echo "|---|---|---|---|---|"
-printf '%s\n' "${ROWS[@]}"
+print_table

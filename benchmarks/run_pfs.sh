@@ -6,23 +6,12 @@
 #   SMALL=1 benchmarks/run_pfs.sh         # smaller sizes, for a quick look
 #   BENCH_DIR=/mnt/disk benchmarks/run_pfs.sh   # where the data goes (default: build/bench)
 set -euo pipefail
-cd "$(dirname "$0")/.."
-ROOT=$(pwd)
-scripts/install-deps.sh --bench
-scripts/build.sh >/dev/null
-BIN="$ROOT/${TUSK_BUILD_DIR:-build}/bin"
-BENCH_DIR="${BENCH_DIR:-$ROOT/build/bench}"
-rm -rf "$BENCH_DIR"
-mkdir -p "$BENCH_DIR"
-W="$BENCH_DIR"
+source "$(dirname "$0")/lib.sh"
+bench_setup pfs
 
 BIG_MB=1024; SMALL_FILES=100000; DIFF_BIG=1000000; DIFF_SMALL=10000; MICRO=1000
 if [[ "${SMALL:-0}" == "1" ]]; then BIG_MB=128; SMALL_FILES=10000; DIFF_BIG=100000; fi
 
-now() { date +%s.%N; }
-elapsed() { python3 -c "print(f'{$2 - $1:.3f}')"; }
-ratio() { python3 -c "print(f'{$1 / $2:.2f}')"; }
-rss_kib() { awk '/VmHWM/ {print $2}' "/proc/$1/status"; }
 
 TUSKD_PID=""
 start_tuskd() {
@@ -36,8 +25,6 @@ stop_tuskd() { if [[ -n "$TUSKD_PID" ]]; then kill "$TUSKD_PID" 2>/dev/null || t
 trap stop_tuskd EXIT
 tusk() { "$BIN/tusk" "$@"; }
 
-ROWS=()
-row() { ROWS+=("| $1 | $2 | $3 | $4 | $5 |"); echo "  $1: tusk $2, baseline $3, ratio $4 ($5)" >&2; }
 
 echo "== data: ${BIG_MB} MiB random file" >&2
 head -c $((BIG_MB << 20)) /dev/urandom >"$W/big.bin"

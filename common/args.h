@@ -4,6 +4,8 @@
 // Value flags take the next argument (or `--flag=value`); boolean flags take
 // none. Unknown flags are errors. "--" ends flag parsing.
 
+#include <csignal>
+#include <cstdint>
 #include <map>
 #include <optional>
 #include <set>
@@ -34,6 +36,14 @@ struct FlagSpec {
 };
 
 absl::StatusOr<Args> ParseArgs(const std::vector<std::string> &argv, const FlagSpec &spec);
+
+// "16MiB", "64k", "1G", "1000" -> bytes (K, M, G are powers of 1024).
+// InvalidArgument naming `flag` for anything else.
+absl::StatusOr<uint64_t> ParseBytes(const std::string& flag, const std::string& s);
+
+// Blocks SIGINT and SIGTERM in this thread and the threads it starts (call it
+// first in main), and ignores SIGPIPE. Returns the set for sigwait().
+sigset_t BlockStopSignals();
 
 // Prints "<program>: <error>" and a pointer to --help on stderr; returns 2,
 // the exit code of bad usage.

@@ -77,11 +77,7 @@ int Serve(const tusk::Args &args) {
       !ParseCount(args, "--brokers", 1, 1, &brokers, &error)) {
     return Usage(error);
   }
-  sigset_t signals;
-  sigemptyset(&signals);
-  sigaddset(&signals, SIGINT);
-  sigaddset(&signals, SIGTERM);
-  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+  sigset_t signals = tusk::BlockStopSignals();
 
   auto cluster = tusk::ingest::MockCluster::Start(static_cast<int>(brokers));
   if (!cluster.ok()) {

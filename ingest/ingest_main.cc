@@ -62,32 +62,6 @@ Exit codes: 0 stopped, 1 failed (tuskd or Kafka refused), 2 bad usage,
 
 int Usage(const std::string &error) { return tusk::UsageError("tusk-ingest", error); }
 
-absl::StatusOr<uint64_t> ParseBytes(const std::string &flag, const std::string &s) {
-  uint64_t mult = 1;
-  std::string num = s;
-  if (!num.empty()) {
-    switch (std::toupper(static_cast<unsigned char>(num.back()))) {
-      case 'K':
-        mult = 1ull << 10;
-        break;
-      case 'M':
-        mult = 1ull << 20;
-        break;
-      case 'G':
-        mult = 1ull << 30;
-        break;
-      default:
-        break;
-    }
-    if (mult != 1) num.pop_back();
-  }
-  uint64_t n = 0;
-  if (!absl::SimpleAtoi(num, &n) || n == 0) {
-    return absl::InvalidArgumentError(
-        absl::StrCat(flag, " must be a size like 32M, not '", s, "'"));
-  }
-  return n * mult;
-}
 
 std::atomic<bool> g_stop{false};
 
@@ -111,7 +85,7 @@ int main(int argc, char **argv) {
   }
   opts.member_id = args->Get("--member-id");
   if (args->Has("--fetch-buffer")) {
-    auto n = ParseBytes("--fetch-buffer", args->Get("--fetch-buffer"));
+    auto n = tusk::ParseBytes("--fetch-buffer", args->Get("--fetch-buffer"));
     if (!n.ok()) return Usage(std::string(n.status().message()));
     opts.fetch_buffer_bytes = *n;
   }
@@ -140,12 +114,7 @@ int main(int argc, char **argv) {
   }
   mallopt(M_ARENA_MAX, 2);
 
-  sigset_t signals;
-  sigemptyset(&signals);
-  sigaddset(&signals, SIGINT);
-  sigaddset(&signals, SIGTERM);
-  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
-  signal(SIGPIPE, SIG_IGN);
+  sigset_t signals = tusk::BlockStopSignals();
   std::thread waiter([&] {
     int sig = 0;
     sigwait(&signals, &sig);

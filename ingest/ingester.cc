@@ -91,11 +91,6 @@ absl::Duration Backoff(int attempt, absl::Duration max) {
   return std::min(d, max);
 }
 
-std::string DefaultMemberId() {
-  char host[256] = {};
-  gethostname(host, sizeof(host) - 1);
-  return absl::StrCat(host, "-", getpid());
-}
 
 }  // namespace
 
@@ -806,10 +801,10 @@ Ingester::~Ingester() = default;
 absl::StatusOr<std::unique_ptr<Ingester>> Ingester::Open(const IngesterOptions &options) {
   auto impl = std::make_unique<Impl>();
   impl->opts = options;
-  if (impl->opts.member_id.empty()) impl->opts.member_id = DefaultMemberId();
   char host[256] = {};
   gethostname(host, sizeof(host) - 1);
   impl->host = host;
+  if (impl->opts.member_id.empty()) impl->opts.member_id = absl::StrCat(host, "-", getpid());
   grpc::ChannelArguments args;
   args.SetMaxReceiveMessageSize(64 << 20);
   args.SetMaxSendMessageSize(64 << 20);

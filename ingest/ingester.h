@@ -66,9 +66,8 @@ class Ingester {
 
   absl::Status Run(const std::atomic<bool> &stop);
 
-  struct Impl;
-
  private:
+  struct Impl;
   explicit Ingester(std::unique_ptr<Impl> impl);
   std::unique_ptr<Impl> impl_;
 };

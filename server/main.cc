@@ -77,12 +77,7 @@ int main(int argc, char **argv) {
   mallopt(M_ARENA_MAX, 2);
 
   // Signals are handled by one thread with sigwait; block them everywhere else.
-  sigset_t signals;
-  sigemptyset(&signals);
-  sigaddset(&signals, SIGINT);
-  sigaddset(&signals, SIGTERM);
-  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
-  signal(SIGPIPE, SIG_IGN);
+  sigset_t signals = tusk::BlockStopSignals();
 
   tusk::pfs::PfsOptions pfs_options;
   pfs_options.data_dir = opts.data_dir;
