@@ -131,8 +131,9 @@ const std::map<std::string, std::string> kCommandHelp = {
     {"put file",
      "tusk put file REPO@REF[:/PATH] -f LOCAL|- [-r [--parallel N]] [--untar] [--append] [-m MSG]\n"
      "  Uploads a local file (or stdin with -f -) to PATH (default: /NAME of the local file).\n"
-     "  -r uploads a directory tree beneath PATH (default /) in one commit, over --parallel\n"
-     "  streams (default 4); if the upload fails, the commit is left open, not finished.\n"
+     "  -r uploads a directory tree beneath PATH (default /) in one commit. --parallel N\n"
+     "  sends it over N streams (default 1) into one commit that tusk starts and finishes;\n"
+     "  if such an upload fails, that commit is left open (not finished) with what arrived.\n"
      "  --untar stores the regular files of a tar stream (file or stdin; gzip, zstd, xz...)\n"
      "  beneath PATH, in one commit. --append adds to the end of an existing file.\n"
      "  REF is a branch or an open commit id. A progress line shows on a terminal.\n"},
@@ -869,7 +870,10 @@ class Cli {
     bool recursive = args_.Has("-r");
     bool untar = args_.Has("--untar");
     bool dest_is_dir = !args_.positional[0].empty() && args_.positional[0].back() == '/';
-    int parallel = 4;
+    // One stream by default: a single stream's writes land all at once or not
+    // at all. Several streams share an open commit that an interruption leaves
+    // open with the files that arrived.
+    int parallel = 1;
     if (args_.Has("--parallel") &&
         (!absl::SimpleAtoi(args_.Get("--parallel"), &parallel) || parallel < 1 || parallel > 64)) {
       return UsageError("--parallel needs a number of streams from 1 to 64");
