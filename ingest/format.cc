@@ -15,6 +15,9 @@ std::string KafkaOffsetKey(absl::string_view topic, int32_t partition) {
 std::string KafkaLostKey(absl::string_view topic, int32_t partition) {
   return absl::StrCat(kCarriedPrefix, "kafka/", topic, "/", partition, "/lost");
 }
+std::string KafkaLastGapKey(absl::string_view topic, int32_t partition) {
+  return absl::StrCat(kCarriedPrefix, "kafka/", topic, "/", partition, "/last_gap");
+}
 std::string KafkaGapKey(absl::string_view topic, int32_t partition) {
   return absl::StrCat("kafka/", topic, "/", partition, "/gap");
 }

@@ -34,14 +34,13 @@ namespace tusk::ingest {
 // Metadata keys of ingest commits. Keys under "state/" are carried by tusk from
 // a commit to its children, so the branch head always holds every partition's
 // position.
-std::string KafkaOffsetKey(absl::string_view topic,
-                           int32_t partition);  // carried: next offset
-std::string KafkaLostKey(absl::string_view topic,
-                         int32_t partition);  // carried: lost total
-std::string KafkaGapKey(absl::string_view topic,
-                        int32_t partition);  // this commit: "a-b"
-std::string KafkaRangeKey(absl::string_view topic,
-                          int32_t partition);  // this commit: "a-b"
+// carried: the next offset to read; the records lost in total; the newest gap
+std::string KafkaOffsetKey(absl::string_view topic, int32_t partition);
+std::string KafkaLostKey(absl::string_view topic, int32_t partition);
+std::string KafkaLastGapKey(absl::string_view topic, int32_t partition);
+// this commit only: "a-b" offsets lost just before it; "a-b" offsets it holds
+std::string KafkaGapKey(absl::string_view topic, int32_t partition);
+std::string KafkaRangeKey(absl::string_view topic, int32_t partition);
 inline constexpr char kCarriedPrefix[] = "state/";
 inline constexpr char kDeadLetterDir[] = "/_dead_letter";
 

@@ -91,6 +91,7 @@ TEST(FormatTest, PathsAndKeys) {
   EXPECT_EQ(DeadLetterPath("events", 0, 3, 3), "/_dead_letter/events/0/3-3");
   EXPECT_EQ(KafkaOffsetKey("events", 1), "state/kafka/events/1/next");
   EXPECT_EQ(KafkaGapKey("events", 1), "kafka/events/1/gap");
+  EXPECT_EQ(KafkaLastGapKey("events", 1), "state/kafka/events/1/last_gap");
 }
 
 }  // namespace

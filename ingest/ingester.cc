@@ -197,7 +197,10 @@ struct Ingester::Impl {
         meta[KafkaRangeKey(tp.first, tp.second)] = absl::StrCat(p.first, "-", p.last);
         ranges.push_back(absl::StrCat(Name(tp), "@", p.first, "-", p.last));
       }
-      if (!p.gap.empty()) meta[KafkaGapKey(tp.first, tp.second)] = p.gap;
+      if (!p.gap.empty()) {
+        meta[KafkaGapKey(tp.first, tp.second)] = p.gap;
+        meta[KafkaLastGapKey(tp.first, tp.second)] = p.gap;
+      }
       if (p.lost_changed) meta[KafkaLostKey(tp.first, tp.second)] = absl::StrCat(p.lost_total);
     }
     meta["ingest/source"] = spec.name();

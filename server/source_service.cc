@@ -126,27 +126,16 @@ absl::StatusOr<SourceInfo> SourceService::Info(SourceInfo info) {
     if (!absl::StartsWith(k, kafka_prefix)) continue;
     std::vector<std::string> f = absl::StrSplit(k.substr(kafka_prefix.size()), '/');
     int32_t p = 0;
-    int64_t n = 0;
-    if (f.size() != 3 || !absl::SimpleAtoi(f[1], &p) || !absl::SimpleAtoi(value, &n)) continue;
+    if (f.size() != 3 || !absl::SimpleAtoi(f[1], &p)) continue;
     bool ours = false;
     for (const auto& t : spec.kafka().topics()) ours = ours || t == f[0];
     if (!ours) continue;
+    int64_t n = 0;
+    if (f[2] == "last_gap") part(f[0], p).set_last_gap(value);
+    if (!absl::SimpleAtoi(value, &n)) continue;
     if (f[2] == "next") part(f[0], p).set_committed_offset(n);
     if (f[2] == "lost") part(f[0], p).set_lost_records(static_cast<uint64_t>(n));
   }
-  // Gaps are recorded per commit; show the newest few commits' worth.
-  auto gaps = pfs_->ListCommit(spec.repo(), spec.branch(), 50, [&](const pfs::CommitInfo& c) {
-    for (const auto& [k, value] : c.metadata()) {
-      if (!absl::StartsWith(k, "kafka/") || !absl::EndsWith(k, "/gap")) continue;
-      std::vector<std::string> f = absl::StrSplit(k, '/');
-      int32_t p = 0;
-      if (f.size() != 4 || !absl::SimpleAtoi(f[2], &p)) continue;
-      auto& ps = part(f[1], p);
-      if (ps.last_gap().empty()) ps.set_last_gap(value);
-    }
-    return absl::OkStatus();
-  });
-  if (!gaps.ok() && gaps.code() != absl::StatusCode::kNotFound) return gaps;
   absl::Time now = absl::Now();
   {
     absl::MutexLock lock(&mu_);
