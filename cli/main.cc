@@ -30,8 +30,10 @@
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
 #include "absl/time/time.h"
+#include "cli/spec_file.h"
 #include "common/args.h"
 #include "common/grpc_status.h"
+#include "common/status.h"
 #include "common/version.h"
 #include "google/protobuf/util/json_util.h"
 #include "google/protobuf/util/time_util.h"
@@ -84,7 +86,7 @@ Ingest (Kafka topics into micro-commits; run 'tusk-ingest --source NAME'):
   create source NAME --kafka BROKERS --topic T [--topic T2] --repo R [--branch B]
       [--max-records N] [--max-bytes B] [--max-latency 50ms] [--start earliest|latest]
       [--layout partition|hour] [--max-record-bytes B] [--value-format raw|json]
-      [--update]   (or -f SPEC.json)
+      [--update]   (or -f SPEC.yaml / SPEC.json)
   list source      inspect source NAME      delete source NAME
 Admin:
   fsck                                    (verify every reachable chunk, node and commit)
@@ -152,7 +154,7 @@ const std::map<std::string, std::string> kCommandHelp = {
      "tusk create source NAME --kafka BROKERS --topic T [--topic T2 ...] --repo R [--branch B]\n"
      "    [--max-records N] [--max-bytes B] [--max-latency D] [--start earliest|latest]\n"
      "    [--layout partition|hour] [--max-record-bytes B] [--value-format raw|json] [--update]\n"
-     "tusk create source [NAME] -f SPEC.json [--update]\n"
+     "tusk create source [NAME] -f SPEC.yaml|SPEC.json [--update]\n"
      "  Stores a Kafka source in tuskd; 'tusk-ingest --source NAME' runs it (the Kafka\n"
      "  consumer group is NAME). A micro-commit closes at the first of --max-records\n"
      "  (default 100000), --max-bytes (default 16MiB) and --max-latency (default 1s).\n"
@@ -160,7 +162,8 @@ const std::map<std::string, std::string> kCommandHelp = {
      "  Records over --max-record-bytes (default 1MiB), and with --value-format json\n"
      "  values that are not JSON, go to /_dead_letter/ in the repo with the reason.\n"
      "  Sizes take K, M, G (powers of 1024); durations take ms, s, m. The repo is\n"
-     "  created if missing. The spec file is a SourceSpec in JSON (see --json output).\n"},
+     "  created if missing. The spec file is a SourceSpec in YAML or JSON, with the\n"
+     "  field names of --json output (max_latency_ms: 50, kafka: {topics: [t]}).\n"},
     {"list source", "tusk list source\n  Sources with their repo, lag and ingest rate.\n"},
     {"inspect source",
      "tusk inspect source NAME\n  Per partition: the offset the branch head records, Kafka's high\n"
@@ -1280,15 +1283,14 @@ class Cli {
   absl::StatusOr<iv1::SourceSpec> SourceSpecFromArgs() {
     iv1::SourceSpec spec;
     if (args_.Has("-f")) {
-      std::ifstream in(args_.Get("-f"));
-      if (!in) return absl::NotFoundError(absl::StrCat("cannot read spec file ", args_.Get("-f")));
-      std::stringstream text;
-      text << in.rdbuf();
-      auto st = google::protobuf::util::JsonStringToMessage(text.str(), &spec);
-      if (!st.ok()) {
+      std::string path = args_.Get("-f");
+      ASSIGN_OR_RETURN(std::string text, ReadSpecText(path));
+      ASSIGN_OR_RETURN(auto docs, SpecDocuments(text, path));
+      if (docs.size() != 1) {
         return absl::InvalidArgumentError(
-            absl::StrCat("spec file ", args_.Get("-f"), ": ", std::string(st.message())));
+            absl::StrCat(path, ": holds ", docs.size(), " documents; a source spec is one"));
       }
+      RETURN_IF_ERROR(ParseSpecJson(docs[0], path, &spec));
     }
     if (!args_.positional.empty()) spec.set_name(args_.positional[0]);
     if (args_.Has("--kafka")) spec.mutable_kafka()->set_brokers(args_.Get("--kafka"));

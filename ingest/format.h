@@ -28,6 +28,7 @@
 
 #include "absl/status/status.h"
 #include "absl/strings/string_view.h"
+#include "common/json.h"
 
 namespace tusk::ingest {
 
@@ -64,8 +65,7 @@ absl::Status AppendRecordLine(const RecordView &r, ValueFormat format, absl::str
 
 // True if `s` is valid UTF-8 (no overlongs, no surrogates).
 bool IsValidUtf8(absl::string_view s);
-// Appends `s` as a JSON string literal (with quotes).
-void AppendJsonString(absl::string_view s, std::string *out);
+// AppendJsonString (common/json.h) writes JSON string literals.
 // Checks that `s` is exactly one JSON value (surrounding whitespace allowed)
 // and appends it without insignificant whitespace. On error appends nothing
 // and says what is wrong and at which byte.

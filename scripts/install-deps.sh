@@ -8,7 +8,7 @@ PACKAGES=(
   libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler
   librocksdb-dev libsnappy-dev libssl-dev libabsl-dev
   libgtest-dev libgmock-dev libbenchmark-dev
-  librdkafka-dev kcat libarchive-dev
+  librdkafka-dev kcat libarchive-dev libyaml-cpp-dev libcurl4-openssl-dev
   python3 procps
 )
 if [[ "${1:-}" == "--bench" ]]; then

@@ -49,6 +49,35 @@ class SourceCli(TuskTestCase):
         self.tusk_fails(1, "create", "source", "-f", bad, mentions="topicz")
         self.tusk_fails(3, "create", "source", "-f", self.path("missing.json"), mentions="missing.json")
 
+    def test_yaml_spec_file(self):
+        path = self.write("views.yaml", b"""# page views
+name: views
+kafka:
+  brokers: 127.0.0.1:9
+  topics: [views, views-eu]
+  start: LATEST
+  config: {client.rack: "eu-1"}
+repo: views
+max_records: 2000
+max_latency_ms: 50
+layout: HOUR
+""")
+        info = self.tusk("create", "source", "-f", path, "--json").json()
+        self.assertEqual(info["spec"]["kafka"]["topics"], ["views", "views-eu"])
+        self.assertEqual(info["spec"]["kafka"]["config"], {"client.rack": "eu-1"})
+        self.assertEqual(info["spec"]["max_records"], "2000")
+        self.assertEqual(info["spec"]["layout"], "HOUR")
+        # Flags override the file.
+        info = self.tusk("create", "source", "-f", path, "--update", "--max-records", "7",
+                         "--json").json()
+        self.assertEqual(info["spec"]["max_records"], "7")
+        bad = self.write("bad.yaml", b"name: v2\nkafka:\n  brokers: b\n  topicz: [t]\n")
+        self.tusk_fails(1, "create", "source", "-f", bad, mentions="topicz")
+        broken = self.write("broken.yaml", b"name: v2\nkafka: [unclosed\n")
+        self.tusk_fails(1, "create", "source", "-f", broken, mentions="broken.yaml: line")
+        two = self.write("two.yaml", b"name: a\n---\nname: b\n")
+        self.tusk_fails(1, "create", "source", "-f", two, mentions="2 documents")
+
     def test_bad_specs(self):
         self.tusk_fails(1, "create", "source", "bad name", "--kafka", "x", "--topic", "t",
                         "--repo", "r", mentions="bad name")
