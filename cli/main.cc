@@ -37,6 +37,9 @@
 #include "common/version.h"
 #include "google/protobuf/util/json_util.h"
 #include "google/protobuf/util/time_util.h"
+#include "http/s3.h"
+#include "http/url_reader.h"
+#include "pfs/file_hash.h"
 #include "pfs/refs.h"
 #include "proto/ingest.grpc.pb.h"
 #include "proto/pfs.grpc.pb.h"
@@ -104,6 +107,10 @@ Global flags:
 Exit codes: 0 ok, 1 error, 2 bad usage, 3 not found, 4 conflict (exists, open or
 finished commit, file/directory clash), 5 tuskd unreachable, 6 corrupt data (fsck).
 )";
+
+// Metadata of a commit that `put file` started itself: a rerun of an
+// interrupted put resumes it and finishes it.
+constexpr char kPutMetadataKey[] = "tusk/put";
 
 const std::map<std::string, std::string> kCommandHelp = {
     {"create repo", "tusk create repo NAME [--description D]\n  Creates a repo with a 'master' branch.\n"},
@@ -266,6 +273,8 @@ class Progress {
     last_ = now;
     Draw(false);
   }
+  // The total, once known (a download's length).
+  void SetTotal(uint64_t bytes) { total_bytes_ = bytes; }
   void Done() {
     std::lock_guard<std::mutex> l(mu_);
     if (enabled_ && drawn_) Draw(true);
@@ -274,22 +283,23 @@ class Progress {
  private:
   void Draw(bool final) {
     drawn_ = true;
-    uint64_t bytes = bytes_, files = files_;
+    uint64_t bytes = bytes_, files = files_, total_bytes = total_bytes_;
     double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - start_).count();
     double rate = secs > 0 ? bytes / secs : 0;
     std::string line = absl::StrCat(verb_, " ", HumanBytes(bytes));
-    if (total_bytes_ > 0) absl::StrAppend(&line, " / ", HumanBytes(total_bytes_));
+    if (total_bytes > 0) absl::StrAppend(&line, " / ", HumanBytes(total_bytes));
     absl::StrAppend(&line, "  ", files);
     if (total_files_ > 0) absl::StrAppend(&line, "/", total_files_);
     absl::StrAppend(&line, " files  ", HumanBytes(static_cast<uint64_t>(rate)), "/s");
-    if (!final && total_bytes_ > bytes && rate > 0) {
-      absl::StrAppend(&line, "  ETA ", static_cast<int>((total_bytes_ - bytes) / rate), "s");
+    if (!final && total_bytes > bytes && rate > 0) {
+      absl::StrAppend(&line, "  ETA ", static_cast<int>((total_bytes - bytes) / rate), "s");
     }
     std::cerr << "\r\033[K" << line << (final ? "\n" : "") << std::flush;
   }
 
   std::string verb_;
-  const uint64_t total_bytes_, total_files_;
+  std::atomic<uint64_t> total_bytes_;
+  const uint64_t total_files_;
   std::atomic<uint64_t> bytes_{0}, files_{0};
   const bool enabled_;
   std::mutex mu_;
@@ -864,14 +874,188 @@ class Cli {
     return status;
   }
 
+  // One thing to upload: a local file, stdin ("-"), or a URL.
+  struct Source {
+    std::string src;
+    std::string dest;
+    uint64_t size = 0;  // 0 when unknown (stdin, a single URL)
+    bool url = false;
+  };
+
+  // Where an upload goes. An empty commit id: one stream to REF, which makes
+  // (and finishes) its own commit unless REF has one open.
+  struct Target {
+    std::string commit_id;
+    bool existing = false;      // an open commit from before: resume into it
+    bool finish_after = false;  // started by a put (this one or an interrupted one)
+  };
+
+  http::S3Options S3OptionsFromArgs() {
+    http::S3Options o;
+    auto env = [](const char* name) -> std::string {
+      const char* v = std::getenv(name);
+      return v ? v : "";
+    };
+    o.endpoint = args_.Get("--s3-endpoint", env("AWS_ENDPOINT_URL_S3"));
+    if (o.endpoint.empty()) o.endpoint = env("AWS_ENDPOINT_URL");
+    o.region = args_.Get("--s3-region", env("AWS_REGION"));
+    if (o.region.empty()) o.region = env("AWS_DEFAULT_REGION");
+    if (o.region.empty()) o.region = "us-east-1";
+    return o;
+  }
+
+  // The sources of `-f URL`: one object or page, or (s3:// with -r or a
+  // trailing '/') every object beneath a prefix.
+  absl::StatusOr<std::vector<Source>> UrlSources(const pfs::FileSpec& spec, const std::string& url,
+                                                 bool dest_is_dir, const http::S3Options& s3) {
+    std::string base = spec.has_path ? spec.path : "/";
+    std::vector<Source> out;
+    if (absl::StartsWith(url, "s3://")) {
+      ASSIGN_OR_RETURN(http::S3Url loc, http::ParseS3Url(url));
+      if (args_.Has("-r") || loc.key.empty() || loc.key.back() == '/') {
+        std::string prefix = loc.key;
+        if (!prefix.empty() && prefix.back() != '/') prefix += '/';
+        ASSIGN_OR_RETURN(auto client, http::S3Client::Create(s3));
+        RETURN_IF_ERROR(client->List(loc.bucket, prefix, [&](const http::ObjectInfo& o) {
+          if (o.key.empty() || o.key.back() == '/') return absl::OkStatus();  // folder markers
+          out.push_back({absl::StrCat("s3://", loc.bucket, "/", o.key),
+                         pfs::JoinPath(base, o.key.substr(prefix.size())), o.size, true});
+          return absl::OkStatus();
+        }));
+        if (out.empty()) return absl::NotFoundError(absl::StrCat("no objects under ", url));
+        return out;
+      }
+    }
+    std::string dest = spec.path;
+    if (!spec.has_path || dest == "/" || dest_is_dir) {
+      // The last segment of the URL's path, without its query.
+      std::string path = url.substr(url.find("://") + 3);
+      path = path.substr(0, path.find_first_of("?#"));
+      std::string name = path.find('/') == std::string::npos ? "" : path.substr(path.rfind('/') + 1);
+      if (name.empty()) {
+        return absl::InvalidArgumentError(
+            absl::StrCat(url, " has no file name: give a destination, REPO@REF:/PATH"));
+      }
+      dest = pfs::JoinPath(spec.has_path ? spec.path : "/", name);
+    }
+    out.push_back({url, dest, 0, true});
+    return out;
+  }
+
+  absl::StatusOr<Target> ResolveTarget(const pfs::FileSpec& spec, bool start_one,
+                                       const std::string& description) {
+    Target t;
+    grpc::Status s;
+    if (pfs::IsCommitId(spec.ref)) {
+      t.commit_id = spec.ref;  // branch names never look like commit ids
+    } else {
+      InspectBranchRequest ib;
+      ib.set_repo(spec.repo);
+      ib.set_branch(spec.ref);
+      BranchInfo b;
+      auto ctx = Ctx();
+      s = stub_->InspectBranch(ctx.get(), ib, &b);
+      if (!s.ok() && s.error_code() != grpc::StatusCode::NOT_FOUND) return FromGrpcStatus(s);
+      if (s.ok()) t.commit_id = b.open_commit();
+    }
+    if (!t.commit_id.empty()) {
+      InspectCommitRequest ic;
+      ic.set_repo(spec.repo);
+      ic.set_ref(t.commit_id);
+      CommitInfo c;
+      auto ctx2 = Ctx();
+      s = stub_->InspectCommit(ctx2.get(), ic, &c);
+      if (!s.ok()) return FromGrpcStatus(s);
+      if (c.state() == FINISHED) {
+        return absl::FailedPreconditionError(
+            absl::StrCat("commit ", spec.repo, "@", c.id(), " is finished; write to a branch instead"));
+      }
+      t.existing = true;
+      t.finish_after = c.metadata().count(kPutMetadataKey) > 0;
+      return t;
+    }
+    if (!start_one) return t;
+    StartCommitRequest sc;
+    sc.set_repo(spec.repo);
+    sc.set_branch(spec.ref);
+    sc.set_message(args_.Has("-m") ? args_.Get("-m") : description);
+    (*sc.mutable_metadata())[kPutMetadataKey] = description;
+    CommitInfo c;
+    auto ctx3 = Ctx();
+    s = stub_->StartCommit(ctx3.get(), sc, &c);
+    if (!s.ok()) return FromGrpcStatus(s);
+    t.commit_id = c.id();
+    t.finish_after = true;
+    return t;
+  }
+
+  // Drops the local files that the open commit already holds with the same
+  // content (same size, then same hash, computed here the way tuskd does).
+  absl::Status SkipStaged(const std::string& repo, const std::string& commit_id,
+                          std::vector<Source>* sources, uint64_t* skipped_files,
+                          uint64_t* skipped_bytes) {
+    std::map<std::string, std::pair<uint64_t, std::string>> staged;
+    ListStagedFileRequest req;
+    req.set_repo(repo);
+    req.set_ref(commit_id);
+    auto ctx = Ctx();
+    auto reader = stub_->ListStagedFile(ctx.get(), req);
+    FileInfo f;
+    while (reader->Read(&f)) staged[f.path()] = {f.size_bytes(), f.hash()};
+    RETURN_IF_ERROR(FromGrpcStatus(reader->Finish()));
+    if (staged.empty()) return absl::OkStatus();
+
+    VersionResponse v;
+    auto vctx = Ctx();
+    RETURN_IF_ERROR(FromGrpcStatus(stub_->Version(vctx.get(), VersionRequest(), &v)));
+    if (v.chunk_avg_size() == 0) return absl::OkStatus();  // an old server: no skipping
+    pfs::FileHasher hasher(pfs::ChunkerOptions{v.chunk_min_size(), v.chunk_avg_size(), v.chunk_max_size()});
+    std::string buf(1 << 20, '\0');
+    std::vector<Source> keep;
+    for (auto& s : *sources) {
+      auto it = staged.find(s.dest);
+      bool same = false;
+      if (!s.url && s.src != "-" && it != staged.end() && it->second.first == s.size) {
+        int fd = ::open(s.src.c_str(), O_RDONLY | O_CLOEXEC);
+        if (fd < 0) return absl::NotFoundError(absl::StrCat("cannot open ", s.src, ": ", std::strerror(errno)));
+        ReadFn read = FdReader(fd, s.src);
+        absl::Status st;
+        for (;;) {
+          auto n = read(buf.data(), buf.size());
+          if (!n.ok()) {
+            st = n.status();
+            break;
+          }
+          if (*n == 0) break;
+          hasher.Update(absl::string_view(buf.data(), *n));
+        }
+        ::close(fd);
+        RETURN_IF_ERROR(st);
+        // An empty file's hash is shown as "" (no chunks).
+        std::string hex = hasher.Finish().Hex();
+        same = it->second.second == hex || (s.size == 0 && it->second.second.empty());
+      }
+      if (same) {
+        ++*skipped_files;
+        *skipped_bytes += s.size;
+      } else {
+        keep.push_back(std::move(s));
+      }
+    }
+    *sources = std::move(keep);
+    return absl::OkStatus();
+  }
+
   int PutFile() {
     if (!NeedPositional(1, "REPO@REF[:/PATH]")) return kExitUsage;
     auto spec = Spec(0);
     if (!spec.ok()) return Fail(spec.status());
-    if (!args_.Has("-f")) return UsageError("put file needs -f LOCAL (or -f - for stdin)");
+    if (!args_.Has("-f")) return UsageError("put file needs -f LOCAL|URL (or -f - for stdin)");
     std::string local = args_.Get("-f");
     bool recursive = args_.Has("-r");
     bool untar = args_.Has("--untar");
+    bool append = args_.Has("--append");
+    bool is_url = http::UrlReader::IsUrl(local);
     bool dest_is_dir = !args_.positional[0].empty() && args_.positional[0].back() == '/';
     // One stream by default: a single stream's writes land all at once or not
     // at all. Several streams share an open commit that an interruption leaves
@@ -882,18 +1066,28 @@ class Cli {
       return UsageError("--parallel needs a number of streams from 1 to 64");
     }
     if (untar && recursive) return UsageError("--untar and -r do not go together");
-    if (untar && args_.Has("--append")) return UsageError("--untar and --append do not go together");
+    if (untar && append) return UsageError("--untar and --append do not go together");
+    if (untar && is_url) return UsageError("--untar reads a local file or stdin; pipe a download into -f -");
+    if (recursive && is_url && !absl::StartsWith(local, "s3://")) {
+      return UsageError("-r with a URL needs an s3:// prefix");
+    }
 
     if (untar) return PutTar(*spec, local);
 
-    // What to send: (local path, destination path) pairs.
-    std::vector<std::pair<std::string, std::string>> files;
-    uint64_t total_bytes = 0;
-    if (local == "-") {
+    std::vector<Source> sources;
+    http::S3Options s3 = S3OptionsFromArgs();
+    if (is_url) {
+      auto creds = http::CredentialsFromEnvironment();
+      if (!creds.ok()) return Fail(creds.status());
+      s3.credentials = *creds;
+      auto found = UrlSources(*spec, local, dest_is_dir, s3);
+      if (!found.ok()) return Fail(found.status());
+      sources = std::move(*found);
+    } else if (local == "-") {
       if (!spec->has_path || spec->path == "/") {
         return UsageError("put file from stdin needs a destination path: REPO@REF:/PATH");
       }
-      files.push_back({"-", spec->path});
+      sources.push_back({"-", spec->path, 0, false});
     } else {
       std::error_code ec;
       auto status = fs::status(local, ec);
@@ -903,7 +1097,6 @@ class Cli {
       if (fs::is_directory(status)) {
         if (!recursive) return UsageError(local + " is a directory; use -r to upload it");
         std::string base = spec->has_path ? spec->path : "/";
-        std::vector<std::pair<std::string, std::string>> found;
         std::string root = fs::path(local).lexically_normal().string();
         while (root.size() > 1 && root.back() == '/') root.pop_back();
         for (auto it = fs::recursive_directory_iterator(root, ec); !ec && it != fs::recursive_directory_iterator();
@@ -913,131 +1106,148 @@ class Cli {
           // than fs::relative, which resolves every component).
           std::string full = it->path().string();
           std::string rel = full.substr(root.size() + 1);
-          found.push_back({std::move(full), pfs::JoinPath(base, rel)});
-          total_bytes += it->file_size(ec);
+          sources.push_back({std::move(full), pfs::JoinPath(base, rel), it->file_size(ec), false});
         }
         if (ec) return Fail(absl::InternalError(absl::StrCat("walking ", local, ": ", ec.message())));
-        std::sort(found.begin(), found.end(),
-                  [](const auto& a, const auto& b) { return a.second < b.second; });
-        files = std::move(found);
+        std::sort(sources.begin(), sources.end(), [](const Source& a, const Source& b) { return a.dest < b.dest; });
       } else {
         std::string dest = spec->path;
         if (!spec->has_path || dest == "/" || dest_is_dir) {
           dest = pfs::JoinPath(spec->has_path ? spec->path : "/", fs::path(local).filename().string());
         }
-        files.push_back({local, dest});
-        total_bytes = fs::file_size(local, ec);
+        sources.push_back({local, dest, fs::file_size(local, ec), false});
       }
     }
 
-    Progress progress("uploading", total_bytes, files.size());
-    // Files are handed out in path order to however many streams run.
-    std::atomic<size_t> next_file{0};
-    std::vector<int> open_fds(std::max(parallel, 1), -1);
-    auto next_for = [&](int stream) -> NextFn {
-      return [&, stream](ReadFn* read, std::string* dest) -> absl::StatusOr<bool> {
-        int& fd = open_fds[stream];
+    // Several streams need an open commit to share; an open commit from
+    // before is resumed: what it already holds is not sent again.
+    auto target = ResolveTarget(*spec, parallel > 1 && sources.size() > 1,
+                                absl::StrCat("put file ", local));
+    if (!target.ok()) return Fail(target.status());
+    uint64_t skipped_files = 0, skipped_bytes = 0;
+    if (target->existing && !append) {
+      absl::Status st = SkipStaged(spec->repo, target->commit_id, &sources, &skipped_files, &skipped_bytes);
+      if (!st.ok()) return Fail(st);
+      if (skipped_files > 0 && !json_) {
+        std::cerr << "resuming " << spec->repo << "@" << target->commit_id << ": " << skipped_files
+                  << " files (" << HumanBytes(skipped_bytes) << ") are already there\n";
+      }
+    }
+
+    uint64_t total_bytes = 0;
+    for (const auto& s : sources) total_bytes += s.size;
+    Progress progress("uploading", total_bytes, sources.size());
+    // Files are handed out in path order to however many streams run. Into
+    // an open commit, each stream closes every batch, so that an interrupted
+    // upload keeps (and a rerun skips) the batches that arrived.
+    static constexpr size_t kBatchFiles = 2000;
+    static constexpr uint64_t kBatchBytes = 256 << 20;
+    const bool batched = !target->commit_id.empty();
+    int streams = static_cast<int>(std::clamp<size_t>(sources.size(), 1, parallel));
+    std::atomic<size_t> next_source{0};
+    struct StreamState {
+      int fd = -1;
+      std::unique_ptr<http::UrlReader> url;
+      size_t batch_files = 0;
+      uint64_t batch_bytes = 0;
+      void Close() {
         if (fd >= 0 && fd != STDIN_FILENO) ::close(fd);
         fd = -1;
-        size_t i = next_file++;
-        if (i >= files.size()) return false;
-        const auto& [src, to] = files[i];
-        fd = src == "-" ? STDIN_FILENO : ::open(src.c_str(), O_RDONLY | O_CLOEXEC);
-        if (fd < 0) return absl::NotFoundError(absl::StrCat("cannot open ", src, ": ", std::strerror(errno)));
-        *read = FdReader(fd, src);
-        *dest = to;
+        url.reset();
+      }
+    };
+    std::vector<StreamState> state(streams);
+    auto next_for = [&](int stream) -> NextFn {
+      return [&, stream](ReadFn* read, std::string* dest) -> absl::StatusOr<bool> {
+        StreamState& st = state[stream];
+        st.Close();
+        if (batched && (st.batch_files >= kBatchFiles || st.batch_bytes >= kBatchBytes)) return false;
+        size_t i = next_source++;
+        if (i >= sources.size()) return false;
+        const Source& s = sources[i];
+        st.batch_files++;
+        st.batch_bytes += s.size;
+        *dest = s.dest;
+        if (s.url) {
+          ASSIGN_OR_RETURN(st.url, http::UrlReader::Open(s.src, s3));
+          if (sources.size() == 1 && st.url->size() > 0) progress.SetTotal(st.url->size());
+          http::UrlReader* r = st.url.get();
+          *read = [r](char* buf, size_t n) { return r->Read(buf, n); };
+          return true;
+        }
+        st.fd = s.src == "-" ? STDIN_FILENO : ::open(s.src.c_str(), O_RDONLY | O_CLOEXEC);
+        if (st.fd < 0) return absl::NotFoundError(absl::StrCat("cannot open ", s.src, ": ", std::strerror(errno)));
+        *read = FdReader(st.fd, s.src);
         return true;
       };
-    };
-    auto close_fds = [&] {
-      for (int fd : open_fds) {
-        if (fd >= 0 && fd != STDIN_FILENO) ::close(fd);
-      }
     };
 
     PutFileResponse resp;
     absl::Status status;
-    if (parallel == 1 || files.size() < 2) {
-      status = UploadStream(spec->repo, spec->ref, next_for(0), &progress, &resp);
-      close_fds();
-      progress.Done();
-      if (!status.ok()) return Fail(status);
-      return PrintPut(resp);
+    const std::string ref = batched ? target->commit_id : spec->ref;
+    if (!sources.empty()) {
+      std::vector<PutFileResponse> resps(streams);
+      std::vector<absl::Status> statuses(streams);
+      std::vector<std::thread> threads;
+      for (int i = 0; i < streams; ++i) {
+        threads.emplace_back([&, i] {
+          // Batches until the sources run out (one batch when not batched).
+          while (next_source < sources.size()) {
+            PutFileResponse r;
+            state[i].batch_files = 0;
+            state[i].batch_bytes = 0;
+            statuses[i] = UploadStream(spec->repo, ref, next_for(i), &progress, &r);
+            if (!statuses[i].ok()) {
+              next_source = sources.size();  // one failed stream stops the others early
+              break;
+            }
+            resps[i].set_files(resps[i].files() + r.files());
+            resps[i].set_bytes(resps[i].bytes() + r.bytes());
+            resps[i].set_new_bytes(resps[i].new_bytes() + r.new_bytes());
+            if (r.has_commit()) *resps[i].mutable_commit() = r.commit();
+          }
+          state[i].Close();
+        });
+      }
+      for (auto& t : threads) t.join();
+      for (const auto& st : statuses) {
+        if (status.ok() && !st.ok()) status = st;
+      }
+      for (const auto& r : resps) {
+        resp.set_files(resp.files() + r.files());
+        resp.set_bytes(resp.bytes() + r.bytes());
+        resp.set_new_bytes(resp.new_bytes() + r.new_bytes());
+        if (r.has_commit()) *resp.mutable_commit() = r.commit();
+      }
     }
-
-    // Several streams: they all write into one open commit, which this
-    // command starts (and finishes) unless the ref already has one open.
-    auto target = OpenCommitFor(*spec, absl::StrCat("put -r ", local));
-    if (!target.ok()) return Fail(target.status());
-    const auto& [commit_id, started_here] = *target;
-    int streams = static_cast<int>(std::min<size_t>(parallel, files.size()));
-    std::vector<PutFileResponse> resps(streams);
-    std::vector<absl::Status> statuses(streams);
-    std::vector<std::thread> threads;
-    for (int i = 0; i < streams; ++i) {
-      threads.emplace_back([&, i] {
-        statuses[i] = UploadStream(spec->repo, commit_id, next_for(i), &progress, &resps[i]);
-        // One failed stream stops the others early.
-        if (!statuses[i].ok()) next_file = files.size();
-      });
-    }
-    for (auto& t : threads) t.join();
-    close_fds();
     progress.Done();
-    for (const auto& st : statuses) {
-      if (status.ok() && !st.ok()) status = st;
-    }
-    for (const auto& r : resps) {
-      resp.set_files(resp.files() + r.files());
-      resp.set_bytes(resp.bytes() + r.bytes());
-      resp.set_new_bytes(resp.new_bytes() + r.new_bytes());
-      if (r.has_commit()) *resp.mutable_commit() = r.commit();
-    }
     if (!status.ok()) {
-      if (started_here) {
-        std::cerr << "tusk: the upload stopped; commit " << spec->repo << "@" << commit_id
-                  << " stays open (not finished) with the files that arrived\n";
+      if (batched) {
+        std::cerr << "tusk: the upload stopped; commit " << spec->repo << "@" << target->commit_id
+                  << " stays open with the files that arrived. Run the same command again to resume.\n";
       }
       return Fail(status);
     }
-    if (started_here) {
+    if (batched && target->finish_after) {
       FinishCommitRequest req;
       req.set_repo(spec->repo);
-      req.set_ref(commit_id);
+      req.set_ref(target->commit_id);
       CommitInfo c;
       auto ctx = Ctx();
       grpc::Status s = stub_->FinishCommit(ctx.get(), req, &c);
       if (!s.ok()) return Fail(s);
       *resp.mutable_commit() = c;
+    } else if (batched && !resp.has_commit()) {
+      InspectCommitRequest ic;  // nothing was sent: show the commit as it is
+      ic.set_repo(spec->repo);
+      ic.set_ref(target->commit_id);
+      auto ctx = Ctx();
+      grpc::Status s = stub_->InspectCommit(ctx.get(), ic, resp.mutable_commit());
+      if (!s.ok()) return Fail(s);
     }
+    resp.set_skipped_files(skipped_files);
+    resp.set_skipped_bytes(skipped_bytes);
     return PrintPut(resp);
-  }
-
-  // The open commit that parallel streams write into: REF itself if it is an
-  // open commit, the branch's open commit, or a new one started here
-  // (second: true).
-  absl::StatusOr<std::pair<std::string, bool>> OpenCommitFor(const pfs::FileSpec& spec,
-                                                             const std::string& message) {
-    InspectBranchRequest ib;
-    ib.set_repo(spec.repo);
-    ib.set_branch(spec.ref);
-    BranchInfo b;
-    auto ctx = Ctx();
-    grpc::Status s = stub_->InspectBranch(ctx.get(), ib, &b);
-    if (s.error_code() == grpc::StatusCode::NOT_FOUND && pfs::IsCommitId(spec.ref)) {
-      return std::make_pair(spec.ref, false);  // a commit id: the server checks it is open
-    }
-    if (!s.ok() && s.error_code() != grpc::StatusCode::NOT_FOUND) return FromGrpcStatus(s);
-    if (s.ok() && !b.open_commit().empty()) return std::make_pair(b.open_commit(), false);
-    StartCommitRequest sc;
-    sc.set_repo(spec.repo);
-    sc.set_branch(spec.ref);
-    sc.set_message(args_.Has("-m") ? args_.Get("-m") : message);
-    CommitInfo c;
-    auto ctx2 = Ctx();
-    s = stub_->StartCommit(ctx2.get(), sc, &c);
-    if (!s.ok()) return FromGrpcStatus(s);
-    return std::make_pair(c.id(), true);
   }
 
   // put file --untar: the regular files of a tar stream, in one stream (one
@@ -1081,8 +1291,12 @@ class Cli {
     } else {
       std::cout << "put " << resp.files() << " files (" << HumanBytes(resp.bytes()) << ", "
                 << HumanBytes(resp.new_bytes()) << " new) into " << resp.commit().repo() << "@"
-                << resp.commit().id()
-                << (resp.commit().state() == FINISHED ? "" : " (open)") << "\n";
+                << resp.commit().id() << (resp.commit().state() == FINISHED ? "" : " (open)");
+      if (resp.skipped_files() > 0) {
+        std::cout << "; skipped " << resp.skipped_files() << " files ("
+                  << HumanBytes(resp.skipped_bytes()) << ") the commit already held";
+      }
+      std::cout << "\n";
     }
     return kExitOk;
   }
@@ -1468,7 +1682,7 @@ int main(int argc, char** argv) {
   spec.value_flags = {"--address", "-f", "-o", "-m", "--description", "--head", "--to", "-n",
                       "--kafka", "--topic", "--repo", "--branch", "--max-records", "--max-bytes",
                       "--max-latency", "--start", "--layout", "--max-record-bytes",
-                      "--value-format", "--parallel"};
+                      "--value-format", "--parallel", "--s3-endpoint", "--s3-region"};
   spec.bool_flags = {"--json", "-r", "--append", "--force", "-h", "--help", "--update", "--untar"};
   spec.aliases = {{"--file", "-f"}, {"--output", "-o"}, {"--message", "-m"},
                   {"--recursive", "-r"}, {"--number", "-n"}};

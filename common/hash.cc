@@ -57,6 +57,7 @@ Hash Sha256Hasher::Finish() {
   Hash h;
   unsigned int len = 0;
   EVP_DigestFinal_ex(static_cast<EVP_MD_CTX*>(ctx_), h.bytes.data(), &len);
+  EVP_DigestInit_ex(static_cast<EVP_MD_CTX*>(ctx_), EVP_sha256(), nullptr);  // ready for reuse
   return h;
 }
 

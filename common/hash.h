@@ -56,6 +56,8 @@ class Sha256Hasher {
   Sha256Hasher(const Sha256Hasher&) = delete;
   Sha256Hasher& operator=(const Sha256Hasher&) = delete;
   void Update(absl::string_view data);
+  // The digest of everything since construction or the last Finish(); the
+  // hasher then starts over.
   Hash Finish();
 
  private:

@@ -909,6 +909,44 @@ absl::StatusOr<FileInfo> Pfs::InspectFile(const std::string& repo, const std::st
   return MakeFileInfo(p, *e, c.id());
 }
 
+absl::Status Pfs::ListStagedFile(const std::string& repo, const std::string& ref,
+                                 const std::function<absl::Status(const FileInfo&)>& fn) {
+  RETURN_IF_ERROR(ValidateRepoName(repo));
+  ASSIGN_OR_RETURN(auto r, GetRepo(repo));
+  if (!r) return absl::NotFoundError(absl::StrCat("repo ", repo, " not found"));
+  std::string id = ref.empty() ? std::string(kDefaultBranch) : ref;
+  if (!IsCommitId(id)) {
+    ASSIGN_OR_RETURN(auto b, GetBranch(repo, id));
+    if (!b) return absl::NotFoundError(absl::StrCat("branch ", repo, "@", id, " not found"));
+    if (b->open_commit().empty()) {
+      return absl::FailedPreconditionError(absl::StrCat("branch ", repo, "@", id, " has no open commit"));
+    }
+    id = b->open_commit();
+  }
+  ASSIGN_OR_RETURN(auto c, GetCommit(repo, id));
+  if (!c) return absl::NotFoundError(absl::StrCat("commit ", id, " not found in repo ", repo));
+  if (c->state() != v1::OPEN) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("commit ", repo, "@", id, " is finished; 'list file' shows its files"));
+  }
+  std::string prefix = StagePrefix(id);
+  absl::Status status;
+  RETURN_IF_ERROR(kv_->ScanPrefix(prefix, [&](absl::string_view k, absl::string_view v) {
+    StagedOp op;
+    if (!op.ParseFromString(std::string(v))) {
+      status = absl::DataLossError(absl::StrCat("staged write ", k.substr(prefix.size()), " of commit ",
+                                                id, " is corrupt"));
+      return false;
+    }
+    if (op.kind() != StagedOp::PUT) return true;
+    auto info = MakeFileInfo(std::string(k.substr(prefix.size())), op.entry(), id);
+    if (info.ok()) status = fn(*info);
+    else status = info.status();
+    return status.ok();
+  }));
+  return status;
+}
+
 absl::Status Pfs::ListFile(const std::string& repo, const std::string& ref, const std::string& path,
                            const std::function<absl::Status(const FileInfo&)>& fn) {
   ASSIGN_OR_RETURN(std::string p, NormalizePath(path));

@@ -195,6 +195,11 @@ class Pfs {
                                        const std::string& path);
   absl::Status ListFile(const std::string& repo, const std::string& ref, const std::string& path,
                         const std::function<absl::Status(const FileInfo&)>& fn);
+  // Files staged in an open commit (`ref`: its id, or a branch with one) by
+  // uploads that closed, in path order. FailedPrecondition if the commit is
+  // finished.
+  absl::Status ListStagedFile(const std::string& repo, const std::string& ref,
+                              const std::function<absl::Status(const FileInfo&)>& fn);
   absl::Status GlobFile(const std::string& repo, const std::string& ref, const std::string& pattern,
                         const std::function<absl::Status(const FileInfo&)>& fn);
   // Streams the file at `path`, or every file beneath a directory: on_file for

@@ -7,6 +7,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "common/status.h"
+#include "pfs/file_hash.h"
 #include "pfs/test_env.h"
 
 namespace tusk::pfs {
@@ -50,6 +51,46 @@ class PfsTest : public ::testing::Test {
   TempDir dir_;
   std::unique_ptr<Pfs> pfs_;
 };
+
+TEST_F(PfsTest, StagedFilesCarryTheHashAClientComputes) {
+  std::string big(200000, 0);
+  for (size_t i = 0; i < big.size(); ++i) big[i] = static_cast<char>(i * 2654435761u >> 11);
+  std::map<std::string, std::string> files = {
+      {"/empty", ""}, {"/small", "hello"}, {"/dir/big", big}, {"/dir/mid", big.substr(0, 5000)}};
+  ASSERT_TRUE(Put("master", {{"/gone", "x"}}).ok());
+  ASSERT_TRUE(pfs_->StartCommit("data", "master", "", v1::USER, {}).ok());
+  std::vector<std::pair<std::string, std::string>> list(files.begin(), files.end());
+  ASSERT_TRUE(Put("master", list).ok());
+  ASSERT_TRUE(pfs_->DeleteFile("data", "master", "/gone").ok());
+
+  std::map<std::string, FileInfo> staged;
+  ASSERT_TRUE(pfs_->ListStagedFile("data", "master", [&](const FileInfo& f) {
+                    staged[f.path()] = f;
+                    return absl::OkStatus();
+                  }).ok());
+  ASSERT_EQ(staged.size(), files.size());  // the deleted file is not listed
+  FileHasher hasher(pfs_->options().chunker);
+  for (const auto& [path, content] : files) {
+    // Fed in pieces of another size than the upload's.
+    for (size_t at = 0; at < content.size(); at += 777) {
+      hasher.Update(absl::string_view(content).substr(at, 777));
+    }
+    EXPECT_EQ(hasher.size(), content.size());
+    EXPECT_EQ(hasher.Finish().Hex(), staged[path].hash()) << path;
+    EXPECT_EQ(staged[path].size_bytes(), content.size());
+  }
+  EXPECT_GT(staged["/dir/big"].chunk_count(), 8u);  // a chunk list stored as a blob
+  // The finished commit gives the same hashes.
+  ASSERT_TRUE(pfs_->FinishCommit("data", "master", "", {}).ok());
+  auto info = pfs_->InspectFile("data", "master", "/dir/big");
+  ASSERT_TRUE(info.ok());
+  EXPECT_EQ(info->hash(), staged["/dir/big"].hash());
+  auto none = [](const FileInfo&) { return absl::OkStatus(); };
+  EXPECT_EQ(pfs_->ListStagedFile("data", "master", none).code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_EQ(pfs_->ListStagedFile("data", info->commit(), none).code(),
+            absl::StatusCode::kFailedPrecondition);
+  EXPECT_EQ(pfs_->ListStagedFile("data", "nobranch", none).code(), absl::StatusCode::kNotFound);
+}
 
 TEST_F(PfsTest, PutGetHistoryDiffRevert) {
   std::string big(100000, 'x');

@@ -8,6 +8,7 @@
 #include "absl/container/flat_hash_set.h"
 #include "absl/strings/str_cat.h"
 #include "common/status.h"
+#include "pfs/file_hash.h"
 #include "pfs/refs.h"
 
 namespace tusk::pfs {
@@ -296,8 +297,8 @@ absl::StatusOr<Entry> MakeFileEntry(const std::string& name, const std::vector<C
     *list.add_chunks() = c;
     size += c.size();
   }
-  std::string bytes = list.SerializeAsString();
-  Hash h = Sha256(bytes);
+  std::string bytes;
+  Hash h = ChunkListHash(list, &bytes);
   Entry e;
   e.set_name(name);
   e.set_type(Entry::FILE);

@@ -30,6 +30,10 @@ absl::Status Cancelled() { return absl::CancelledError("client closed the stream
 grpc::Status ApiService::Version(grpc::ServerContext*, const VersionRequest*, VersionResponse* out) {
   out->set_version(kTuskVersion);
   out->set_api("tusk.pfs.v1");
+  const auto& chunker = pfs_->options().chunker;
+  out->set_chunk_min_size(chunker.min_size);
+  out->set_chunk_avg_size(chunker.avg_size);
+  out->set_chunk_max_size(chunker.max_size);
   return grpc::Status::OK;
 }
 
@@ -180,6 +184,13 @@ grpc::Status ApiService::ListFile(grpc::ServerContext*, const ListFileRequest* r
                                      [&](const FileInfo& f) -> absl::Status {
                                        return writer->Write(f) ? absl::OkStatus() : Cancelled();
                                      }));
+}
+
+grpc::Status ApiService::ListStagedFile(grpc::ServerContext*, const ListStagedFileRequest* req,
+                                        grpc::ServerWriter<FileInfo>* writer) {
+  return ToGrpcStatus(pfs_->ListStagedFile(req->repo(), req->ref(), [&](const FileInfo& f) -> absl::Status {
+    return writer->Write(f) ? absl::OkStatus() : Cancelled();
+  }));
 }
 
 grpc::Status ApiService::GlobFile(grpc::ServerContext*, const GlobFileRequest* req,

@@ -47,6 +47,8 @@ class ApiService final : public pfs::v1::API::Service {
                            pfs::v1::FileInfo*) override;
   grpc::Status ListFile(grpc::ServerContext*, const pfs::v1::ListFileRequest*,
                         grpc::ServerWriter<pfs::v1::FileInfo>*) override;
+  grpc::Status ListStagedFile(grpc::ServerContext*, const pfs::v1::ListStagedFileRequest*,
+                              grpc::ServerWriter<pfs::v1::FileInfo>*) override;
   grpc::Status GlobFile(grpc::ServerContext*, const pfs::v1::GlobFileRequest*,
                         grpc::ServerWriter<pfs::v1::FileInfo>*) override;
   grpc::Status DeleteFile(grpc::ServerContext*, const pfs::v1::DeleteFileRequest*,
