@@ -81,7 +81,7 @@ Commits:
   diff commit REPO@NEW [REPO@OLD]         (OLD defaults to NEW's parent)
   revert REPO@BRANCH --to REF [-m MSG]    (new commit whose tree equals REF's)
 Files:
-  put file REPO@REF[:/PATH] -f LOCAL|- [-r [--parallel N]] [--untar] [--append] [-m MSG]
+  put file REPO@REF[:/PATH] -f LOCAL|URL|- [-r [--parallel N]] [--untar] [--append] [-m MSG]
   get file REPO@REF:/PATH [-o OUT]        (a directory needs -o DIR)
   list file REPO@REF[:/DIR]               glob file REPO@REF:PATTERN
   inspect file REPO@REF:/PATH             delete file REPO@REF:/PATH
@@ -138,18 +138,29 @@ const std::map<std::string, std::string> kCommandHelp = {
     {"revert", "tusk revert REPO@BRANCH --to REF [-m MSG]\n  Makes a new commit on BRANCH whose "
                "files equal REF's. History is kept.\n"},
     {"put file",
-     "tusk put file REPO@REF[:/PATH] -f LOCAL|- [-r [--parallel N]] [--untar] [--append] [-m MSG]\n"
-     "  Uploads a local file (or stdin with -f -) to PATH (default: /NAME of the local file).\n"
+     "tusk put file REPO@REF[:/PATH] -f LOCAL|URL|- [-r [--parallel N]] [--untar] [--append] [-m MSG]\n"
+     "  Uploads a local file, a URL, or stdin (-f -) to PATH (default: /NAME of the source).\n"
      "  -r uploads a directory tree beneath PATH (default /) in one commit. --parallel N\n"
-     "  sends it over N streams (default 1) into one commit that tusk starts and finishes;\n"
-     "  if such an upload fails, that commit is left open (not finished) with what arrived.\n"
+     "  sends it over N streams (default 1) into one commit that tusk starts and finishes.\n"
+     "  URLs: http://, https://, and s3://BUCKET/KEY; s3://BUCKET/PREFIX/ (or -r) takes every\n"
+     "  object beneath the prefix. S3 settings: --s3-endpoint URL (or AWS_ENDPOINT_URL_S3,\n"
+     "  AWS_ENDPOINT_URL; default AWS), --s3-region R (or AWS_REGION; default us-east-1),\n"
+     "  credentials from AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY or ~/.aws/credentials.\n"
+     "  Broken downloads are resumed where the server allows ranges.\n"
      "  --untar stores the regular files of a tar stream (file or stdin; gzip, zstd, xz...)\n"
      "  beneath PATH, in one commit. --append adds to the end of an existing file.\n"
-     "  REF is a branch or an open commit id. A progress line shows on a terminal.\n"},
+     "  REF is a branch or an open commit id. On a branch without an open commit, one\n"
+     "  stream's upload is one commit: all of it lands or none. Into an open commit (or\n"
+     "  with --parallel), files land in batches (--batch N files, default 2000); if the\n"
+     "  upload stops, the commit stays open, and running the same command again skips\n"
+     "  the files it already holds with the same content and finishes the commit if put\n"
+     "  started it. A progress line shows on a terminal.\n"},
     {"get file",
      "tusk get file REPO@REF:/PATH [-o OUT]\n  Writes a file to stdout or OUT; a directory's tree "
      "is written beneath directory OUT.\n"},
-    {"list file", "tusk list file REPO@REF[:/DIR]\n"},
+    {"list file",
+     "tusk list file REPO@REF[:/DIR]\ntusk list file REPO@BRANCH|REPO@ID --staged\n"
+     "  --staged lists what an open commit holds so far (closed upload streams), with hashes.\n"},
     {"glob file", "tusk glob file REPO@REF:PATTERN\n  PATTERN: * ? [abc] {a,b} within a path "
                   "component, ** across components.\n"},
     {"inspect file", "tusk inspect file REPO@REF:/PATH\n"},
@@ -1140,8 +1151,11 @@ class Cli {
     // Files are handed out in path order to however many streams run. Into
     // an open commit, each stream closes every batch, so that an interrupted
     // upload keeps (and a rerun skips) the batches that arrived.
-    static constexpr size_t kBatchFiles = 2000;
+    size_t batch_files = 2000;
     static constexpr uint64_t kBatchBytes = 256 << 20;
+    if (args_.Has("--batch") && (!absl::SimpleAtoi(args_.Get("--batch"), &batch_files) || batch_files < 1)) {
+      return UsageError("--batch needs a number of files (at least 1)");
+    }
     const bool batched = !target->commit_id.empty();
     int streams = static_cast<int>(std::clamp<size_t>(sources.size(), 1, parallel));
     std::atomic<size_t> next_source{0};
@@ -1161,7 +1175,7 @@ class Cli {
       return [&, stream](ReadFn* read, std::string* dest) -> absl::StatusOr<bool> {
         StreamState& st = state[stream];
         st.Close();
-        if (batched && (st.batch_files >= kBatchFiles || st.batch_bytes >= kBatchBytes)) return false;
+        if (batched && (st.batch_files >= batch_files || st.batch_bytes >= kBatchBytes)) return false;
         size_t i = next_source++;
         if (i >= sources.size()) return false;
         const Source& s = sources[i];
@@ -1401,11 +1415,20 @@ class Cli {
     if (!NeedPositional(1, "REPO@REF[:/DIR]")) return kExitUsage;
     auto spec = Spec(0);
     if (!spec.ok()) return Fail(spec.status());
+    std::vector<FileInfo> infos;
+    if (args_.Has("--staged")) {
+      // Every file written into the open commit so far.
+      ListStagedFileRequest req;
+      req.set_repo(spec->repo);
+      req.set_ref(spec->ref);
+      int rc = Stream(&API::Stub::ListStagedFile, req, [&](const FileInfo& f) { infos.push_back(f); });
+      if (rc == kExitOk) PrintFiles(infos);
+      return rc;
+    }
     ListFileRequest req;
     req.set_repo(spec->repo);
     req.set_ref(spec->ref);
     req.set_path(spec->path);
-    std::vector<FileInfo> infos;
     int rc = Stream(&API::Stub::ListFile, req, [&](const FileInfo& f) { infos.push_back(f); });
     if (rc == kExitOk) PrintFiles(infos);
     return rc;
@@ -1682,8 +1705,9 @@ int main(int argc, char** argv) {
   spec.value_flags = {"--address", "-f", "-o", "-m", "--description", "--head", "--to", "-n",
                       "--kafka", "--topic", "--repo", "--branch", "--max-records", "--max-bytes",
                       "--max-latency", "--start", "--layout", "--max-record-bytes",
-                      "--value-format", "--parallel", "--s3-endpoint", "--s3-region"};
-  spec.bool_flags = {"--json", "-r", "--append", "--force", "-h", "--help", "--update", "--untar"};
+                      "--value-format", "--parallel", "--s3-endpoint", "--s3-region", "--batch"};
+  spec.bool_flags = {"--json", "-r", "--append", "--force", "-h", "--help", "--update", "--untar",
+                     "--staged"};
   spec.aliases = {{"--file", "-f"}, {"--output", "-o"}, {"--message", "-m"},
                   {"--recursive", "-r"}, {"--number", "-n"}};
   auto args = ParseArgs(argv_s, spec);

@@ -57,6 +57,55 @@ class BulkTest(TuskTestCase):
         self.check_files("par", "/again", files)
         self.tusk_fails(2, "put", "file", "-r", "par@master:/", "-f", self.path("tree"), "--parallel", "0")
 
+    def staged(self, ref):
+        return self.tusk("list", "file", ref, "--staged", "--json").json_lines()
+
+    def test_interrupted_put_resumes(self):
+        files = self.make_tree("rtree", 300)
+        self.tusk("create", "repo", "res")
+        # /in/zz is a file in the branch head, and the tree has a directory zz/:
+        # the put stops there (a file/directory clash) after earlier batches landed.
+        self.tusk("put", "file", "res@master:/in/zz", "-f", "-", input=b"a file")
+        self.write("rtree/zz/last.txt", b"sorted last")
+        cmd = ("put", "file", "-r", "res@master:/in", "-f", self.path("rtree"), "--parallel", "2",
+               "--batch", "25")
+        self.tusk_fails(4, *cmd, mentions="Run the same command again to resume")
+        branch = self.tusk("inspect", "branch", "res@master", "--json").json()
+        self.assertNotEqual(branch["open_commit"], "")
+        staged = {f["path"]: f for f in self.staged("res@master")}
+        self.assertGreaterEqual(len(staged), 25)
+        self.assertLess(len(staged), len(files))
+        # One staged file changes locally (same size): it must be sent again.
+        changed = sorted(p for p in staged if p != "/in/big.bin" and staged[p]["size_bytes"] != "0")[0]
+        rel = changed[len("/in/"):]
+        files[rel] = bytes(b ^ 0xFF for b in files[rel])
+        self.write(os.path.join("rtree", rel), files[rel])
+        # Fix the clash and run the same command again.
+        os.rename(self.path("rtree", "zz"), self.path("rtree", "zz_ok"))
+        files["zz_ok/last.txt"] = b"sorted last"
+        r = self.tusk(*cmd, "--json").json()
+        self.assertEqual(int(r["skipped_files"]), len(staged) - 1)
+        self.assertEqual(int(r["files"]), len(files) - len(staged) + 1)
+        self.assertEqual(r["commit"]["state"], "FINISHED")  # put started it, so put finishes it
+        self.assertEqual(r["commit"]["id"], branch["open_commit"])
+        files["zz"] = b"a file"
+        self.check_files("res", "/in", files)
+        self.assertEqual(len(self.commits("res")), 2)
+
+        # A commit the user opened: a rerun sends nothing and leaves it open.
+        self.tusk("start", "commit", "res@master")
+        up = ("put", "file", "-r", "res@master:/copy", "-f", self.path("rtree"))
+        self.tusk(*up)
+        self.assertEqual(len(self.staged("res@master")), len(files) - 1)
+        r = self.tusk(*up)
+        self.assertIn("resuming", r.err)
+        self.assertIn("skipped %d files" % (len(files) - 1), r.out)
+        self.assertIn("(open)", r.out)
+        self.tusk("finish", "commit", "res@master")
+        del files["zz"]
+        self.check_files("res", "/copy", files)
+        self.tusk_fails(4, "list", "file", "res@master", "--staged", mentions="no open commit")
+
     def test_untar_file_and_stdin(self):
         files = {"a/one.txt": b"one\n", "a/b/two.bin": bytes(range(256)) * 100, "top": b""}
         for mode, name in (("w:gz", "t.tgz"), ("w", "t.tar")):
