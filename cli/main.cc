@@ -856,7 +856,7 @@ class Cli {
     auto writer = stub_->PutFile(ctx.get(), resp);
     bool append = args_.Has("--append");
     std::string buf;
-    absl::Status status;
+    absl::Status status, read_error;
     bool first_sent = false;
     for (;;) {
       ReadFn read;
@@ -867,7 +867,13 @@ class Cli {
         break;
       }
       if (!*more) break;
-      status = SendFile(writer.get(), first_sent ? nullptr : &first, read, dest, append, progress, &buf);
+      // A failure to read the source is the cause, whatever the stream says.
+      ReadFn checked = [&](char* b, size_t n) {
+        auto got = read(b, n);
+        if (!got.ok()) read_error = got.status();
+        return got;
+      };
+      status = SendFile(writer.get(), first_sent ? nullptr : &first, checked, dest, append, progress, &buf);
       first_sent = true;
       if (!status.ok()) break;
     }
@@ -879,6 +885,7 @@ class Cli {
       ctx->TryCancel();
     }
     absl::Status finished = FromGrpcStatus(writer->Finish());
+    if (!read_error.ok()) return read_error;
     // The local cause first; a server error explains a closed stream.
     if (!status.ok() && status.code() != absl::StatusCode::kUnavailable) return status;
     if (!finished.ok()) return finished;
@@ -900,6 +907,14 @@ class Cli {
     bool existing = false;      // an open commit from before: resume into it
     bool finish_after = false;  // started by a put (this one or an interrupted one)
   };
+
+  // Adds one stream's counts to a total; the latest commit wins.
+  static void AddPut(const PutFileResponse& r, PutFileResponse* sum) {
+    sum->set_files(sum->files() + r.files());
+    sum->set_bytes(sum->bytes() + r.bytes());
+    sum->set_new_bytes(sum->new_bytes() + r.new_bytes());
+    if (r.has_commit()) *sum->mutable_commit() = r.commit();
+  }
 
   http::S3Options S3OptionsFromArgs() {
     http::S3Options o;
@@ -1215,10 +1230,7 @@ class Cli {
               next_source = sources.size();  // one failed stream stops the others early
               break;
             }
-            resps[i].set_files(resps[i].files() + r.files());
-            resps[i].set_bytes(resps[i].bytes() + r.bytes());
-            resps[i].set_new_bytes(resps[i].new_bytes() + r.new_bytes());
-            if (r.has_commit()) *resps[i].mutable_commit() = r.commit();
+            AddPut(r, &resps[i]);
           }
           state[i].Close();
         });
@@ -1227,12 +1239,7 @@ class Cli {
       for (const auto& st : statuses) {
         if (status.ok() && !st.ok()) status = st;
       }
-      for (const auto& r : resps) {
-        resp.set_files(resp.files() + r.files());
-        resp.set_bytes(resp.bytes() + r.bytes());
-        resp.set_new_bytes(resp.new_bytes() + r.new_bytes());
-        if (r.has_commit()) *resp.mutable_commit() = r.commit();
-      }
+      for (const auto& r : resps) AddPut(r, &resp);
     }
     progress.Done();
     if (!status.ok()) {

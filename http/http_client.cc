@@ -136,6 +136,8 @@ struct HttpClient::State {
       mc = curl_multi_poll(multi, nullptr, 0, 1000, nullptr);
       if (mc != CURLM_OK) return absl::InternalError(curl_multi_strerror(mc));
     }
+    // Data that arrived before a failure is delivered before the failure.
+    if (ready()) return absl::OkStatus();
     if (done && result != CURLE_OK) return FromCurlCode(result, url, error);
     return absl::OkStatus();
   }

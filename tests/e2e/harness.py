@@ -137,6 +137,61 @@ class IngestMember:
             return ""
 
 
+S3RVER = os.path.join(os.path.dirname(__file__), "..", "s3", "node_modules", ".bin", "s3rver")
+AWS_CLI = "/usr/bin/aws"  # Debian's awscli (not a pyenv shim that may lack it)
+
+
+class S3rver:
+    """s3rver (npm, installed by scripts/test.sh into tests/s3) on 127.0.0.1,
+    on a port the kernel picks. It accepts the credentials S3RVER/S3RVER."""
+
+    ACCESS_KEY = "S3RVER"
+    SECRET_KEY = "S3RVER"
+
+    def __init__(self, data_dir, log_path):
+        self.data_dir = data_dir
+        self.log_path = log_path
+        self.proc = None
+        self.endpoint = None
+
+    def start(self, timeout=30):
+        os.makedirs(self.data_dir, exist_ok=True)
+        self.log = open(self.log_path, "ab")
+        # Unbuffered: select() must see what readline() has not consumed yet.
+        self.proc = subprocess.Popen([S3RVER, "-d", self.data_dir, "-a", "127.0.0.1", "-p", "0"],
+                                     stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                                     stderr=self.log, bufsize=0)
+        deadline = time.time() + timeout
+        line = b""
+        while time.time() < deadline and b"listening on" not in line:
+            ready, _, _ = select.select([self.proc.stdout], [], [], max(0.0, deadline - time.time()))
+            if not ready:
+                break
+            line = self.proc.stdout.readline()
+            if not line:
+                break
+        if b"listening on" not in line:
+            self.stop()
+            raise RuntimeError("s3rver did not start; see " + self.log_path)
+        self.endpoint = "http://" + line.decode().split()[-1]
+
+    def env(self):
+        return dict(os.environ, AWS_ACCESS_KEY_ID=self.ACCESS_KEY,
+                    AWS_SECRET_ACCESS_KEY=self.SECRET_KEY, AWS_DEFAULT_REGION="us-east-1")
+
+    def aws(self, *args, input=None):
+        """Runs Debian's aws CLI against this server (an independent S3 client)."""
+        return subprocess.run([AWS_CLI, "--endpoint-url", self.endpoint] + list(args), input=input,
+                              env=self.env(), capture_output=True, check=True, timeout=120)
+
+    def stop(self):
+        if self.proc:
+            stop_process(self.proc)
+            self.proc.stdout.close()
+            self.log.close()
+            self.proc = None
+
+
 class Result:
     def __init__(self, proc):
         self.returncode = proc.returncode
