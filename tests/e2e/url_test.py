@@ -73,7 +73,13 @@ class UrlTest(TuskTestCase):
         cls.base = "http://127.0.0.1:%d/" % cls.httpd.server_address[1]
         threading.Thread(target=cls.httpd.serve_forever, daemon=True).start()
         cls.s3 = S3rver(os.path.join(cls.tmp, "s3"), os.path.join(cls.tmp, "s3rver.log"))
-        cls.s3.start()
+        try:
+            cls.s3.start()
+        except Exception:
+            # tearDownClass does not run when setUpClass fails: stop what started.
+            cls.httpd.shutdown()
+            super().tearDownClass()
+            raise
         os.environ.update(AWS_ACCESS_KEY_ID=S3rver.ACCESS_KEY, AWS_SECRET_ACCESS_KEY=S3rver.SECRET_KEY,
                           AWS_ENDPOINT_URL=cls.s3.endpoint)
 
