@@ -1,0 +1,236 @@
+#include "dispatcher/spec.h"
+
+#include <set>
+
+#include "absl/strings/ascii.h"
+#include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "absl/strings/str_split.h"
+#include "common/status.h"
+#include "google/protobuf/util/time_util.h"
+#include "pfs/refs.h"
+#include "pfs/tree.h"
+
+namespace tusk::dispatcher {
+namespace {
+
+using google::protobuf::util::TimeUtil;
+
+absl::Status Bad(const std::string& field, const std::string& what) {
+  return absl::InvalidArgumentError(absl::StrCat(field, ": ", what));
+}
+
+enum class Parent { kNone, kCross, kUnion, kJoin, kGroup };
+
+// Checks a "$1" / "$1$2" key against the glob's capture groups.
+absl::Status CheckKey(const std::string& field, const std::string& key, int groups) {
+  if (key.empty() || key[0] != '$') {
+    return Bad(field, absl::StrCat("'", key, "' is not a capture-group reference such as $1"));
+  }
+  for (size_t i = 0; i < key.size();) {
+    if (key[i] != '$') return Bad(field, absl::StrCat("'", key, "': expected '$' at byte ", i));
+    size_t j = i + 1;
+    while (j < key.size() && absl::ascii_isdigit(key[j])) ++j;
+    int n = 0;
+    if (j == i + 1 || !absl::SimpleAtoi(key.substr(i + 1, j - i - 1), &n) || n < 1) {
+      return Bad(field, absl::StrCat("'", key, "': '$' must be followed by a group number from 1"));
+    }
+    if (n > groups) {
+      return Bad(field, absl::StrCat("'", key, "' refers to group ", n, " but the glob has ",
+                                     groups, " capture group", groups == 1 ? "" : "s"));
+    }
+    i = j;
+  }
+  return absl::OkStatus();
+}
+
+absl::Status CheckPfs(const std::string& field, PFSInput* in, Parent parent) {
+  if (in->repo().empty()) return Bad(field + ".repo", "is required");
+  if (auto st = pfs::ValidateRepoName(in->repo()); !st.ok())
+    return Bad(field + ".repo", std::string(st.message()));
+  if (in->branch().empty()) in->set_branch(pfs::kDefaultBranch);
+  if (auto st = pfs::ValidateBranchName(in->branch()); !st.ok()) {
+    return Bad(field + ".branch", std::string(st.message()));
+  }
+  if (in->name().empty()) in->set_name(in->repo());
+  if (auto st = pfs::ValidateRepoName(in->name()); !st.ok()) {
+    return Bad(field + ".name", absl::StrCat(st.message(), " (it names the directory /pfs/NAME)"));
+  }
+  if (in->name() == "out") return Bad(field + ".name", "'out' is reserved for /pfs/out");
+  if (in->glob().empty())
+    return Bad(field + ".glob", "is required (\"/\" for the whole repo as one datum)");
+  if (in->glob()[0] != '/') in->set_glob("/" + in->glob());
+  // Capture groups: balanced, not nested, and not part of the match itself.
+  std::string plain;
+  int depth = 0;
+  for (char c : in->glob()) {
+    if (c == '(') {
+      if (++depth > 1)
+        return Bad(field + ".glob", absl::StrCat("'", in->glob(), "' nests capture groups"));
+      continue;
+    }
+    if (c == ')') {
+      if (--depth < 0)
+        return Bad(field + ".glob", absl::StrCat("'", in->glob(), "' has an unmatched ')'"));
+      continue;
+    }
+    plain.push_back(c);
+  }
+  if (depth != 0)
+    return Bad(field + ".glob", absl::StrCat("'", in->glob(), "' has an unmatched '('"));
+  if (auto st = pfs::ValidateGlob(plain); !st.ok()) {
+    return Bad(field + ".glob", absl::StrCat("'", in->glob(), "': ", st.message()));
+  }
+  for (absl::string_view part : absl::StrSplit(plain, '/', absl::SkipEmpty())) {
+    if (part == "." || part == "..") {
+      return Bad(field + ".glob", absl::StrCat("'", in->glob(), "' contains '", part, "'"));
+    }
+  }
+  int groups = GlobCaptureGroups(in->glob());
+  if (parent == Parent::kJoin) {
+    if (in->join_on().empty()) return Bad(field + ".join_on", "is required in a join");
+    RETURN_IF_ERROR(CheckKey(field + ".join_on", in->join_on(), groups));
+  } else {
+    if (!in->join_on().empty())
+      return Bad(field + ".join_on", "only applies to the inputs of a join");
+    if (in->outer_join()) return Bad(field + ".outer_join", "only applies to the inputs of a join");
+  }
+  if (parent == Parent::kGroup) {
+    if (in->group_by().empty()) return Bad(field + ".group_by", "is required in a group");
+    RETURN_IF_ERROR(CheckKey(field + ".group_by", in->group_by(), groups));
+  } else if (!in->group_by().empty()) {
+    return Bad(field + ".group_by", "only applies to the inputs of a group");
+  }
+  return absl::OkStatus();
+}
+
+// Input names beneath `in` (a union's children share one name space slot).
+void Names(const Input& in, std::vector<std::string>* out) {
+  if (in.has_pfs()) {
+    out->push_back(in.pfs().name());
+    return;
+  }
+  if (!in.union_().empty()) {
+    std::set<std::string> seen;
+    for (const auto& c : in.union_()) {
+      std::vector<std::string> sub;
+      Names(c, &sub);
+      for (auto& n : sub) {
+        if (seen.insert(n).second) out->push_back(n);
+      }
+    }
+    return;
+  }
+  for (const auto* list : {&in.cross(), &in.join(), &in.group()}) {
+    for (const auto& c : *list) Names(c, out);
+  }
+}
+
+absl::Status CheckInput(const std::string& field, Input* in, Parent parent) {
+  int set = (in->has_pfs() ? 1 : 0) + (in->cross().empty() ? 0 : 1) +
+            (in->union_().empty() ? 0 : 1) + (in->join().empty() ? 0 : 1) +
+            (in->group().empty() ? 0 : 1);
+  if (set == 0) return Bad(field, "needs one of pfs, cross, union, join, group");
+  if (set > 1) return Bad(field, "sets more than one of pfs, cross, union, join, group");
+  if (in->has_pfs()) return CheckPfs(field + ".pfs", in->mutable_pfs(), parent);
+  struct Kind {
+    const char* name;
+    google::protobuf::RepeatedPtrField<Input>* children;
+    Parent parent;
+  };
+  for (Kind k : {Kind{"cross", in->mutable_cross(), Parent::kCross},
+                 Kind{"union", in->mutable_union_(), Parent::kUnion},
+                 Kind{"join", in->mutable_join(), Parent::kJoin},
+                 Kind{"group", in->mutable_group(), Parent::kGroup}}) {
+    if (k.children->empty()) continue;
+    for (int i = 0; i < k.children->size(); ++i) {
+      std::string child = absl::StrCat(field, ".", k.name, "[", i, "]");
+      Input* c = k.children->Mutable(i);
+      if ((k.parent == Parent::kJoin || k.parent == Parent::kGroup) && !c->has_pfs()) {
+        return Bad(child, absl::StrCat("the inputs of a ", k.name, " must be pfs inputs"));
+      }
+      RETURN_IF_ERROR(CheckInput(child, c, k.parent));
+    }
+    if (k.parent != Parent::kUnion) {
+      // The inputs of one datum are mounted side by side: names must differ.
+      std::vector<std::string> names;
+      Names(*in, &names);
+      std::set<std::string> seen;
+      for (const auto& n : names) {
+        if (!seen.insert(n).second) {
+          return Bad(field,
+                     absl::StrCat("two inputs are named '", n, "'; set 'name' on one of them"));
+        }
+      }
+    }
+  }
+  return absl::OkStatus();
+}
+
+absl::Status CheckDuration(const std::string& field, const google::protobuf::Duration& d) {
+  if (d.seconds() < 0 || d.nanos() < 0) return Bad(field, "is negative");
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+int GlobCaptureGroups(const std::string& glob) {
+  int n = 0;
+  for (char c : glob) n += c == '(' ? 1 : 0;
+  return n;
+}
+
+std::vector<const PFSInput*> PfsInputs(const Input& input) {
+  std::vector<const PFSInput*> out;
+  if (input.has_pfs()) out.push_back(&input.pfs());
+  for (const auto* list : {&input.cross(), &input.union_(), &input.join(), &input.group()}) {
+    for (const auto& c : *list) {
+      auto sub = PfsInputs(c);
+      out.insert(out.end(), sub.begin(), sub.end());
+    }
+  }
+  return out;
+}
+
+absl::Status NormalizePipelineSpec(PipelineSpec* spec) {
+  const std::string& name = spec->pipeline().name();
+  if (name.empty()) return Bad("pipeline.name", "is required");
+  if (auto st = pfs::ValidateRepoName(name); !st.ok()) {
+    return Bad("pipeline.name", absl::StrCat(st.message(), " (it is also the output repo's name)"));
+  }
+  if (!spec->has_transform() || spec->transform().cmd().empty()) {
+    return Bad("transform.cmd", "is required (the command and its arguments)");
+  }
+  if (spec->transform().cmd(0).empty()) return Bad("transform.cmd[0]", "is empty");
+  for (const auto& [k, v] : spec->transform().env()) {
+    if (k.empty() || k.find('=') != std::string::npos) {
+      return Bad("transform.env", absl::StrCat("'", k, "' is not a variable name"));
+    }
+  }
+  if (!spec->has_input()) return Bad("input", "is required");
+  RETURN_IF_ERROR(CheckInput("input", spec->mutable_input(), Parent::kNone));
+  for (const PFSInput* in : PfsInputs(spec->input())) {
+    if (in->repo() == name) {
+      return Bad("input", absl::StrCat("pipeline ", name, " reads its own output repo (a cycle)"));
+    }
+  }
+  if (!spec->has_parallelism_spec() || spec->parallelism_spec().constant() == 0) {
+    spec->mutable_parallelism_spec()->set_constant(1);
+  }
+  if (spec->parallelism_spec().constant() > 1024) {
+    return Bad("parallelism_spec.constant", "is more than 1024");
+  }
+  if (spec->datum_tries() < 0) return Bad("datum_tries", "is negative");
+  if (spec->datum_tries() == 0) spec->set_datum_tries(3);
+  RETURN_IF_ERROR(CheckDuration("datum_timeout", spec->datum_timeout()));
+  RETURN_IF_ERROR(CheckDuration("job_timeout", spec->job_timeout()));
+  if (spec->output_branch().empty()) spec->set_output_branch(pfs::kDefaultBranch);
+  if (auto st = pfs::ValidateBranchName(spec->output_branch()); !st.ok()) {
+    return Bad("output_branch", std::string(st.message()));
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace tusk::dispatcher

@@ -1,0 +1,31 @@
+#pragma once
+
+// Pipeline specs: validation and defaults, independent of any stored state.
+// Every error is InvalidArgument and names the field (in Pachyderm's field
+// path form, e.g. "input.cross[1].pfs.glob") and what is wrong with it.
+// Pure functions; thread-safe.
+
+#include <string>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "proto/pps.pb.h"
+
+namespace tusk::dispatcher {
+
+using pps::v1::Input;
+using pps::v1::PFSInput;
+using pps::v1::PipelineSpec;
+
+// Checks `spec` and fills in defaults: input names (the repo's), branches
+// (master), globs made absolute, parallelism 1, datum_tries 3, output branch
+// master.
+absl::Status NormalizePipelineSpec(PipelineSpec* spec);
+
+// Every pfs input beneath `input`, in order.
+std::vector<const PFSInput*> PfsInputs(const Input& input);
+
+// The number of capture groups "(...)" in a glob.
+int GlobCaptureGroups(const std::string& glob);
+
+}  // namespace tusk::dispatcher
