@@ -43,6 +43,7 @@
 #include "pfs/refs.h"
 #include "proto/ingest.grpc.pb.h"
 #include "proto/pfs.grpc.pb.h"
+#include "proto/pps.grpc.pb.h"
 
 namespace tusk::cli {
 namespace {
@@ -54,6 +55,7 @@ using tusk::ParseArgs;
 namespace fs = std::filesystem;
 using namespace tusk::pfs::v1;  // NOLINT: the API messages
 namespace iv1 = tusk::ingest::v1;
+namespace ppsv1 = tusk::pps::v1;
 
 // Exit codes. Documented in the help text.
 constexpr int kExitOk = 0;
@@ -91,6 +93,10 @@ Ingest (Kafka topics into micro-commits; run 'tusk-ingest --source NAME'):
       [--layout partition|hour] [--max-record-bytes B] [--value-format raw|json]
       [--update]   (or -f SPEC.yaml / SPEC.json)
   list source      inspect source NAME      delete source NAME
+Pipelines (specs in YAML or JSON, Pachyderm's field names):
+  create pipeline -f SPEC      update pipeline -f SPEC [--reprocess]
+  list pipeline    inspect pipeline NAME    delete pipeline NAME [--keep-repo]
+  stop pipeline NAME           start pipeline NAME
 Admin:
   fsck                                    (verify every reachable chunk, node and commit)
   version
@@ -187,6 +193,22 @@ const std::map<std::string, std::string> kCommandHelp = {
      "tusk inspect source NAME\n  Per partition: the offset the branch head records, Kafka's high\n"
      "  watermark, lag and records lost to retention; the members running it.\n"},
     {"delete source", "tusk delete source NAME\n  Stops ingest (members exit); the repo and its commits stay.\n"},
+    {"create pipeline",
+     "tusk create pipeline -f SPEC.yaml|SPEC.json|-\n"
+     "  Creates the pipelines in a spec file (Pachyderm's field names: pipeline.name,\n"
+     "  transform.cmd, input.pfs {repo, branch, glob, name}, cross, union, join (join_on,\n"
+     "  outer_join), group (group_by), parallelism_spec.constant, datum_tries,\n"
+     "  datum_timeout, job_timeout, output_branch). A field tusk does not support, a bad\n"
+     "  glob, an unknown input repo or a cycle is an error naming it. The output repo\n"
+     "  has the pipeline's name.\n"},
+    {"update pipeline", "tusk update pipeline -f SPEC [--reprocess]\n  Replaces a pipeline's spec (a new version).\n"},
+    {"list pipeline", "tusk list pipeline\n"},
+    {"inspect pipeline", "tusk inspect pipeline NAME\n"},
+    {"delete pipeline",
+     "tusk delete pipeline NAME [--keep-repo]\n  Deletes a pipeline and its output repo (unless "
+     "--keep-repo).\n  Refused while another pipeline reads its output.\n"},
+    {"stop pipeline", "tusk stop pipeline NAME\n  New input commits wait until 'start pipeline'.\n"},
+    {"start pipeline", "tusk start pipeline NAME\n"},
 };
 
 
@@ -384,8 +406,9 @@ class TarReader {
 
 class Cli {
  public:
-  Cli(const Args& args, std::unique_ptr<API::Stub> stub, std::unique_ptr<iv1::Sources::Stub> sources)
-      : args_(args), stub_(std::move(stub)), sources_(std::move(sources)) {
+  Cli(const Args& args, std::unique_ptr<API::Stub> stub, std::unique_ptr<iv1::Sources::Stub> sources,
+      std::unique_ptr<ppsv1::Pps::Stub> pps)
+      : args_(args), stub_(std::move(stub)), sources_(std::move(sources)), pps_(std::move(pps)) {
     json_ = args.Has("--json");
   }
 
@@ -417,6 +440,13 @@ class Cli {
         {"list source", &Cli::ListSource},
         {"inspect source", &Cli::InspectSource},
         {"delete source", &Cli::DeleteSource},
+        {"create pipeline", &Cli::CreatePipeline},
+        {"update pipeline", &Cli::UpdatePipeline},
+        {"list pipeline", &Cli::ListPipeline},
+        {"inspect pipeline", &Cli::InspectPipeline},
+        {"delete pipeline", &Cli::DeletePipeline},
+        {"stop pipeline", &Cli::StopPipeline},
+        {"start pipeline", &Cli::StartPipeline},
     };
     auto it = kCommands.find(command);
     if (it == kCommands.end()) return UsageError("unknown command '" + command + "'");
@@ -1693,12 +1723,121 @@ class Cli {
                   [&](const iv1::DeleteSourceResponse&) { std::cout << "deleted source " << req.name() << "\n"; });
   }
 
+  // --- pipelines ----------------------------------------------------------
+
+  // Every pipeline in the spec file (-f; YAML may hold several documents).
+  absl::StatusOr<std::vector<ppsv1::PipelineSpec>> PipelineSpecs() {
+    std::string path = args_.Get("-f");
+    ASSIGN_OR_RETURN(std::string text, ReadSpecText(path));
+    ASSIGN_OR_RETURN(auto docs, SpecDocuments(text, path));
+    std::vector<ppsv1::PipelineSpec> out;
+    for (const auto& doc : docs) {
+      ppsv1::PipelineSpec spec;
+      RETURN_IF_ERROR(ParseSpecJson(doc, path, &spec));
+      out.push_back(std::move(spec));
+    }
+    return out;
+  }
+
+  int PutPipelines(bool update) {
+    if (!NeedPositional(0, "")) return kExitUsage;
+    if (!args_.Has("-f")) return UsageError("needs -f SPEC (a YAML or JSON pipeline spec; - for stdin)");
+    auto specs = PipelineSpecs();
+    if (!specs.ok()) return Fail(specs.status());
+    for (const auto& spec : *specs) {
+      ppsv1::CreatePipelineRequest req;
+      *req.mutable_spec() = spec;
+      req.set_update(update);
+      req.set_reprocess(args_.Has("--reprocess"));
+      int rc = CallOn(pps_.get(), &ppsv1::Pps::Stub::CreatePipeline, req, [&](const ppsv1::PipelineInfo& p) {
+        std::cout << (update ? "updated" : "created") << " pipeline " << p.spec().pipeline().name()
+                  << " (version " << p.version() << ")\n";
+      });
+      if (rc != kExitOk) return rc;
+    }
+    return kExitOk;
+  }
+  int CreatePipeline() { return PutPipelines(false); }
+  int UpdatePipeline() { return PutPipelines(true); }
+
+  static std::string InputSummary(const ppsv1::Input& in) {
+    if (in.has_pfs()) return absl::StrCat(in.pfs().repo(), "@", in.pfs().branch(), ":", in.pfs().glob());
+    std::vector<std::string> parts;
+    const char* kind = !in.cross().empty() ? "cross" : !in.union_().empty() ? "union" : !in.join().empty() ? "join" : "group";
+    for (const auto* list : {&in.cross(), &in.union_(), &in.join(), &in.group()}) {
+      for (const auto& c : *list) parts.push_back(InputSummary(c));
+    }
+    return absl::StrCat(kind, "(", absl::StrJoin(parts, ", "), ")");
+  }
+
+  int ListPipeline() {
+    if (!NeedPositional(0, "")) return kExitUsage;
+    ppsv1::ListPipelineResponse resp;
+    auto ctx = Ctx();
+    grpc::Status s = pps_->ListPipeline(ctx.get(), ppsv1::ListPipelineRequest(), &resp);
+    if (!s.ok()) return Fail(s);
+    if (json_) {
+      for (const auto& p : resp.pipelines()) PrintJson(p);
+      return kExitOk;
+    }
+    Table t({"NAME", "VERSION", "STATE", "INPUT", "CREATED", "DESCRIPTION"});
+    for (const auto& p : resp.pipelines()) {
+      t.Add({p.spec().pipeline().name(), absl::StrCat(p.version()), ppsv1::PipelineState_Name(p.state()),
+             InputSummary(p.spec().input()), Time(p.created()), p.spec().description()});
+    }
+    t.Print();
+    return kExitOk;
+  }
+
+  int InspectPipeline() {
+    if (!NeedPositional(1, "pipeline name")) return kExitUsage;
+    ppsv1::InspectPipelineRequest req;
+    req.set_name(args_.positional[0]);
+    return CallOn(pps_.get(), &ppsv1::Pps::Stub::InspectPipeline, req, [&](const ppsv1::PipelineInfo& p) {
+      const auto& spec = p.spec();
+      std::cout << "Name: " << spec.pipeline().name() << "\nDescription: " << spec.description()
+                << "\nVersion: " << p.version() << "\nState: " << ppsv1::PipelineState_Name(p.state())
+                << "\nCommand: " << absl::StrJoin(spec.transform().cmd(), " ")
+                << "\nImage: " << (spec.transform().image().empty() ? "-" : spec.transform().image())
+                << "\nInput: " << InputSummary(spec.input())
+                << "\nOutput: " << spec.pipeline().name() << "@" << spec.output_branch()
+                << "\nParallelism: " << spec.parallelism_spec().constant()
+                << "\nDatum tries: " << spec.datum_tries() << "\nCreated: " << Time(p.created())
+                << "\nUpdated: " << Time(p.updated()) << "\n";
+    });
+  }
+
+  int DeletePipeline() {
+    if (!NeedPositional(1, "pipeline name")) return kExitUsage;
+    ppsv1::DeletePipelineRequest req;
+    req.set_name(args_.positional[0]);
+    req.set_keep_repo(args_.Has("--keep-repo"));
+    return CallOn(pps_.get(), &ppsv1::Pps::Stub::DeletePipeline, req, [&](const ppsv1::DeletePipelineResponse&) {
+      std::cout << "deleted pipeline " << req.name() << (req.keep_repo() ? " (kept its repo)" : "") << "\n";
+    });
+  }
+
+  template <typename Req>
+  int SetPipelineState(grpc::Status (ppsv1::Pps::Stub::*method)(grpc::ClientContext*, const Req&,
+                                                              ppsv1::PipelineInfo*),
+                       const char* verb) {
+    if (!NeedPositional(1, "pipeline name")) return kExitUsage;
+    Req req;
+    req.set_name(args_.positional[0]);
+    return CallOn(pps_.get(), method, req, [&](const ppsv1::PipelineInfo& p) {
+      std::cout << verb << " pipeline " << p.spec().pipeline().name() << "\n";
+    });
+  }
+  int StopPipeline() { return SetPipelineState<ppsv1::StopPipelineRequest>(&ppsv1::Pps::Stub::StopPipeline, "stopped"); }
+  int StartPipeline() { return SetPipelineState<ppsv1::StartPipelineRequest>(&ppsv1::Pps::Stub::StartPipeline, "started"); }
+
   std::string address_;
 
  private:
   const Args& args_;
   std::unique_ptr<API::Stub> stub_;
   std::unique_ptr<iv1::Sources::Stub> sources_;
+  std::unique_ptr<ppsv1::Pps::Stub> pps_;
   bool json_ = false;
 };
 
@@ -1714,7 +1853,7 @@ int main(int argc, char** argv) {
                       "--max-latency", "--start", "--layout", "--max-record-bytes",
                       "--value-format", "--parallel", "--s3-endpoint", "--s3-region", "--batch"};
   spec.bool_flags = {"--json", "-r", "--append", "--force", "-h", "--help", "--update", "--untar",
-                     "--staged"};
+                     "--staged", "--reprocess", "--keep-repo"};
   spec.aliases = {{"--file", "-f"}, {"--output", "-o"}, {"--message", "-m"},
                   {"--recursive", "-r"}, {"--number", "-n"}};
   auto args = ParseArgs(argv_s, spec);
@@ -1756,7 +1895,8 @@ int main(int argc, char** argv) {
   // No transparent retries: they buffer every message of a stream.
   channel_args.SetInt(GRPC_ARG_ENABLE_RETRIES, 0);
   auto channel = grpc::CreateCustomChannel(address, grpc::InsecureChannelCredentials(), channel_args);
-  Cli cli(*args, tusk::pfs::v1::API::NewStub(channel), iv1::Sources::NewStub(channel));
+  Cli cli(*args, tusk::pfs::v1::API::NewStub(channel), iv1::Sources::NewStub(channel),
+          ppsv1::Pps::NewStub(channel));
   cli.address_ = address;
   return cli.Run(command);
 }

@@ -19,6 +19,7 @@
 #include "common/version.h"
 #include "pfs/pfs.h"
 #include "server/api_service.h"
+#include "server/pps_service.h"
 #include "server/source_service.h"
 
 namespace {
@@ -88,11 +89,14 @@ int main(int argc, char **argv) {
   }
   tusk::server::ApiService service(pfs->get());
   tusk::server::SourceService sources(pfs->get());
+  tusk::dispatcher::Pipelines pipelines(pfs->get());
+  tusk::server::PpsService pps(&pipelines);
   grpc::ServerBuilder builder;
   int port = 0;
   builder.AddListeningPort(opts.listen, grpc::InsecureServerCredentials(), &port);
   builder.RegisterService(&service);
   builder.RegisterService(&sources);
+  builder.RegisterService(&pps);
   builder.SetMaxReceiveMessageSize(64 << 20);
   builder.SetMaxSendMessageSize(64 << 20);
   std::unique_ptr<grpc::Server> server = builder.BuildAndStart();
