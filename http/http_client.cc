@@ -4,6 +4,7 @@
 
 #include <cstring>
 #include <mutex>
+#include <random>
 
 #include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
@@ -237,6 +238,14 @@ absl::StatusOr<Response> HttpClient::Fetch(const Request& req) {
     resp.body.append(buf, n);
   }
   return resp;
+}
+
+absl::Duration RetryBackoff(int attempt, absl::Duration base, absl::Duration cap) {
+  absl::Duration limit = base * (1 << std::min(std::max(attempt, 0), 16));
+  if (limit > cap) limit = cap;
+  thread_local std::mt19937_64 rng(std::random_device{}());
+  std::uniform_int_distribution<int64_t> d(0, absl::ToInt64Microseconds(limit));
+  return absl::Microseconds(d(rng));
 }
 
 std::string UriEncode(const std::string& s, bool keep_slash) {

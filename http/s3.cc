@@ -1,6 +1,5 @@
 #include "http/s3.h"
 
-#include <random>
 #include <thread>
 
 #include "absl/strings/match.h"
@@ -157,11 +156,7 @@ absl::StatusOr<Request> S3Client::MakeRequest(const std::string& method, const s
 }
 
 absl::Duration S3Client::Backoff(int attempt) const {
-  absl::Duration cap = options_.base_backoff * (1 << std::min(attempt, 16));
-  if (cap > options_.max_backoff) cap = options_.max_backoff;
-  thread_local std::mt19937_64 rng(std::random_device{}());
-  std::uniform_int_distribution<int64_t> d(0, absl::ToInt64Microseconds(cap));
-  return absl::Microseconds(d(rng));  // full jitter
+  return RetryBackoff(attempt, options_.base_backoff, options_.max_backoff);
 }
 
 absl::StatusOr<Response> S3Client::Send(const std::function<absl::StatusOr<Request>()>& make,

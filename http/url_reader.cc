@@ -1,6 +1,5 @@
 #include "http/url_reader.h"
 
-#include <random>
 #include <thread>
 
 #include "absl/strings/match.h"
@@ -13,10 +12,7 @@ namespace {
 constexpr int kMaxRetries = 5;
 
 absl::Duration Backoff(int attempt) {
-  absl::Duration cap = absl::Milliseconds(100) * (1 << std::min(attempt, 6));
-  thread_local std::mt19937_64 rng(std::random_device{}());
-  std::uniform_int_distribution<int64_t> d(0, absl::ToInt64Microseconds(cap));
-  return absl::Microseconds(d(rng));
+  return RetryBackoff(attempt, absl::Milliseconds(100), absl::Milliseconds(6400));
 }
 
 class S3UrlReader : public UrlReader {

@@ -569,25 +569,28 @@ absl::StatusOr<CommitInfo> Pfs::FinishCommit(const std::string& repo, const std:
                                              const std::string& message,
                                              const std::map<std::string, std::string>& metadata,
                                              const std::map<std::string, std::string>& expect_metadata) {
+  ASSIGN_OR_RETURN(std::string id, OpenCommitId(repo, ref, "finish commit"));
+  return FinishCommitById(repo, id, message, metadata, expect_metadata);
+}
+
+absl::StatusOr<std::string> Pfs::OpenCommitId(const std::string& repo, const std::string& ref,
+                                              const std::string& what) {
   RETURN_IF_ERROR(ValidateRepoName(repo));
   ASSIGN_OR_RETURN(ParsedRef parsed, ParseRef(ref.empty() ? std::string(kDefaultBranch) : ref));
   if (parsed.ancestors > 0) {
     return absl::InvalidArgumentError(
-        absl::StrCat("finish commit needs a branch or a commit id, not '", ref, "'"));
+        absl::StrCat(what, " needs a branch or a commit id, not '", ref, "'"));
   }
-  std::string id = parsed.base;
-  if (!parsed.is_commit_id) {
-    ASSIGN_OR_RETURN(auto r, GetRepo(repo));
-    if (!r) return absl::NotFoundError(absl::StrCat("repo ", repo, " not found"));
-    ASSIGN_OR_RETURN(auto b, GetBranch(repo, parsed.base));
-    if (!b) return absl::NotFoundError(absl::StrCat("branch ", repo, "@", parsed.base, " not found"));
-    if (b->open_commit().empty()) {
-      return absl::FailedPreconditionError(
-          absl::StrCat("branch ", repo, "@", parsed.base, " has no open commit"));
-    }
-    id = b->open_commit();
+  if (parsed.is_commit_id) return parsed.base;
+  ASSIGN_OR_RETURN(auto r, GetRepo(repo));
+  if (!r) return absl::NotFoundError(absl::StrCat("repo ", repo, " not found"));
+  ASSIGN_OR_RETURN(auto b, GetBranch(repo, parsed.base));
+  if (!b) return absl::NotFoundError(absl::StrCat("branch ", repo, "@", parsed.base, " not found"));
+  if (b->open_commit().empty()) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("branch ", repo, "@", parsed.base, " has no open commit"));
   }
-  return FinishCommitById(repo, id, message, metadata, expect_metadata);
+  return b->open_commit();
 }
 
 absl::StatusOr<CommitInfo> Pfs::FinishCommitById(const std::string& repo, const std::string& id,
@@ -911,18 +914,7 @@ absl::StatusOr<FileInfo> Pfs::InspectFile(const std::string& repo, const std::st
 
 absl::Status Pfs::ListStagedFile(const std::string& repo, const std::string& ref,
                                  const std::function<absl::Status(const FileInfo&)>& fn) {
-  RETURN_IF_ERROR(ValidateRepoName(repo));
-  ASSIGN_OR_RETURN(auto r, GetRepo(repo));
-  if (!r) return absl::NotFoundError(absl::StrCat("repo ", repo, " not found"));
-  std::string id = ref.empty() ? std::string(kDefaultBranch) : ref;
-  if (!IsCommitId(id)) {
-    ASSIGN_OR_RETURN(auto b, GetBranch(repo, id));
-    if (!b) return absl::NotFoundError(absl::StrCat("branch ", repo, "@", id, " not found"));
-    if (b->open_commit().empty()) {
-      return absl::FailedPreconditionError(absl::StrCat("branch ", repo, "@", id, " has no open commit"));
-    }
-    id = b->open_commit();
-  }
+  ASSIGN_OR_RETURN(std::string id, OpenCommitId(repo, ref, "list staged files"));
   ASSIGN_OR_RETURN(auto c, GetCommit(repo, id));
   if (!c) return absl::NotFoundError(absl::StrCat("commit ", id, " not found in repo ", repo));
   if (c->state() != v1::OPEN) {

@@ -243,6 +243,10 @@ class Pfs {
   absl::StatusOr<std::optional<CommitInfo>> GetCommit(const std::string& repo,
                                                       const std::string& id);
   absl::StatusOr<CommitInfo> ResolveCommit(const std::string& repo, const std::string& ref);
+  // The id in `ref` (a commit id, or a branch's open commit; FailedPrecondition
+  // if the branch has none). `what` names the operation in errors.
+  absl::StatusOr<std::string> OpenCommitId(const std::string& repo, const std::string& ref,
+                                           const std::string& what);
   // A finished commit, for reading files.
   absl::StatusOr<CommitInfo> ResolveForRead(const std::string& repo, const std::string& ref);
   absl::StatusOr<CommitInfo> StartCommitLocked(const std::string& repo, const std::string& branch,

@@ -11,13 +11,6 @@ namespace {
 
 using namespace tusk::pfs::v1;  // NOLINT: the request/response types
 
-template <typename T>
-grpc::Status Fill(const absl::StatusOr<T>& result, T* out) {
-  if (!result.ok()) return ToGrpcStatus(result.status());
-  *out = *result;
-  return grpc::Status::OK;
-}
-
 std::map<std::string, std::string> ToMap(const google::protobuf::Map<std::string, std::string>& m) {
   return std::map<std::string, std::string>(m.begin(), m.end());
 }

@@ -3,16 +3,6 @@
 #include "common/grpc_status.h"
 
 namespace tusk::server {
-namespace {
-
-template <typename T>
-grpc::Status Fill(absl::StatusOr<T> v, T* out) {
-  if (!v.ok()) return ToGrpcStatus(v.status());
-  *out = std::move(*v);
-  return grpc::Status::OK;
-}
-
-}  // namespace
 
 grpc::Status PpsService::CreatePipeline(grpc::ServerContext*,
                                         const pps::v1::CreatePipelineRequest* req,
