@@ -38,6 +38,28 @@ void KvBatch::Put(absl::string_view key, absl::string_view value) {
   batch_->Put(ToSlice(key), ToSlice(value)).PermitUncheckedError();
 }
 void KvBatch::Delete(absl::string_view key) { batch_->Delete(ToSlice(key)).PermitUncheckedError(); }
+namespace {
+// Replays a batch's operations into another batch.
+class AppendHandler : public rocksdb::WriteBatch::Handler {
+ public:
+  explicit AppendHandler(rocksdb::WriteBatch* to) : to_(to) {}
+  void Put(const rocksdb::Slice& key, const rocksdb::Slice& value) override {
+    to_->Put(key, value).PermitUncheckedError();
+  }
+  void Delete(const rocksdb::Slice& key) override { to_->Delete(key).PermitUncheckedError(); }
+
+ private:
+  rocksdb::WriteBatch* to_;
+};
+}  // namespace
+
+void KvBatch::Append(const KvBatch& other) {
+  AppendHandler handler(batch_.get());
+  // Iterate fails only on a corrupt batch, which a KvBatch built through Put
+  // and Delete cannot be.
+  other.batch_->Iterate(&handler).PermitUncheckedError();
+}
+void KvBatch::Clear() { batch_->Clear(); }
 size_t KvBatch::Count() const { return batch_->Count(); }
 size_t KvBatch::ByteSize() const { return batch_->GetDataSize(); }
 Kv::Kv(rocksdb::DB* db) : db_(db) {}

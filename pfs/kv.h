@@ -32,6 +32,10 @@ class KvBatch {
 
   void Put(absl::string_view key, absl::string_view value);
   void Delete(absl::string_view key);
+  // Drops every operation added so far.
+  void Clear();
+  // Adds every operation of `other` (which is left as it is), in order.
+  void Append(const KvBatch& other);
   size_t Count() const;
   size_t ByteSize() const;
 

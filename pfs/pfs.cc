@@ -24,6 +24,9 @@ using storage::v1::StagedOp;
 //   b<repo>\0<branch>         BranchInfo
 //   c<repo>\0<commit id>      CommitInfo
 //   s<commit id><path>        StagedOp of an open commit
+//   k<commit set>\0<repo>\0<id>  commits of a commit set (empty value)
+//   v<repo>\0<id>\0<repo>\0<id>  subvenance: the second commit's provenance
+//                             names the first (empty value)
 //   x<hash>, q<hash>          blob index (blob_store.cc)
 //   m<name>                   metadata (format version)
 std::string RepoKey(absl::string_view repo) { return absl::StrCat("r", repo); }
@@ -38,6 +41,27 @@ std::string CommitPrefix(absl::string_view repo) {
 }
 std::string CommitKey(absl::string_view repo, absl::string_view id) {
   return absl::StrCat(CommitPrefix(repo), id);
+}
+constexpr absl::string_view kNul("\0", 1);
+std::string CommitSetKey(absl::string_view set, absl::string_view repo, absl::string_view id) {
+  return absl::StrCat("k", set, kNul, repo, kNul, id);
+}
+std::string SubvenancePrefix(absl::string_view repo, absl::string_view id) {
+  return absl::StrCat("v", repo, kNul, id, kNul);
+}
+// (repo, id) pairs from keys "<prefix><repo>\0<id>".
+absl::StatusOr<std::vector<std::pair<std::string, std::string>>> ScanCommitPairs(
+    Kv* kv, const std::string& prefix) {
+  std::vector<std::pair<std::string, std::string>> out;
+  RETURN_IF_ERROR(kv->ScanPrefix(prefix, [&](absl::string_view k, absl::string_view) {
+    absl::string_view rest = k.substr(prefix.size());
+    size_t nul = rest.find('\0');
+    if (nul != absl::string_view::npos) {
+      out.emplace_back(std::string(rest.substr(0, nul)), std::string(rest.substr(nul + 1)));
+    }
+    return true;
+  }));
+  return out;
 }
 std::string StagePrefix(absl::string_view id) { return absl::StrCat("s", id); }
 std::string StageKey(absl::string_view id, absl::string_view path) {
@@ -505,11 +529,16 @@ absl::Status Pfs::DeleteBranch(const std::string& repo, const std::string& branc
 
 absl::StatusOr<CommitInfo> Pfs::StartCommit(const std::string& repo, const std::string& branch,
                                             const std::string& message, v1::Origin origin,
-                                            const std::map<std::string, std::string>& metadata) {
+                                            const std::map<std::string, std::string>& metadata,
+                                            const CommitOptions& options) {
   RETURN_IF_ERROR(ValidateRepoName(repo));
   RETURN_IF_ERROR(ValidateBranchName(branch));
+  if (!options.id.empty() && !IsCommitId(options.id)) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("commit id '", options.id, "' is not 32 lowercase hex characters"));
+  }
   absl::MutexLock lock(&meta_mu_);
-  return StartCommitLocked(repo, branch, message, origin, metadata);
+  return StartCommitLocked(repo, branch, message, origin, metadata, false, options);
 }
 
 absl::Status Pfs::CarryMetadata(const std::string& repo, const std::string& parent, CommitInfo* c) {
@@ -525,7 +554,8 @@ absl::Status Pfs::CarryMetadata(const std::string& repo, const std::string& pare
 absl::StatusOr<CommitInfo> Pfs::StartCommitLocked(const std::string& repo, const std::string& branch,
                                                   const std::string& message, v1::Origin origin,
                                                   const std::map<std::string, std::string>& metadata,
-                                                  bool automatic) {
+                                                  bool automatic,
+                                                  const CommitOptions& options) {
   ASSIGN_OR_RETURN(auto r, GetRepo(repo));
   if (!r) return absl::NotFoundError(absl::StrCat("repo ", repo, " not found"));
   ASSIGN_OR_RETURN(auto existing, GetBranch(repo, branch));
@@ -543,7 +573,13 @@ absl::StatusOr<CommitInfo> Pfs::StartCommitLocked(const std::string& repo, const
     *b.mutable_created() = Now();
   }
   CommitInfo c;
-  c.set_id(NewCommitId());
+  c.set_id(options.id.empty() ? NewCommitId() : options.id);
+  if (!options.id.empty()) {
+    ASSIGN_OR_RETURN(auto taken, GetCommit(repo, options.id));
+    if (taken) {
+      return absl::AlreadyExistsError(absl::StrCat("commit ", repo, "@", options.id, " already exists"));
+    }
+  }
   c.set_repo(repo);
   c.set_branch(branch);
   c.set_parent(b.head());
@@ -551,14 +587,19 @@ absl::StatusOr<CommitInfo> Pfs::StartCommitLocked(const std::string& repo, const
   c.set_origin(origin == v1::ORIGIN_UNSPECIFIED ? v1::USER : origin);
   c.set_message(message);
   *c.mutable_started() = Now();
-  c.set_commit_set(c.id());
+  c.set_commit_set(options.commit_set.empty() ? c.id() : options.commit_set);
   c.set_automatic(automatic);
+  for (const auto& p : options.provenance) *c.add_provenance() = p;
   RETURN_IF_ERROR(CarryMetadata(repo, b.head(), &c));
   for (const auto& [k, v] : metadata) (*c.mutable_metadata())[k] = v;
   b.set_open_commit(c.id());
   KvBatch batch;
   batch.Put(CommitKey(repo, c.id()), c.SerializeAsString());
   batch.Put(BranchKey(repo, branch), b.SerializeAsString());
+  batch.Put(CommitSetKey(c.commit_set(), repo, c.id()), "");
+  for (const auto& p : c.provenance()) {
+    batch.Put(absl::StrCat(SubvenancePrefix(p.repo(), p.id()), repo, kNul, c.id()), "");
+  }
   // Not synced: an open commit holds nothing of value until it is finished,
   // and the finishing write syncs everything before it.
   RETURN_IF_ERROR(kv_->Write(&batch, /*sync=*/false));
@@ -569,8 +610,43 @@ absl::StatusOr<CommitInfo> Pfs::FinishCommit(const std::string& repo, const std:
                                              const std::string& message,
                                              const std::map<std::string, std::string>& metadata,
                                              const std::map<std::string, std::string>& expect_metadata) {
+  FinishOptions options;
+  options.message = message;
+  options.metadata = metadata;
+  options.expect_metadata = expect_metadata;
+  return FinishCommit(repo, ref, options);
+}
+
+absl::StatusOr<CommitInfo> Pfs::FinishCommit(const std::string& repo, const std::string& ref,
+                                             const FinishOptions& options) {
   ASSIGN_OR_RETURN(std::string id, OpenCommitId(repo, ref, "finish commit"));
-  return FinishCommitById(repo, id, message, metadata, expect_metadata);
+  return FinishCommitById(repo, id, options);
+}
+
+absl::Status Pfs::ListCommitSet(const std::string& commit_set,
+                                const std::function<absl::Status(const CommitInfo&)>& fn) {
+  ASSIGN_OR_RETURN(auto ids, ScanCommitPairs(kv_.get(), absl::StrCat("k", commit_set, kNul)));
+  for (const auto& [repo, id] : ids) {
+    ASSIGN_OR_RETURN(auto c, GetCommit(repo, id));
+    if (c) RETURN_IF_ERROR(fn(*c));  // gone with a deleted repo otherwise
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<std::vector<v1::CommitRef>> Pfs::Subvenance(const std::string& repo,
+                                                           const std::string& id) {
+  std::vector<v1::CommitRef> out;
+  ASSIGN_OR_RETURN(auto ids, ScanCommitPairs(kv_.get(), SubvenancePrefix(repo, id)));
+  for (const auto& [r, i] : ids) {
+    ASSIGN_OR_RETURN(auto c, GetCommit(r, i));
+    if (!c) continue;
+    v1::CommitRef ref;
+    ref.set_repo(r);
+    ref.set_id(i);
+    ref.set_branch(c->branch());
+    out.push_back(std::move(ref));
+  }
+  return out;
 }
 
 absl::StatusOr<std::string> Pfs::OpenCommitId(const std::string& repo, const std::string& ref,
@@ -594,9 +670,8 @@ absl::StatusOr<std::string> Pfs::OpenCommitId(const std::string& repo, const std
 }
 
 absl::StatusOr<CommitInfo> Pfs::FinishCommitById(const std::string& repo, const std::string& id,
-                                                  const std::string& message,
-                                                  const std::map<std::string, std::string>& metadata,
-                                                  const std::map<std::string, std::string>& expect_metadata) {
+                                                  const FinishOptions& options) {
+  const auto& expect_metadata = options.expect_metadata;
   auto commit_lock = CommitLock(id);
   absl::WriterMutexLock finish_lock(commit_lock.get());
   ASSIGN_OR_RETURN(auto c, GetCommit(repo, id));
@@ -671,8 +746,9 @@ absl::StatusOr<CommitInfo> Pfs::FinishCommitById(const std::string& repo, const 
   c->set_root(root.hash.IsZero() ? "" : root.hash.Hex());
   c->set_size_bytes(root.size);
   c->set_file_count(root.file_count);
-  if (!message.empty()) c->set_message(message);
-  for (const auto& [k, v] : metadata) (*c->mutable_metadata())[k] = v;
+  if (!options.message.empty()) c->set_message(options.message);
+  for (const auto& [k, v] : options.metadata) (*c->mutable_metadata())[k] = v;
+  if (!options.error.empty()) c->set_error(options.error);
   batch.Put(CommitKey(repo, id), c->SerializeAsString());
   if (b && b->open_commit() == id) {
     b->set_open_commit("");
@@ -680,8 +756,11 @@ absl::StatusOr<CommitInfo> Pfs::FinishCommitById(const std::string& repo, const 
     batch.Put(BranchKey(repo, c->branch()), b->SerializeAsString());
   }
   for (const auto& k : staged_keys) batch.Delete(k);
+  if (hook_ != nullptr) RETURN_IF_ERROR(hook_->BeforeFinish(*c, &batch));
+  if (options.extra != nullptr) batch.Append(*options.extra);
   RETURN_IF_ERROR(kv_->Write(&batch, /*sync=*/true));
   if (c->automatic()) auto_commit_done_.SignalAll();
+  if (hook_ != nullptr) hook_->AfterFinish(*c);
   TUSK_LOG(DEBUG) << "finished commit " << repo << "@" << id << " (" << root.file_count
                   << " files, " << root.size << " bytes)";
   return *c;
@@ -707,7 +786,10 @@ absl::Status Pfs::DropOpenCommit(const std::string& repo, const std::string& id)
 }
 
 absl::StatusOr<CommitInfo> Pfs::InspectCommit(const std::string& repo, const std::string& ref) {
-  return ResolveCommit(repo, ref);
+  ASSIGN_OR_RETURN(CommitInfo c, ResolveCommit(repo, ref));
+  ASSIGN_OR_RETURN(auto sub, Subvenance(repo, c.id()));
+  for (auto& r : sub) *c.add_subvenance() = std::move(r);
+  return c;
 }
 
 absl::Status Pfs::ListCommit(const std::string& repo, const std::string& ref, uint64_t limit,
@@ -900,6 +982,10 @@ absl::StatusOr<std::unique_ptr<Upload>> Pfs::BeginUpload(const std::string& repo
     upload->auto_expect_ = auto_opts.expect_metadata;
   }
   return upload;
+}
+
+std::unique_ptr<Upload> Pfs::BeginTreeUpload() {
+  return std::unique_ptr<Upload>(new Upload(this, "", "", Hash{}, false));
 }
 
 absl::StatusOr<FileInfo> Pfs::InspectFile(const std::string& repo, const std::string& ref,
@@ -1411,8 +1497,58 @@ absl::Status Upload::Delete(absl::string_view path) {
   return absl::OkStatus();
 }
 
+absl::Status Upload::PutChunks(absl::string_view path, const std::vector<ChunkRef>& chunks) {
+  if (closed_) return absl::FailedPreconditionError("upload is closed");
+  if (in_file_) return absl::InvalidArgumentError("file put in the middle of another file");
+  ASSIGN_OR_RETURN(std::string p, NormalizePath(path));
+  if (p == "/") return absl::InvalidArgumentError("cannot write a file at the root path '/'");
+  RETURN_IF_ERROR(CheckPut(p));
+  ASSIGN_OR_RETURN(Entry e, MakeFileEntry(p.substr(p.rfind('/') + 1), chunks, writer_.get()));
+  storage::v1::StagedOp op;
+  op.set_kind(storage::v1::StagedOp::PUT);
+  *op.mutable_entry() = std::move(e);
+  auto prev = op_index_.find(p);
+  if (prev != op_index_.end() && ops_[prev->second].op.kind() == storage::v1::StagedOp::DELETE) {
+    op.set_cleared(true);
+  }
+  op_index_[p] = ops_.size();
+  ops_.push_back({p, std::move(op)});
+  files_++;
+  for (const auto& c : chunks) bytes_ += c.size();
+  return absl::OkStatus();
+}
+
+absl::StatusOr<DirInfo> Upload::CloseToTree(KvBatch* batch) {
+  if (closed_) return absl::FailedPreconditionError("upload is closed");
+  if (!commit_id_.empty()) {
+    return absl::FailedPreconditionError("CloseToTree is for uploads from BeginTreeUpload");
+  }
+  if (in_file_) {
+    return absl::InvalidArgumentError(absl::StrCat("file ", path_, " was not ended"));
+  }
+  closed_ = true;
+  Trie trie;
+  for (size_t i = 0; i < ops_.size(); ++i) {
+    const Op& op = ops_[i];
+    auto live = op_index_.find(op.path);
+    if (live == op_index_.end() || live->second != i) continue;
+    if (op.op.kind() != storage::v1::StagedOp::PUT) continue;  // nothing to delete in a new tree
+    Trie* node = &trie;
+    for (const auto& part : SplitPath(op.path)) {
+      auto& child = node->children[part];
+      if (!child) child = std::make_unique<Trie>();
+      node = child.get();
+    }
+    node->put = op.op.entry();
+  }
+  ASSIGN_OR_RETURN(DirInfo root, ApplyTrie(pfs_->nodes(), writer_.get(), Hash{}, trie, "/"));
+  RETURN_IF_ERROR(writer_->Finish(batch));
+  return root;
+}
+
 absl::StatusOr<CommitInfo> Upload::Close() {
   if (closed_) return absl::FailedPreconditionError("upload is closed");
+  if (commit_id_.empty()) return absl::FailedPreconditionError("a tree upload ends with CloseToTree");
   if (in_file_) {
     return absl::InvalidArgumentError(absl::StrCat("file ", path_, " was not ended"));
   }
@@ -1442,7 +1578,10 @@ absl::StatusOr<CommitInfo> Upload::Close() {
   }
   closed_ = true;
   if (auto_commit_) {
-    auto finished = pfs_->FinishCommitById(repo_, commit_id_, "", auto_metadata_, auto_expect_);
+    FinishOptions finish;
+    finish.metadata = auto_metadata_;
+    finish.expect_metadata = auto_expect_;
+    auto finished = pfs_->FinishCommitById(repo_, commit_id_, finish);
     if (!finished.ok()) {
       // Leave nothing half-done: the automatic commit goes away with its writes.
       absl::Status s = pfs_->DropOpenCommit(repo_, commit_id_);

@@ -98,8 +98,14 @@ class Upload {
   absl::Status EndFile(uint64_t expected_size);
   // Deletes a file or directory (NotFound if neither exists).
   absl::Status Delete(absl::string_view path);
+  // Stages a file made of existing chunks (by reference: no data moves).
+  absl::Status PutChunks(absl::string_view path, const std::vector<ChunkRef>& chunks);
   // Makes the staged writes part of the commit; finishes an automatic commit.
   absl::StatusOr<CommitInfo> Close();
+  // For an upload from BeginTreeUpload: builds a tree of what was written and
+  // puts the records that make its blobs findable into `batch` (the caller
+  // writes it). Returns the tree's summary (zero hash if nothing was written).
+  absl::StatusOr<DirInfo> CloseToTree(KvBatch* batch);
 
   const std::string& commit_id() const { return commit_id_; }
   uint64_t files() const { return files_; }
@@ -147,6 +153,39 @@ class Upload {
   uint64_t bytes_ = 0;
 };
 
+// Extra properties of a commit made by StartCommit.
+struct CommitOptions {
+  // The commits this one is computed from (a pipeline's input commits).
+  std::vector<v1::CommitRef> provenance;
+  // Empty: a commit set of its own (its id).
+  std::string commit_set;
+  // Empty: a new random id. Otherwise 32 hex characters, not in use.
+  std::string id;
+};
+
+// How FinishCommit finishes a commit.
+struct FinishOptions {
+  std::string message;  // replaces the start message when non-empty
+  std::map<std::string, std::string> metadata;
+  // Preconditions on the parent's metadata (see AutoCommitOptions); a
+  // mismatch is Aborted and leaves the commit open.
+  std::map<std::string, std::string> expect_metadata;
+  std::string error;  // marks the commit failed (CommitInfo.error)
+  // Written in the same atomic write that finishes the commit (not owned).
+  KvBatch* extra = nullptr;
+};
+
+// Observes finished commits. BeforeFinish runs inside the finishing critical
+// section (Pfs's metadata lock is held: neither may call back into Pfs, but
+// BeforeFinish may read kv()) and may add records to the commit's atomic
+// write; AfterFinish runs once the write is durable, still under the lock.
+class CommitHook {
+ public:
+  virtual ~CommitHook() = default;
+  virtual absl::Status BeforeFinish(const CommitInfo& commit, KvBatch* batch) = 0;
+  virtual void AfterFinish(const CommitInfo& commit) = 0;
+};
+
 class Pfs {
  public:
   static absl::StatusOr<std::unique_ptr<Pfs>> Open(const PfsOptions& options);
@@ -170,13 +209,25 @@ class Pfs {
   // Commits.
   absl::StatusOr<CommitInfo> StartCommit(const std::string& repo, const std::string& branch,
                                          const std::string& message, v1::Origin origin,
-                                         const std::map<std::string, std::string>& metadata);
+                                         const std::map<std::string, std::string>& metadata,
+                                         const CommitOptions& options = {});
   // `expect_metadata`: preconditions on the parent's metadata (see
   // AutoCommitOptions); a mismatch is Aborted and leaves the commit open.
   absl::StatusOr<CommitInfo> FinishCommit(const std::string& repo, const std::string& ref,
                                           const std::string& message,
                                           const std::map<std::string, std::string>& metadata,
                                           const std::map<std::string, std::string>& expect_metadata = {});
+  absl::StatusOr<CommitInfo> FinishCommit(const std::string& repo, const std::string& ref,
+                                          const FinishOptions& options);
+  // The commits of a commit set, in no particular order.
+  absl::Status ListCommitSet(const std::string& commit_set,
+                             const std::function<absl::Status(const CommitInfo&)>& fn);
+  // Commits whose provenance names repo@id.
+  absl::StatusOr<std::vector<v1::CommitRef>> Subvenance(const std::string& repo,
+                                                        const std::string& id);
+  // Installs the hook called for every finished commit (not owned; set once,
+  // before serving).
+  void SetCommitHook(CommitHook* hook) { hook_ = hook; }
   // Resolves a ref (branch: its head; id; with ^ and ~N) to a commit.
   absl::StatusOr<CommitInfo> InspectCommit(const std::string& repo, const std::string& ref);
   // Commits newest first: the ancestry of `ref`, or (empty ref) all of the repo's.
@@ -191,6 +242,9 @@ class Pfs {
   absl::StatusOr<std::unique_ptr<Upload>> BeginUpload(const std::string& repo,
                                                       const std::string& ref,
                                                       const AutoCommitOptions& auto_commit = {});
+  // An upload that belongs to no commit: CloseToTree makes a tree of it (a
+  // pipeline datum's output).
+  std::unique_ptr<Upload> BeginTreeUpload();
   absl::StatusOr<FileInfo> InspectFile(const std::string& repo, const std::string& ref,
                                        const std::string& path);
   absl::Status ListFile(const std::string& repo, const std::string& ref, const std::string& path,
@@ -252,14 +306,13 @@ class Pfs {
   absl::StatusOr<CommitInfo> StartCommitLocked(const std::string& repo, const std::string& branch,
                                                const std::string& message, v1::Origin origin,
                                                const std::map<std::string, std::string>& metadata,
-                                               bool automatic = false)
+                                               bool automatic = false,
+                                               const CommitOptions& options = {})
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(meta_mu_);
   // The parent's carried ("state/") metadata, copied into `c`.
   absl::Status CarryMetadata(const std::string& repo, const std::string& parent, CommitInfo* c);
   absl::StatusOr<CommitInfo> FinishCommitById(const std::string& repo, const std::string& id,
-                                              const std::string& message,
-                                              const std::map<std::string, std::string>& metadata,
-                                              const std::map<std::string, std::string>& expect_metadata);
+                                              const FinishOptions& options);
   // Deletes an open commit and its staged writes.
   absl::Status DropOpenCommit(const std::string& repo, const std::string& id);
   std::shared_ptr<absl::Mutex> CommitLock(const std::string& id);
@@ -276,6 +329,7 @@ class Pfs {
   std::unique_ptr<BlobStore> blobs_;
   std::unique_ptr<NodeStore> nodes_;
   std::unique_ptr<ThreadPool> workers_;
+  CommitHook* hook_ = nullptr;
 
   // Serializes changes to repos, branches and commit records.
   absl::Mutex meta_mu_;

@@ -92,6 +92,58 @@ grpc::Status ApiService::InspectCommit(grpc::ServerContext*, const InspectCommit
   return Fill(pfs_->InspectCommit(req->repo(), req->ref()), out);
 }
 
+grpc::Status ApiService::InspectCommitSet(grpc::ServerContext* ctx,
+                                          const pfs::v1::InspectCommitSetRequest* req,
+                                          grpc::ServerWriter<CommitInfo>* writer) {
+  if (req->commit_set().empty()) {
+    return ToGrpcStatus(absl::InvalidArgumentError("commit set id is empty"));
+  }
+  std::vector<CommitInfo> commits;
+  while (true) {
+    commits.clear();
+    bool open = false;
+    absl::Status st = pfs_->ListCommitSet(req->commit_set(), [&](const CommitInfo& c) {
+      if (c.state() != pfs::v1::FINISHED) open = true;
+      commits.push_back(c);
+      return absl::OkStatus();
+    });
+    if (!st.ok()) return ToGrpcStatus(st);
+    if (commits.empty()) {
+      return ToGrpcStatus(absl::NotFoundError(absl::StrCat("commit set ", req->commit_set(), " not found")));
+    }
+    if (!req->wait()) break;
+    bool done = !open;
+    if (done && jobs_done_) {
+      auto jobs = jobs_done_(req->commit_set());
+      if (!jobs.ok()) return ToGrpcStatus(jobs.status());
+      done = *jobs;
+      if (done) {
+        // Jobs are done only once their commits are: list again to send
+        // every commit finished.
+        bool again = false;
+        std::vector<CommitInfo> now;
+        st = pfs_->ListCommitSet(req->commit_set(), [&](const CommitInfo& c) {
+          if (c.state() != pfs::v1::FINISHED) again = true;
+          now.push_back(c);
+          return absl::OkStatus();
+        });
+        if (!st.ok()) return ToGrpcStatus(st);
+        done = !again;
+        commits = std::move(now);
+      }
+    }
+    if (done) break;
+    if (ctx->IsCancelled()) return grpc::Status::CANCELLED;
+    absl::SleepFor(absl::Milliseconds(50));
+  }
+  std::sort(commits.begin(), commits.end(), [](const CommitInfo& a, const CommitInfo& b) {
+    return a.started().seconds() != b.started().seconds() ? a.started().seconds() < b.started().seconds()
+                                                          : a.started().nanos() < b.started().nanos();
+  });
+  for (const auto& c : commits) writer->Write(c);
+  return grpc::Status::OK;
+}
+
 grpc::Status ApiService::ListCommit(grpc::ServerContext*, const ListCommitRequest* req,
                                     grpc::ServerWriter<CommitInfo>* writer) {
   return ToGrpcStatus(pfs_->ListCommit(req->repo(), req->ref(), req->limit(),

@@ -1,5 +1,7 @@
 #pragma once
 
+#include <functional>
+
 // ApiService: the gRPC face of Pfs (service tusk.pfs.v1.API). Converts between
 // protobuf requests and Pfs calls and maps absl::Status to grpc::Status once,
 // here. Thread-safe (gRPC calls handlers concurrently); owns nothing.
@@ -12,6 +14,11 @@ namespace tusk::server {
 class ApiService final : public pfs::v1::API::Service {
  public:
   explicit ApiService(pfs::Pfs* pfs) : pfs_(pfs) {}
+  // How InspectCommitSet --wait learns whether jobs of a commit set are
+  // still to run (the dispatcher); set before serving.
+  void SetCommitSetJobsDone(std::function<absl::StatusOr<bool>(const std::string&)> fn) {
+    jobs_done_ = std::move(fn);
+  }
 
   grpc::Status Version(grpc::ServerContext*, const pfs::v1::VersionRequest*,
                        pfs::v1::VersionResponse*) override;
@@ -37,6 +44,8 @@ class ApiService final : public pfs::v1::API::Service {
                             pfs::v1::CommitInfo*) override;
   grpc::Status InspectCommit(grpc::ServerContext*, const pfs::v1::InspectCommitRequest*,
                              pfs::v1::CommitInfo*) override;
+  grpc::Status InspectCommitSet(grpc::ServerContext*, const pfs::v1::InspectCommitSetRequest*,
+                                grpc::ServerWriter<pfs::v1::CommitInfo>*) override;
   grpc::Status ListCommit(grpc::ServerContext*, const pfs::v1::ListCommitRequest*,
                           grpc::ServerWriter<pfs::v1::CommitInfo>*) override;
   grpc::Status PutFile(grpc::ServerContext*, grpc::ServerReader<pfs::v1::PutFileRequest>*,
@@ -61,6 +70,7 @@ class ApiService final : public pfs::v1::API::Service {
                     grpc::ServerWriter<pfs::v1::FsckResponse>*) override;
 
  private:
+  std::function<absl::StatusOr<bool>(const std::string&)> jobs_done_;
   pfs::Pfs* const pfs_;
 };
 

@@ -19,6 +19,7 @@
 #include "common/version.h"
 #include "pfs/pfs.h"
 #include "server/api_service.h"
+#include "server/local_runners.h"
 #include "server/pps_service.h"
 #include "server/source_service.h"
 
@@ -35,6 +36,12 @@ Options:
   --listen HOST:PORT    address to serve gRPC on (default 127.0.0.1:1650; port 0
                         picks a free port)
   --port-file FILE      write the port actually bound to FILE once serving
+  --local-runners       start tusk-runner processes for pipelines on this
+                        machine (default; --no-local-runners when runners are
+                        started elsewhere, e.g. as pods)
+  --runner-binary PATH  the tusk-runner to start (default: next to tuskd)
+  --sandbox MODE        for local runners: auto (bubblewrap if it works),
+                        bwrap, or none
   --log-level LEVEL     debug, info (default), warning or error
   --version             print the version and exit
   -h, --help            show this help
@@ -49,6 +56,9 @@ struct Options {
   std::string data_dir;
   std::string listen = "127.0.0.1:1650";
   std::string port_file;
+  bool local_runners = true;
+  std::string runner_binary;
+  std::string sandbox = "auto";
   tusk::LogLevel log_level = tusk::LogLevel::kInfo;
 };
 
@@ -58,7 +68,9 @@ int Usage(const std::string &error) { return tusk::UsageError("tuskd", error); }
 
 int main(int argc, char **argv) {
   tusk::FlagSpec spec;
-  spec.value_flags = {"--data-dir", "--listen", "--port-file", "--log-level"};
+  spec.value_flags = {"--data-dir", "--listen", "--port-file", "--log-level", "--runner-binary",
+                      "--sandbox"};
+  spec.bool_flags = {"--local-runners", "--no-local-runners"};
   tusk::Args parsed;
   if (auto done = tusk::ParseMainArgs(argc, argv, spec, "tuskd", kUsage, false, &parsed))
     return *done;
@@ -67,6 +79,18 @@ int main(int argc, char **argv) {
   opts.data_dir = args->Get("--data-dir");
   opts.listen = args->Get("--listen", opts.listen);
   opts.port_file = args->Get("--port-file");
+  opts.local_runners = !args->Has("--no-local-runners");
+  opts.sandbox = args->Get("--sandbox", opts.sandbox);
+  if (opts.sandbox != "auto" && opts.sandbox != "bwrap" && opts.sandbox != "none") {
+    return Usage("--sandbox must be auto, bwrap or none");
+  }
+  opts.runner_binary = args->Get("--runner-binary");
+  if (opts.runner_binary.empty()) {
+    char self[4096];
+    ssize_t n = readlink("/proc/self/exe", self, sizeof(self) - 1);
+    std::string exe = n > 0 ? std::string(self, n) : std::string(argv[0]);
+    opts.runner_binary = exe.substr(0, exe.rfind('/') + 1) + "tusk-runner";
+  }
   if (args->Has("--log-level") && !tusk::ParseLogLevel(args->Get("--log-level"), &opts.log_level)) {
     return Usage("--log-level must be debug, info, warning or error, not '" +
                  args->Get("--log-level") + "'");
@@ -90,13 +114,23 @@ int main(int argc, char **argv) {
   tusk::server::ApiService service(pfs->get());
   tusk::server::SourceService sources(pfs->get());
   tusk::dispatcher::Pipelines pipelines(pfs->get());
-  tusk::server::PpsService pps(&pipelines);
+  auto dispatcher = tusk::dispatcher::Dispatcher::Open(pfs->get(), &pipelines, {});
+  if (!dispatcher.ok()) {
+    TUSK_LOG(ERROR) << "cannot load pipelines and jobs from " << opts.data_dir << ": "
+                    << dispatcher.status();
+    return 1;
+  }
+  tusk::dispatcher::Dispatcher *jobs = dispatcher->get();
+  service.SetCommitSetJobsDone([jobs](const std::string &cs) { return jobs->CommitSetJobsDone(cs); });
+  tusk::server::PpsService pps(&pipelines, jobs);
+  tusk::server::WorkerService worker(pfs->get(), jobs);
   grpc::ServerBuilder builder;
   int port = 0;
   builder.AddListeningPort(opts.listen, grpc::InsecureServerCredentials(), &port);
   builder.RegisterService(&service);
   builder.RegisterService(&sources);
   builder.RegisterService(&pps);
+  builder.RegisterService(&worker);
   builder.SetMaxReceiveMessageSize(64 << 20);
   builder.SetMaxSendMessageSize(64 << 20);
   std::unique_ptr<grpc::Server> server = builder.BuildAndStart();
@@ -116,15 +150,30 @@ int main(int argc, char **argv) {
     std::rename(tmp.c_str(), opts.port_file.c_str());
   }
 
+  std::unique_ptr<tusk::server::LocalRunners> runners;
+  if (opts.local_runners) {
+    tusk::server::LocalRunnersOptions ro;
+    ro.runner_binary = opts.runner_binary;
+    ro.address = (host == "0.0.0.0" || host == "[::]" ? "127.0.0.1" : host) + ":" + std::to_string(port);
+    ro.work_root = opts.data_dir + "/runners";
+    char real[PATH_MAX];
+    ro.hide = {realpath(opts.data_dir.c_str(), real) ? std::string(real) : opts.data_dir};
+    ro.sandbox = opts.sandbox;
+    runners = std::make_unique<tusk::server::LocalRunners>(jobs, ro);
+    runners->Start();
+  }
+
   std::thread waiter([&] {
     int sig = 0;
     sigwait(&signals, &sig);
     TUSK_LOG(INFO) << "received signal " << sig << ", shutting down";
+    runners.reset();
     server->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(5));
   });
   server->Wait();
   waiter.join();
   server.reset();
+  dispatcher->reset();
   pfs->reset();
   TUSK_LOG(INFO) << "tuskd stopped";
   return 0;

@@ -1,44 +1,168 @@
 #include "server/pps_service.h"
 
+#include "absl/strings/str_cat.h"
 #include "common/grpc_status.h"
+#include "common/status.h"
 
 namespace tusk::server {
+
+absl::StatusOr<pps::v1::PipelineInfo> PpsService::WithLastJob(pps::v1::PipelineInfo info) {
+  RETURN_IF_ERROR(dispatcher_->ListJobs(info.spec().pipeline().name(), 1,
+                                        [&](const pps::v1::JobInfo& j) {
+                                          info.set_last_job(j.id());
+                                          info.set_last_job_state(pps::v1::JobState_Name(j.state()));
+                                          return absl::OkStatus();
+                                        }));
+  return info;
+}
 
 grpc::Status PpsService::CreatePipeline(grpc::ServerContext*,
                                         const pps::v1::CreatePipelineRequest* req,
                                         pps::v1::PipelineInfo* out) {
-  return Fill(pipelines_->Create(req->spec(), req->update()), out);
+  return Fill(dispatcher_->CreatePipeline(req->spec(), req->update(), req->reprocess()), out);
 }
 
 grpc::Status PpsService::InspectPipeline(grpc::ServerContext*,
                                          const pps::v1::InspectPipelineRequest* req,
                                          pps::v1::PipelineInfo* out) {
-  return Fill(pipelines_->Inspect(req->name()), out);
+  auto info = pipelines_->Inspect(req->name());
+  if (!info.ok()) return ToGrpcStatus(info.status());
+  return Fill(WithLastJob(*info), out);
 }
 
 grpc::Status PpsService::ListPipeline(grpc::ServerContext*, const pps::v1::ListPipelineRequest*,
                                       pps::v1::ListPipelineResponse* out) {
   auto list = pipelines_->List();
   if (!list.ok()) return ToGrpcStatus(list.status());
-  for (auto& p : *list) *out->add_pipelines() = std::move(p);
+  for (auto& p : *list) {
+    auto full = WithLastJob(std::move(p));
+    if (!full.ok()) return ToGrpcStatus(full.status());
+    *out->add_pipelines() = std::move(*full);
+  }
   return grpc::Status::OK;
 }
 
 grpc::Status PpsService::DeletePipeline(grpc::ServerContext*,
                                         const pps::v1::DeletePipelineRequest* req,
                                         pps::v1::DeletePipelineResponse*) {
-  return ToGrpcStatus(pipelines_->Delete(req->name(), req->keep_repo()));
+  return ToGrpcStatus(dispatcher_->DeletePipeline(req->name(), req->keep_repo()));
 }
 
 grpc::Status PpsService::StartPipeline(grpc::ServerContext*,
                                        const pps::v1::StartPipelineRequest* req,
                                        pps::v1::PipelineInfo* out) {
-  return Fill(pipelines_->SetState(req->name(), pps::v1::RUNNING), out);
+  return Fill(dispatcher_->SetPipelineState(req->name(), pps::v1::RUNNING), out);
 }
 
 grpc::Status PpsService::StopPipeline(grpc::ServerContext*, const pps::v1::StopPipelineRequest* req,
                                       pps::v1::PipelineInfo* out) {
-  return Fill(pipelines_->SetState(req->name(), pps::v1::PAUSED), out);
+  return Fill(dispatcher_->SetPipelineState(req->name(), pps::v1::PAUSED), out);
+}
+
+grpc::Status PpsService::ListJob(grpc::ServerContext*, const pps::v1::ListJobRequest* req,
+                                 grpc::ServerWriter<pps::v1::JobInfo>* writer) {
+  return ToGrpcStatus(dispatcher_->ListJobs(req->pipeline(), req->limit(), [&](const pps::v1::JobInfo& j) {
+    if (!writer->Write(j)) return absl::CancelledError("client went away");
+    return absl::OkStatus();
+  }));
+}
+
+grpc::Status PpsService::InspectJob(grpc::ServerContext* ctx, const pps::v1::InspectJobRequest* req,
+                                    grpc::ServerWriter<pps::v1::JobInfo>* writer) {
+  if (!req->wait()) {
+    auto j = dispatcher_->InspectJob(req->pipeline(), req->job());
+    if (!j.ok()) return ToGrpcStatus(j.status());
+    writer->Write(*j);
+    return grpc::Status::OK;
+  }
+  return ToGrpcStatus(dispatcher_->WaitJob(req->pipeline(), req->job(), [&](const pps::v1::JobInfo& j) {
+    if (ctx->IsCancelled() || !writer->Write(j)) return absl::CancelledError("client went away");
+    return absl::OkStatus();
+  }));
+}
+
+grpc::Status PpsService::ListDatum(grpc::ServerContext*, const pps::v1::ListDatumRequest* req,
+                                   grpc::ServerWriter<pps::v1::DatumInfo>* writer) {
+  return ToGrpcStatus(dispatcher_->ListDatums(req->pipeline(), req->job(), [&](const pps::v1::DatumInfo& d) {
+    if (!writer->Write(d)) return absl::CancelledError("client went away");
+    return absl::OkStatus();
+  }));
+}
+
+grpc::Status PpsService::InspectDatum(grpc::ServerContext*, const pps::v1::InspectDatumRequest* req,
+                                      pps::v1::DatumInfo* out) {
+  return Fill(dispatcher_->InspectDatum(req->pipeline(), req->job(), req->datum()), out);
+}
+
+grpc::Status PpsService::GetLogs(grpc::ServerContext* ctx, const pps::v1::GetLogsRequest* req,
+                                 grpc::ServerWriter<pps::v1::LogMessage>* writer) {
+  return ToGrpcStatus(dispatcher_->GetLogs(
+      req->pipeline(), req->job(), req->datum(), req->follow(), [ctx] { return ctx->IsCancelled(); },
+      [&](const pps::v1::LogMessage& m) {
+        if (!writer->Write(m)) return absl::CancelledError("client went away");
+        return absl::OkStatus();
+      }));
+}
+
+// ---------------------------------------------------------------------------
+
+grpc::Status WorkerService::Lease(grpc::ServerContext*, const pps::v1::LeaseRequest* req,
+                                  pps::v1::LeaseResponse* out) {
+  return Fill(dispatcher_->Lease(*req), out);
+}
+
+grpc::Status WorkerService::Heartbeat(grpc::ServerContext*, const pps::v1::HeartbeatRequest* req,
+                                      pps::v1::HeartbeatResponse* out) {
+  *out = dispatcher_->Heartbeat(*req);
+  return grpc::Status::OK;
+}
+
+grpc::Status WorkerService::FinishDatum(grpc::ServerContext*,
+                                        grpc::ServerReader<pps::v1::FinishDatumRequest>* reader,
+                                        pps::v1::FinishDatumResponse* out) {
+  pps::v1::FinishDatumRequest first;
+  if (!reader->Read(&first)) {
+    return ToGrpcStatus(absl::InvalidArgumentError("FinishDatum stream is empty"));
+  }
+  absl::Status st = dispatcher_->CheckLease(first.lease());
+  if (!st.ok()) return ToGrpcStatus(st);
+  bool success = first.success();
+  std::string error = first.error();
+  auto upload = pfs_->BeginTreeUpload();
+  pfs::DirInfo tree;
+  pfs::KvBatch batch;
+  if (success) {
+    pps::v1::FinishDatumRequest msg;
+    bool closed = false;
+    auto handle = [&](const pps::v1::FinishDatumRequest& m) -> absl::Status {
+      if (!m.path().empty()) RETURN_IF_ERROR(upload->BeginFile(m.path(), false));
+      if (!m.data().empty()) RETURN_IF_ERROR(upload->Write(m.data()));
+      if (m.eof()) RETURN_IF_ERROR(upload->EndFile(m.size()));
+      if (m.close()) closed = true;
+      return absl::OkStatus();
+    };
+    absl::Status up = handle(first);
+    while (up.ok() && !closed && reader->Read(&msg)) up = handle(msg);
+    if (up.ok() && !closed) {
+      // The runner went away mid-upload: its lease runs out and the datum
+      // is leased again; nothing of this attempt is kept.
+      return ToGrpcStatus(absl::CancelledError("datum output stream ended before close"));
+    }
+    if (up.ok()) {
+      auto root = upload->CloseToTree(&batch);
+      up = root.status();
+      if (root.ok()) tree = *root;
+    }
+    if (!up.ok()) {
+      success = false;
+      error = absl::StrCat("uploading /pfs/out: ", up.message());
+      batch.Clear();
+    }
+    out->set_files(upload->files());
+    out->set_bytes(upload->bytes());
+  }
+  return ToGrpcStatus(dispatcher_->CompleteDatum(first.lease(), success, error, first.log(),
+                                                 first.log_truncated(), tree, &batch));
 }
 
 }  // namespace tusk::server

@@ -1,16 +1,19 @@
 #pragma once
 
-// PpsService: the gRPC face of pipelines (service tusk.pps.v1.Pps), over
-// dispatcher::Pipelines. Thread-safe. Does not own `pipelines`.
+// PpsService: the gRPC face of pipelines and jobs (service tusk.pps.v1.Pps),
+// and WorkerService: the runner protocol (service tusk.pps.v1.Worker), both
+// over dispatcher::Dispatcher. Thread-safe. Do not own what they are given.
 
-#include "dispatcher/pipelines.h"
+#include "dispatcher/dispatcher.h"
+#include "pfs/pfs.h"
 #include "proto/pps.grpc.pb.h"
 
 namespace tusk::server {
 
 class PpsService final : public pps::v1::Pps::Service {
  public:
-  explicit PpsService(dispatcher::Pipelines* pipelines) : pipelines_(pipelines) {}
+  PpsService(dispatcher::Pipelines* pipelines, dispatcher::Dispatcher* dispatcher)
+      : pipelines_(pipelines), dispatcher_(dispatcher) {}
 
   grpc::Status CreatePipeline(grpc::ServerContext*, const pps::v1::CreatePipelineRequest*,
                               pps::v1::PipelineInfo*) override;
@@ -24,9 +27,40 @@ class PpsService final : public pps::v1::Pps::Service {
                              pps::v1::PipelineInfo*) override;
   grpc::Status StopPipeline(grpc::ServerContext*, const pps::v1::StopPipelineRequest*,
                             pps::v1::PipelineInfo*) override;
+  grpc::Status ListJob(grpc::ServerContext*, const pps::v1::ListJobRequest*,
+                       grpc::ServerWriter<pps::v1::JobInfo>*) override;
+  grpc::Status InspectJob(grpc::ServerContext*, const pps::v1::InspectJobRequest*,
+                          grpc::ServerWriter<pps::v1::JobInfo>*) override;
+  grpc::Status ListDatum(grpc::ServerContext*, const pps::v1::ListDatumRequest*,
+                         grpc::ServerWriter<pps::v1::DatumInfo>*) override;
+  grpc::Status InspectDatum(grpc::ServerContext*, const pps::v1::InspectDatumRequest*,
+                            pps::v1::DatumInfo*) override;
+  grpc::Status GetLogs(grpc::ServerContext*, const pps::v1::GetLogsRequest*,
+                       grpc::ServerWriter<pps::v1::LogMessage>*) override;
 
  private:
+  // The pipeline's record with its last job filled in.
+  absl::StatusOr<pps::v1::PipelineInfo> WithLastJob(pps::v1::PipelineInfo info);
+
   dispatcher::Pipelines* const pipelines_;
+  dispatcher::Dispatcher* const dispatcher_;
+};
+
+class WorkerService final : public pps::v1::Worker::Service {
+ public:
+  WorkerService(pfs::Pfs* pfs, dispatcher::Dispatcher* dispatcher)
+      : pfs_(pfs), dispatcher_(dispatcher) {}
+
+  grpc::Status Lease(grpc::ServerContext*, const pps::v1::LeaseRequest*,
+                     pps::v1::LeaseResponse*) override;
+  grpc::Status Heartbeat(grpc::ServerContext*, const pps::v1::HeartbeatRequest*,
+                         pps::v1::HeartbeatResponse*) override;
+  grpc::Status FinishDatum(grpc::ServerContext*, grpc::ServerReader<pps::v1::FinishDatumRequest>*,
+                           pps::v1::FinishDatumResponse*) override;
+
+ private:
+  pfs::Pfs* const pfs_;
+  dispatcher::Dispatcher* const dispatcher_;
 };
 
 }  // namespace tusk::server

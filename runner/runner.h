@@ -1,0 +1,68 @@
+#pragma once
+
+// Runner: the worker side of the runner protocol (proto/pps.proto, service
+// Worker). It leases one datum at a time from tuskd, materializes the datum's
+// inputs under a scratch directory, runs the pipeline's command with them
+// mounted at /pfs/<input> (read-only) and an empty /pfs/out, captures the
+// command's output as the datum's log (bounded), and sends the result with
+// the files of /pfs/out. It talks to tuskd only over gRPC, so it runs the same
+// as a local process or in a pod.
+//
+// Sandbox: with bubblewrap (bwrap), the command sees the host's file system
+// read-only, a private /tmp, /pfs as above, and nothing of the directories
+// named in `hide` (tuskd's data directory). Without it (sandbox "none"),
+// /pfs in the command and its stdin is rewritten to the scratch directory.
+//
+// Symlinks in /pfs/out are uploaded as the file they point to when that file
+// is inside /pfs/out; any other symlink fails the datum.
+//
+// Lifecycle: Open, then Run until `stop` is set (SIGTERM). Single-threaded.
+
+#include <atomic>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "proto/pfs.grpc.pb.h"
+#include "proto/pps.grpc.pb.h"
+
+namespace tusk::runner {
+
+struct RunnerOptions {
+  std::string address;   // tuskd host:port
+  std::string pipeline;
+  std::string name;      // unique per runner process
+  std::string work_dir;  // scratch space for datums
+  std::vector<std::string> hide;
+  std::string sandbox = "auto";  // auto, bwrap or none
+  size_t max_log_bytes = 64 << 10;
+  uint32_t lease_wait_ms = 5000;
+};
+
+class Runner {
+ public:
+  static absl::StatusOr<std::unique_ptr<Runner>> Open(const RunnerOptions& options);
+  // Leases and runs datums until `stop` is set. Returns OK when stopped, or
+  // the error that ended it (the pipeline was deleted: NotFound).
+  absl::Status Run(const std::atomic<bool>* stop);
+
+ private:
+  explicit Runner(const RunnerOptions& options) : options_(options) {}
+  absl::Status RunDatum(const pps::v1::LeaseResponse& lease);
+  absl::Status Materialize(const pps::v1::DatumInfo& datum, const std::string& pfs_dir);
+  // Runs the command; fills the log; returns the failure message ("" for
+  // success), or an error if the lease was lost.
+  absl::StatusOr<std::string> Execute(const pps::v1::LeaseResponse& lease, const std::string& pfs_dir,
+                                      std::string* log, bool* truncated);
+  absl::Status SendResult(const pps::v1::LeaseResponse& lease, bool success, const std::string& error,
+                          const std::string& log, bool truncated, const std::string& out_dir);
+
+  const RunnerOptions options_;
+  bool bwrap_ = false;
+  std::vector<std::string> root_binds_;  // bwrap arguments for the host's root
+  std::unique_ptr<pfs::v1::API::Stub> api_;
+  std::unique_ptr<pps::v1::Worker::Stub> worker_;
+};
+
+}  // namespace tusk::runner

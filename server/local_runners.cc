@@ -1,0 +1,127 @@
+#include "server/local_runners.h"
+
+#include <signal.h>
+#include <sys/prctl.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "absl/strings/str_cat.h"
+#include "common/log.h"
+
+namespace tusk::server {
+
+LocalRunners::~LocalRunners() {
+  {
+    absl::MutexLock l(&mu_);
+    stop_ = true;
+  }
+  if (thread_.joinable()) thread_.join();
+}
+
+void LocalRunners::Start() {
+  thread_ = std::thread([this] { Loop(); });
+}
+
+void LocalRunners::Loop() {
+  while (true) {
+    {
+      absl::MutexLock l(&mu_);
+      auto stopping = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return stop_; };
+      if (mu_.AwaitWithTimeout(absl::Condition(&stopping), absl::Milliseconds(100))) break;
+    }
+    Reconcile();
+  }
+  for (auto& [pipeline, slots] : slots_) {
+    for (auto& s : slots) {
+      if (s.pid > 0) {
+        ::kill(s.pid, SIGKILL);
+        ::waitpid(s.pid, nullptr, 0);
+      }
+    }
+  }
+}
+
+void LocalRunners::Reconcile() {
+  // Reap runners that ended.
+  for (auto& [pipeline, slots] : slots_) {
+    for (auto& s : slots) {
+      if (s.pid <= 0) continue;
+      int status = 0;
+      if (::waitpid(s.pid, &status, WNOHANG) != s.pid) continue;
+      s.pid = 0;
+      dispatcher_->ReleaseRunner(s.name);
+      bool quick = absl::Now() - s.started < absl::Seconds(10);
+      s.failures = quick ? s.failures + 1 : 0;
+      absl::Duration backoff = s.failures == 0 ? absl::ZeroDuration()
+                                                : std::min(absl::Seconds(30),
+                                                           absl::Milliseconds(250) * (1 << std::min(s.failures, 7)));
+      s.next_start = absl::Now() + backoff;
+      TUSK_LOG(WARNING) << "runner " << s.name << " ended ("
+                        << (WIFSIGNALED(status) ? absl::StrCat("signal ", WTERMSIG(status))
+                                                : absl::StrCat("exit ", WEXITSTATUS(status)))
+                        << "); restarting it"
+                        << (backoff > absl::ZeroDuration() ? " in " + absl::FormatDuration(backoff) : "");
+    }
+  }
+  std::map<std::string, int> demand = dispatcher_->RunnerDemand();
+  // Stop runners nobody wants any more.
+  for (auto it = slots_.begin(); it != slots_.end();) {
+    auto want = demand.find(it->first);
+    size_t n = want == demand.end() ? 0 : static_cast<size_t>(want->second);
+    while (it->second.size() > n) {
+      Slot& s = it->second.back();
+      if (s.pid > 0) {
+        ::kill(s.pid, SIGKILL);
+        ::waitpid(s.pid, nullptr, 0);
+        dispatcher_->ReleaseRunner(s.name);
+        TUSK_LOG(INFO) << "stopped runner " << s.name;
+      }
+      it->second.pop_back();
+    }
+    it = it->second.empty() ? slots_.erase(it) : std::next(it);
+  }
+  for (const auto& [pipeline, n] : demand) {
+    auto& slots = slots_[pipeline];
+    if (slots.size() < static_cast<size_t>(n)) slots.resize(n);
+    for (int i = 0; i < n; ++i) {
+      Slot& s = slots[i];
+      if (s.pid == 0 && absl::Now() >= s.next_start) Spawn(pipeline, i, &s);
+    }
+  }
+}
+
+void LocalRunners::Spawn(const std::string& pipeline, int index, Slot* slot) {
+  slot->generation++;
+  slot->name = absl::StrCat(pipeline, "-", index, "-", slot->generation);
+  std::vector<std::string> argv = {options_.runner_binary,
+                                   "--tuskd", options_.address,
+                                   "--pipeline", pipeline,
+                                   "--name", slot->name,
+                                   "--work-dir", absl::StrCat(options_.work_root, "/", pipeline, "-", index),
+                                   "--sandbox", options_.sandbox};
+  for (const auto& h : options_.hide) argv.insert(argv.end(), {"--hide", h});
+  pid_t parent = ::getpid();
+  pid_t pid = ::fork();
+  if (pid < 0) {
+    TUSK_LOG(ERROR) << "cannot start runner " << slot->name << ": fork failed";
+    slot->next_start = absl::Now() + absl::Seconds(1);
+    return;
+  }
+  if (pid == 0) {
+    ::prctl(PR_SET_PDEATHSIG, SIGKILL);
+    if (::getppid() != parent) ::_exit(0);  // tuskd is already gone
+    sigset_t none;
+    sigemptyset(&none);
+    sigprocmask(SIG_SETMASK, &none, nullptr);
+    std::vector<char*> args;
+    for (auto& a : argv) args.push_back(a.data());
+    args.push_back(nullptr);
+    ::execv(args[0], args.data());
+    ::_exit(127);
+  }
+  slot->pid = pid;
+  slot->started = absl::Now();
+  TUSK_LOG(DEBUG) << "started runner " << slot->name << " (pid " << pid << ")";
+}
+
+}  // namespace tusk::server
