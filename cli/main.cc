@@ -27,6 +27,7 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "absl/strings/ascii.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
 #include "absl/time/time.h"
@@ -97,6 +98,12 @@ Pipelines (specs in YAML or JSON, Pachyderm's field names):
   create pipeline -f SPEC      update pipeline -f SPEC [--reprocess]
   list pipeline    inspect pipeline NAME    delete pipeline NAME [--keep-repo]
   stop pipeline NAME           start pipeline NAME
+Jobs and datums:
+  list job [-p PIPELINE]       inspect job PIPELINE@JOB     wait job PIPELINE@JOB
+  list datum PIPELINE@JOB      inspect datum PIPELINE@JOB DATUM
+  logs -p PIPELINE [--job JOB] [--datum DATUM] [-f]
+  inspect commit REPO@REF --provenance | --subvenance
+  wait commitset ID            (until every commit derived from an input commit is done)
 Admin:
   fsck                                    (verify every reachable chunk, node and commit)
   version
@@ -209,6 +216,24 @@ const std::map<std::string, std::string> kCommandHelp = {
      "--keep-repo).\n  Refused while another pipeline reads its output.\n"},
     {"stop pipeline", "tusk stop pipeline NAME\n  New input commits wait until 'start pipeline'.\n"},
     {"start pipeline", "tusk start pipeline NAME\n"},
+    {"list job",
+     "tusk list job [-p PIPELINE] [-n N]\n  Jobs, newest first: state, datums (processed / skipped / failed "
+     "of total),\n  duration and input commits.\n"},
+    {"inspect job", "tusk inspect job PIPELINE@JOB\n  JOB is a job id or a unique prefix of one.\n"},
+    {"wait job",
+     "tusk wait job PIPELINE@JOB\n  Waits until the job is done, with a progress bar of datums on a "
+     "terminal.\n  Exit code 0 if it succeeded, 1 if it failed.\n"},
+    {"list datum",
+     "tusk list datum PIPELINE@JOB\n  The datums the job touched (new, changed, failed or removed); "
+     "unchanged\n  datums are counted as skipped in 'inspect job'.\n"},
+    {"inspect datum", "tusk inspect datum PIPELINE@JOB DATUM\n  DATUM is a datum id or a unique prefix.\n"},
+    {"logs",
+     "tusk logs -p PIPELINE [--job JOB] [--datum DATUM] [-f]\n  The logs (stdout and stderr) of datum "
+     "attempts; -f keeps following.\n"},
+    {"wait commitset",
+     "tusk wait commitset ID\n  Waits until every commit of the commit set (an input commit and all "
+     "that\n  pipelines derive from it) is finished, then lists them. Exit code 1 if a\n  job of the "
+     "set failed.\n"},
 };
 
 
@@ -447,6 +472,13 @@ class Cli {
         {"delete pipeline", &Cli::DeletePipeline},
         {"stop pipeline", &Cli::StopPipeline},
         {"start pipeline", &Cli::StartPipeline},
+        {"list job", &Cli::ListJob},
+        {"inspect job", &Cli::InspectJob},
+        {"wait job", &Cli::WaitJob},
+        {"list datum", &Cli::ListDatum},
+        {"inspect datum", &Cli::InspectDatum},
+        {"logs", &Cli::Logs},
+        {"wait commitset", &Cli::WaitCommitSet},
     };
     auto it = kCommands.find(command);
     if (it == kCommands.end()) return UsageError("unknown command '" + command + "'");
@@ -548,7 +580,15 @@ class Cli {
               << "Finished: " << Time(c.finished()) << "\n"
               << "Size: " << HumanBytes(c.size_bytes()) << " in " << c.file_count() << " files\n"
               << "Root: " << Short(c.root()) << "\n"
+              << "Commit set: " << c.commit_set() << "\n"
               << "Message: " << c.message() << "\n";
+    if (!c.error().empty()) std::cout << "Error: " << c.error() << "\n";
+    for (const auto& p : c.provenance()) {
+      std::cout << "Provenance: " << p.repo() << "@" << p.id() << " (" << p.branch() << ")\n";
+    }
+    for (const auto& p : c.subvenance()) {
+      std::cout << "Subvenance: " << p.repo() << "@" << p.id() << " (" << p.branch() << ")\n";
+    }
     for (const auto& [k, v] : c.metadata()) std::cout << "Metadata: " << k << "=" << v << "\n";
   }
 
@@ -760,8 +800,36 @@ class Cli {
     auto ctx = Ctx();
     grpc::Status s = stub_->InspectCommit(ctx.get(), req, &c);
     if (!s.ok()) return Fail(s);
-    PrintCommit(c);
-    return kExitOk;
+    bool prov = args_.Has("--provenance"), sub = args_.Has("--subvenance");
+    if (!prov && !sub) {
+      PrintCommit(c);
+      return kExitOk;
+    }
+    // The whole tree of commits it came from (or that came from it).
+    std::set<std::string> seen;
+    std::function<int(const CommitInfo&, int)> walk = [&](const CommitInfo& at, int depth) -> int {
+      if (!seen.insert(at.repo() + "@" + at.id()).second) return kExitOk;
+      if (json_) {
+        PrintJson(at);
+      } else {
+        std::cout << std::string(depth * 2, ' ') << at.repo() << "@" << at.id() << " (" << at.branch()
+                  << ", " << CommitState_Name(at.state()) << (at.error().empty() ? "" : ", failed: " + at.error())
+                  << ")\n";
+      }
+      const auto& refs = prov ? at.provenance() : at.subvenance();
+      for (const auto& r : refs) {
+        InspectCommitRequest next;
+        next.set_repo(r.repo());
+        next.set_ref(r.id());
+        CommitInfo nc;
+        auto nctx = Ctx();
+        grpc::Status ns = stub_->InspectCommit(nctx.get(), next, &nc);
+        if (!ns.ok()) return Fail(ns);
+        if (int rc = walk(nc, depth + 1); rc != kExitOk) return rc;
+      }
+      return kExitOk;
+    };
+    return walk(c, 0);
   }
 
   int DiffCommit() {
@@ -1828,6 +1896,232 @@ class Cli {
       std::cout << verb << " pipeline " << p.spec().pipeline().name() << "\n";
     });
   }
+  // --- jobs and datums ----------------------------------------------------
+
+  // PIPELINE@JOB from positional `i`.
+  bool PipelineJob(size_t i, std::string* pipeline, std::string* job) {
+    if (args_.positional.size() <= i) return false;
+    const std::string& a = args_.positional[i];
+    size_t at = a.find('@');
+    if (at == std::string::npos || at == 0 || at + 1 == a.size()) return false;
+    *pipeline = a.substr(0, at);
+    *job = a.substr(at + 1);
+    return true;
+  }
+
+  static std::string Duration(const google::protobuf::Timestamp& from,
+                              const google::protobuf::Timestamp& to) {
+    if (from.seconds() == 0) return "-";
+    int64_t end = to.seconds() == 0 ? absl::ToUnixNanos(absl::Now())
+                                    : to.seconds() * 1000000000LL + to.nanos();
+    double secs = (end - (from.seconds() * 1000000000LL + from.nanos())) / 1e9;
+    if (secs < 10) return absl::StrFormat("%.3fs", secs);
+    return absl::FormatDuration(absl::Seconds(static_cast<int64_t>(secs)));
+  }
+
+  static std::string JobStateName(ppsv1::JobState s) {
+    std::string n = ppsv1::JobState_Name(s);
+    return absl::StartsWith(n, "JOB_") ? n.substr(4) : n;
+  }
+
+  static std::string DatumCounts(const ppsv1::JobInfo& j) {
+    return absl::StrCat(j.datums_processed(), " + ", j.datums_skipped(), " skipped / ", j.datums_total(),
+                        j.datums_failed() ? absl::StrCat(", ", j.datums_failed(), " failed") : "");
+  }
+
+  int ListJob() {
+    ppsv1::ListJobRequest req;
+    req.set_pipeline(args_.Get("-p"));
+    if (args_.Has("-n")) {
+      uint64_t n = 0;
+      if (!absl::SimpleAtoi(args_.Get("-n"), &n)) return UsageError("-n needs a number");
+      req.set_limit(n);
+    }
+    Table t({"PIPELINE", "ID", "STATE", "STARTED", "DURATION", "DATUMS", "INPUTS"});
+    grpc::ClientContext ctx;
+    auto reader = pps_->ListJob(&ctx, req);
+    ppsv1::JobInfo j;
+    while (reader->Read(&j)) {
+      if (json_) {
+        PrintJson(j);
+        continue;
+      }
+      std::vector<std::string> inputs;
+      for (const auto& in : j.inputs()) inputs.push_back(in.repo() + "@" + (in.id().empty() ? "-" : in.id().substr(0, 12)));
+      t.Add({j.pipeline(), j.id(), JobStateName(j.state()), Time(j.created()), Duration(j.started(), j.finished()),
+             DatumCounts(j), absl::StrJoin(inputs, ",")});
+    }
+    grpc::Status s = reader->Finish();
+    if (!s.ok()) return Fail(s);
+    if (!json_) t.Print();
+    return kExitOk;
+  }
+
+  void PrintJob(const ppsv1::JobInfo& j) {
+    if (json_) return PrintJson(j);
+    std::cout << "Job: " << j.pipeline() << "@" << j.id() << "\n"
+              << "State: " << JobStateName(j.state()) << (j.reason().empty() ? "" : " (" + j.reason() + ")") << "\n"
+              << "Pipeline version: " << j.pipeline_version() << "\n"
+              << "Created: " << Time(j.created()) << "\n"
+              << "Started: " << Time(j.started()) << "\n"
+              << "Finished: " << Time(j.finished()) << "\n"
+              << "Duration: " << Duration(j.started(), j.finished()) << "\n"
+              << "Datums: " << j.datums_total() << " total, " << j.datums_processed() << " processed, "
+              << j.datums_skipped() << " skipped, " << j.datums_failed() << " failed, " << j.datums_removed()
+              << " removed\n"
+              << "Trigger: " << j.trigger().repo() << "@" << j.trigger().id() << "\n";
+    for (const auto& in : j.inputs()) {
+      std::cout << "Input: " << in.repo() << "@" << (in.id().empty() ? "(no commit)" : in.id()) << " ("
+                << in.branch() << ")\n";
+    }
+    std::cout << "Output commit: " << j.output_commit().repo() << "@" << j.output_commit().id() << "\n"
+              << "Commit set: " << j.commit_set() << "\n";
+  }
+
+  int InspectJob() {
+    ppsv1::InspectJobRequest req;
+    if (!PipelineJob(0, req.mutable_pipeline(), req.mutable_job())) {
+      return UsageError("inspect job needs PIPELINE@JOB");
+    }
+    grpc::ClientContext ctx;
+    auto reader = pps_->InspectJob(&ctx, req);
+    ppsv1::JobInfo j;
+    while (reader->Read(&j)) PrintJob(j);
+    grpc::Status s = reader->Finish();
+    return s.ok() ? kExitOk : Fail(s);
+  }
+
+  int WaitJob() {
+    ppsv1::InspectJobRequest req;
+    if (!PipelineJob(0, req.mutable_pipeline(), req.mutable_job())) {
+      return UsageError("wait job needs PIPELINE@JOB");
+    }
+    req.set_wait(true);
+    bool tty = ::isatty(STDERR_FILENO) == 1 && !json_;
+    grpc::ClientContext ctx;
+    auto reader = pps_->InspectJob(&ctx, req);
+    ppsv1::JobInfo j;
+    bool any = false;
+    while (reader->Read(&j)) {
+      any = true;
+      if (tty && j.datums_total() > 0) {
+        uint64_t done = j.datums_processed() + j.datums_skipped() + j.datums_failed();
+        int width = 30;
+        int filled = static_cast<int>(width * done / j.datums_total());
+        std::cerr << "\r[" << std::string(filled, '=') << std::string(width - filled, ' ') << "] " << done << "/"
+                  << j.datums_total() << " (" << j.datums_processed() << " processed, " << j.datums_skipped()
+                  << " skipped, " << j.datums_failed() << " failed)" << std::flush;
+      }
+    }
+    if (tty && any) std::cerr << "\n";
+    grpc::Status s = reader->Finish();
+    if (!s.ok()) return Fail(s);
+    if (json_) {
+      PrintJson(j);
+    } else {
+      std::cout << "job " << j.pipeline() << "@" << j.id() << " " << absl::AsciiStrToLower(JobStateName(j.state()))
+                << (j.reason().empty() ? "" : ": " + j.reason()) << " (" << DatumCounts(j) << ", "
+                << Duration(j.started(), j.finished()) << ")\n";
+    }
+    return j.state() == ppsv1::JOB_SUCCESS ? kExitOk : 1;
+  }
+
+  static std::string DatumStateName(ppsv1::DatumState s) {
+    std::string n = ppsv1::DatumState_Name(s);
+    return absl::StartsWith(n, "DATUM_") ? n.substr(6) : n;
+  }
+
+  int ListDatum() {
+    ppsv1::ListDatumRequest req;
+    if (!PipelineJob(0, req.mutable_pipeline(), req.mutable_job())) {
+      return UsageError("list datum needs PIPELINE@JOB");
+    }
+    Table t({"ID", "STATE", "ATTEMPTS", "INPUTS", "ERROR"});
+    grpc::ClientContext ctx;
+    auto reader = pps_->ListDatum(&ctx, req);
+    ppsv1::DatumInfo d;
+    while (reader->Read(&d)) {
+      if (json_) {
+        PrintJson(d);
+        continue;
+      }
+      std::vector<std::string> inputs;
+      for (const auto& in : d.inputs()) inputs.push_back(in.name() + ":" + in.path());
+      t.Add({d.id().substr(0, 16), DatumStateName(d.state()), absl::StrCat(d.attempts()),
+             absl::StrJoin(inputs, " "), d.error()});
+    }
+    grpc::Status s = reader->Finish();
+    if (!s.ok()) return Fail(s);
+    if (!json_) t.Print();
+    return kExitOk;
+  }
+
+  int InspectDatum() {
+    ppsv1::InspectDatumRequest req;
+    if (!PipelineJob(0, req.mutable_pipeline(), req.mutable_job()) || args_.positional.size() != 2) {
+      return UsageError("inspect datum needs PIPELINE@JOB DATUM");
+    }
+    req.set_datum(args_.positional[1]);
+    return CallOn(pps_.get(), &ppsv1::Pps::Stub::InspectDatum, req, [&](const ppsv1::DatumInfo& d) {
+      std::cout << "Datum: " << d.id() << "\nJob: " << d.pipeline() << "@" << d.job()
+                << "\nState: " << DatumStateName(d.state()) << "\nAttempts: " << d.attempts() << "\n";
+      if (!d.error().empty()) std::cout << "Error: " << d.error() << "\n";
+      for (const auto& in : d.inputs()) {
+        std::cout << "Input: " << in.name() << " " << in.repo() << "@" << in.commit() << ":" << in.path()
+                  << (in.dir() ? " (dir)" : "") << "\n";
+      }
+      std::cout << "Output: " << d.output_files() << " files, " << HumanBytes(d.output_bytes()) << "\n"
+                << "Started: " << Time(d.started()) << "\nFinished: " << Time(d.finished()) << "\n";
+    });
+  }
+
+  int Logs() {
+    ppsv1::GetLogsRequest req;
+    req.set_pipeline(args_.Get("-p"));
+    if (req.pipeline().empty()) return UsageError("logs needs -p PIPELINE");
+    req.set_job(args_.Get("--job"));
+    req.set_datum(args_.Get("--datum"));
+    req.set_follow(args_.Has("--follow"));
+    grpc::ClientContext ctx;
+    auto reader = pps_->GetLogs(&ctx, req);
+    ppsv1::LogMessage m;
+    while (reader->Read(&m)) {
+      if (json_) {
+        PrintJson(m);
+        continue;
+      }
+      std::cout << "--- job " << m.job().substr(0, 12) << " datum " << m.datum().substr(0, 12) << " attempt "
+                << m.attempt() << " on " << m.runner() << " at " << Time(m.time())
+                << (m.truncated() ? " (truncated)" : "") << "\n"
+                << m.message();
+      if (!m.message().empty() && m.message().back() != '\n') std::cout << "\n";
+      std::cout << std::flush;
+    }
+    grpc::Status s = reader->Finish();
+    return s.ok() ? kExitOk : Fail(s);
+  }
+
+  int WaitCommitSet() {
+    if (!NeedPositional(1, "commit set id")) return kExitUsage;
+    InspectCommitSetRequest req;
+    req.set_commit_set(args_.positional[0]);
+    req.set_wait(true);
+    Table t({"REPO", "ID", "BRANCH", "STATE", "ORIGIN", "ERROR"});
+    bool failed = false;
+    int rc = Stream(&API::Stub::InspectCommitSet, req, [&](const CommitInfo& c) {
+      failed = failed || !c.error().empty();
+      if (json_) {
+        PrintJson(c);
+      } else {
+        t.Add({c.repo(), c.id(), c.branch(), CommitState_Name(c.state()), Origin_Name(c.origin()), c.error()});
+      }
+    });
+    if (rc != kExitOk) return rc;
+    if (!json_) t.Print();
+    return failed ? 1 : kExitOk;
+  }
+
+
   int StopPipeline() { return SetPipelineState<ppsv1::StopPipelineRequest>(&ppsv1::Pps::Stub::StopPipeline, "stopped"); }
   int StartPipeline() { return SetPipelineState<ppsv1::StartPipelineRequest>(&ppsv1::Pps::Stub::StartPipeline, "started"); }
 
@@ -1847,19 +2141,27 @@ class Cli {
 int main(int argc, char** argv) {
   using namespace tusk::cli;  // NOLINT
   std::vector<std::string> argv_s(argv + 1, argv + argc);
+  // In 'logs', -f means follow (elsewhere it names a file).
+  if (!argv_s.empty() && argv_s[0] == "logs") {
+    for (auto& a : argv_s) {
+      if (a == "-f") a = "--follow";
+    }
+  }
   FlagSpec spec;
   spec.value_flags = {"--address", "-f", "-o", "-m", "--description", "--head", "--to", "-n",
                       "--kafka", "--topic", "--repo", "--branch", "--max-records", "--max-bytes",
                       "--max-latency", "--start", "--layout", "--max-record-bytes",
-                      "--value-format", "--parallel", "--s3-endpoint", "--s3-region", "--batch"};
+                      "--value-format", "--parallel", "--s3-endpoint", "--s3-region", "--batch",
+                      "-p", "--job", "--datum"};
   spec.bool_flags = {"--json", "-r", "--append", "--force", "-h", "--help", "--update", "--untar",
-                     "--staged", "--reprocess", "--keep-repo"};
+                     "--staged", "--reprocess", "--keep-repo", "--provenance", "--subvenance",
+                     "--follow"};
   spec.aliases = {{"--file", "-f"}, {"--output", "-o"}, {"--message", "-m"},
                   {"--recursive", "-r"}, {"--number", "-n"}};
   auto args = ParseArgs(argv_s, spec);
   if (!args.ok()) return Cli::UsageError(std::string(args.status().message()));
   // The command is one word (version, revert, fsck) or two (verb noun).
-  static const std::set<std::string> kSingle = {"version", "revert", "fsck", "help"};
+  static const std::set<std::string> kSingle = {"version", "revert", "fsck", "help", "logs"};
   std::string command;
   if (!args->positional.empty()) {
     command = args->positional[0];

@@ -529,16 +529,19 @@ absl::Status Dispatcher::StartJob(Driver* d, JobInfo job) {
   co.provenance = provenance;
   co.commit_set = job.commit_set();
   co.id = job.id();
-  auto oc = pfs_->StartCommit(d->name, spec.output_branch(), absl::StrCat("job ", job.id()),
-                              pfs::v1::PIPELINE, {}, co);
-  if (oc.status().code() == absl::StatusCode::kAlreadyExists) {
-    ASSIGN_OR_RETURN(auto existing, pfs_->InspectCommit(d->name, job.id()));
-    if (existing.state() != pfs::v1::OPEN) {
+  auto existing = pfs_->InspectCommit(d->name, job.id());
+  if (existing.ok()) {
+    // Resumed after a restart: the output commit is already open.
+    if (existing->state() != pfs::v1::OPEN) {
       return absl::DataLossError(absl::StrCat("output commit ", job.id(), " is finished but job ",
                                               job.id(), " is not"));
     }
-  } else if (!oc.ok()) {
-    return oc.status();
+  } else if (existing.status().code() == absl::StatusCode::kNotFound) {
+    RETURN_IF_ERROR(pfs_->StartCommit(d->name, spec.output_branch(), absl::StrCat("job ", job.id()),
+                                      pfs::v1::PIPELINE, {}, co)
+                        .status());
+  } else {
+    return existing.status();
   }
   job.mutable_output_commit()->set_repo(d->name);
   job.mutable_output_commit()->set_id(job.id());

@@ -1,0 +1,245 @@
+"""Pipelines end to end: real tuskd, real tusk-runner processes started by
+tuskd, real commands in the sandbox. A two-stage word count kept up to date
+as files are added, changed and deleted (outputs and datum counts of every
+job), a failing command (retries, logs, failed output commit, nothing
+downstream, a fix that reruns only the failed datum), a runner killed with -9
+in the middle of a datum, and tuskd killed with -9 in the middle of a job."""
+
+import collections
+import os
+import signal
+import subprocess
+import time
+
+from harness import TuskTestCase
+
+MAP = """pipeline: {name: wc-map}
+transform:
+  cmd: [sh]
+  stdin:
+    - "for f in $(find /pfs/text -type f); do"
+    - "  tr -s ' \\\\n' '\\\\n\\\\n' < $f | grep -v '^$' | sort | uniq -c |"
+    - "  while read n w; do echo $n > /pfs/out/$w; done"
+    - "done"
+input: {pfs: {repo: text, glob: "/*"}}
+parallelism_spec: {constant: 2}
+"""
+
+REDUCE = """pipeline: {name: wc-reduce}
+transform:
+  cmd: [sh, -c, "for f in /pfs/wc-map/*; do awk '{s+=$1} END {print s}' $f > /pfs/out/$(basename $f); done"]
+input: {pfs: {repo: wc-map, glob: /}}
+"""
+
+
+def counts(files):
+    c = collections.Counter()
+    for text in files.values():
+        c.update(text.split())
+    return dict(c)
+
+
+class PipelineTest(TuskTestCase):
+    def head(self, repo):
+        return self.tusk("inspect", "commit", repo + "@master", "--json").json()
+
+    def put(self, repo, path, data):
+        self.tusk("put", "file", "%s@master:%s" % (repo, path), "-f", "-", input=data)
+        return self.head(repo)
+
+    def wait_set(self, commit, code=0):
+        r = self.tusk("wait", "commitset", commit["commit_set"], "--json", check=False, timeout=120)
+        self.assertEqual(r.returncode, code, r.err + self.server.log())
+        return r.json_lines()
+
+    def jobs(self, pipeline):
+        return self.tusk("list", "job", "-p", pipeline, "--json").json_lines()
+
+    def files(self, repo):
+        out = {}
+        for f in self.tusk("list", "file", repo + "@master:/", "--json").json_lines():
+            out[f["path"].lstrip("/")] = self.tusk("get", "file", repo + "@master:" + f["path"]).out
+        return out
+
+    def put_dir(self, repo, name, files):
+        """Writes `files` (name -> text) to a local directory and puts it as one commit."""
+        d = self.path(name)
+        os.makedirs(d)
+        for fname, body in files.items():
+            with open(os.path.join(d, fname), "w") as f:
+                f.write(body)
+        self.tusk("put", "file", repo + "@master:/", "-f", d, "-r")
+        return self.head(repo)
+
+    def check_job(self, job, total, processed, skipped, failed=0):
+        n = lambda k: int(job.get(k, "0"))
+        self.assertEqual((n("datums_total"), n("datums_processed"), n("datums_skipped"), n("datums_failed")),
+                         (total, processed, skipped, failed), job)
+
+    def test_word_count_follows_changes(self):
+        self.tusk("create", "repo", "text")
+        self.tusk("create", "pipeline", "-f", self.write("map.yaml", MAP.encode()))
+        self.tusk("create", "pipeline", "-f", self.write("reduce.yaml", REDUCE.encode()))
+        text = {"a.txt": "the cat saw the dog\n", "b.txt": "the dog ran\n"}
+        self.put("text", "/a.txt", text["a.txt"].encode())
+        c = self.put("text", "/b.txt", text["b.txt"].encode())
+        commits = self.wait_set(c)
+        self.assertEqual({x["repo"] for x in commits}, {"text", "wc-map", "wc-reduce"})
+        want = {w: "%d\n" % n for w, n in counts(text).items()}
+        self.assertEqual(self.files("wc-reduce"), want)
+        # Per-file counts, concatenated in datum (path) order.
+        self.assertEqual(self.files("wc-map")["the"], "2\n1\n")
+        self.check_job(self.jobs("wc-map")[0], 2, 1, 1)
+
+        # Provenance: reduce <- map <- text, one commit set.
+        red = self.head("wc-reduce")
+        self.assertEqual(red["commit_set"], c["commit_set"])
+        self.assertEqual([(p["repo"], p["id"]) for p in red["provenance"]],
+                         [("wc-map", self.head("wc-map")["id"])])
+        prov = self.tusk("inspect", "commit", "wc-reduce@master", "--provenance").out
+        self.assertIn("text@" + c["id"], prov)
+        sub = self.tusk("inspect", "commit", "text@master", "--subvenance").out
+        self.assertIn("wc-reduce@" + red["id"], sub)
+
+        steps = [
+            ("add", "c.txt", "a cat\n", 3, 1, 2),
+            ("change", "a.txt", "one dog\n", 3, 1, 2),
+            ("delete", "b.txt", None, 2, 0, 2),
+        ]
+        for what, name, data, total, processed, skipped in steps:
+            if data is None:
+                self.tusk("delete", "file", "text@master:/" + name)
+                del text[name]
+                c = self.head("text")
+            else:
+                text[name] = data
+                c = self.put("text", "/" + name, data.encode())
+            self.wait_set(c)
+            want = {w: "%d\n" % n for w, n in counts(text).items()}
+            self.assertEqual(self.files("wc-reduce"), want, what)
+            job = self.jobs("wc-map")[0]
+            self.assertEqual(job["state"], "JOB_SUCCESS")
+            self.check_job(job, total, processed, skipped)
+            if what == "delete":
+                self.assertEqual(job["datums_removed"], "1")
+            self.check_job(self.jobs("wc-reduce")[0], 1, 1, 0)
+        # Each input commit made exactly one job per stage.
+        self.assertEqual(len(self.jobs("wc-map")), 5)
+        self.assertEqual(len(self.jobs("wc-reduce")), 5)
+        job = self.jobs("wc-map")[1]
+        datums = self.tusk("list", "datum", "wc-map@" + job["id"][:10], "--json").json_lines()
+        self.assertEqual([(d["state"], d["inputs"][0]["path"]) for d in datums],
+                         [("DATUM_SUCCESS", "/a.txt")])
+        self.assertIn("/a.txt", self.tusk("inspect", "datum", "wc-map@" + job["id"], datums[0]["id"][:12]).out)
+
+    def test_failing_datum_retries_then_fix_reruns_only_it(self):
+        self.tusk("create", "repo", "in")
+        bad = """pipeline: {name: flaky}
+transform:
+  cmd: [sh, -c, "for f in /pfs/in/*; do if grep -q bad $f; then echo boom on $(basename $f); exit 3; fi; cp $f /pfs/out/; done"]
+input: {pfs: {repo: in, glob: "/*"}}
+datum_tries: 2
+"""
+        self.tusk("create", "pipeline", "-f", self.write("flaky.yaml", bad.encode()))
+        after = """pipeline: {name: after}
+transform: {cmd: [sh, -c, "ls /pfs/flaky > /pfs/out/list"]}
+input: {pfs: {repo: flaky, glob: /}}
+"""
+        self.tusk("create", "pipeline", "-f", self.write("after.yaml", after.encode()))
+        c = self.put_dir("in", "flaky-input", {"ok1": "fine", "ok2": "fine too", "x": "bad"})
+        self.wait_set(c, code=1)
+        job = self.jobs("flaky")[0]
+        self.assertEqual(job["state"], "JOB_FAILURE")
+        self.check_job(job, 3, 2, 0, failed=1)
+        r = self.tusk("wait", "job", "flaky@" + job["id"], check=False)
+        self.assertEqual(r.returncode, 1)
+        self.assertIn("failed", r.out)
+        out = self.head("flaky")
+        self.assertIn("1 datum failed", out["error"])
+        # The failed commit holds what succeeded; nothing downstream ran on it.
+        self.assertEqual(sorted(self.files("flaky")), ["ok1", "ok2"])
+        self.assertEqual(self.jobs("after"), [])
+        datums = self.tusk("list", "datum", "flaky@" + job["id"], "--json").json_lines()
+        failed = [x for x in datums if x["state"] == "DATUM_FAILED"]
+        self.assertEqual(len(failed), 1)
+        self.assertEqual(failed[0]["attempts"], 2)
+        self.assertIn("exited with status 3", failed[0]["error"])
+        logs = self.tusk("logs", "-p", "flaky", "--datum", failed[0]["id"]).out
+        self.assertEqual(logs.count("boom on x"), 2, logs)
+
+        # A fix: only the failed datum runs; downstream runs once.
+        fixed = bad.replace("grep -q bad", "grep -q nothing-is-bad")
+        self.tusk("update", "pipeline", "-f", self.write("fixed.yaml", fixed.encode()))
+        deadline = time.time() + 60
+        while time.time() < deadline:
+            jobs = self.jobs("flaky")
+            if len(jobs) == 2 and jobs[0]["state"] in ("JOB_SUCCESS", "JOB_FAILURE"):
+                break
+            time.sleep(0.1)
+        job = self.jobs("flaky")[0]
+        self.assertEqual(job["state"], "JOB_SUCCESS")
+        self.check_job(job, 3, 1, 2)
+        self.assertEqual(self.files("flaky"), {"ok1": "fine", "ok2": "fine too", "x": "bad"})
+        self.wait_set({"commit_set": job["commit_set"]})
+        self.assertEqual(self.files("after")["list"], "ok1\nok2\nx\n")
+
+    def runner_pids(self, pipeline):
+        r = subprocess.run(["pgrep", "-f", "tusk-runner .*--pipeline %s " % pipeline],
+                           capture_output=True, text=True)
+        return [int(p) for p in r.stdout.split()]
+
+    def test_runner_killed_mid_datum(self):
+        self.tusk("create", "repo", "slowin")
+        spec = """pipeline: {name: slow}
+transform:
+  cmd: [sh, -c, "echo partial > /pfs/out/r; sleep 2; echo whole > /pfs/out/r"]
+input: {pfs: {repo: slowin, glob: /}}
+"""
+        self.tusk("create", "pipeline", "-f", self.write("slow.yaml", spec.encode()))
+        c = self.put("slowin", "/f", b"x")
+        deadline = time.time() + 30
+        while time.time() < deadline:
+            jobs = self.jobs("slow")
+            if jobs and jobs[0]["state"] == "JOB_RUNNING" and self.runner_pids("slow"):
+                break
+            time.sleep(0.05)
+        time.sleep(0.8)  # the command is in its sleep, with partial output written
+        pids = self.runner_pids("slow")
+        self.assertTrue(pids)
+        for p in pids:
+            os.kill(p, signal.SIGKILL)
+        self.wait_set(c)
+        job = self.jobs("slow")[0]
+        self.assertEqual(job["state"], "JOB_SUCCESS")
+        self.assertEqual(self.files("slow"), {"r": "whole\n"})
+        self.assertIn("leasing it again", self.server.log())
+
+    def test_tuskd_killed_mid_job_resumes(self):
+        self.tusk("create", "repo", "many")
+        spec = """pipeline: {name: steps}
+transform:
+  cmd: [sh, -c, "sleep 0.5; cp /pfs/many/* /pfs/out/"]
+input: {pfs: {repo: many, glob: "/*"}}
+"""
+        self.tusk("create", "pipeline", "-f", self.write("steps.yaml", spec.encode()))
+        c = self.put_dir("many", "many-input", {"f%d" % i: "content %d" % i for i in range(6)})
+        deadline = time.time() + 30
+        while time.time() < deadline:
+            jobs = self.jobs("steps")
+            if jobs and int(jobs[0].get("datums_processed", "0")) >= 2:
+                break
+            time.sleep(0.05)
+        self.server.kill9()
+        self.server.start(same_address=True)
+        self.wait_set(c)
+        job = self.jobs("steps")[0]
+        self.assertEqual(job["state"], "JOB_SUCCESS")
+        self.check_job(job, 6, 6, 0)
+        self.assertEqual(self.files("steps"), {"f%d" % i: "content %d" % i for i in range(6)})
+        self.assertEqual(len(self.jobs("steps")), 1)
+        self.tusk("fsck")
+
+
+if __name__ == "__main__":
+    import unittest
+    unittest.main()
