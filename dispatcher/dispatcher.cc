@@ -253,10 +253,13 @@ absl::Status Dispatcher::TriggerOnHeads(const PipelineInfo& info) {
     trigger.set_repo(in->repo());
     trigger.set_id(b->head());
     trigger.set_branch(in->branch());
+    // The job joins the head's commit set: what is derived from that commit
+    // now includes this pipeline's output.
+    ASSIGN_OR_RETURN(pfs::CommitInfo head, pfs_->InspectCommit(in->repo(), b->head()));
     KvBatch batch;
     {
       absl::MutexLock l(&triggers_mu_);
-      JobInfo job = NewJob(name, trigger, pfs::NewCommitId(), &batch);
+      JobInfo job = NewJob(name, trigger, head.commit_set(), &batch);
       RETURN_IF_ERROR(pfs_->kv()->Write(&batch, /*sync=*/true));
       TUSK_LOG(INFO) << "pipeline " << name << ": job " << job.id() << " on the current head of "
                      << in->repo() << "@" << in->branch();

@@ -88,7 +88,8 @@ class Dispatcher : public pfs::CommitHook {
   void AfterFinish(const pfs::CommitInfo& commit) override;
 
   // Pipelines (through Pipelines, plus jobs): creating or updating a
-  // pipeline creates a job on the current input heads; `reprocess` makes
+  // pipeline creates a job on the current input heads, in the commit set of
+  // the head it starts from; `reprocess` makes
   // every datum run again.
   absl::StatusOr<PipelineInfo> CreatePipeline(PipelineSpec spec, bool update, bool reprocess);
   absl::Status DeletePipeline(const std::string& name, bool keep_repo);

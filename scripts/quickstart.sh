@@ -89,6 +89,27 @@ printf '\n\033[1m$ tusk get file clicks@master:%s | head -3\033[0m\n' "$first"
 tusk get file "clicks@master:$first" | head -3
 kill "$INGEST_PID"; wait "$INGEST_PID" 2>/dev/null || true; INGEST_PID=""
 
+# A two-stage pipeline over the ingested events: lines per Kafka partition,
+# then the total. Runs on the head of clicks now, and on every new commit.
+cat > "$WORK/pipelines.yaml" <<'EOF'
+pipeline: {name: click-counts}
+description: events per Kafka partition (one datum per partition directory)
+transform:
+  cmd: [sh, -c, "cat $(find $clicks -type f) | wc -l > /pfs/out/$(basename $clicks)"]
+input: {pfs: {repo: clicks, glob: "/clicks/*"}}
+parallelism_spec: {constant: 2}
+---
+pipeline: {name: click-total}
+transform: {cmd: [sh, -c, "cat /pfs/click-counts/* | awk '{s += $1} END {print s}' > /pfs/out/total"]}
+input: {pfs: {repo: click-counts, glob: /}}
+EOF
+step create pipeline -f "$WORK/pipelines.yaml"
+cs=$(tusk inspect commit clicks@master --json | sed 's/.*"commit_set":"\([0-9a-f]*\)".*/\1/')
+step wait commitset "$cs"
+step list job
+step get file click-total@master:/total
+step inspect commit click-total@master --provenance
+
 step fsck
 echo
 if [[ "${KEEP:-0}" == "1" ]]; then

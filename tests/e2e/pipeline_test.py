@@ -180,7 +180,10 @@ input: {pfs: {repo: flaky, glob: /}}
         self.assertEqual(job["state"], "JOB_SUCCESS")
         self.check_job(job, 3, 1, 2)
         self.assertEqual(self.files("flaky"), {"ok1": "fine", "ok2": "fine too", "x": "bad"})
-        self.wait_set({"commit_set": job["commit_set"]})
+        # The rerun joined the input commit's set, which still holds the
+        # failed commit: the wait says so (exit 1) once everything is done.
+        self.assertEqual(job["commit_set"], c["commit_set"])
+        self.wait_set(c, code=1)
         self.assertEqual(self.files("after")["list"], "ok1\nok2\nx\n")
 
     def runner_pids(self, pipeline):
