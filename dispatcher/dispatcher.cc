@@ -68,6 +68,11 @@ absl::Status DeletePrefix(pfs::Kv* kv, const std::string& prefix, KvBatch* batch
   });
 }
 
+absl::Status LeaseNotHeld(const std::string& lease) {
+  return absl::FailedPreconditionError(
+      absl::StrCat("lease ", lease, " is not held (it expired, or its job or pipeline ended)"));
+}
+
 absl::StatusOr<Hash> ParseRoot(const std::string& hex) {
   if (hex.empty()) return Hash{};
   return Hash::FromHex(hex);
@@ -90,6 +95,9 @@ struct Dispatcher::ActiveJob {
   ResolvedInputs inputs;
   // Every datum the job touched (to run, skipped by hash, removed), by key.
   std::map<std::string, DatumInfo> touched;
+  // Output root of each touched datum in the pipeline's current set ("" if
+  // it had none or failed): what the merge replaces.
+  std::map<std::string, std::string> old_roots;
   std::map<std::string, Work> work;
   std::deque<std::string> pending;
   size_t remaining = 0;  // work not yet succeeded or failed
@@ -563,9 +571,9 @@ absl::Status Dispatcher::StartJob(Driver* d, JobInfo job) {
 
   auto touch = [&](const Datum& datum, const std::optional<DatumInfo>& cur) -> absl::Status {
     Hash h = DatumHash(a->salt, datum);
-    if (cur && cur->state() == pps::v1::DATUM_SUCCESS && cur->id() == h.Hex()) {
-      return absl::OkStatus();  // unchanged
-    }
+    bool cur_ok = cur && cur->state() == pps::v1::DATUM_SUCCESS;
+    if (cur_ok && cur->id() == h.Hex()) return absl::OkStatus();  // unchanged
+    a->old_roots[datum.key] = cur_ok ? cur->output_root() : "";
     if (!cur) added++;
     DatumInfo di;
     di.set_id(h.Hex());
@@ -598,6 +606,7 @@ absl::Status Dispatcher::StartJob(Driver* d, JobInfo job) {
     di.set_state(pps::v1::DATUM_REMOVED);
     di.clear_error();
     a->touched[cur.key()] = di;
+    a->old_roots[cur.key()] = cur.state() == pps::v1::DATUM_SUCCESS ? cur.output_root() : "";
     removed++;
   };
 
@@ -719,12 +728,14 @@ absl::Status Dispatcher::FinishJob(Driver* d) {
   // Snapshot the outcome; nothing changes it now (no work is outstanding).
   JobInfo job;
   std::map<std::string, DatumInfo> touched;
+  std::map<std::string, std::string> old_roots;
   {
     absl::MutexLock l(&mu_);
     ActiveJob* a = d->active.get();
     job = a->job;
     for (auto& [key, w] : a->work) a->touched[key] = w.info;
     touched = a->touched;
+    old_roots = a->old_roots;
   }
   const std::string& p = d->name;
   pfs::Kv* kv = pfs_->kv();
@@ -755,8 +766,7 @@ absl::Status Dispatcher::FinishJob(Driver* d) {
     });
   };
   for (const auto& [key, di] : touched) {
-    ASSIGN_OR_RETURN(auto cur, GetProto<DatumInfo>(kv, CurPrefix(p) + key));
-    std::string old_root = cur && cur->state() == pps::v1::DATUM_SUCCESS ? cur->output_root() : "";
+    const std::string& old_root = old_roots[key];
     bool ok = di.state() == pps::v1::DATUM_SUCCESS || di.state() == pps::v1::DATUM_SKIPPED;
     std::string new_root = ok ? di.output_root() : "";
     if (old_root != new_root) {
@@ -947,8 +957,7 @@ pps::v1::HeartbeatResponse Dispatcher::Heartbeat(const pps::v1::HeartbeatRequest
 absl::Status Dispatcher::CheckLease(const std::string& lease) {
   absl::MutexLock l(&mu_);
   if (!leases_.count(lease)) {
-    return absl::FailedPreconditionError(absl::StrCat("lease ", lease, " is not held (it expired, "
-                                                      "or its job or pipeline ended)"));
+    return LeaseNotHeld(lease);
   }
   return absl::OkStatus();
 }
@@ -960,8 +969,7 @@ absl::Status Dispatcher::CompleteDatum(const std::string& lease, bool success,
   absl::MutexLock l(&mu_);
   auto it = leases_.find(lease);
   if (it == leases_.end()) {
-    return absl::FailedPreconditionError(absl::StrCat("lease ", lease, " is not held (it expired, "
-                                                      "or its job or pipeline ended)"));
+    return LeaseNotHeld(lease);
   }
   auto [pipeline, key] = it->second;
   Driver* d = drivers_[pipeline].get();

@@ -8,6 +8,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
+#include "common/fs.h"
 #include "common/log.h"
 #include "common/status.h"
 #include "google/protobuf/util/time_util.h"
@@ -97,18 +98,6 @@ absl::StatusOr<Hash> RootHash(const CommitInfo& c) {
   auto h = Hash::FromHex(c.root());
   if (!h.ok()) return absl::DataLossError(absl::StrCat("commit ", c.id(), " has a malformed root"));
   return *h;
-}
-
-absl::Status MkdirAll(const std::string& dir) {
-  for (size_t i = 1; i <= dir.size(); ++i) {
-    if (i == dir.size() || dir[i] == '/') {
-      std::string part = dir.substr(0, i);
-      if (::mkdir(part.c_str(), 0755) != 0 && errno != EEXIST) {
-        return absl::InternalError(absl::StrCat("mkdir ", part, ": ", std::strerror(errno)));
-      }
-    }
-  }
-  return absl::OkStatus();
 }
 
 Entry DirEntry(const std::string& name, const DirInfo& info) {

@@ -20,6 +20,7 @@
 #include "absl/strings/str_replace.h"
 #include "absl/time/clock.h"
 #include "common/grpc_status.h"
+#include "common/fs.h"
 #include "common/log.h"
 #include "common/status.h"
 #include "google/protobuf/util/time_util.h"
@@ -33,16 +34,6 @@ using google::protobuf::util::TimeUtil;
 
 absl::Status Errno(const std::string& what) {
   return absl::InternalError(absl::StrCat(what, ": ", std::strerror(errno)));
-}
-
-absl::Status MkdirAll(const std::string& dir) {
-  for (size_t i = 1; i <= dir.size(); ++i) {
-    if (i == dir.size() || dir[i] == '/') {
-      std::string part = dir.substr(0, i);
-      if (::mkdir(part.c_str(), 0755) != 0 && errno != EEXIST) return Errno("mkdir " + part);
-    }
-  }
-  return absl::OkStatus();
 }
 
 void RemoveTree(const std::string& path) {

@@ -61,6 +61,14 @@ class PipelineTest(TuskTestCase):
             out[f["path"].lstrip("/")] = self.tusk("get", "file", repo + "@master:" + f["path"]).out
         return out
 
+    def wait_jobs(self, pipeline, ready, timeout=30):
+        """Polls the pipeline's jobs (newest first) until ready(jobs), bounded."""
+        deadline = time.time() + timeout
+        while time.time() < deadline:
+            if ready(self.jobs(pipeline)):
+                return
+            time.sleep(0.05)
+
     def put_dir(self, repo, name, files):
         """Writes `files` (name -> text) to a local directory and puts it as one commit."""
         d = self.path(name)
@@ -170,12 +178,8 @@ input: {pfs: {repo: flaky, glob: /}}
         # A fix: only the failed datum runs; downstream runs once.
         fixed = bad.replace("grep -q bad", "grep -q nothing-is-bad")
         self.tusk("update", "pipeline", "-f", self.write("fixed.yaml", fixed.encode()))
-        deadline = time.time() + 60
-        while time.time() < deadline:
-            jobs = self.jobs("flaky")
-            if len(jobs) == 2 and jobs[0]["state"] in ("JOB_SUCCESS", "JOB_FAILURE"):
-                break
-            time.sleep(0.1)
+        self.wait_jobs("flaky", lambda jobs: len(jobs) == 2 and
+                       jobs[0]["state"] in ("JOB_SUCCESS", "JOB_FAILURE"), timeout=60)
         job = self.jobs("flaky")[0]
         self.assertEqual(job["state"], "JOB_SUCCESS")
         self.check_job(job, 3, 1, 2)
@@ -200,12 +204,8 @@ input: {pfs: {repo: slowin, glob: /}}
 """
         self.tusk("create", "pipeline", "-f", self.write("slow.yaml", spec.encode()))
         c = self.put("slowin", "/f", b"x")
-        deadline = time.time() + 30
-        while time.time() < deadline:
-            jobs = self.jobs("slow")
-            if jobs and jobs[0]["state"] == "JOB_RUNNING" and self.runner_pids("slow"):
-                break
-            time.sleep(0.05)
+        self.wait_jobs("slow", lambda jobs: jobs and jobs[0]["state"] == "JOB_RUNNING" and
+                       self.runner_pids("slow"))
         time.sleep(0.8)  # the command is in its sleep, with partial output written
         pids = self.runner_pids("slow")
         self.assertTrue(pids)
@@ -226,12 +226,7 @@ input: {pfs: {repo: many, glob: "/*"}}
 """
         self.tusk("create", "pipeline", "-f", self.write("steps.yaml", spec.encode()))
         c = self.put_dir("many", "many-input", {"f%d" % i: "content %d" % i for i in range(6)})
-        deadline = time.time() + 30
-        while time.time() < deadline:
-            jobs = self.jobs("steps")
-            if jobs and int(jobs[0].get("datums_processed", "0")) >= 2:
-                break
-            time.sleep(0.05)
+        self.wait_jobs("steps", lambda jobs: jobs and int(jobs[0].get("datums_processed", "0")) >= 2)
         self.server.kill9()
         self.server.start(same_address=True)
         self.wait_set(c)
