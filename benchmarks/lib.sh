@@ -2,6 +2,7 @@
 #   bench_setup NAME   installs what benchmarks need, builds, and sets ROOT,
 #                      BIN and W (a fresh work directory, $BENCH_DIR/NAME)
 #   row ...            records a table row; print_table prints the table
+#   PIDS+=($!)         a background process to kill when the script exits
 bench_setup() {
   cd "$(dirname "${BASH_SOURCE[0]}")/.."
   ROOT=$(pwd)
@@ -26,3 +27,7 @@ print_table() {
   echo "|---|---|---|---|---|"
   printf '%s\n' "${ROWS[@]}"
 }
+
+PIDS=()
+cleanup() { for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; }
+trap cleanup EXIT

@@ -13,10 +13,6 @@ RUNS=${RUNS:-3}
 FILES=${FILES:-100000}
 MIB=${MIB:-1024}
 
-PIDS=()
-cleanup() { for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; }
-trap cleanup EXIT
-
 echo "== a tar of $FILES files, $MIB MiB in all (random content, sizes spread around the mean)" >&2
 python3 - "$W/dump.tar" "$FILES" "$MIB" <<'EOF'
 import io, os, random, sys, tarfile

@@ -22,10 +22,6 @@ ingested() {
   "$BIN/tusk" inspect source "$1" --json | { grep -o '"committed_offset":"[0-9]*"' || true; } |
     awk -F'"' '{s += $4} END {print s + 0}'
 }
-PIDS=()
-cleanup() { for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; }
-trap cleanup EXIT
-
 "$BIN/tusk-dev-kafka" --topic bench --topic lat --partitions "$PARTITIONS" \
   --bootstrap-file "$W/boot" >/dev/null 2>"$W/kafka.log" &
 PIDS+=($!)

@@ -1919,6 +1919,15 @@ class Cli {
     return absl::FormatDuration(absl::Seconds(static_cast<int64_t>(secs)));
   }
 
+  static std::string StatsLine(const ppsv1::ProcessStats& s) {
+    auto secs = [](const google::protobuf::Duration& d) {
+      return absl::StrFormat("%.3fs", d.seconds() + d.nanos() / 1e9);
+    };
+    return absl::StrCat("download ", secs(s.download_time()), " (", HumanBytes(s.download_bytes()),
+                        "), process ", secs(s.process_time()), ", upload ", secs(s.upload_time()), " (",
+                        HumanBytes(s.upload_bytes()), ")");
+  }
+
   static std::string JobStateName(ppsv1::JobState s) {
     std::string n = ppsv1::JobState_Name(s);
     return absl::StartsWith(n, "JOB_") ? n.substr(4) : n;
@@ -1969,6 +1978,7 @@ class Cli {
               << "Datums: " << j.datums_total() << " total, " << j.datums_processed() << " processed, "
               << j.datums_skipped() << " skipped, " << j.datums_failed() << " failed, " << j.datums_removed()
               << " removed\n"
+              << "Time in datums: " << StatsLine(j.stats()) << "\n"
               << "Trigger: " << j.trigger().repo() << "@" << j.trigger().id() << "\n";
     for (const auto& in : j.inputs()) {
       std::cout << "Input: " << in.repo() << "@" << (in.id().empty() ? "(no commit)" : in.id()) << " ("
@@ -2072,6 +2082,7 @@ class Cli {
       }
       std::cout << "Output: " << d.output_files() << " files, " << HumanBytes(d.output_bytes()) << "\n"
                 << "Started: " << Time(d.started()) << "\nFinished: " << Time(d.finished()) << "\n";
+      if (d.has_stats()) std::cout << "Time: " << StatsLine(d.stats()) << "\n";
     });
   }
 

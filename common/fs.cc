@@ -10,15 +10,18 @@
 namespace tusk {
 
 absl::Status MkdirAll(const std::string& dir) {
-  for (size_t i = 1; i <= dir.size(); ++i) {
-    if (i == dir.size() || dir[i] == '/') {
-      std::string part = dir.substr(0, i);
-      if (::mkdir(part.c_str(), 0755) != 0 && errno != EEXIST) {
-        return absl::InternalError(absl::StrCat("mkdir ", part, ": ", std::strerror(errno)));
-      }
+  // The common case is a directory that exists or whose parent does: one
+  // mkdir, not one per path component.
+  if (dir.empty() || ::mkdir(dir.c_str(), 0755) == 0 || errno == EEXIST) return absl::OkStatus();
+  if (errno == ENOENT) {
+    size_t slash = dir.find_last_of('/');
+    if (slash != std::string::npos && slash > 0) {
+      absl::Status parent = MkdirAll(dir.substr(0, slash));
+      if (!parent.ok()) return parent;
+      if (::mkdir(dir.c_str(), 0755) == 0 || errno == EEXIST) return absl::OkStatus();
     }
   }
-  return absl::OkStatus();
+  return absl::InternalError(absl::StrCat("mkdir ", dir, ": ", std::strerror(errno)));
 }
 
 }  // namespace tusk

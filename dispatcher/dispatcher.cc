@@ -46,6 +46,14 @@ google::protobuf::Timestamp Now() {
   return TimeUtil::NanosecondsToTimestamp(absl::GetCurrentTimeNanos());
 }
 
+void AddStats(const pps::v1::ProcessStats& s, pps::v1::ProcessStats* sum) {
+  *sum->mutable_download_time() += s.download_time();
+  *sum->mutable_process_time() += s.process_time();
+  *sum->mutable_upload_time() += s.upload_time();
+  sum->set_download_bytes(sum->download_bytes() + s.download_bytes());
+  sum->set_upload_bytes(sum->upload_bytes() + s.upload_bytes());
+}
+
 bool Terminal(JobState s) {
   return s == pps::v1::JOB_SUCCESS || s == pps::v1::JOB_FAILURE || s == pps::v1::JOB_KILLED;
 }
@@ -962,10 +970,10 @@ absl::Status Dispatcher::CheckLease(const std::string& lease) {
   return absl::OkStatus();
 }
 
-absl::Status Dispatcher::CompleteDatum(const std::string& lease, bool success,
-                                       const std::string& error, const std::string& log,
-                                       bool log_truncated, const pfs::DirInfo& output,
+absl::Status Dispatcher::CompleteDatum(const std::string& lease, const DatumResult& result,
                                        KvBatch* blobs) {
+  const bool success = result.success;
+  const pfs::DirInfo& output = result.output;
   absl::MutexLock l(&mu_);
   auto it = leases_.find(lease);
   if (it == leases_.end()) {
@@ -978,6 +986,7 @@ absl::Status Dispatcher::CompleteDatum(const std::string& lease, bool success,
   DatumInfo info = w.info;
   info.set_attempts(info.attempts() + 1);
   *info.mutable_finished() = Now();
+  *info.mutable_stats() = result.stats;
   LogMessage msg;
   msg.set_pipeline(pipeline);
   msg.set_job(a->job.id());
@@ -985,8 +994,8 @@ absl::Status Dispatcher::CompleteDatum(const std::string& lease, bool success,
   msg.set_attempt(info.attempts());
   msg.set_runner(w.runner);
   *msg.mutable_time() = Now();
-  msg.set_message(log);
-  msg.set_truncated(log_truncated);
+  msg.set_message(result.log);
+  msg.set_truncated(result.log_truncated);
   blobs->Put(absl::StrCat(LogPrefix(pipeline), a->job.id(), kNul, info.id(), kNul,
                           absl::StrFormat("%08x", info.attempts())),
              msg.SerializeAsString());
@@ -1002,7 +1011,7 @@ absl::Status Dispatcher::CompleteDatum(const std::string& lease, bool success,
     if (parsed.ok()) h = *parsed;
     blobs->Put(HashPrefix(pipeline) + h.Raw(), info.SerializeAsString());
   } else {
-    info.set_error(error);
+    info.set_error(result.error);
     if (static_cast<int64_t>(info.attempts()) >= std::max<int64_t>(1, a->spec.datum_tries())) {
       info.set_state(pps::v1::DATUM_FAILED);
     } else {
@@ -1017,16 +1026,18 @@ absl::Status Dispatcher::CompleteDatum(const std::string& lease, bool success,
   w.info = info;
   if (requeue) {
     TUSK_LOG(INFO) << "pipeline " << pipeline << ": datum " << info.id().substr(0, 12)
-                   << " failed (attempt " << info.attempts() << "): " << error << "; retrying";
+                   << " failed (attempt " << info.attempts() << "): " << result.error
+                   << "; retrying";
     a->pending.push_back(key);
     work_cv_.SignalAll();
   } else {
     a->remaining--;
     if (success) {
       a->job.set_datums_processed(a->job.datums_processed() + 1);
+      AddStats(result.stats, a->job.mutable_stats());
     } else {
       TUSK_LOG(WARNING) << "pipeline " << pipeline << ": datum " << info.id().substr(0, 12)
-                        << " failed " << info.attempts() << " times: " << error;
+                        << " failed " << info.attempts() << " times: " << result.error;
       a->job.set_datums_failed(a->job.datums_failed() + 1);
     }
   }
@@ -1147,9 +1158,11 @@ absl::StatusOr<JobInfo> Dispatcher::InspectJob(const std::string& pipeline, cons
 }
 
 absl::Status Dispatcher::WaitJob(const std::string& pipeline, const std::string& job,
+                                 const std::function<bool()>& cancelled,
                                  const std::function<absl::Status(const JobInfo&)>& fn) {
   std::string last;
   while (true) {
+    if (cancelled()) return absl::CancelledError("the wait was cancelled");
     ASSIGN_OR_RETURN(JobInfo j, InspectJob(pipeline, job));
     std::string now = j.SerializeAsString();
     if (now != last) {

@@ -72,6 +72,16 @@ struct DispatcherOptions {
   uint32_t heartbeat_ms = 2000;
 };
 
+// What a runner reports for one datum attempt.
+struct DatumResult {
+  bool success = false;
+  std::string error;  // why it failed
+  std::string log;    // the attempt's bounded stdout and stderr
+  bool log_truncated = false;
+  pfs::DirInfo output;  // for a success: the tree of its /pfs/out
+  pps::v1::ProcessStats stats;
+};
+
 class Dispatcher : public pfs::CommitHook {
  public:
   // Loads pipelines and unfinished jobs, installs itself as `pfs`'s commit
@@ -101,11 +111,9 @@ class Dispatcher : public pfs::CommitHook {
   pps::v1::HeartbeatResponse Heartbeat(const pps::v1::HeartbeatRequest& req);
   // FailedPrecondition if `lease` is not held (expired, or its job ended).
   absl::Status CheckLease(const std::string& lease);
-  // Records a datum attempt's result. For a success, `output` is the tree of
-  // its /pfs/out and `blobs` holds the records of its new blobs (written
-  // together with the result).
-  absl::Status CompleteDatum(const std::string& lease, bool success, const std::string& error,
-                             const std::string& log, bool log_truncated, const pfs::DirInfo& output,
+  // Records a datum attempt's result. For a success, `blobs` holds the
+  // records of the output tree's new blobs (written together with the result).
+  absl::Status CompleteDatum(const std::string& lease, const DatumResult& result,
                              pfs::KvBatch* blobs);
   // A runner process ended: its leases go back to the queue at once.
   void ReleaseRunner(const std::string& runner);
@@ -114,8 +122,11 @@ class Dispatcher : public pfs::CommitHook {
   absl::Status ListJobs(const std::string& pipeline, uint64_t limit,
                         const std::function<absl::Status(const JobInfo&)>& fn);
   absl::StatusOr<JobInfo> InspectJob(const std::string& pipeline, const std::string& job);
-  // Calls fn with the job now and on progress, until it is done (or fn fails).
+  // Calls fn with the job now and on progress, until it is done, fn fails,
+  // `cancelled` returns true (checked at least twice a second: Cancelled) or
+  // the dispatcher closes (Unavailable).
   absl::Status WaitJob(const std::string& pipeline, const std::string& job,
+                       const std::function<bool()>& cancelled,
                        const std::function<absl::Status(const JobInfo&)>& fn);
   absl::Status ListDatums(const std::string& pipeline, const std::string& job,
                           const std::function<absl::Status(const DatumInfo&)>& fn);

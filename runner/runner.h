@@ -50,19 +50,23 @@ class Runner {
  private:
   explicit Runner(const RunnerOptions& options) : options_(options) {}
   absl::Status RunDatum(const pps::v1::LeaseResponse& lease);
-  absl::Status Materialize(const pps::v1::DatumInfo& datum, const std::string& pfs_dir);
+  // Writes the datum's inputs under pfs_dir; adds the bytes to *bytes.
+  absl::Status Materialize(const pps::v1::DatumInfo& datum, const std::string& pfs_dir,
+                           uint64_t* bytes);
   // Runs the command; fills the log; returns the failure message ("" for
   // success), or an error if the lease was lost.
   absl::StatusOr<std::string> Execute(const pps::v1::LeaseResponse& lease, const std::string& pfs_dir,
                                       std::string* log, bool* truncated);
   absl::Status SendResult(const pps::v1::LeaseResponse& lease, bool success, const std::string& error,
-                          const std::string& log, bool truncated, const std::string& out_dir);
+                          const std::string& log, bool truncated, const pps::v1::ProcessStats& stats,
+                          const std::string& out_dir);
 
   const RunnerOptions options_;
   bool bwrap_ = false;
   std::vector<std::string> root_binds_;  // bwrap arguments for the host's root
   std::unique_ptr<pfs::v1::API::Stub> api_;
   std::unique_ptr<pps::v1::Worker::Stub> worker_;
+  std::string buf_;  // file reads for the upload, reused across datums
 };
 
 }  // namespace tusk::runner

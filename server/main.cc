@@ -155,9 +155,11 @@ int main(int argc, char **argv) {
     tusk::server::LocalRunnersOptions ro;
     ro.runner_binary = opts.runner_binary;
     ro.address = (host == "0.0.0.0" || host == "[::]" ? "127.0.0.1" : host) + ":" + std::to_string(port);
-    ro.work_root = opts.data_dir + "/runners";
+    // Absolute: runners chdir into their datum directories.
     char real[PATH_MAX];
-    ro.hide = {realpath(opts.data_dir.c_str(), real) ? std::string(real) : opts.data_dir};
+    std::string data_dir = realpath(opts.data_dir.c_str(), real) ? std::string(real) : opts.data_dir;
+    ro.work_root = data_dir + "/runners";
+    ro.hide = {data_dir};
     ro.sandbox = opts.sandbox;
     runners = std::make_unique<tusk::server::LocalRunners>(jobs, ro);
     runners->Start();

@@ -1,10 +1,14 @@
 #include "server/pps_service.h"
 
 #include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
 #include "common/grpc_status.h"
 #include "common/status.h"
+#include "google/protobuf/util/time_util.h"
 
 namespace tusk::server {
+
+using google::protobuf::util::TimeUtil;
 
 absl::StatusOr<pps::v1::PipelineInfo> PpsService::WithLastJob(pps::v1::PipelineInfo info) {
   RETURN_IF_ERROR(dispatcher_->ListJobs(info.spec().pipeline().name(), 1,
@@ -75,10 +79,12 @@ grpc::Status PpsService::InspectJob(grpc::ServerContext* ctx, const pps::v1::Ins
     writer->Write(*j);
     return grpc::Status::OK;
   }
-  return ToGrpcStatus(dispatcher_->WaitJob(req->pipeline(), req->job(), [&](const pps::v1::JobInfo& j) {
-    if (ctx->IsCancelled() || !writer->Write(j)) return absl::CancelledError("client went away");
-    return absl::OkStatus();
-  }));
+  return ToGrpcStatus(dispatcher_->WaitJob(
+      req->pipeline(), req->job(), [ctx] { return ctx->IsCancelled(); },
+      [&](const pps::v1::JobInfo& j) {
+        if (!writer->Write(j)) return absl::CancelledError("client went away");
+        return absl::OkStatus();
+      }));
 }
 
 grpc::Status PpsService::ListDatum(grpc::ServerContext*, const pps::v1::ListDatumRequest* req,
@@ -126,12 +132,16 @@ grpc::Status WorkerService::FinishDatum(grpc::ServerContext*,
   }
   absl::Status st = dispatcher_->CheckLease(first.lease());
   if (!st.ok()) return ToGrpcStatus(st);
-  bool success = first.success();
-  std::string error = first.error();
+  const absl::Time start = absl::Now();
+  dispatcher::DatumResult result;
+  result.success = first.success();
+  result.error = first.error();
+  result.log = first.log();
+  result.log_truncated = first.log_truncated();
+  result.stats = first.stats();
   auto upload = pfs_->BeginTreeUpload();
-  pfs::DirInfo tree;
   pfs::KvBatch batch;
-  if (success) {
+  if (result.success) {
     pps::v1::FinishDatumRequest msg;
     bool closed = false;
     auto handle = [&](const pps::v1::FinishDatumRequest& m) -> absl::Status {
@@ -151,18 +161,20 @@ grpc::Status WorkerService::FinishDatum(grpc::ServerContext*,
     if (up.ok()) {
       auto root = upload->CloseToTree(&batch);
       up = root.status();
-      if (root.ok()) tree = *root;
+      if (root.ok()) result.output = *root;
     }
     if (!up.ok()) {
-      success = false;
-      error = absl::StrCat("uploading /pfs/out: ", up.message());
+      result.success = false;
+      result.error = absl::StrCat("uploading /pfs/out: ", up.message());
       batch.Clear();
     }
     out->set_files(upload->files());
     out->set_bytes(upload->bytes());
+    result.stats.set_upload_bytes(upload->bytes());
   }
-  return ToGrpcStatus(dispatcher_->CompleteDatum(first.lease(), success, error, first.log(),
-                                                 first.log_truncated(), tree, &batch));
+  *result.stats.mutable_upload_time() =
+      TimeUtil::NanosecondsToDuration(absl::ToInt64Nanoseconds(absl::Now() - start));
+  return ToGrpcStatus(dispatcher_->CompleteDatum(first.lease(), result, &batch));
 }
 
 }  // namespace tusk::server

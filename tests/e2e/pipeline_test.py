@@ -139,6 +139,13 @@ class PipelineTest(TuskTestCase):
         self.assertEqual([(d["state"], d["inputs"][0]["path"]) for d in datums],
                          [("DATUM_SUCCESS", "/a.txt")])
         self.assertIn("/a.txt", self.tusk("inspect", "datum", "wc-map@" + job["id"], datums[0]["id"][:12]).out)
+        # Where the datum's time went: its input was downloaded, its output
+        # uploaded, and the job's stats sum its one processed datum.
+        stats = datums[0]["stats"]
+        self.assertEqual(int(stats["download_bytes"]), len(text["a.txt"]))
+        self.assertGreater(int(stats["upload_bytes"]), 0)
+        self.assertIn("process_time", stats)
+        self.assertEqual(job["stats"]["upload_bytes"], stats["upload_bytes"])
 
     def test_failing_datum_retries_then_fix_reruns_only_it(self):
         self.tusk("create", "repo", "in")
