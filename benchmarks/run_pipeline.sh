@@ -12,8 +12,8 @@
 #    dispatch + materialize + upload (+ merge). Measured without a sandbox and
 #    with bubblewrap, each against a baseline that starts the same processes
 #    the same way (plain exec / the runner's bwrap command line).
-# 2. Incremental: FILES files with glob /*, then one new file: the second job
-#    must process exactly 1 datum.
+# 2. Incremental: FILES files with glob /*, then one new file (INC_RUNS
+#    times): each later job must process exactly 1 datum.
 # 3. Streaming: Kafka record -> tusk-ingest micro-commit (max-latency 50 ms) ->
 #    one-stage pipeline -> output commit finished, RECORDS records.
 set -euo pipefail
@@ -22,10 +22,17 @@ bench_setup pipeline
 
 DATUMS=${DATUMS:-10000}
 FILES=${FILES:-100000}
+INC_RUNS=${INC_RUNS:-5}
 RECORDS=${RECORDS:-1000}
-RATE=${RATE:-50}
+RATE=${RATE:-200}
 
 tusk() { "$BIN/tusk" "$@"; }
+
+# A pipeline that copies each file of repo src (the one-file datums).
+CP_SPEC='{"pipeline": {"name": "copy"},
+  "transform": {"cmd": ["cp", "-r", "/pfs/src/.", "/pfs/out/"]},
+  "input": {"pfs": {"repo": "src", "glob": "/*"}},
+  "parallelism_spec": {"constant": 2}}'
 
 TUSKD_PID=
 # start_tuskd NAME SANDBOX: a fresh tuskd on its own data directory.
@@ -79,6 +86,7 @@ print("%.4f" % secs, g("datums_total"), g("datums_processed"), g("datums_skipped
 }
 
 # ---------------------------------------------------------------------------
+if [[ -z "${SKIP_CP:-}" ]]; then
 echo "== 1. $DATUMS one-file datums, cp, parallelism 2" >&2
 mkdir -p "$W/src"
 python3 - "$W/src" "$DATUMS" <<'EOF'
@@ -120,11 +128,6 @@ if bwrap "${BWRAP_ROOT[@]}" --dev /dev --proc /proc --tmpfs /pfs true 2>/dev/nul
   [[ $(ls "$W/out" | wc -l) == "$DATUMS" ]] || { echo "bwrap baseline copied the wrong count" >&2; exit 1; }
 fi
 
-CP_SPEC='{"pipeline": {"name": "copy"},
-  "transform": {"cmd": ["cp", "-r", "/pfs/src/.", "/pfs/out/"]},
-  "input": {"pfs": {"repo": "src", "glob": "/*"}},
-  "parallelism_spec": {"constant": 2}}'
-
 # One tusk run: put the files, create the pipeline, time the job.
 tusk_cp_run() {
   start_tuskd "$1" "$2"
@@ -156,5 +159,148 @@ cp_rows cp-none none "no sandbox" "$base_plain" "xargs -P2 cp"
 if [[ "$base_bwrap" != - ]]; then
   cp_rows cp-bwrap bwrap "in bubblewrap" "$base_bwrap" "xargs -P2 bwrap ... cp"
 fi
+fi  # SKIP_CP
+
+# ---------------------------------------------------------------------------
+echo "== 2. $FILES files, glob /*, then one new file at a time ($INC_RUNS times)" >&2
+mkdir -p "$W/many"
+python3 - "$W/many" "$FILES" <<'EOF'
+import os, sys
+d, n = sys.argv[1], int(sys.argv[2])
+for i in range(n):
+    with open(os.path.join(d, f"m{i:06d}"), "wb") as f:
+        f.write(b"%d\n" % i * 10)
+EOF
+start_tuskd incremental none
+tusk create repo many >/dev/null
+tusk put file many@master:/ -r -f "$W/many" >/dev/null
+sed -e 's/"copy"/"inc"/' -e 's/src/many/g' <<<"$CP_SPEC" >"$W/inc.json"
+tusk create pipeline -f "$W/inc.json" >/dev/null
+wait_newest_job inc | job_fields >"$W/inc-first.job"
+read -r first_secs _ first_processed _ <"$W/inc-first.job"
+[[ "$first_processed" == "$FILES" ]] || { echo "first job processed $first_processed of $FILES" >&2; exit 1; }
+echo "  first job: $first_secs s for $FILES datums" >&2
+# commit_finished REPO: the head commit's finish time (s since the epoch).
+commit_finished() {
+  tusk inspect commit "$1@master" --json | python3 -c '
+import json, sys
+from datetime import datetime
+s = json.load(sys.stdin)["finished"].rstrip("Z"); head, _, frac = s.partition(".")
+print(datetime.fromisoformat(head + ("." + frac[:6] if frac else "")).timestamp())'
+}
+: >"$W/inc.runs"
+for r in $(seq 1 "$INC_RUNS"); do
+  echo "new file $r" | tusk put file "many@master:/new-$r" -f - >/dev/null
+  in_done=$(commit_finished many)
+  wait_newest_job inc | job_fields >"$W/inc-$r.job"
+  out_done=$(commit_finished inc)
+  read -r secs _ processed skipped _ <"$W/inc-$r.job"
+  [[ "$processed" == 1 && "$skipped" == "$((FILES + r - 1))" ]] ||
+    { echo "incremental job $r: processed $processed, skipped $skipped" >&2; exit 1; }
+  echo "$secs $(elapsed "$in_done" "$out_done")" >>"$W/inc.runs"
+done
+stop_tuskd
+read -r inc_med inc_max e2e_med e2e_max < <(python3 - "$W/inc.runs" <<'EOF'
+import statistics, sys
+rows = [[float(x) for x in l.split()] for l in open(sys.argv[1]) if l.strip()]
+job = [r[0] * 1000 for r in rows]; e2e = [r[1] * 1000 for r in rows]
+print(f"{statistics.median(job):.1f} {max(job):.1f} {statistics.median(e2e):.1f} {max(e2e):.1f}")
+EOF
+)
+row "$FILES files, glob /*: first job ($FILES datums, cp, no sandbox)" "$first_secs s" "-" "-" "-"
+row "then one new file, $INC_RUNS times: each job processed exactly 1 datum and skipped the rest; job created -> finished, median (max)" \
+  "$inc_med ms ($inc_max)" "-" "-" "< 200 ms"
+row "the same jobs: input commit finished -> output commit finished, median (max)" \
+  "$e2e_med ms ($e2e_max)" "-" "-" "-"
+row "incremental job / first job (medians)" \
+  "$(python3 -c "print(f'{$inc_med / 10 / $first_secs:.3f}%')")" "-" "-" "< 1%"
+
+# ---------------------------------------------------------------------------
+echo "== 3. streaming: $RECORDS Kafka records at $RATE/s -> micro-commits -> pipeline" >&2
+"$BIN/tusk-dev-kafka" --topic events --partitions 1 --bootstrap-file "$W/boot" >/dev/null 2>"$W/kafka.log" &
+PIDS+=($!)
+for _ in $(seq 1 200); do [[ -s "$W/boot" ]] && break; sleep 0.05; done
+BOOT=$(cat "$W/boot")
+start_tuskd streaming auto  # the default sandbox (bubblewrap where it works)
+tusk create source events --kafka "$BOOT" --topic events --repo events --max-latency 50ms >/dev/null
+cat >"$W/stream.json" <<'EOF'
+{"pipeline": {"name": "events-copy"},
+ "transform": {"cmd": ["cp", "-r", "/pfs/events/.", "/pfs/out/"]},
+ "input": {"pfs": {"repo": "events", "glob": "/*/*/*"}},
+ "parallelism_spec": {"constant": 2}}
+EOF
+tusk create pipeline -f "$W/stream.json" >/dev/null
+"$BIN/tusk-ingest" --source events 2>"$W/ingest.log" &
+INGEST_PID=$!
+PIDS+=("$INGEST_PID")
+# Warm up: one record all the way through, so that the consumer is fetching
+# (not joining its group) and the runners are up.
+"$BIN/tusk-dev-kafka" produce --brokers "$BOOT" --topic events --count 1 --key-prefix warmup >&2
+out_files() { tusk list file "events-copy@master:/events/0" --json 2>/dev/null | wc -l; }
+for _ in $(seq 1 600); do [[ $(out_files) -ge 1 ]] && break; sleep 0.1; done
+[[ $(out_files) -ge 1 ]] || { echo "the warm-up record never reached the pipeline's output" >&2; exit 1; }
+"$BIN/tusk-dev-kafka" produce --brokers "$BOOT" --topic events --count "$RECORDS" --size 100 --rate "$RATE" >&2
+# Until every record is in a commit of events, and the output's head comes
+# from events' head (bounded: 120 s).
+ingested() {
+  tusk inspect source events --json | { grep -o '"committed_offset":"[0-9]*"' || true; } |
+    awk -F'"' '{s += $4} END {print s + 0}'
+}
+head_id() { tusk inspect commit "$1@master" --json | python3 -c 'import json,sys; print(json.load(sys.stdin)["id"])'; }
+caught_up() {
+  tusk inspect commit events-copy@master --json 2>/dev/null | python3 -c '
+import json, sys
+c = json.load(sys.stdin)
+print(int(c.get("finished") is not None and any(p["id"] == sys.argv[1] for p in c.get("provenance", []))))' "$1"
+}
+want=$((RECORDS + 1))
+for _ in $(seq 1 1200); do [[ $(ingested) == "$want" ]] && break; sleep 0.1; done
+[[ $(ingested) == "$want" ]] || { echo "ingest stalled at $(ingested) of $want records" >&2; exit 1; }
+last=$(head_id events)
+for _ in $(seq 1 1200); do [[ $(caught_up "$last") == 1 ]] && break; sleep 0.1; done
+[[ $(caught_up "$last") == 1 ]] || { echo "the pipeline did not catch up with events@$last" >&2; exit 1; }
+kill "$INGEST_PID"; wait "$INGEST_PID" || true
+tusk list commit events@master --json >"$W/events.commits"
+tusk list commit events-copy@master --json >"$W/copy.commits"
+tusk list job -p events-copy --json >"$W/stream.jobs"
+tusk get file events-copy@master:/events -o "$W/stream.out" >/dev/null
+stop_tuskd
+read -r s50 s99 smax ncommits njobs < <(python3 - "$W/events.commits" "$W/copy.commits" "$W/stream.out" "$W/stream.jobs" <<'EOF'
+import json, os, sys
+from datetime import datetime
+def ts(s):
+    s = s.rstrip("Z"); head, _, frac = s.partition(".")
+    return datetime.fromisoformat(head + ("." + frac[:6] if frac else "")).timestamp()
+lines = lambda p: [json.loads(l) for l in open(p) if l.strip()]
+# Which ingest commit holds each offset; which output commit came from it.
+holder = {}
+for c in lines(sys.argv[1]):
+    for k, v in c["metadata"].items():
+        if k.startswith("kafka/events/") and k.endswith("/offsets"):
+            a, b = (int(x) for x in v.split("-"))
+            for o in range(a, b + 1):
+                holder[o] = c["id"]
+done = {}
+for c in lines(sys.argv[2]):
+    for p in c.get("provenance", []):
+        if p["repo"] == "events":
+            done[p["id"]] = ts(c["finished"])
+lat = []
+for root, _, files in os.walk(sys.argv[3]):
+    for f in files:
+        for line in open(os.path.join(root, f)):
+            r = json.loads(line)
+            if r["key"].startswith("warmup"):
+                continue
+            lat.append((done[holder[r["offset"]]] - r["timestamp"] / 1000.0) * 1000)
+lat.sort()
+pick = lambda q: lat[min(len(lat) - 1, int(q * len(lat)))]
+jobs = lines(sys.argv[4])
+assert all(j["state"] == "JOB_SUCCESS" for j in jobs), "a streaming job failed"
+print(f"{pick(0.50):.0f} {pick(0.99):.0f} {lat[-1]:.0f} {len(set(holder.values()))} {len(jobs)}")
+EOF
+)
+row "Kafka record -> ingest micro-commit (max-latency 50ms) -> one-stage pipeline (cp, bubblewrap) -> output commit finished; $RECORDS records at $RATE/s, $ncommits commits, $njobs jobs" \
+  "p50 $s50 ms, p99 $s99 ms (max $smax)" "-" "-" "p99 < 500 ms"
 
 print_table

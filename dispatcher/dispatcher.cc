@@ -718,16 +718,26 @@ absl::Status Dispatcher::StartJob(Driver* d, JobInfo job) {
 }
 
 void Dispatcher::CheckLeases(Driver* d) {
+  // Walks the leases (a few per runner), not the job's datums: the driver
+  // wakes on every finished datum, and a job may have millions of them.
   ActiveJob* a = d->active.get();
   absl::Time now = absl::Now();
-  for (auto& [key, w] : a->work) {
-    if (w.lease.empty() || w.expiry > now) continue;
-    TUSK_LOG(WARNING) << "pipeline " << d->name << ": lease of datum " << w.info.id().substr(0, 12)
-                      << " on runner " << w.runner << " expired; leasing it again";
-    leases_.erase(w.lease);
-    w.lease.clear();
-    w.info.set_state(pps::v1::DATUM_PENDING);
-    a->pending.push_front(key);
+  for (auto it = leases_.begin(); it != leases_.end();) {
+    if (it->second.first != d->name) {
+      ++it;
+      continue;
+    }
+    auto w = a->work.find(it->second.second);
+    if (w == a->work.end() || w->second.expiry > now) {
+      ++it;
+      continue;
+    }
+    TUSK_LOG(WARNING) << "pipeline " << d->name << ": lease of datum " << w->second.info.id().substr(0, 12)
+                      << " on runner " << w->second.runner << " expired; leasing it again";
+    it = leases_.erase(it);
+    w->second.lease.clear();
+    w->second.info.set_state(pps::v1::DATUM_PENDING);
+    a->pending.push_front(w->first);
     work_cv_.SignalAll();
   }
 }
@@ -1160,19 +1170,40 @@ absl::StatusOr<JobInfo> Dispatcher::InspectJob(const std::string& pipeline, cons
 absl::Status Dispatcher::WaitJob(const std::string& pipeline, const std::string& job,
                                  const std::function<bool()>& cancelled,
                                  const std::function<absl::Status(const JobInfo&)>& fn) {
+  // Progress goes out at most every 100 ms (a job may finish thousands of
+  // datums a second); the final state always does.
+  constexpr absl::Duration kEvery = absl::Milliseconds(100);
   std::string last;
+  absl::Time next = absl::InfinitePast();
   while (true) {
     if (cancelled()) return absl::CancelledError("the wait was cancelled");
     ASSIGN_OR_RETURN(JobInfo j, InspectJob(pipeline, job));
     std::string now = j.SerializeAsString();
+    bool done = Terminal(j.state());
+    bool held = false;
     if (now != last) {
-      RETURN_IF_ERROR(fn(j));
-      last = now;
+      if (done || absl::Now() >= next) {
+        RETURN_IF_ERROR(fn(j));
+        last = now;
+        next = absl::Now() + kEvery;
+      } else {
+        held = true;
+      }
     }
-    if (Terminal(j.state())) return absl::OkStatus();
+    if (done) return absl::OkStatus();
     absl::MutexLock l(&mu_);
     if (closing_) return absl::UnavailableError("tuskd is shutting down");
-    job_cv_.WaitWithTimeout(&mu_, absl::Milliseconds(500));
+    if (held) {
+      // Until `next`, unless the job leaves the driver (it is done).
+      auto left = [&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+        if (closing_) return true;
+        auto d = drivers_.find(j.pipeline());
+        return d == drivers_.end() || !d->second->active || d->second->active->job.id() != j.id();
+      };
+      mu_.AwaitWithDeadline(absl::Condition(&left), next);
+    } else {
+      job_cv_.WaitWithTimeout(&mu_, absl::Milliseconds(500));
+    }
   }
 }
 
