@@ -10,14 +10,10 @@ namespace {
 
 using ::testing::HasSubstr;
 
-class PipelinesTest : public ::testing::Test {
+class PipelinesTest : public pfs::PfsFixture {
  protected:
   void SetUp() override {
-    pfs::PfsOptions opts;
-    opts.data_dir = dir_.path();
-    auto p = pfs::Pfs::Open(opts);
-    ASSERT_TRUE(p.ok()) << p.status();
-    pfs_ = std::move(*p);
+    pfs::PfsFixture::SetUp();
     ASSERT_TRUE(pfs_->CreateRepo("text", "").ok());
     pipelines_ = std::make_unique<Pipelines>(pfs_.get());
   }
@@ -34,8 +30,6 @@ class PipelinesTest : public ::testing::Test {
     return spec;
   }
 
-  pfs::TempDir dir_;
-  std::unique_ptr<pfs::Pfs> pfs_;
   std::unique_ptr<Pipelines> pipelines_;
 };
 

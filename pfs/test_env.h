@@ -13,6 +13,7 @@
 #include "pfs/blob_store.h"
 #include "pfs/kv.h"
 #include "pfs/object_store.h"
+#include "pfs/pfs.h"
 #include "pfs/tree.h"
 
 namespace tusk::pfs {
@@ -55,6 +56,21 @@ struct StoreEnv {
     blobs = std::move(*b);
     nodes = std::make_unique<NodeStore>(blobs.get(), cache_bytes);
   }
+};
+
+// A test fixture with a Pfs (default options) in a fresh directory.
+class PfsFixture : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    PfsOptions opts;
+    opts.data_dir = dir_.path();
+    auto p = Pfs::Open(opts);
+    ASSERT_TRUE(p.ok()) << p.status();
+    pfs_ = std::move(*p);
+  }
+
+  TempDir dir_;
+  std::unique_ptr<Pfs> pfs_;
 };
 
 }  // namespace tusk::pfs

@@ -147,6 +147,56 @@ class PipelineTest(TuskTestCase):
         self.assertIn("process_time", stats)
         self.assertEqual(job["stats"]["upload_bytes"], stats["upload_bytes"])
 
+    def test_cross_union_join_group(self):
+        """Four pipelines over the same two repos; each datum appends the
+        files it sees (relative to /pfs) as one line, so the output lists the
+        datums, compared with the ones worked out by hand."""
+        self.tusk("create", "repo", "txt")
+        self.tusk("create", "repo", "csv")
+        self.put_dir("txt", "t1", {"1.txt": "a", "2.txt": "b", "3.txt": "c"})
+        csv = self.put_dir("csv", "c1", {"1.csv": "a", "2.csv": "b", "4.csv": "d"})
+        show = 'cmd: [sh, -c, "echo $(find txt csv -type f 2>/dev/null | sort) >> out/datums"]'
+        specs = {
+            "cross": "cross: [{pfs: {repo: txt, glob: /*}}, {pfs: {repo: csv, glob: /*}}]",
+            "union": "union: [{pfs: {repo: txt, glob: /*}}, {pfs: {repo: csv, glob: /*}}]",
+            "join": 'join: [{pfs: {repo: txt, glob: "/(*).txt", join_on: "$1", outer_join: true}},'
+                    ' {pfs: {repo: csv, glob: "/(*).csv", join_on: "$1"}}]',
+            "group": 'group: [{pfs: {repo: txt, glob: "/(*).txt", group_by: "$1"}},'
+                     ' {pfs: {repo: csv, glob: "/(*).csv", group_by: "$1"}}]',
+        }
+        for name, inp in specs.items():
+            spec = "pipeline: {name: %s}\ntransform:\n  %s\ninput:\n  %s\n" % (name, show, inp)
+            self.tusk("create", "pipeline", "-f", self.write(name + ".yaml", spec.encode()))
+
+        def datums(name):
+            return sorted(self.tusk("get", "file", name + "@master:/datums").out.splitlines())
+
+        def check(want, counts):
+            for name in specs:
+                self.wait_jobs(name, lambda jobs: jobs and jobs[0]["state"] == "JOB_SUCCESS"
+                               and jobs[0]["inputs"][1]["id"] == csv["id"] and jobs[0]["inputs"][0]["id"] == txt["id"])
+                self.assertEqual(datums(name), sorted(want[name]), name)
+                self.check_job(self.jobs(name)[0], *counts[name])
+
+        txt = self.head("txt")
+        check({
+            "cross": ["csv/%d.csv txt/%d.txt" % (c, t) for t in (1, 2, 3) for c in (1, 2, 4)],
+            "union": ["txt/1.txt", "txt/2.txt", "txt/3.txt", "csv/1.csv", "csv/2.csv", "csv/4.csv"],
+            # txt is the outer side: its 3 has no match and is a datum alone;
+            # csv's 4 is not.
+            "join": ["csv/1.csv txt/1.txt", "csv/2.csv txt/2.txt", "txt/3.txt"],
+            "group": ["csv/1.csv txt/1.txt", "csv/2.csv txt/2.txt", "txt/3.txt", "csv/4.csv"],
+        }, {"cross": (9, 9, 0), "union": (6, 6, 0), "join": (3, 3, 0), "group": (4, 4, 0)})
+
+        # A 4.txt: only the datums that involve it run; the others keep their output.
+        txt = self.put("txt", "/4.txt", b"d")
+        check({
+            "cross": ["csv/%d.csv txt/%d.txt" % (c, t) for t in (1, 2, 3, 4) for c in (1, 2, 4)],
+            "union": ["txt/1.txt", "txt/2.txt", "txt/3.txt", "txt/4.txt", "csv/1.csv", "csv/2.csv", "csv/4.csv"],
+            "join": ["csv/1.csv txt/1.txt", "csv/2.csv txt/2.txt", "txt/3.txt", "csv/4.csv txt/4.txt"],
+            "group": ["csv/1.csv txt/1.txt", "csv/2.csv txt/2.txt", "txt/3.txt", "csv/4.csv txt/4.txt"],
+        }, {"cross": (12, 3, 9), "union": (7, 1, 6), "join": (4, 1, 3), "group": (4, 1, 3)})
+
     def test_failing_datum_retries_then_fix_reruns_only_it(self):
         self.tusk("create", "repo", "in")
         bad = """pipeline: {name: flaky}
