@@ -720,6 +720,13 @@ class Cli {
       std::cout << "Branch: " << b.repo() << "@" << b.name() << "\nHead: " << Short(b.head())
                 << "\nOpen commit: " << Short(b.open_commit()) << "\nCreated: " << Time(b.created())
                 << "\n";
+      auto refs = [](const auto& list) {
+        std::vector<std::string> out;
+        for (const auto& r : list) out.push_back(r.repo() + "@" + r.name());
+        return out.empty() ? std::string("-") : absl::StrJoin(out, ", ");
+      };
+      std::cout << "Provenance: " << refs(b.provenance()) << "\nSubvenance: " << refs(b.subvenance())
+                << "\n";
     });
   }
 

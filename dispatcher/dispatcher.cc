@@ -293,8 +293,27 @@ absl::Status Dispatcher::TriggerOnHeads(const PipelineInfo& info) {
 
 absl::StatusOr<PipelineInfo> Dispatcher::CreatePipeline(PipelineSpec spec, bool update,
                                                         bool reprocess) {
+  std::string old_branch;
+  if (update) {
+    auto old = pipelines_->Inspect(spec.pipeline().name());
+    if (old.ok()) old_branch = old->spec().output_branch();
+  }
   ASSIGN_OR_RETURN(PipelineInfo info, pipelines_->Create(std::move(spec), update));
   const std::string& name = info.spec().pipeline().name();
+  // The output branch's provenance: the input branches, each once.
+  std::vector<pfs::v1::BranchRef> provenance;
+  std::set<std::pair<std::string, std::string>> seen;
+  for (const PFSInput* in : PfsInputs(info.spec().input())) {
+    if (!seen.insert({in->repo(), in->branch()}).second) continue;
+    pfs::v1::BranchRef& ref = provenance.emplace_back();
+    ref.set_repo(in->repo());
+    ref.set_name(in->branch());
+  }
+  const std::string& branch = info.spec().output_branch();
+  RETURN_IF_ERROR(pfs_->SetBranchProvenance(name, branch, provenance).status());
+  if (!old_branch.empty() && old_branch != branch) {
+    RETURN_IF_ERROR(pfs_->SetBranchProvenance(name, old_branch, {}).status());
+  }
   if (reprocess) {
     ASSIGN_OR_RETURN(auto rt, GetProto<PipelineRuntime>(pfs_->kv(), RtKey(name)));
     PipelineRuntime r = rt.value_or(PipelineRuntime());
@@ -365,6 +384,10 @@ absl::Status Dispatcher::DeletePipeline(const std::string& name, bool keep_repo)
   }
   batch.Delete(RtKey(name));
   RETURN_IF_ERROR(pfs_->kv()->Write(&batch, /*sync=*/true));
+  if (keep_repo) {
+    // The kept repo is an ordinary repo now: nothing computes it.
+    RETURN_IF_ERROR(pfs_->SetBranchProvenance(name, info.spec().output_branch(), {}).status());
+  }
   absl::MutexLock l(&triggers_mu_);
   next_seq_.erase(name);
   return absl::OkStatus();

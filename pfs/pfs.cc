@@ -471,7 +471,44 @@ absl::StatusOr<BranchInfo> Pfs::InspectBranch(const std::string& repo, const std
   if (!r) return absl::NotFoundError(absl::StrCat("repo ", repo, " not found"));
   ASSIGN_OR_RETURN(auto b, GetBranch(repo, branch));
   if (!b) return absl::NotFoundError(absl::StrCat("branch ", repo, "@", branch, " not found"));
+  // Subvenance by a scan of every branch: there are few, and a stored
+  // reverse index would have to be kept right through pipeline updates.
+  RETURN_IF_ERROR(kv_->ScanPrefix("b", [&](absl::string_view, absl::string_view v) {
+    BranchInfo other;
+    if (!other.ParseFromString(std::string(v))) return true;  // fsck reports corrupt records
+    for (const auto& p : other.provenance()) {
+      if (p.repo() == repo && p.name() == branch) {
+        v1::BranchRef* ref = b->add_subvenance();
+        ref->set_repo(other.repo());
+        ref->set_name(other.name());
+        break;
+      }
+    }
+    return true;
+  }));
   return *b;
+}
+
+absl::StatusOr<BranchInfo> Pfs::SetBranchProvenance(const std::string& repo, const std::string& branch,
+                                                    const std::vector<v1::BranchRef>& provenance) {
+  RETURN_IF_ERROR(ValidateRepoName(repo));
+  RETURN_IF_ERROR(ValidateBranchName(branch));
+  absl::MutexLock lock(&meta_mu_);
+  ASSIGN_OR_RETURN(auto r, GetRepo(repo));
+  if (!r) return absl::NotFoundError(absl::StrCat("repo ", repo, " not found"));
+  ASSIGN_OR_RETURN(auto existing, GetBranch(repo, branch));
+  BranchInfo info;
+  if (existing) {
+    info = *existing;
+  } else {
+    info.set_repo(repo);
+    info.set_name(branch);
+    *info.mutable_created() = Now();
+  }
+  info.clear_provenance();
+  for (const auto& p : provenance) *info.add_provenance() = p;
+  RETURN_IF_ERROR(kv_->Put(BranchKey(repo, branch), info.SerializeAsString(), /*sync=*/true));
+  return info;
 }
 
 absl::StatusOr<std::vector<BranchInfo>> Pfs::ListBranch(const std::string& repo) {

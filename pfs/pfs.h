@@ -202,7 +202,12 @@ class Pfs {
   // Branches. CreateBranch with a head ref creates the branch or moves it.
   absl::StatusOr<BranchInfo> CreateBranch(const std::string& repo, const std::string& branch,
                                           const std::string& head_ref);
+  // The branch with its subvenance (the branches whose provenance names it).
   absl::StatusOr<BranchInfo> InspectBranch(const std::string& repo, const std::string& branch);
+  // Records which branches `repo@branch` is computed from (a pipeline's
+  // inputs), creating the branch (without a head) if it does not exist.
+  absl::StatusOr<BranchInfo> SetBranchProvenance(const std::string& repo, const std::string& branch,
+                                                 const std::vector<v1::BranchRef>& provenance);
   absl::StatusOr<std::vector<BranchInfo>> ListBranch(const std::string& repo);
   absl::Status DeleteBranch(const std::string& repo, const std::string& branch, bool force);
 

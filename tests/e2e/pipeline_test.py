@@ -88,6 +88,14 @@ class PipelineTest(TuskTestCase):
         self.tusk("create", "repo", "text")
         self.tusk("create", "pipeline", "-f", self.write("map.yaml", MAP.encode()))
         self.tusk("create", "pipeline", "-f", self.write("reduce.yaml", REDUCE.encode()))
+        # Branch provenance: each output branch names its input branch, and
+        # each input branch lists what is computed from it.
+        branch = lambda b: self.tusk("inspect", "branch", b, "--json").json()
+        self.assertEqual(branch("wc-map@master")["provenance"], [{"repo": "text", "name": "master"}])
+        self.assertEqual(branch("wc-reduce@master")["provenance"], [{"repo": "wc-map", "name": "master"}])
+        self.assertEqual(branch("text@master")["subvenance"], [{"repo": "wc-map", "name": "master"}])
+        self.assertEqual(branch("text@master")["provenance"], [])
+        self.assertIn("Provenance: wc-map@master", self.tusk("inspect", "branch", "wc-reduce@master").out)
         text = {"a.txt": "the cat saw the dog\n", "b.txt": "the dog ran\n"}
         self.put("text", "/a.txt", text["a.txt"].encode())
         c = self.put("text", "/b.txt", text["b.txt"].encode())
