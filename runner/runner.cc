@@ -560,15 +560,15 @@ absl::Status Runner::SendResult(const pps::v1::LeaseResponse& lease, bool succes
   };
   if (buf_.empty()) buf_.resize(kMessageBytes);
   for (size_t i = 0; ok && i < files.size(); ++i) {
+    // A message holds at most one file's start: the server applies a
+    // message's path, then its data, then its eof.
+    if (!msg.path().empty() || msg.eof() || !msg.data().empty()) flush();
+    if (!ok) break;
     int fd = ::open(files[i].local.c_str(), O_RDONLY | O_CLOEXEC);
     if (fd < 0) {
       ok = false;
       break;
     }
-    // A message holds at most one file's start: the server applies a
-    // message's path, then its data, then its eof.
-    if (!msg.path().empty() || msg.eof() || !msg.data().empty()) flush();
-    if (!ok) break;
     msg.set_path(files[i].path);
     uint64_t size = 0;
     while (ok) {
