@@ -9,6 +9,7 @@ bench_setup() {
   scripts/install-deps.sh --bench
   scripts/build.sh >/dev/null
   BIN="$ROOT/${TUSK_BUILD_DIR:-build}/bin"
+  export PYTHONPATH="$ROOT/benchmarks${PYTHONPATH:+:$PYTHONPATH}"  # benchlib.py
   W="${BENCH_DIR:-$ROOT/build/bench}/$1"
   rm -rf "$W"
   mkdir -p "$W"

@@ -66,13 +66,7 @@ ingest_run() {
   tusk list commit "$name@master" --json >"$W/$name.commits"
   python3 - "$W/$name.log" "$W/$name.commits" "$rss" <<'EOF'
 import json, sys
-from datetime import datetime
-def ts(s):
-    s = s.rstrip("Z")
-    if "." in s:
-        head, frac = s.split(".")
-        s = head + "." + frac[:6]
-    return datetime.fromisoformat(s).timestamp()
+from benchlib import ts
 start = None
 for line in open(sys.argv[1]):
     if " assigned " in line:
@@ -128,11 +122,7 @@ tusk list commit lat@master --json >"$W/lat.commits"
 tusk get file lat@master:/lat -o "$W/lat.out" >/dev/null
 read -r p50 p99 pmax < <(python3 - "$W/lat.commits" "$W/lat.out" <<'EOF'
 import json, os, sys
-from datetime import datetime
-def ts(s):
-    s = s.rstrip("Z")
-    head, frac = s.split(".")
-    return datetime.fromisoformat(head + "." + frac[:6]).timestamp()
+from benchlib import ts
 # Which commit made each (partition, offset) visible, and when.
 visible = {}
 for line in open(sys.argv[1]):

@@ -34,6 +34,18 @@ CP_SPEC='{"pipeline": {"name": "copy"},
   "input": {"pfs": {"repo": "src", "glob": "/*"}},
   "parallelism_spec": {"constant": 2}}'
 
+# make_files DIR N PREFIX BYTES: N distinct files of BYTES, DIR/PREFIX000000...
+make_files() {
+  mkdir -p "$1"
+  python3 - "$@" <<'EOF'
+import os, sys
+d, n, prefix, size = sys.argv[1], int(sys.argv[2]), sys.argv[3], int(sys.argv[4])
+for i in range(n):
+    with open(os.path.join(d, f"{prefix}{i:06d}"), "wb") as f:
+        f.write(i.to_bytes(8, "little") + os.urandom(size - 8))
+EOF
+}
+
 TUSKD_PID=
 # start_tuskd NAME SANDBOX: a fresh tuskd on its own data directory.
 start_tuskd() {
@@ -71,10 +83,7 @@ print(l[0]["id"] if l else "")')
 job_fields() {
   python3 -c '
 import json, sys
-from datetime import datetime
-def ts(s):
-    s = s.rstrip("Z"); head, _, frac = s.partition(".")
-    return datetime.fromisoformat(head + ("." + frac[:6] if frac else "")).timestamp()
+from benchlib import ts
 j = json.loads(sys.stdin.read())
 g = lambda k: int(j.get(k, 0))
 secs = ts(j["finished"]) - ts(j["created"])
@@ -88,14 +97,7 @@ print("%.4f" % secs, g("datums_total"), g("datums_processed"), g("datums_skipped
 # ---------------------------------------------------------------------------
 if [[ -z "${SKIP_CP:-}" ]]; then
 echo "== 1. $DATUMS one-file datums, cp, parallelism 2" >&2
-mkdir -p "$W/src"
-python3 - "$W/src" "$DATUMS" <<'EOF'
-import os, sys
-d, n = sys.argv[1], int(sys.argv[2])
-for i in range(n):
-    with open(os.path.join(d, f"f{i:06d}"), "wb") as f:
-        f.write(i.to_bytes(8, "little") + os.urandom(1016))
-EOF
+make_files "$W/src" "$DATUMS" f 1024
 
 # Baseline without a sandbox: the same cp processes, two at a time.
 rm -rf "$W/out"; mkdir -p "$W/out"
@@ -163,14 +165,7 @@ fi  # SKIP_CP
 
 # ---------------------------------------------------------------------------
 echo "== 2. $FILES files, glob /*, then one new file at a time ($INC_RUNS times)" >&2
-mkdir -p "$W/many"
-python3 - "$W/many" "$FILES" <<'EOF'
-import os, sys
-d, n = sys.argv[1], int(sys.argv[2])
-for i in range(n):
-    with open(os.path.join(d, f"m{i:06d}"), "wb") as f:
-        f.write(b"%d\n" % i * 10)
-EOF
+make_files "$W/many" "$FILES" m 64
 start_tuskd incremental none
 tusk create repo many >/dev/null
 tusk put file many@master:/ -r -f "$W/many" >/dev/null
@@ -184,9 +179,8 @@ echo "  first job: $first_secs s for $FILES datums" >&2
 commit_finished() {
   tusk inspect commit "$1@master" --json | python3 -c '
 import json, sys
-from datetime import datetime
-s = json.load(sys.stdin)["finished"].rstrip("Z"); head, _, frac = s.partition(".")
-print(datetime.fromisoformat(head + ("." + frac[:6] if frac else "")).timestamp())'
+from benchlib import ts
+print(ts(json.load(sys.stdin)["finished"]))'
 }
 : >"$W/inc.runs"
 for r in $(seq 1 "$INC_RUNS"); do
@@ -267,10 +261,7 @@ tusk get file events-copy@master:/events -o "$W/stream.out" >/dev/null
 stop_tuskd
 read -r s50 s99 smax ncommits njobs < <(python3 - "$W/events.commits" "$W/copy.commits" "$W/stream.out" "$W/stream.jobs" <<'EOF'
 import json, os, sys
-from datetime import datetime
-def ts(s):
-    s = s.rstrip("Z"); head, _, frac = s.partition(".")
-    return datetime.fromisoformat(head + ("." + frac[:6] if frac else "")).timestamp()
+from benchlib import ts
 lines = lambda p: [json.loads(l) for l in open(p) if l.strip()]
 # Which ingest commit holds each offset; which output commit came from it.
 holder = {}

@@ -57,12 +57,18 @@ void RemoveTree(const std::string& path) {
   }
 }
 
-// Removes what is inside `dir`, keeping `dir` itself.
-void EmptyDir(const std::string& dir) {
+// Removes what is inside `dir`, keeping `dir` itself; entries named in
+// `keep` are emptied instead of removed.
+void EmptyDir(const std::string& dir, const std::set<std::string>& keep = {}) {
   if (DIR* d = ::opendir(dir.c_str())) {
     while (dirent* e = ::readdir(d)) {
       std::string n = e->d_name;
-      if (n != "." && n != "..") RemoveTree(dir + "/" + n);
+      if (n == "." || n == "..") continue;
+      if (keep.count(n)) {
+        EmptyDir(dir + "/" + n);
+      } else {
+        RemoveTree(dir + "/" + n);
+      }
     }
     ::closedir(d);
   }
@@ -278,18 +284,7 @@ absl::Status Runner::RunDatum(const pps::v1::LeaseResponse& lease) {
   std::string pfs_dir = dir + "/pfs";
   std::set<std::string> keep = {"out"};
   for (const auto& in : lease.datum().inputs()) keep.insert(in.name());
-  if (DIR* d = ::opendir(pfs_dir.c_str())) {
-    while (dirent* e = ::readdir(d)) {
-      std::string n = e->d_name;
-      if (n == "." || n == "..") continue;
-      if (keep.count(n)) {
-        EmptyDir(pfs_dir + "/" + n);
-      } else {
-        RemoveTree(pfs_dir + "/" + n);
-      }
-    }
-    ::closedir(d);
-  }
+  EmptyDir(pfs_dir, keep);
   RETURN_IF_ERROR(MkdirAll(pfs_dir + "/out"));
   std::string log;
   bool truncated = false;
