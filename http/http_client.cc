@@ -54,7 +54,8 @@ struct HttpClient::State {
   bool headers_done = false;  // the final response's headers are in
   std::string buffer;         // body bytes not yet read
   size_t buffer_pos = 0;
-  std::string upload;  // request body
+  std::string upload_owned;    // request body, when the request owns it
+  absl::string_view upload;  // request body
   size_t upload_pos = 0;
 
   ~State() {
@@ -168,7 +169,13 @@ absl::StatusOr<Response> HttpClient::Start(const Request& req) {
   s.headers_done = false;
   s.buffer.clear();
   s.buffer_pos = 0;
-  s.upload = req.body;
+  if (req.body.empty()) {
+    s.upload_owned.clear();
+    s.upload = req.body_ref;
+  } else {
+    s.upload_owned = req.body;
+    s.upload = s.upload_owned;
+  }
   s.upload_pos = 0;
   s.error[0] = 0;
 
@@ -196,7 +203,7 @@ absl::StatusOr<Response> HttpClient::Start(const Request& req) {
     curl_easy_setopt(e, CURLOPT_UPLOAD, 1L);
     curl_easy_setopt(e, CURLOPT_READFUNCTION, &State::OnRead);
     curl_easy_setopt(e, CURLOPT_READDATA, &s);
-    curl_easy_setopt(e, CURLOPT_INFILESIZE_LARGE, static_cast<curl_off_t>(req.body.size()));
+    curl_easy_setopt(e, CURLOPT_INFILESIZE_LARGE, static_cast<curl_off_t>(s.upload.size()));
     if (req.method == "POST") curl_easy_setopt(e, CURLOPT_CUSTOMREQUEST, "POST");
   } else {
     curl_easy_setopt(e, CURLOPT_CUSTOMREQUEST, req.method.c_str());

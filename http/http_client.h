@@ -22,6 +22,7 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
 #include "absl/time/time.h"
 
 namespace tusk::http {
@@ -38,6 +39,11 @@ struct Request {
   std::string url;
   std::vector<std::pair<std::string, std::string>> headers;
   std::string body;  // for PUT/POST
+  // For PUT/POST instead of `body`: bytes the caller keeps alive until the
+  // response headers are in (a large part is not copied).
+  absl::string_view body_ref;
+
+  absl::string_view Body() const { return body.empty() ? body_ref : absl::string_view(body); }
 };
 
 struct Response {

@@ -127,7 +127,8 @@ absl::StatusOr<std::unique_ptr<S3Client>> S3Client::Create(const S3Options& opti
 
 absl::StatusOr<Request> S3Client::MakeRequest(const std::string& method, const std::string& bucket,
                                               const std::string& key, const std::string& query,
-                                              const std::string& body) {
+                                              absl::string_view body,
+                                              const std::string& payload_sha256) {
   Request req;
   req.method = method;
   std::string path = "/" + UriEncode(key, /*keep_slash=*/true);
@@ -146,9 +147,11 @@ absl::StatusOr<Request> S3Client::MakeRequest(const std::string& method, const s
     }
   }
   if (!query.empty()) absl::StrAppend(&req.url, "?", query);
-  req.body = body;
+  req.body_ref = body;
   if (!options_.credentials.empty()) {
-    std::string payload = body.empty() ? kEmptyPayloadSha256 : Sha256(body).Hex();
+    std::string payload = !payload_sha256.empty() ? payload_sha256
+                          : body.empty()          ? std::string(kEmptyPayloadSha256)
+                                                  : Sha256(body).Hex();
     RETURN_IF_ERROR(
         SignV4(options_.credentials, options_.region, "s3", absl::Now(), payload, &req));
   }
@@ -163,6 +166,7 @@ absl::StatusOr<Response> S3Client::Send(const std::function<absl::StatusOr<Reque
                                         const std::string& what, bool read_body) {
   for (int attempt = 0;; ++attempt) {
     ASSIGN_OR_RETURN(Request req, make());
+    ++requests_;
     absl::StatusOr<Response> resp = http_->Start(req);
     absl::Status failure;
     if (resp.ok()) {
@@ -257,9 +261,129 @@ absl::StatusOr<std::unique_ptr<ObjectReader>> S3Client::Get(const std::string& b
 }
 
 absl::Status S3Client::Put(const std::string& bucket, const std::string& key,
-                           const std::string& data) {
+                           absl::string_view data) {
   std::string what = absl::StrCat("s3://", bucket, "/", key);
-  return Send([&] { return MakeRequest("PUT", bucket, key, "", data); }, what, true).status();
+  std::string payload = Sha256(data).Hex();
+  return Send([&] { return MakeRequest("PUT", bucket, key, "", data, payload); }, what, true)
+      .status();
+}
+
+absl::StatusOr<std::string> S3Client::GetRange(const std::string& bucket, const std::string& key,
+                                               uint64_t offset, uint64_t length) {
+  std::string what = absl::StrCat("s3://", bucket, "/", key);
+  if (length == 0) return std::string();
+  for (int attempt = 0;; ++attempt) {
+    absl::StatusOr<Response> resp = Send(
+        [&]() -> absl::StatusOr<Request> {
+          ASSIGN_OR_RETURN(Request r, MakeRequest("GET", bucket, key, "", ""));
+          r.headers.emplace_back("Range",
+                                 absl::StrCat("bytes=", offset, "-", offset + length - 1));
+          return r;
+        },
+        what, true);
+    if (resp.status().code() == absl::StatusCode::kOutOfRange) {
+      return absl::OutOfRangeError(absl::StrCat(what, " is shorter than ", offset + length,
+                                                " bytes (a truncated object)"));
+    }
+    if (!resp.ok()) return resp.status();
+    if (resp->status == 200 && resp->body.size() > length) {
+      // A server that ignores Range sends the whole object.
+      if (resp->body.size() < offset + length) {
+        return absl::OutOfRangeError(absl::StrCat(what, " is ", resp->body.size(),
+                                                  " bytes, shorter than ", offset + length));
+      }
+      return resp->body.substr(offset, length);
+    }
+    if (resp->body.size() == length) return std::move(resp->body);
+    // A short body: the object is shorter, or the connection ended early
+    // without curl noticing (no Content-Length). Ask again, then give up.
+    std::string range = resp->Header("content-range");
+    size_t slash = range.rfind('/');
+    uint64_t total = 0;
+    if (slash != std::string::npos && absl::SimpleAtoi(range.substr(slash + 1), &total) &&
+        total < offset + length) {
+      return absl::OutOfRangeError(absl::StrCat(what, " is ", total, " bytes, shorter than ",
+                                                offset + length, " (a truncated object)"));
+    }
+    if (attempt >= options_.max_retries) {
+      return absl::UnavailableError(absl::StrCat(what, ": ranged GET returned ", resp->body.size(),
+                                                 " of ", length, " bytes (after ", attempt + 1,
+                                                 " attempts)"));
+    }
+    std::this_thread::sleep_for(absl::ToChronoMicroseconds(Backoff(attempt)));
+  }
+}
+
+absl::Status S3Client::Delete(const std::string& bucket, const std::string& key) {
+  std::string what = absl::StrCat("deleting s3://", bucket, "/", key);
+  absl::Status s =
+      Send([&] { return MakeRequest("DELETE", bucket, key, "", ""); }, what, true).status();
+  if (absl::IsNotFound(s)) return absl::OkStatus();
+  return s;
+}
+
+absl::Status S3Client::CheckBucket(const std::string& bucket) {
+  std::string what = absl::StrCat("bucket s3://", bucket);
+  return Send([&] { return MakeRequest("GET", bucket, "", "list-type=2&max-keys=1", ""); }, what,
+              true)
+      .status();
+}
+
+absl::StatusOr<std::string> S3Client::CreateMultipartUpload(const std::string& bucket,
+                                                            const std::string& key) {
+  std::string what = absl::StrCat("starting a multipart upload of s3://", bucket, "/", key);
+  ASSIGN_OR_RETURN(Response resp,
+                   Send([&] { return MakeRequest("POST", bucket, key, "uploads=", ""); }, what,
+                        true));
+  std::string id = XmlTag(resp.body, "UploadId");
+  if (id.empty()) return absl::DataLossError(absl::StrCat(what, ": the answer has no UploadId"));
+  return id;
+}
+
+absl::StatusOr<std::string> S3Client::UploadPart(const std::string& bucket,
+                                                 const std::string& key,
+                                                 const std::string& upload_id, int part_number,
+                                                 absl::string_view data) {
+  std::string what = absl::StrCat("uploading part ", part_number, " of s3://", bucket, "/", key);
+  std::string query =
+      absl::StrCat("partNumber=", part_number, "&uploadId=", UriEncode(upload_id, false));
+  std::string payload = Sha256(data).Hex();
+  ASSIGN_OR_RETURN(
+      Response resp,
+      Send([&] { return MakeRequest("PUT", bucket, key, query, data, payload); }, what, true));
+  std::string etag = resp.Header("etag");
+  if (etag.empty()) return absl::DataLossError(absl::StrCat(what, ": the answer has no ETag"));
+  return etag;
+}
+
+absl::Status S3Client::CompleteMultipartUpload(const std::string& bucket, const std::string& key,
+                                               const std::string& upload_id,
+                                               const std::vector<std::string>& etags) {
+  std::string what = absl::StrCat("completing the multipart upload of s3://", bucket, "/", key);
+  std::string body = "<CompleteMultipartUpload>";
+  for (size_t i = 0; i < etags.size(); ++i) {
+    std::string etag = etags[i];
+    // The ETag is quoted already; XML needs its quotes as they are.
+    absl::StrAppend(&body, "<Part><PartNumber>", i + 1, "</PartNumber><ETag>", etag,
+                    "</ETag></Part>");
+  }
+  absl::StrAppend(&body, "</CompleteMultipartUpload>");
+  std::string query = absl::StrCat("uploadId=", UriEncode(upload_id, false));
+  ASSIGN_OR_RETURN(Response resp,
+                   Send([&] { return MakeRequest("POST", bucket, key, query, body); }, what, true));
+  // S3 may answer 200 with an error document when the join fails late.
+  if (absl::StrContains(resp.body, "<Error>")) return StatusFromHttp(500, what, resp.body);
+  return absl::OkStatus();
+}
+
+absl::Status S3Client::AbortMultipartUpload(const std::string& bucket, const std::string& key,
+                                            const std::string& upload_id) {
+  std::string what = absl::StrCat("aborting the multipart upload of s3://", bucket, "/", key);
+  std::string query = absl::StrCat("uploadId=", UriEncode(upload_id, false));
+  absl::Status s =
+      Send([&] { return MakeRequest("DELETE", bucket, key, query, ""); }, what, true).status();
+  if (absl::IsNotFound(s)) return absl::OkStatus();
+  return s;
 }
 
 absl::StatusOr<size_t> ObjectReader::Read(char* buf, size_t n) {

@@ -20,6 +20,7 @@
 #include <functional>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
@@ -71,7 +72,32 @@ class S3Client {
   // Opens the object for reading (its size and ETag are known on return).
   absl::StatusOr<std::unique_ptr<ObjectReader>> Get(const std::string& bucket,
                                                     const std::string& key);
-  absl::Status Put(const std::string& bucket, const std::string& key, const std::string& data);
+  // One PUT of `data` (not copied).
+  absl::Status Put(const std::string& bucket, const std::string& key, absl::string_view data);
+  // `length` bytes at `offset`. OutOfRange if the object is shorter.
+  absl::StatusOr<std::string> GetRange(const std::string& bucket, const std::string& key,
+                                       uint64_t offset, uint64_t length);
+  // Deletes the object; OK if it was absent.
+  absl::Status Delete(const std::string& bucket, const std::string& key);
+  // OK if the bucket exists and the credentials may list it.
+  absl::Status CheckBucket(const std::string& bucket);
+
+  // Multipart upload: Create returns the upload id; each part (numbered from
+  // 1, at least 5 MiB but the last) returns its ETag; Complete joins the parts
+  // into the object, which then appears atomically; Abort drops them.
+  absl::StatusOr<std::string> CreateMultipartUpload(const std::string& bucket,
+                                                    const std::string& key);
+  absl::StatusOr<std::string> UploadPart(const std::string& bucket, const std::string& key,
+                                         const std::string& upload_id, int part_number,
+                                         absl::string_view data);
+  absl::Status CompleteMultipartUpload(const std::string& bucket, const std::string& key,
+                                       const std::string& upload_id,
+                                       const std::vector<std::string>& etags);
+  absl::Status AbortMultipartUpload(const std::string& bucket, const std::string& key,
+                                    const std::string& upload_id);
+
+  // Requests sent (attempts included), for tests and statistics.
+  uint64_t requests() const { return requests_; }
 
   const S3Options& options() const { return options_; }
 
@@ -80,9 +106,11 @@ class S3Client {
   S3Client(const S3Options& options, std::unique_ptr<HttpClient> http)
       : options_(options), http_(std::move(http)) {}
   // A signed request for bucket/key with the given (already encoded) query.
+  // `body` is not copied; `payload_sha256` empty: computed from `body`.
   absl::StatusOr<Request> MakeRequest(const std::string& method, const std::string& bucket,
                                       const std::string& key, const std::string& query,
-                                      const std::string& body);
+                                      absl::string_view body,
+                                      const std::string& payload_sha256 = "");
   // Sends with retries until the response is not retryable; 2xx responses
   // return with their body unread (`read_body` false) or read.
   absl::StatusOr<Response> Send(const std::function<absl::StatusOr<Request>()>& make,
@@ -91,6 +119,7 @@ class S3Client {
 
   const S3Options options_;
   std::unique_ptr<HttpClient> http_;
+  uint64_t requests_ = 0;
 };
 
 // The body of one object, read in order; resumes after a broken connection.

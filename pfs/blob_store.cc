@@ -283,7 +283,7 @@ absl::Status BlobWriter::FlushPack() {
     // only be lost together with everything written after them.
     return store->kv()->Write(&batch, /*sync=*/false);
   }));
-  return WaitPacks(kMaxPacksInFlight);
+  return WaitPacks(static_cast<size_t>(std::max(1, store_->options().packs_in_flight)));
 }
 
 absl::Status BlobWriter::WaitPacks(size_t keep) {

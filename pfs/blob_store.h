@@ -39,6 +39,9 @@ namespace tusk::pfs {
 struct BlobStoreOptions {
   size_t pack_size = 16 << 20;      // write a pack when the buffer reaches this
   size_t inline_tail_max = 1 << 20;  // a writer's tail up to this goes inline
+  // Pack writes in flight per writer (and threads writing them): more hide
+  // the latency of a remote object store.
+  int packs_in_flight = 2;
 };
 
 // A blob ready to store: hashed and (where it helps) compressed. Preparing is
@@ -100,7 +103,7 @@ class BlobStore {
 
  private:
   BlobStore(Kv* kv, ObjectStore* store, BlobStoreOptions options)
-      : kv_(kv), store_(store), options_(options), io_(2) {}
+      : kv_(kv), store_(store), options_(options), io_(std::max(2, options.packs_in_flight)) {}
 
   Kv* const kv_;
   ObjectStore* const store_;
@@ -131,7 +134,6 @@ class BlobWriter {
   // kMaxPacksInFlight pack writes outstanding.
   absl::Status FlushPack();
   absl::Status WaitPacks(size_t keep);
-  static constexpr size_t kMaxPacksInFlight = 2;
 
   BlobStore* const store_;
   std::vector<PreparedBlob> buffer_;

@@ -37,7 +37,9 @@ absl::Status ErrnoError(absl::string_view what, const std::string& path, int err
   }
 }
 
-absl::Status ValidateKey(const std::string& key) {
+}  // namespace
+
+absl::Status ValidateObjectKey(const std::string& key) {
   if (key.empty() || key[0] == '/' || key.find("..") != std::string::npos) {
     return absl::InvalidArgumentError(absl::StrCat("invalid object key '", key, "'"));
   }
@@ -48,6 +50,8 @@ absl::Status ValidateKey(const std::string& key) {
   }
   return absl::OkStatus();
 }
+
+namespace {
 
 absl::Status WriteAll(int fd, absl::string_view data, const std::string& path) {
   while (!data.empty()) {
@@ -152,7 +156,7 @@ class LocalObjectStore : public ObjectStore {
   }
 
   absl::Status PutParts(const std::string& key, const std::vector<absl::string_view>& parts) override {
-    RETURN_IF_ERROR(ValidateKey(key));
+    RETURN_IF_ERROR(ValidateObjectKey(key));
     std::string path = Path(key);
     std::string dir = path.substr(0, path.rfind('/'));
     RETURN_IF_ERROR(EnsureDir(dir));
@@ -284,7 +288,7 @@ class LocalObjectStore : public ObjectStore {
   }
 
   void Prefetch(const std::string& key, uint64_t offset, uint64_t length) override {
-    if (!ValidateKey(key).ok()) return;
+    if (!ValidateObjectKey(key).ok()) return;
     std::string path = Path(key);
     auto fd = fds_.Acquire(path);
     if (!fd.ok()) return;
@@ -295,14 +299,9 @@ class LocalObjectStore : public ObjectStore {
     fds_.Release(path);
   }
 
-  absl::StatusOr<std::string> Get(const std::string& key) override {
-    ASSIGN_OR_RETURN(uint64_t size, Size(key));
-    return GetRange(key, 0, size);
-  }
-
   absl::StatusOr<std::string> GetRange(const std::string& key, uint64_t offset,
                                        uint64_t length) override {
-    RETURN_IF_ERROR(ValidateKey(key));
+    RETURN_IF_ERROR(ValidateObjectKey(key));
     std::string path = Path(key);
     ASSIGN_OR_RETURN(int fd, fds_.Acquire(path));
     std::string out(length, '\0');
@@ -328,7 +327,7 @@ class LocalObjectStore : public ObjectStore {
   }
 
   absl::StatusOr<uint64_t> Size(const std::string& key) override {
-    RETURN_IF_ERROR(ValidateKey(key));
+    RETURN_IF_ERROR(ValidateObjectKey(key));
     struct stat st;
     std::string path = Path(key);
     if (::stat(path.c_str(), &st) != 0) return ErrnoError("stat", path, errno);
@@ -336,7 +335,7 @@ class LocalObjectStore : public ObjectStore {
   }
 
   absl::Status Delete(const std::string& key) override {
-    RETURN_IF_ERROR(ValidateKey(key));
+    RETURN_IF_ERROR(ValidateObjectKey(key));
     std::string path = Path(key);
     fds_.Forget(path);
     if (::unlink(path.c_str()) != 0 && errno != ENOENT) return ErrnoError("unlink", path, errno);
@@ -418,9 +417,18 @@ class LocalObjectStore : public ObjectStore {
 }  // namespace
 
 absl::Status ObjectStore::PutParts(const std::string& key, const std::vector<absl::string_view>& parts) {
+  if (parts.size() == 1) return Put(key, parts[0]);
+  size_t total = 0;
+  for (absl::string_view p : parts) total += p.size();
   std::string all;
+  all.reserve(total);
   for (absl::string_view p : parts) all.append(p.data(), p.size());
   return Put(key, all);
+}
+
+absl::StatusOr<std::string> ObjectStore::Get(const std::string& key) {
+  ASSIGN_OR_RETURN(uint64_t size, Size(key));
+  return GetRange(key, 0, size);
 }
 
 absl::StatusOr<std::unique_ptr<ObjectStore>> OpenLocalObjectStore(const std::string& root) {

@@ -33,6 +33,25 @@ Usage: tuskd --data-dir DIR [options]
 Options:
   --data-dir DIR        where tuskd keeps its index (DIR/index, RocksDB) and its
                         object store (DIR/objects); created if missing. Required.
+  --object-store URL    where objects (packs of chunks and tree nodes, commit
+                        logs) live: s3://BUCKET/PREFIX, or a local directory
+                        (default DIR/objects). With S3, DIR holds only the
+                        index (rebuildable from the bucket) and the cache.
+  --s3-endpoint URL     S3-compatible server (MinIO, Ceph, s3rver...), path-style
+                        addressing; without it, AWS (virtual-host style)
+  --s3-region REGION    region to sign requests for (default us-east-1)
+  --s3-virtual-host     with --s3-endpoint: BUCKET.host addressing
+  --s3-credentials-file FILE
+                        AWS shared credentials file (default: the environment,
+                        AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY, then
+                        ~/.aws/credentials)
+  --s3-parallelism N    requests in flight for one multipart upload, and pack
+                        uploads in flight per upload stream (default 8)
+  --s3-part-size SIZE   multipart part size, at least 5MiB (default 8MiB)
+  --cache-dir DIR2      local disk cache of chunks and nodes read from S3
+                        (default DIR/cache)
+  --cache-size SIZE     bound of that cache, least recently used evicted first
+                        (default 1GiB; 0 disables it)
   --listen HOST:PORT    address to serve gRPC on (default 127.0.0.1:1650; port 0
                         picks a free port)
   --port-file FILE      write the port actually bound to FILE once serving
@@ -54,6 +73,10 @@ Exit codes: 0 clean stop, 1 could not start (bad data directory, port in use), 2
 
 struct Options {
   std::string data_dir;
+  std::string object_store;
+  tusk::pfs::S3StoreOptions s3;
+  std::string cache_dir;
+  uint64_t cache_size = 1ull << 30;
   std::string listen = "127.0.0.1:1650";
   std::string port_file;
   bool local_runners = true;
@@ -68,9 +91,11 @@ int Usage(const std::string &error) { return tusk::UsageError("tuskd", error); }
 
 int main(int argc, char **argv) {
   tusk::FlagSpec spec;
-  spec.value_flags = {"--data-dir", "--listen", "--port-file", "--log-level", "--runner-binary",
-                      "--sandbox"};
-  spec.bool_flags = {"--local-runners", "--no-local-runners"};
+  spec.value_flags = {"--data-dir",      "--listen",       "--port-file",   "--log-level",
+                      "--runner-binary", "--sandbox",      "--object-store", "--s3-endpoint",
+                      "--s3-region",     "--s3-parallelism", "--s3-part-size", "--cache-dir",
+                      "--cache-size",    "--s3-credentials-file"};
+  spec.bool_flags = {"--local-runners", "--no-local-runners", "--s3-virtual-host"};
   tusk::Args parsed;
   if (auto done = tusk::ParseMainArgs(argc, argv, spec, "tuskd", kUsage, false, &parsed))
     return *done;
@@ -96,6 +121,40 @@ int main(int argc, char **argv) {
                  args->Get("--log-level") + "'");
   }
   if (opts.data_dir.empty()) return Usage("--data-dir is required");
+  opts.object_store = args->Get("--object-store");
+  bool s3 = opts.object_store.rfind("s3://", 0) == 0;
+  for (const char *flag : {"--s3-endpoint", "--s3-region", "--s3-parallelism", "--s3-part-size",
+                           "--s3-virtual-host", "--s3-credentials-file", "--cache-dir",
+                           "--cache-size"}) {
+    if (args->Has(flag) && !s3) return Usage(std::string(flag) + " needs --object-store s3://...");
+  }
+  if (s3) {
+    absl::Status st = tusk::pfs::ParseS3StoreUrl(opts.object_store, &opts.s3);
+    if (!st.ok()) return Usage(std::string(st.message()));
+    opts.s3.endpoint = args->Get("--s3-endpoint");
+    opts.s3.region = args->Get("--s3-region", opts.s3.region);
+    opts.s3.virtual_host = args->Has("--s3-virtual-host");
+    if (args->Has("--s3-parallelism") &&
+        (!absl::SimpleAtoi(args->Get("--s3-parallelism"), &opts.s3.parallelism) ||
+         opts.s3.parallelism < 1 || opts.s3.parallelism > 256)) {
+      return Usage("--s3-parallelism must be a number from 1 to 256");
+    }
+    if (args->Has("--s3-part-size")) {
+      auto v = tusk::ParseBytes("--s3-part-size", args->Get("--s3-part-size"));
+      if (!v.ok()) return Usage(std::string(v.status().message()));
+      if (*v < (5u << 20) || *v > (5ull << 30)) return Usage("--s3-part-size must be 5MiB to 5GiB");
+      opts.s3.part_size = *v;
+    }
+    if (args->Has("--s3-credentials-file")) {
+      setenv("AWS_SHARED_CREDENTIALS_FILE", args->Get("--s3-credentials-file").c_str(), 1);
+    }
+    opts.cache_dir = args->Get("--cache-dir", opts.data_dir + "/cache");
+    if (args->Has("--cache-size")) {
+      auto v = tusk::ParseBytes("--cache-size", args->Get("--cache-size"));
+      if (!v.ok()) return Usage(std::string(v.status().message()));
+      opts.cache_size = *v;
+    }
+  }
   tusk::SetMinLogLevel(opts.log_level);
   // Few malloc arenas: many threads each holding a large arena inflates RSS
   // with memory that is free but not returned.
@@ -106,6 +165,37 @@ int main(int argc, char **argv) {
 
   tusk::pfs::PfsOptions pfs_options;
   pfs_options.data_dir = opts.data_dir;
+  std::unique_ptr<tusk::pfs::ObjectStore> store;
+  if (s3) {
+    auto remote = tusk::pfs::OpenS3ObjectStore(opts.s3);
+    if (!remote.ok()) {
+      TUSK_LOG(ERROR) << "cannot open object store " << opts.object_store << ": " << remote.status();
+      return 1;
+    }
+    store = std::move(*remote);
+    if (opts.cache_size > 0) {
+      tusk::pfs::CacheOptions co;
+      co.dir = opts.cache_dir;
+      co.max_bytes = opts.cache_size;
+      auto cached = tusk::pfs::OpenCachedObjectStore(std::move(store), co);
+      if (!cached.ok()) {
+        TUSK_LOG(ERROR) << "cannot open the object cache " << opts.cache_dir << ": "
+                        << cached.status();
+        return 1;
+      }
+      store = std::move(*cached);
+    }
+    // Pack uploads overlap: each is a round trip to S3.
+    pfs_options.blobs.packs_in_flight = opts.s3.parallelism;
+  } else if (!opts.object_store.empty()) {
+    auto local = tusk::pfs::OpenLocalObjectStore(opts.object_store);
+    if (!local.ok()) {
+      TUSK_LOG(ERROR) << "cannot open object store " << opts.object_store << ": " << local.status();
+      return 1;
+    }
+    store = std::move(*local);
+  }
+  pfs_options.object_store = store.get();
   auto pfs = tusk::pfs::Pfs::Open(pfs_options);
   if (!pfs.ok()) {
     TUSK_LOG(ERROR) << "cannot open data directory " << opts.data_dir << ": " << pfs.status();
@@ -140,7 +230,8 @@ int main(int argc, char **argv) {
   }
   std::string host = opts.listen.substr(0, opts.listen.rfind(':'));
   TUSK_LOG(INFO) << "tuskd " << tusk::kTuskVersion << " serving on " << host << ":" << port
-                 << " with data in " << opts.data_dir;
+                 << " with data in " << opts.data_dir << " and objects in "
+                 << (store ? store->Describe() : opts.data_dir + "/objects");
   if (!opts.port_file.empty()) {
     std::string tmp = opts.port_file + ".tmp";
     {
@@ -177,6 +268,13 @@ int main(int argc, char **argv) {
   server.reset();
   dispatcher->reset();
   pfs->reset();
+  if (store) {
+    tusk::pfs::ObjectStoreStats st = store->Stats();
+    TUSK_LOG(INFO) << "object store " << store->Describe() << ": " << st.puts << " PUT, " << st.gets
+                   << " GET, " << st.heads << " HEAD, " << st.lists << " LIST, " << st.deletes
+                   << " DELETE, " << st.retries << " retries; cache " << st.cache_hits << " hits, "
+                   << st.cache_misses << " misses";
+  }
   TUSK_LOG(INFO) << "tuskd stopped";
   return 0;
 }

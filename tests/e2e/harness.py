@@ -19,6 +19,9 @@ TUSKD = os.path.join(BIN_DIR, "tuskd")
 TUSK = os.path.join(BIN_DIR, "tusk")
 DEV_KAFKA = os.path.join(BIN_DIR, "tusk-dev-kafka")
 INGEST = os.path.join(BIN_DIR, "tusk-ingest")
+# Where TuskTestCase's tuskd keeps its objects: "local" (the data directory)
+# or "s3" (an s3rver started for the test class).
+STORE = os.environ.get("TUSK_E2E_STORE", "local")
 
 
 def stop_process(proc, timeout=15):
@@ -36,9 +39,11 @@ def stop_process(proc, timeout=15):
 class Tuskd:
     """A tuskd process over a data directory; restartable on the same data."""
 
-    def __init__(self, data_dir, log_path):
+    def __init__(self, data_dir, log_path, extra_args=(), env=None):
         self.data_dir = data_dir
         self.log_path = log_path
+        self.extra_args = list(extra_args)
+        self.env = env
         self.proc = None
         self.address = None
 
@@ -50,8 +55,8 @@ class Tuskd:
             os.unlink(port_file)
         with open(self.log_path, "ab") as log:
             self.proc = subprocess.Popen(
-                [TUSKD, "--data-dir", self.data_dir, "--listen", listen, "--port-file", port_file],
-                stdout=log, stderr=log)
+                [TUSKD, "--data-dir", self.data_dir, "--listen", listen, "--port-file", port_file]
+                + self.extra_args, stdout=log, stderr=log, env=self.env)
         deadline = time.time() + timeout
         while time.time() < deadline:
             if self.proc.poll() is not None:
@@ -154,11 +159,15 @@ class S3rver:
         self.proc = None
         self.endpoint = None
 
-    def start(self, timeout=30):
+    def start(self, timeout=30, bucket=None, port=0):
+        """Starts it on a free port (or `port`), creating `bucket` if given."""
         os.makedirs(self.data_dir, exist_ok=True)
         self.log = open(self.log_path, "ab")
+        args = [S3RVER, "-d", self.data_dir, "-a", "127.0.0.1", "-p", str(port)]
+        if bucket:
+            args += ["--configure-bucket", bucket]
         # Unbuffered: select() must see what readline() has not consumed yet.
-        self.proc = subprocess.Popen([S3RVER, "-d", self.data_dir, "-a", "127.0.0.1", "-p", "0"],
+        self.proc = subprocess.Popen(args,
                                      stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                                      stderr=self.log, bufsize=0)
         deadline = time.time() + timeout
@@ -191,6 +200,37 @@ class S3rver:
             self.log.close()
             self.proc = None
 
+    def kill9(self):
+        if self.proc:
+            self.proc.kill()
+            self.proc.wait(timeout=10)
+            self.proc.stdout.close()
+            self.log.close()
+            self.proc = None
+
+    def port(self):
+        return int(self.endpoint.rsplit(":", 1)[1])
+
+
+def start_tuskd(tmp, name="data", log="tuskd.log"):
+    """A started tuskd over tmp/name; with STORE=s3 its objects go to a new
+    s3rver (returned too, else None) under tmp/name-s3."""
+    s3 = None
+    extra, env = [], None
+    if STORE == "s3":
+        s3 = S3rver(os.path.join(tmp, name + "-s3"), os.path.join(tmp, name + "-s3rver.log"))
+        s3.start(bucket="tusk")
+        extra = ["--object-store", "s3://tusk/e2e", "--s3-endpoint", s3.endpoint]
+        env = s3.env()
+    server = Tuskd(os.path.join(tmp, name), os.path.join(tmp, log), extra, env)
+    try:
+        server.start()
+    except Exception:
+        if s3:
+            s3.stop()
+        raise
+    return server, s3
+
 
 class Result:
     def __init__(self, proc):
@@ -219,12 +259,13 @@ class TuskTestCase(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
         cls.tmp = tempfile.mkdtemp(prefix="tusk-e2e-")
-        cls.server = Tuskd(os.path.join(cls.tmp, "data"), os.path.join(cls.tmp, "tuskd.log"))
-        cls.server.start()
+        cls.server, cls.s3 = start_tuskd(cls.tmp)
 
     @classmethod
     def tearDownClass(cls):
         cls.server.stop()
+        if cls.s3:
+            cls.s3.stop()
         shutil.rmtree(cls.tmp, ignore_errors=True)
 
     def tusk(self, *args, input=None, check=True, timeout=120):
