@@ -4,6 +4,8 @@
 
 #include <cerrno>
 #include <cstring>
+#include <filesystem>
+#include <system_error>
 
 #include "absl/strings/str_cat.h"
 
@@ -22,6 +24,13 @@ absl::Status MkdirAll(const std::string& dir) {
     }
   }
   return absl::InternalError(absl::StrCat("mkdir ", dir, ": ", std::strerror(errno)));
+}
+
+absl::Status RemoveAll(const std::string& path) {
+  std::error_code ec;
+  std::filesystem::remove_all(path, ec);
+  if (ec) return absl::InternalError(absl::StrCat("cannot remove ", path, ": ", ec.message()));
+  return absl::OkStatus();
 }
 
 }  // namespace tusk

@@ -12,4 +12,8 @@ namespace tusk {
 // naming the path that could not be made.
 absl::Status MkdirAll(const std::string& dir);
 
+// Removes `path` and everything beneath it (like rm -rf; symlinks are removed,
+// not followed). OK if it does not exist.
+absl::Status RemoveAll(const std::string& path);
+
 }  // namespace tusk

@@ -324,9 +324,8 @@ absl::Status S3Client::Delete(const std::string& bucket, const std::string& key)
 
 absl::Status S3Client::CheckBucket(const std::string& bucket) {
   std::string what = absl::StrCat("bucket s3://", bucket);
-  return Send([&] { return MakeRequest("GET", bucket, "", "list-type=2&max-keys=1", ""); }, what,
-              true)
-      .status();
+  // HeadBucket: cheap, and answered by every S3-compatible server.
+  return Send([&] { return MakeRequest("HEAD", bucket, "", "", ""); }, what, true).status();
 }
 
 absl::StatusOr<std::string> S3Client::CreateMultipartUpload(const std::string& bucket,

@@ -59,8 +59,20 @@ PreparedBlob PrepareOwnedBlob(std::string raw);
 PreparedBlob PrepareBlobWithHash(const Hash& hash, absl::string_view raw);
 PreparedBlob PrepareOwnedBlobWithHash(const Hash& hash, std::string raw);
 
-// Object-store key of a pack.
+// Object-store key of a pack, and the pack id in such a key (empty if it is
+// not one).
 std::string PackKey(absl::string_view pack_id);
+std::string PackIdFromKey(absl::string_view key);
+inline constexpr char kPackPrefix[] = "packs/";
+
+// The index record (key, value) that locates a footer item of pack `pack_id`.
+std::pair<std::string, std::string> BlobIndexRecord(absl::string_view pack_id,
+                                                    const storage::v1::PackFooter::Item& item);
+
+// The footer of the pack `key` of `size` bytes (as listed). DataLoss names the
+// pack if it is truncated or damaged.
+absl::StatusOr<storage::v1::PackFooter> ReadPackFooter(ObjectStore* store, const std::string& key,
+                                                       uint64_t size);
 
 class BlobWriter;
 
@@ -93,9 +105,18 @@ class BlobStore {
   Kv* kv() const { return kv_; }
   const BlobStoreOptions& options() const { return options_; }
 
-  // Writes a pack holding `blobs` and returns the index records for them (the
-  // caller writes them). Used by BlobWriter and the packer.
-  absl::Status WritePack(const std::vector<PreparedBlob>& blobs, KvBatch* index_records);
+  // Writes a pack holding `blobs` (and `log` in its footer, if given) and
+  // returns the index records for them (the caller writes them). Used by
+  // BlobWriter and the packer.
+  absl::Status WritePack(const std::vector<PreparedBlob>& blobs, KvBatch* index_records,
+                         const storage::v1::MetaLog* log = nullptr);
+  // Writes a log pack: `log` in its footer, with every blob of `blobs` that is
+  // still inline in the index (so that the object store alone holds what the
+  // log's commits reference). Adds to `batch` the records that point those
+  // blobs at the pack. Durable when it returns.
+  // `tail` (from BlobWriter::Finish) goes into the pack as it is.
+  absl::Status WriteLogPack(const storage::v1::MetaLog& log, std::vector<PreparedBlob> tail,
+                            const std::vector<Hash>& blobs, KvBatch* batch);
   // Adds the index record of an inline blob (and its pending marker) to `batch`.
   void AddInline(const PreparedBlob& blob, KvBatch* batch);
   // Threads for pack writes, so that an upload goes on while a pack is synced.
@@ -123,11 +144,14 @@ class BlobWriter {
   // Returns true if it was new. May write a full pack (and its index records).
   absl::StatusOr<bool> Add(PreparedBlob blob);
   // Puts the remaining buffered blobs in a pack or inline into `batch`. The
-  // caller must write `batch` for those blobs to be found.
-  absl::Status Finish(KvBatch* batch);
+  // caller must write `batch` for those blobs to be found. With `tail`, a
+  // small remainder goes there instead of inline (the caller stores it).
+  absl::Status Finish(KvBatch* batch, std::vector<PreparedBlob>* tail = nullptr);
 
   uint64_t new_bytes() const { return new_bytes_; }
   uint64_t new_blobs() const { return new_blobs_; }
+  // Every blob passed to Add, new or already stored (once each).
+  std::vector<Hash> Touched() const;
 
  private:
   // Writes the buffer as a pack in the background; keeps at most
@@ -139,7 +163,7 @@ class BlobWriter {
   std::vector<PreparedBlob> buffer_;
   std::deque<std::future<absl::Status>> packs_in_flight_;
   size_t buffer_bytes_ = 0;
-  absl::flat_hash_set<Hash> added_;
+  absl::flat_hash_set<Hash> added_;  // every blob passed to Add
   uint64_t new_bytes_ = 0;
   uint64_t new_blobs_ = 0;
 };

@@ -5,6 +5,7 @@
 #include <algorithm>
 
 #include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
@@ -12,6 +13,8 @@
 #include "common/log.h"
 #include "common/status.h"
 #include "google/protobuf/util/time_util.h"
+#include "pfs/keys.h"
+#include "pfs/rebuild.h"
 #include "pfs/refs.h"
 
 namespace tusk::pfs {
@@ -20,36 +23,6 @@ namespace {
 using google::protobuf::util::TimeUtil;
 using storage::v1::StagedOp;
 
-// Index key layout (first byte names the record kind):
-//   r<repo>                   RepoInfo
-//   b<repo>\0<branch>         BranchInfo
-//   c<repo>\0<commit id>      CommitInfo
-//   s<commit id><path>        StagedOp of an open commit
-//   k<commit set>\0<repo>\0<id>  commits of a commit set (empty value)
-//   v<repo>\0<id>\0<repo>\0<id>  subvenance: the second commit's provenance
-//                             names the first (empty value)
-//   x<hash>, q<hash>          blob index (blob_store.cc)
-//   m<name>                   metadata (format version)
-std::string RepoKey(absl::string_view repo) { return absl::StrCat("r", repo); }
-std::string BranchPrefix(absl::string_view repo) {
-  return absl::StrCat("b", repo, absl::string_view("\0", 1));
-}
-std::string BranchKey(absl::string_view repo, absl::string_view branch) {
-  return absl::StrCat(BranchPrefix(repo), branch);
-}
-std::string CommitPrefix(absl::string_view repo) {
-  return absl::StrCat("c", repo, absl::string_view("\0", 1));
-}
-std::string CommitKey(absl::string_view repo, absl::string_view id) {
-  return absl::StrCat(CommitPrefix(repo), id);
-}
-constexpr absl::string_view kNul("\0", 1);
-std::string CommitSetKey(absl::string_view set, absl::string_view repo, absl::string_view id) {
-  return absl::StrCat("k", set, kNul, repo, kNul, id);
-}
-std::string SubvenancePrefix(absl::string_view repo, absl::string_view id) {
-  return absl::StrCat("v", repo, kNul, id, kNul);
-}
 // (repo, id) pairs from keys "<prefix><repo>\0<id>".
 absl::StatusOr<std::vector<std::pair<std::string, std::string>>> ScanCommitPairs(
     Kv* kv, const std::string& prefix) {
@@ -64,11 +37,6 @@ absl::StatusOr<std::vector<std::pair<std::string, std::string>>> ScanCommitPairs
   }));
   return out;
 }
-std::string StagePrefix(absl::string_view id) { return absl::StrCat("s", id); }
-std::string StageKey(absl::string_view id, absl::string_view path) {
-  return absl::StrCat("s", id, path);
-}
-
 // Deletes every key starting with `prefix`, one by one. RocksDB range
 // tombstones would be cheaper to write but make every later read in the
 // memtable slower (RocksDB 7.x rebuilds them per read), and commits are frequent.
@@ -79,8 +47,6 @@ absl::Status DeletePrefix(Kv* kv, absl::string_view prefix, KvBatch* batch) {
   });
 }
 
-constexpr char kFormatKey[] = "mformat";
-constexpr char kFormatVersion[] = "1";
 
 google::protobuf::Timestamp Now() { return TimeUtil::NanosecondsToTimestamp(absl::GetCurrentTimeNanos()); }
 
@@ -98,6 +64,28 @@ absl::StatusOr<Hash> RootHash(const CommitInfo& c) {
   auto h = Hash::FromHex(c.root());
   if (!h.ok()) return absl::DataLossError(absl::StrCat("commit ", c.id(), " has a malformed root"));
   return *h;
+}
+
+storage::v1::MetaEvent RepoEvent(const RepoInfo& r) {
+  storage::v1::MetaEvent e;
+  *e.mutable_repo() = r;
+  e.mutable_repo()->clear_branches();
+  e.mutable_repo()->clear_size_bytes();
+  return e;
+}
+// The durable part of a branch: an open commit does not survive a rebuild.
+storage::v1::MetaEvent BranchEvent(const BranchInfo& b) {
+  storage::v1::MetaEvent e;
+  *e.mutable_branch() = b;
+  e.mutable_branch()->clear_open_commit();
+  e.mutable_branch()->clear_subvenance();
+  return e;
+}
+storage::v1::MetaEvent CommitEvent(const CommitInfo& c) {
+  storage::v1::MetaEvent e;
+  *e.mutable_commit() = c;
+  e.mutable_commit()->clear_subvenance();
+  return e;
 }
 
 Entry DirEntry(const std::string& name, const DirInfo& info) {
@@ -170,20 +158,53 @@ absl::StatusOr<std::unique_ptr<Pfs>> Pfs::Open(const PfsOptions& options) {
   if (options.data_dir.empty()) return absl::InvalidArgumentError("data directory is not set");
   auto pfs = std::unique_ptr<Pfs>(new Pfs(options));
   RETURN_IF_ERROR(MkdirAll(options.data_dir));
-  ASSIGN_OR_RETURN(pfs->kv_, Kv::Open(options.data_dir + "/index"));
+  if (options.object_store != nullptr) {
+    pfs->store_ = options.object_store;
+  } else {
+    ASSIGN_OR_RETURN(pfs->owned_store_, OpenLocalObjectStore(options.data_dir + "/objects"));
+    pfs->store_ = pfs->owned_store_.get();
+  }
+  const std::string index_dir = options.data_dir + "/index";
+  if (options.rebuild_index) {
+    RETURN_IF_ERROR(RebuildIndex(pfs->store_, options.data_dir, options.rebuild_progress).status());
+  }
+  struct stat st;
+  if (::stat((index_dir + "/CURRENT").c_str(), &st) != 0) {
+    // A new index over an object store that already holds tusk data would
+    // hide that data and reuse its log sequence numbers. Checked before the
+    // index is created, so that a refused start leaves nothing behind.
+    auto marker = pfs->store_->Size(kStoreMarkerKey);
+    if (marker.ok()) {
+      return absl::FailedPreconditionError(absl::StrCat(
+          "object store ", pfs->store_->Describe(), " already holds tusk data but there is no index in ",
+          index_dir, "; start with --rebuild-index to recover the index from the object store"));
+    }
+    if (!absl::IsNotFound(marker.status())) {
+      return Annotate(marker.status(), "checking the object store");
+    }
+  }
+  ASSIGN_OR_RETURN(pfs->kv_, Kv::Open(index_dir));
   ASSIGN_OR_RETURN(auto format, pfs->kv_->Get(kFormatKey));
   if (!format) {
+    RETURN_IF_ERROR(Annotate(pfs->store_->Put(kStoreMarkerKey, kFormatVersion),
+                             "marking the object store"));
     RETURN_IF_ERROR(pfs->kv_->Put(kFormatKey, kFormatVersion, /*sync=*/true));
   } else if (*format != kFormatVersion) {
     return absl::FailedPreconditionError(absl::StrCat(
         "data directory ", options.data_dir, " has index format ", *format, ", this tuskd reads ",
         kFormatVersion));
   }
-  if (options.object_store != nullptr) {
-    pfs->store_ = options.object_store;
-  } else {
-    ASSIGN_OR_RETURN(pfs->owned_store_, OpenLocalObjectStore(options.data_dir + "/objects"));
-    pfs->store_ = pfs->owned_store_.get();
+  ASSIGN_OR_RETURN(auto seq, pfs->kv_->Get(kSeqKey));
+  {
+    absl::MutexLock lock(&pfs->meta_mu_);
+    uint64_t reserved = 0;
+    if (seq && !absl::SimpleAtoi(*seq, &reserved)) {
+      return absl::DataLossError(absl::StrCat("the log sequence in ", index_dir, " is corrupt"));
+    }
+    // Numbers up to `reserved` may have been used by a log pack whose index
+    // write never happened: start above them.
+    pfs->reserved_seq_ = reserved;
+    pfs->next_seq_ = reserved + 1;
   }
   ASSIGN_OR_RETURN(pfs->blobs_, BlobStore::Open(pfs->kv_.get(), pfs->store_, options.blobs));
   pfs->nodes_ = std::make_unique<NodeStore>(pfs->blobs_.get(), options.node_cache_bytes);
@@ -191,6 +212,26 @@ absl::StatusOr<std::unique_ptr<Pfs>> Pfs::Open(const PfsOptions& options) {
   RETURN_IF_ERROR(pfs->Recover());
   pfs->packer_ = std::thread([p = pfs.get()] { p->PackerLoop(); });
   return pfs;
+}
+
+absl::StatusOr<uint64_t> Pfs::NextSeq() {
+  constexpr uint64_t kBlock = 4096;
+  if (next_seq_ > reserved_seq_) {
+    uint64_t reserve = next_seq_ + kBlock - 1;
+    RETURN_IF_ERROR(kv_->Put(kSeqKey, absl::StrCat(reserve), /*sync=*/true));
+    reserved_seq_ = reserve;
+  }
+  return next_seq_++;
+}
+
+absl::Status Pfs::LogEvents(std::vector<storage::v1::MetaEvent> events, const std::vector<Hash>& blobs,
+                            KvBatch* batch, std::vector<PreparedBlob> tail) {
+  storage::v1::MetaLog log;
+  ASSIGN_OR_RETURN(uint64_t seq, NextSeq());
+  log.set_seq(seq);
+  for (auto& e : events) *log.add_events() = std::move(e);
+  return Annotate(blobs_->WriteLogPack(log, std::move(tail), blobs, batch),
+                  "writing the metadata log");
 }
 
 Pfs::~Pfs() {
@@ -355,6 +396,7 @@ absl::StatusOr<RepoInfo> Pfs::CreateRepo(const std::string& name, const std::str
   master.set_name(kDefaultBranch);
   *master.mutable_created() = info.created();
   KvBatch batch;
+  RETURN_IF_ERROR(LogEvents({RepoEvent(info), BranchEvent(master)}, {}, &batch));
   batch.Put(RepoKey(name), info.SerializeAsString());
   batch.Put(BranchKey(name, kDefaultBranch), master.SerializeAsString());
   RETURN_IF_ERROR(kv_->Write(&batch, /*sync=*/true));
@@ -412,6 +454,9 @@ absl::Status Pfs::DeleteRepo(const std::string& name, bool force) {
         "repo ", name, " has an open commit (", open[0], "); finish it or use --force"));
   }
   KvBatch batch;
+  storage::v1::MetaEvent gone;
+  gone.set_deleted_repo(name);
+  RETURN_IF_ERROR(LogEvents({gone}, {}, &batch));
   for (const auto& id : open) {
     RETURN_IF_ERROR(DeletePrefix(kv_.get(), StagePrefix(id), &batch));
   }
@@ -460,7 +505,10 @@ absl::StatusOr<BranchInfo> Pfs::CreateBranch(const std::string& repo, const std:
     *info.mutable_created() = Now();
   }
   info.set_head(head);
-  RETURN_IF_ERROR(kv_->Put(BranchKey(repo, branch), info.SerializeAsString(), /*sync=*/true));
+  KvBatch batch;
+  RETURN_IF_ERROR(LogEvents({BranchEvent(info)}, {}, &batch));
+  batch.Put(BranchKey(repo, branch), info.SerializeAsString());
+  RETURN_IF_ERROR(kv_->Write(&batch, /*sync=*/true));
   return info;
 }
 
@@ -507,7 +555,10 @@ absl::StatusOr<BranchInfo> Pfs::SetBranchProvenance(const std::string& repo, con
   }
   info.clear_provenance();
   for (const auto& p : provenance) *info.add_provenance() = p;
-  RETURN_IF_ERROR(kv_->Put(BranchKey(repo, branch), info.SerializeAsString(), /*sync=*/true));
+  KvBatch batch;
+  RETURN_IF_ERROR(LogEvents({BranchEvent(info)}, {}, &batch));
+  batch.Put(BranchKey(repo, branch), info.SerializeAsString());
+  RETURN_IF_ERROR(kv_->Write(&batch, /*sync=*/true));
   return info;
 }
 
@@ -546,6 +597,10 @@ absl::Status Pfs::DeleteBranch(const std::string& repo, const std::string& branc
     RETURN_IF_ERROR(DeletePrefix(kv_.get(), StagePrefix(b->open_commit()), &batch));
     batch.Delete(CommitKey(repo, b->open_commit()));
   }
+  storage::v1::MetaEvent gone;
+  gone.mutable_deleted_branch()->set_repo(repo);
+  gone.mutable_deleted_branch()->set_name(branch);
+  RETURN_IF_ERROR(LogEvents({gone}, {}, &batch));
   batch.Delete(BranchKey(repo, branch));
   return kv_->Write(&batch, /*sync=*/true);
 }
@@ -624,7 +679,7 @@ absl::StatusOr<CommitInfo> Pfs::StartCommitLocked(const std::string& repo, const
   batch.Put(BranchKey(repo, branch), b.SerializeAsString());
   batch.Put(CommitSetKey(c.commit_set(), repo, c.id()), "");
   for (const auto& p : c.provenance()) {
-    batch.Put(absl::StrCat(SubvenancePrefix(p.repo(), p.id()), repo, kNul, c.id()), "");
+    batch.Put(SubvenanceKey(p.repo(), p.id(), repo, c.id()), "");
   }
   // Not synced: an open commit holds nothing of value until it is finished,
   // and the finishing write syncs everything before it.
@@ -715,6 +770,7 @@ absl::StatusOr<CommitInfo> Pfs::FinishCommitById(const std::string& repo, const 
   Trie trie;
   absl::Status parse_status;
   std::vector<std::string> staged_keys;
+  std::vector<Entry> staged_files;
   std::string prefix = StagePrefix(id);
   RETURN_IF_ERROR(kv_->ScanPrefix(prefix, [&](absl::string_view k, absl::string_view v) {
     StagedOp op;
@@ -731,6 +787,7 @@ absl::StatusOr<CommitInfo> Pfs::FinishCommitById(const std::string& repo, const 
       node = child.get();
     }
     if (op.kind() == StagedOp::PUT) {
+      staged_files.push_back(op.entry());
       node->put = op.entry();
       node->cleared = node->cleared || op.cleared();
     } else {
@@ -744,7 +801,28 @@ absl::StatusOr<CommitInfo> Pfs::FinishCommitById(const std::string& repo, const 
   auto writer = blobs_->NewWriter();
   ASSIGN_OR_RETURN(DirInfo root, ApplyTrie(nodes_.get(), writer.get(), parent_root, trie, "/"));
   KvBatch batch;
-  RETURN_IF_ERROR(writer->Finish(&batch));
+  std::vector<PreparedBlob> tail;  // new nodes: they go into the log pack
+  RETURN_IF_ERROR(writer->Finish(&batch, &tail));
+  // The blobs this commit adds to its parent's tree: the log pack carries the
+  // ones that are still only in the index.
+  std::vector<Hash> new_blobs = writer->Touched();
+  {
+    absl::flat_hash_set<Hash> seen(new_blobs.begin(), new_blobs.end());
+    auto add = [&](const Hash& h) {
+      if (seen.insert(h).second) new_blobs.push_back(h);
+    };
+    for (const Entry& e : staged_files) {
+      if (e.chunk_list_blob()) {
+        ASSIGN_OR_RETURN(Hash list, Hash::FromRaw(e.hash()));
+        add(list);
+      }
+      ASSIGN_OR_RETURN(ChunkList chunks, nodes_->GetChunks(e));
+      for (const auto& ref : chunks.chunks()) {
+        ASSIGN_OR_RETURN(Hash h, Hash::FromRaw(ref.hash()));
+        add(h);
+      }
+    }
+  }
 
   absl::MutexLock lock(&meta_mu_);
   if (!expect_metadata.empty()) {
@@ -775,12 +853,17 @@ absl::StatusOr<CommitInfo> Pfs::FinishCommitById(const std::string& repo, const 
   if (!options.message.empty()) c->set_message(options.message);
   for (const auto& [k, v] : options.metadata) (*c->mutable_metadata())[k] = v;
   if (!options.error.empty()) c->set_error(options.error);
-  batch.Put(CommitKey(repo, id), c->SerializeAsString());
+  std::vector<storage::v1::MetaEvent> events = {CommitEvent(*c)};
   if (b && b->open_commit() == id) {
     b->set_open_commit("");
     b->set_head(id);
-    batch.Put(BranchKey(repo, c->branch()), b->SerializeAsString());
+    events.push_back(BranchEvent(*b));
   }
+  // Before the index moves the branch head: the object store must be able
+  // to find this commit (and everything it references) on its own.
+  RETURN_IF_ERROR(LogEvents(std::move(events), new_blobs, &batch, std::move(tail)));
+  batch.Put(CommitKey(repo, id), c->SerializeAsString());
+  if (b && b->head() == id) batch.Put(BranchKey(repo, c->branch()), b->SerializeAsString());
   for (const auto& k : staged_keys) batch.Delete(k);
   if (hook_ != nullptr) RETURN_IF_ERROR(hook_->BeforeFinish(*c, &batch));
   if (options.extra != nullptr) batch.Append(*options.extra);
@@ -901,6 +984,7 @@ absl::StatusOr<CommitInfo> Pfs::Revert(const std::string& repo, const std::strin
   (*c.mutable_metadata())["reverted_to"] = target.id();
   b->set_head(c.id());
   KvBatch batch;
+  RETURN_IF_ERROR(LogEvents({CommitEvent(c), BranchEvent(*b)}, {}, &batch));
   batch.Put(CommitKey(repo, c.id()), c.SerializeAsString());
   batch.Put(BranchKey(repo, branch), b->SerializeAsString());
   RETURN_IF_ERROR(kv_->Write(&batch, /*sync=*/true));

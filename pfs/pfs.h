@@ -56,6 +56,11 @@ struct PfsOptions {
   int worker_threads = 2;  // hashing and compression of large chunks, read-ahead
   // Inline blobs are packed in the background once they add up to this much.
   size_t pack_pending_bytes = 4 << 20;
+  // Recreate the index (data_dir/index) from the object store before opening;
+  // an existing index is kept aside as data_dir/index.old-<time>.
+  bool rebuild_index = false;
+  // Reports the rebuild's progress.
+  std::function<void(const std::string&)> rebuild_progress;
 };
 
 class Pfs;
@@ -325,6 +330,15 @@ class Pfs {
                                         const std::string& commit);
   // Cleans up after a crash; called by Open.
   absl::Status Recover();
+  // The next log sequence number; reserves a block of them durably first.
+  absl::StatusOr<uint64_t> NextSeq() ABSL_EXCLUSIVE_LOCKS_REQUIRED(meta_mu_);
+  // Writes `events` to the object store as one log pack, together with the
+  // blobs of `blobs` that are still inline, before the caller writes `batch`
+  // (to which it adds what points at the pack). What the index is about to
+  // say is then in the object store first.
+  absl::Status LogEvents(std::vector<storage::v1::MetaEvent> events, const std::vector<Hash>& blobs,
+                         KvBatch* batch, std::vector<PreparedBlob> tail = {})
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(meta_mu_);
   void PackerLoop();
 
   const PfsOptions options_;
@@ -338,6 +352,8 @@ class Pfs {
 
   // Serializes changes to repos, branches and commit records.
   absl::Mutex meta_mu_;
+  uint64_t next_seq_ ABSL_GUARDED_BY(meta_mu_) = 1;
+  uint64_t reserved_seq_ ABSL_GUARDED_BY(meta_mu_) = 0;
   // Signalled when an automatic commit ends (finished or dropped).
   absl::CondVar auto_commit_done_;
   // Per open commit: uploads hold it shared while writing their staged ops;

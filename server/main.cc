@@ -52,6 +52,11 @@ Options:
                         (default DIR/cache)
   --cache-size SIZE     bound of that cache, least recently used evicted first
                         (default 1GiB; 0 disables it)
+  --rebuild-index       recreate the index (DIR/index) from the object store
+                        before serving: every repo, branch, finished commit and
+                        file comes back; an existing index is kept aside as
+                        DIR/index.old-<time>. Needed when DIR is new or lost
+                        but the object store holds tusk data.
   --listen HOST:PORT    address to serve gRPC on (default 127.0.0.1:1650; port 0
                         picks a free port)
   --port-file FILE      write the port actually bound to FILE once serving
@@ -95,7 +100,8 @@ int main(int argc, char **argv) {
                       "--runner-binary", "--sandbox",      "--object-store", "--s3-endpoint",
                       "--s3-region",     "--s3-parallelism", "--s3-part-size", "--cache-dir",
                       "--cache-size",    "--s3-credentials-file"};
-  spec.bool_flags = {"--local-runners", "--no-local-runners", "--s3-virtual-host"};
+  spec.bool_flags = {"--local-runners", "--no-local-runners", "--s3-virtual-host",
+                     "--rebuild-index"};
   tusk::Args parsed;
   if (auto done = tusk::ParseMainArgs(argc, argv, spec, "tuskd", kUsage, false, &parsed))
     return *done;
@@ -196,6 +202,7 @@ int main(int argc, char **argv) {
     store = std::move(*local);
   }
   pfs_options.object_store = store.get();
+  pfs_options.rebuild_index = args->Has("--rebuild-index");
   auto pfs = tusk::pfs::Pfs::Open(pfs_options);
   if (!pfs.ok()) {
     TUSK_LOG(ERROR) << "cannot open data directory " << opts.data_dir << ": " << pfs.status();

@@ -47,8 +47,9 @@ class Tuskd:
         self.proc = None
         self.address = None
 
-    def start(self, timeout=20, same_address=False):
-        """Starts tuskd on a free port, or (same_address) where it was before."""
+    def start(self, timeout=20, same_address=False, once=()):
+        """Starts tuskd on a free port, or (same_address) where it was before;
+        `once`: extra flags for this start only."""
         listen = self.address if same_address and self.address else "127.0.0.1:0"
         port_file = os.path.join(os.path.dirname(self.log_path), "port")
         if os.path.exists(port_file):
@@ -56,7 +57,7 @@ class Tuskd:
         with open(self.log_path, "ab") as log:
             self.proc = subprocess.Popen(
                 [TUSKD, "--data-dir", self.data_dir, "--listen", listen, "--port-file", port_file]
-                + self.extra_args, stdout=log, stderr=log, env=self.env)
+                + self.extra_args + list(once), stdout=log, stderr=log, env=self.env)
         deadline = time.time() + timeout
         while time.time() < deadline:
             if self.proc.poll() is not None:

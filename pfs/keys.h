@@ -1,0 +1,61 @@
+#pragma once
+
+// The index's key layout, shared by the Pfs and the index rebuild. Internal
+// to pfs.
+
+#include <string>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/string_view.h"
+
+namespace tusk::pfs {
+
+// Index key layout (first byte names the record kind):
+//   r<repo>                   RepoInfo
+//   b<repo>\0<branch>         BranchInfo
+//   c<repo>\0<commit id>      CommitInfo
+//   s<commit id><path>        StagedOp of an open commit
+//   k<commit set>\0<repo>\0<id>  commits of a commit set (empty value)
+//   v<repo>\0<id>\0<repo>\0<id>  subvenance: the second commit's provenance
+//                             names the first (empty value)
+//   x<hash>, q<hash>          blob index (blob_store.cc)
+//   m<name>                   metadata (format version, log sequence)
+inline std::string RepoKey(absl::string_view repo) { return absl::StrCat("r", repo); }
+inline std::string BranchPrefix(absl::string_view repo) {
+  return absl::StrCat("b", repo, absl::string_view("\0", 1));
+}
+inline std::string BranchKey(absl::string_view repo, absl::string_view branch) {
+  return absl::StrCat(BranchPrefix(repo), branch);
+}
+inline std::string CommitPrefix(absl::string_view repo) {
+  return absl::StrCat("c", repo, absl::string_view("\0", 1));
+}
+inline std::string CommitKey(absl::string_view repo, absl::string_view id) {
+  return absl::StrCat(CommitPrefix(repo), id);
+}
+inline constexpr absl::string_view kNul("\0", 1);
+inline std::string CommitSetKey(absl::string_view set, absl::string_view repo, absl::string_view id) {
+  return absl::StrCat("k", set, kNul, repo, kNul, id);
+}
+inline std::string SubvenancePrefix(absl::string_view repo, absl::string_view id) {
+  return absl::StrCat("v", repo, kNul, id, kNul);
+}
+inline std::string SubvenanceKey(absl::string_view from_repo, absl::string_view from_id,
+                                 absl::string_view repo, absl::string_view id) {
+  return absl::StrCat(SubvenancePrefix(from_repo, from_id), repo, kNul, id);
+}
+inline std::string StagePrefix(absl::string_view id) { return absl::StrCat("s", id); }
+inline std::string StageKey(absl::string_view id, absl::string_view path) {
+  return absl::StrCat("s", id, path);
+}
+
+inline constexpr char kFormatKey[] = "mformat";
+inline constexpr char kFormatVersion[] = "2";
+// Object-store key that marks a tusk object store (holds the format version).
+inline constexpr char kStoreMarkerKey[] = "meta/format";
+// Object-store keys of checkpoints: kCheckpointPrefix + 16 hex digits of seq.
+inline constexpr char kCheckpointPrefix[] = "meta/checkpoint-";
+// The highest log sequence number that may be in use (see Pfs::NextSeq).
+inline constexpr char kSeqKey[] = "mseq";
+
+}  // namespace tusk::pfs

@@ -1,0 +1,246 @@
+#include "pfs/rebuild.h"
+
+#include <sys/stat.h>
+
+#include <cstdio>
+#include <future>
+#include <map>
+#include <memory>
+#include <vector>
+
+#include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
+#include "common/fs.h"
+#include "common/hash.h"
+#include "common/log.h"
+#include "common/status.h"
+#include "common/thread_pool.h"
+#include "pfs/blob_store.h"
+#include "pfs/keys.h"
+#include "pfs/kv.h"
+#include "proto/pfs.pb.h"
+#include "proto/storage.pb.h"
+
+namespace tusk::pfs {
+namespace {
+
+using storage::v1::MetaEvent;
+using storage::v1::MetaLog;
+
+// The metadata state the events are applied to.
+struct State {
+  std::map<std::string, v1::RepoInfo> repos;
+  std::map<std::pair<std::string, std::string>, v1::BranchInfo> branches;
+  std::map<std::pair<std::string, std::string>, v1::CommitInfo> commits;
+  std::map<std::string, std::string> records;
+
+  void Apply(const MetaEvent& e) {
+    switch (e.kind_case()) {
+      case MetaEvent::kRepo:
+        repos[e.repo().name()] = e.repo();
+        break;
+      case MetaEvent::kDeletedRepo: {
+        const std::string& name = e.deleted_repo();
+        repos.erase(name);
+        EraseRepo(&branches, name);
+        EraseRepo(&commits, name);
+        break;
+      }
+      case MetaEvent::kBranch:
+        branches[{e.branch().repo(), e.branch().name()}] = e.branch();
+        break;
+      case MetaEvent::kDeletedBranch:
+        branches.erase({e.deleted_branch().repo(), e.deleted_branch().name()});
+        break;
+      case MetaEvent::kCommit:
+        commits[{e.commit().repo(), e.commit().id()}] = e.commit();
+        break;
+      case MetaEvent::kDeletedCommit:
+        commits.erase({e.deleted_commit().repo(), e.deleted_commit().id()});
+        break;
+      case MetaEvent::kRecord:
+        records[e.record().key()] = e.record().value();
+        break;
+      case MetaEvent::kDeletedRecord:
+        records.erase(e.deleted_record());
+        break;
+      case MetaEvent::KIND_NOT_SET:
+        break;
+    }
+  }
+
+  template <typename M>
+  static void EraseRepo(M* m, const std::string& repo) {
+    auto it = m->lower_bound({repo, ""});
+    while (it != m->end() && it->first.first == repo) it = m->erase(it);
+  }
+};
+
+// Writes batches of at most ~4 MiB.
+class BatchWriter {
+ public:
+  explicit BatchWriter(Kv* kv) : kv_(kv) {}
+  absl::Status Put(absl::string_view k, absl::string_view v) {
+    batch_.Put(k, v);
+    if (batch_.ByteSize() > (4 << 20)) return Flush();
+    return absl::OkStatus();
+  }
+  absl::Status Flush() {
+    if (batch_.Count() == 0) return absl::OkStatus();
+    RETURN_IF_ERROR(kv_->Write(&batch_, /*sync=*/false));
+    batch_.Clear();
+    return absl::OkStatus();
+  }
+
+ private:
+  Kv* kv_;
+  KvBatch batch_;
+};
+
+}  // namespace
+
+absl::StatusOr<RebuildStats> RebuildIndex(ObjectStore* store, const std::string& data_dir,
+                                          const std::function<void(const std::string&)>& progress) {
+  auto say = [&](const std::string& line) {
+    TUSK_LOG(INFO) << "rebuild-index: " << line;
+    if (progress) progress(line);
+  };
+  RebuildStats stats;
+  auto marker = store->Size(kStoreMarkerKey);
+  if (absl::IsNotFound(marker.status())) {
+    return absl::NotFoundError(absl::StrCat("object store ", store->Describe(),
+                                            " holds no tusk data (no ", kStoreMarkerKey, ")"));
+  }
+  RETURN_IF_ERROR(Annotate(marker.status(), "reading the object store"));
+  ASSIGN_OR_RETURN(std::string format, store->Get(kStoreMarkerKey));
+  if (format != kFormatVersion) {
+    return absl::FailedPreconditionError(absl::StrCat("object store ", store->Describe(),
+                                                      " has format ", format, ", this tuskd reads ",
+                                                      kFormatVersion));
+  }
+
+  // The latest checkpoint.
+  State state;
+  std::string checkpoint_key;
+  RETURN_IF_ERROR(store->List(kCheckpointPrefix, [&](const std::string& key, uint64_t) {
+    if (key > checkpoint_key) checkpoint_key = key;  // fixed-width hex: order is numeric
+  }));
+  if (!checkpoint_key.empty()) {
+    ASSIGN_OR_RETURN(std::string bytes, store->Get(checkpoint_key));
+    storage::v1::Checkpoint cp;
+    if (!cp.ParseFromString(bytes)) {
+      return absl::DataLossError(absl::StrCat("checkpoint ", checkpoint_key, " is corrupt"));
+    }
+    stats.checkpoint_seq = cp.seq();
+    for (const auto& r : cp.repos()) state.repos[r.name()] = r;
+    for (const auto& b : cp.branches()) state.branches[{b.repo(), b.name()}] = b;
+    for (const auto& c : cp.commits()) state.commits[{c.repo(), c.id()}] = c;
+    for (const auto& r : cp.records()) state.records[r.key()] = r.value();
+    say(absl::StrCat("checkpoint ", checkpoint_key, " at seq ", cp.seq(), ": ", cp.repos_size(),
+                     " repos, ", cp.commits_size(), " commits"));
+  }
+
+  // Every pack's footer, read in parallel.
+  std::vector<std::pair<std::string, uint64_t>> packs;
+  RETURN_IF_ERROR(store->List(kPackPrefix, [&](const std::string& key, uint64_t size) {
+    if (!PackIdFromKey(key).empty()) packs.emplace_back(key, size);
+  }));
+  say(absl::StrCat(packs.size(), " packs to read"));
+
+  const std::string tmp_dir = data_dir + "/index.rebuild";
+  RETURN_IF_ERROR(RemoveAll(tmp_dir));
+  {
+    ASSIGN_OR_RETURN(auto kv, Kv::Open(tmp_dir));
+    BatchWriter out(kv.get());
+    std::vector<MetaLog> logs;
+    ThreadPool readers(8);
+    const size_t kWindow = 64;
+    std::vector<std::future<absl::StatusOr<storage::v1::PackFooter>>> inflight;
+    size_t next = 0, done = 0;
+    absl::Time last_report = absl::Now();
+    while (done < packs.size()) {
+      while (next < packs.size() && next - done < kWindow) {
+        const auto& [key, size] = packs[next++];
+        inflight.push_back(readers.Submit([store, key = key, size = size] {
+          return ReadPackFooter(store, key, size);
+        }));
+      }
+      auto footer = inflight[done].get();
+      const std::string& key = packs[done].first;
+      ++done;
+      if (!footer.ok()) return Annotate(footer.status(), "rebuilding the index");
+      std::string pack_id = PackIdFromKey(key);
+      for (const auto& item : footer->items()) {
+        auto [k, v] = BlobIndexRecord(pack_id, item);
+        RETURN_IF_ERROR(out.Put(k, v));
+        stats.blobs++;
+      }
+      if (footer->has_log()) {
+        stats.logs++;
+        stats.last_seq = std::max(stats.last_seq, footer->log().seq());
+        if (footer->log().seq() > stats.checkpoint_seq) logs.push_back(footer->log());
+      }
+      stats.packs++;
+      if (absl::Now() - last_report > absl::Seconds(2)) {
+        say(absl::StrCat("read ", done, " of ", packs.size(), " packs"));
+        last_report = absl::Now();
+      }
+    }
+    inflight.clear();
+    std::sort(logs.begin(), logs.end(),
+              [](const MetaLog& a, const MetaLog& b) { return a.seq() < b.seq(); });
+    for (const auto& log : logs) {
+      for (const auto& e : log.events()) state.Apply(e);
+    }
+
+    // The index records.
+    for (const auto& [name, r] : state.repos) {
+      RETURN_IF_ERROR(out.Put(RepoKey(name), r.SerializeAsString()));
+    }
+    for (const auto& [key, b] : state.branches) {
+      if (!state.repos.contains(key.first)) continue;
+      RETURN_IF_ERROR(out.Put(BranchKey(key.first, key.second), b.SerializeAsString()));
+    }
+    for (const auto& [key, c] : state.commits) {
+      if (!state.repos.contains(key.first)) continue;
+      RETURN_IF_ERROR(out.Put(CommitKey(key.first, key.second), c.SerializeAsString()));
+      RETURN_IF_ERROR(out.Put(CommitSetKey(c.commit_set(), c.repo(), c.id()), ""));
+      for (const auto& p : c.provenance()) {
+        RETURN_IF_ERROR(out.Put(SubvenanceKey(p.repo(), p.id(), c.repo(), c.id()), ""));
+      }
+    }
+    for (const auto& [k, v] : state.records) RETURN_IF_ERROR(out.Put(k, v));
+    stats.repos = state.repos.size();
+    stats.branches = state.branches.size();
+    stats.commits = state.commits.size();
+    stats.records = state.records.size();
+    RETURN_IF_ERROR(out.Put(kFormatKey, kFormatVersion));
+    // Above every number a log pack may carry.
+    RETURN_IF_ERROR(out.Put(kSeqKey, absl::StrCat(std::max(stats.last_seq, stats.checkpoint_seq))));
+    RETURN_IF_ERROR(out.Flush());
+    RETURN_IF_ERROR(kv->Flush());
+  }
+
+  // Swap the new index in.
+  const std::string index_dir = data_dir + "/index";
+  struct stat st;
+  if (::stat(index_dir.c_str(), &st) == 0) {
+    std::string old = absl::StrCat(index_dir, ".old-", absl::ToUnixSeconds(absl::Now()));
+    if (::rename(index_dir.c_str(), old.c_str()) != 0) {
+      return absl::InternalError(absl::StrCat("cannot move the old index ", index_dir, " to ", old));
+    }
+    say(absl::StrCat("the previous index is kept as ", old));
+  }
+  if (::rename(tmp_dir.c_str(), index_dir.c_str()) != 0) {
+    return absl::InternalError(
+        absl::StrCat("cannot move the rebuilt index ", tmp_dir, " to ", index_dir));
+  }
+  say(absl::StrCat("rebuilt: ", stats.repos, " repos, ", stats.branches, " branches, ",
+                   stats.commits, " commits, ", stats.blobs, " blobs in ", stats.packs,
+                   " packs, ", stats.logs, " logs (last seq ", stats.last_seq, ")"));
+  return stats;
+}
+
+}  // namespace tusk::pfs
