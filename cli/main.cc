@@ -74,6 +74,7 @@ Usage: tusk COMMAND [ARGS] [--address HOST:PORT] [--json]
 Repos and branches:
   create repo NAME [--description D]      list repo      inspect repo NAME
   delete repo NAME [--force]
+  update repo NAME [--description D] [--keep-last N] [--keep-for 48h] [--keep-all]
   create branch REPO@BRANCH [--head REF]  list branch REPO
   inspect branch REPO@BRANCH              delete branch REPO@BRANCH [--force]
 Commits:
@@ -83,6 +84,7 @@ Commits:
   inspect commit REPO@REF
   diff commit REPO@NEW [REPO@OLD]         (OLD defaults to NEW's parent)
   revert REPO@BRANCH --to REF [-m MSG]    (new commit whose tree equals REF's)
+  delete commit REPO@REF                  (a commit nothing depends on)
 Files:
   put file REPO@REF[:/PATH] -f LOCAL|URL|- [-r [--parallel N]] [--untar] [--append] [-m MSG]
   get file REPO@REF:/PATH [-o OUT]        (a directory needs -o DIR)
@@ -106,6 +108,7 @@ Jobs and datums:
   wait commitset ID            (until every commit derived from an input commit is done)
 Admin:
   fsck                                    (verify every reachable chunk, node and commit)
+  gc [--grace 1h] [--rewrite-below 0.5]   (apply retention, delete unreferenced data)
   version
 
 REF is a branch, a 32-hex-character commit id, or either followed by ^ (parent)
@@ -129,7 +132,28 @@ const std::map<std::string, std::string> kCommandHelp = {
     {"create repo", "tusk create repo NAME [--description D]\n  Creates a repo with a 'master' branch.\n"},
     {"list repo", "tusk list repo\n  Lists repos with their size (head of master) and description.\n"},
     {"inspect repo", "tusk inspect repo NAME\n  Shows a repo's details and branches.\n"},
-    {"delete repo", "tusk delete repo NAME [--force]\n  Deletes a repo. --force also discards open commits.\n"},
+    {"delete repo",
+     "tusk delete repo NAME [--force]\n  Deletes a repo. --force also discards open commits.\n"
+     "  Its data is freed by the next gc, except what other repos share.\n"},
+    {"update repo",
+     "tusk update repo NAME [--description D] [--keep-last N] [--keep-for DUR] [--keep-all]\n"
+     "  Changes a repo's description or retention. With retention, each branch keeps its\n"
+     "  newest N commits and/or those younger than DUR (48h, 30m, 7d); when both are set,\n"
+     "  either keeps a commit. Older commits are squashed into their oldest kept child,\n"
+     "  which becomes the branch's first commit (its files are unchanged), and commits\n"
+     "  computed from a squashed commit name that child instead. Applied every minute\n"
+     "  (tuskd --retention-interval) and by 'tusk gc'. --keep-all removes the retention.\n"},
+    {"delete commit",
+     "tusk delete commit REPO@REF\n  Deletes a finished commit that nothing depends on: no child\n"
+     "  commit and no commit computed from it. A branch whose head it is moves back to its\n"
+     "  parent. Its data is freed by the next gc.\n"},
+    {"gc",
+     "tusk gc [--grace DUR] [--rewrite-below F]\n  Applies retention, writes a checkpoint of the "
+     "metadata to the object store,\n  then deletes the chunks, tree nodes and packs that no "
+     "commit, open commit or\n  pipeline datum references. Packs younger than --grace (default: "
+     "tuskd's\n  --gc-grace, 1h) are kept, so uploads in progress are safe. Packs whose live\n"
+     "  bytes are below F of their size (default 0.5) are rewritten. tuskd also runs\n"
+     "  this every --gc-interval.\n"},
     {"create branch",
      "tusk create branch REPO@BRANCH [--head REF]\n  Creates a branch, or moves it to REF "
      "(it must have no open commit).\n  A branch from an old commit shares all of its data.\n"},
@@ -444,6 +468,9 @@ class Cli {
         {"list repo", &Cli::ListRepo},
         {"inspect repo", &Cli::InspectRepo},
         {"delete repo", &Cli::DeleteRepo},
+        {"update repo", &Cli::UpdateRepo},
+        {"delete commit", &Cli::DeleteCommit},
+        {"gc", &Cli::Gc},
         {"create branch", &Cli::CreateBranch},
         {"list branch", &Cli::ListBranch},
         {"inspect branch", &Cli::InspectBranch},
@@ -651,7 +678,7 @@ class Cli {
       std::cout << "Name: " << r.name() << "\nDescription: " << r.description()
                 << "\nCreated: " << Time(r.created()) << "\nSize of master: "
                 << HumanBytes(r.size_bytes()) << "\nBranches: " << absl::StrJoin(r.branches(), ", ")
-                << "\n";
+                << "\nRetention: " << RetentionText(r) << "\n";
     });
   }
 
@@ -662,6 +689,111 @@ class Cli {
     req.set_force(args_.Has("--force"));
     return Call(&API::Stub::DeleteRepo, req, [&](const DeleteRepoResponse& resp) {
       std::cout << "deleted repo " << req.name() << "\n";
+    });
+  }
+
+  static std::string RetentionText(const RepoInfo& r) {
+    if (!r.has_retention()) return "all history";
+    std::vector<std::string> parts;
+    if (r.retention().keep_last() > 0) parts.push_back(absl::StrCat("last ", r.retention().keep_last(), " commits"));
+    int64_t ns = google::protobuf::util::TimeUtil::DurationToNanoseconds(r.retention().keep_for());
+    if (ns > 0) parts.push_back(absl::StrCat("commits younger than ", absl::FormatDuration(absl::Nanoseconds(ns))));
+    return absl::StrCat("keep ", absl::StrJoin(parts, " or "), " per branch");
+  }
+
+  // "48h", "90s", "7d" (days are not in absl's syntax).
+  static bool ParseHumanDuration(const std::string& s, absl::Duration* d) {
+    int64_t days = 0;
+    if (s.size() > 1 && s.back() == 'd' && absl::SimpleAtoi(s.substr(0, s.size() - 1), &days)) {
+      *d = absl::Hours(24 * days);
+      return days >= 0;
+    }
+    if (s == "0") {
+      *d = absl::ZeroDuration();
+      return true;
+    }
+    return absl::ParseDuration(s, d) && *d >= absl::ZeroDuration();
+  }
+
+  int UpdateRepo() {
+    if (!NeedPositional(1, "repo name")) return kExitUsage;
+    UpdateRepoRequest req;
+    req.set_name(args_.positional[0]);
+    if (args_.Has("--description")) req.set_description(args_.Get("--description"));
+    bool retention = args_.Has("--keep-last") || args_.Has("--keep-for") || args_.Has("--keep-all");
+    if (args_.Has("--keep-all") && (args_.Has("--keep-last") || args_.Has("--keep-for"))) {
+      return UsageError("--keep-all removes the retention; it goes without --keep-last/--keep-for");
+    }
+    if (args_.Has("--keep-last")) {
+      uint64_t n = 0;
+      if (!absl::SimpleAtoi(args_.Get("--keep-last"), &n) || n == 0) {
+        return UsageError("--keep-last needs a number of commits, at least 1");
+      }
+      req.mutable_retention()->set_keep_last(n);
+    }
+    if (args_.Has("--keep-for")) {
+      absl::Duration d;
+      if (!ParseHumanDuration(args_.Get("--keep-for"), &d) || d <= absl::ZeroDuration()) {
+        return UsageError("--keep-for needs a duration like 48h, 30m or 7d, not '" +
+                          args_.Get("--keep-for") + "'");
+      }
+      *req.mutable_retention()->mutable_keep_for() =
+          google::protobuf::util::TimeUtil::NanosecondsToDuration(absl::ToInt64Nanoseconds(d));
+    }
+    if (retention && !req.has_retention()) req.mutable_retention();  // --keep-all: empty
+    if (!req.has_description() && !retention) {
+      return UsageError("update repo needs --description, --keep-last, --keep-for or --keep-all");
+    }
+    return Call(&API::Stub::UpdateRepo, req, [&](const RepoInfo& r) {
+      std::cout << "updated repo " << r.name() << ": " << RetentionText(r) << "\n";
+    });
+  }
+
+  int DeleteCommit() {
+    if (!NeedPositional(1, "REPO@REF")) return kExitUsage;
+    auto spec = Spec(0);
+    if (!spec.ok()) return Fail(spec.status());
+    if (!spec->has_ref || spec->has_path) return UsageError("delete commit needs REPO@REF");
+    DeleteCommitRequest req;
+    req.set_repo(spec->repo);
+    req.set_ref(spec->ref);
+    return Call(&API::Stub::DeleteCommit, req, [&](const DeleteCommitResponse& resp) {
+      std::cout << "deleted commit " << spec->repo << "@" << spec->ref << "\n";
+      for (const auto& b : resp.moved()) {
+        std::cout << "branch " << b.repo() << "@" << b.name() << " -> "
+                  << (b.head().empty() ? "(no commits)" : b.head()) << "\n";
+      }
+    });
+  }
+
+  int Gc() {
+    if (!NeedPositional(0, "")) return kExitUsage;
+    GcRequest req;
+    if (args_.Has("--grace")) {
+      absl::Duration d;
+      if (!ParseHumanDuration(args_.Get("--grace"), &d)) {
+        return UsageError("--grace needs a duration like 1h or 0s, not '" + args_.Get("--grace") + "'");
+      }
+      *req.mutable_grace() =
+          google::protobuf::util::TimeUtil::NanosecondsToDuration(absl::ToInt64Nanoseconds(d));
+    }
+    if (args_.Has("--rewrite-below")) {
+      double f = 0;
+      if (!absl::SimpleAtod(args_.Get("--rewrite-below"), &f) || f < 0 || f > 1) {
+        return UsageError("--rewrite-below needs a fraction from 0 to 1");
+      }
+      req.set_rewrite_below(f);
+    }
+    if (!json_) std::cerr << "collecting garbage...\n";
+    return Call(&API::Stub::Gc, req, [&](const GcResponse& r) {
+      std::cout << "squashed " << r.commits_squashed() << " commits by retention; "
+                << r.live_blobs() << " live blobs (" << HumanBytes(r.bytes_live())
+                << " in old packs); deleted " << r.packs_deleted() << " of " << r.packs()
+                << " packs, rewrote " << r.packs_rewritten() << ", freed "
+                << HumanBytes(r.bytes_deleted()) << " in "
+                << absl::FormatDuration(absl::Nanoseconds(
+                       google::protobuf::util::TimeUtil::DurationToNanoseconds(r.took())))
+                << "\n";
     });
   }
 
@@ -2170,16 +2302,17 @@ int main(int argc, char** argv) {
                       "--kafka", "--topic", "--repo", "--branch", "--max-records", "--max-bytes",
                       "--max-latency", "--start", "--layout", "--max-record-bytes",
                       "--value-format", "--parallel", "--s3-endpoint", "--s3-region", "--batch",
-                      "-p", "--job", "--datum"};
+                      "-p", "--job", "--datum", "--keep-last", "--keep-for", "--grace",
+                      "--rewrite-below"};
   spec.bool_flags = {"--json", "-r", "--append", "--force", "-h", "--help", "--update", "--untar",
                      "--staged", "--reprocess", "--keep-repo", "--provenance", "--subvenance",
-                     "--follow"};
+                     "--follow", "--keep-all"};
   spec.aliases = {{"--file", "-f"}, {"--output", "-o"}, {"--message", "-m"},
                   {"--recursive", "-r"}, {"--number", "-n"}};
   auto args = ParseArgs(argv_s, spec);
   if (!args.ok()) return Cli::UsageError(std::string(args.status().message()));
   // The command is one word (version, revert, fsck) or two (verb noun).
-  static const std::set<std::string> kSingle = {"version", "revert", "fsck", "help", "logs"};
+  static const std::set<std::string> kSingle = {"version", "revert", "fsck", "help", "logs", "gc"};
   std::string command;
   if (!args->positional.empty()) {
     command = args->positional[0];

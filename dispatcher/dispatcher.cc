@@ -134,6 +134,29 @@ absl::StatusOr<std::unique_ptr<Dispatcher>> Dispatcher::Open(pfs::Pfs* pfs, Pipe
   auto d = std::unique_ptr<Dispatcher>(new Dispatcher(pfs, pipelines, options));
   RETURN_IF_ERROR(d->Load());
   pfs->SetCommitHook(d.get());
+  // Datum outputs are live while a record names them: the outputs of
+  // succeeded datum hashes (reused by later jobs), the current datums, those
+  // of jobs (finished datums of a running job included), and the
+  // contributions the merge reads.
+  pfs->AddGcSource([pfs](pfs::GcMarker* marker) -> absl::Status {
+    for (const char* prefix : {"Jh", "Jc", "Jd"}) {
+      std::vector<Hash> roots;
+      RETURN_IF_ERROR(pfs->kv()->ScanPrefix(prefix, [&](absl::string_view, absl::string_view v) {
+        pps::v1::DatumInfo di;
+        if (di.ParseFromString(std::string(v)) && !di.output_root().empty()) {
+          auto h = Hash::FromHex(di.output_root());
+          if (h.ok()) roots.push_back(*h);
+        }
+        return true;
+      }));
+      for (const auto& r : roots) RETURN_IF_ERROR(marker->Tree(r));
+    }
+    return pfs->kv()->ScanPrefix("Jo", [&](absl::string_view, absl::string_view v) {
+      pfs::ChunkList list;
+      if (list.ParseFromString(std::string(v))) marker->Chunks(list);
+      return true;
+    });
+  });
   return d;
 }
 

@@ -30,8 +30,8 @@ absl::StatusOr<std::optional<PipelineInfo>> Pipelines::Get(const std::string& na
 }
 
 absl::Status Pipelines::Put(const PipelineInfo& info) {
-  return pfs_->kv()->Put(PipelineKey(info.spec().pipeline().name()), info.SerializeAsString(),
-                         /*sync=*/true);
+  // Logged to the object store too: a pipeline survives an index rebuild.
+  return pfs_->PutRecord(PipelineKey(info.spec().pipeline().name()), info.SerializeAsString());
 }
 
 absl::Status Pipelines::CheckNoCycle(const PipelineSpec& spec) {
@@ -142,9 +142,7 @@ absl::Status Pipelines::Delete(const std::string& name, bool keep_repo) {
       }
     }
   }
-  pfs::KvBatch batch;
-  batch.Delete(PipelineKey(name));
-  RETURN_IF_ERROR(pfs_->kv()->Write(&batch, /*sync=*/true));
+  RETURN_IF_ERROR(pfs_->DeleteRecord(PipelineKey(name)));
   if (!keep_repo) {
     absl::Status st = pfs_->DeleteRepo(name, /*force=*/true);
     if (!st.ok() && st.code() != absl::StatusCode::kNotFound) return st;

@@ -8,6 +8,7 @@
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
 #include "common/log.h"
 #include "common/status.h"
 
@@ -29,10 +30,16 @@ std::string PendingKey(const Hash& h) {
   return k;
 }
 
+// 8 bytes of creation time (big-endian Unix nanoseconds: GC's grace period
+// needs a pack's age without another request), 8 random bytes.
 std::string NewPackId() {
   thread_local std::mt19937_64 rng{std::random_device{}()};
-  uint64_t words[2] = {rng(), rng()};
-  return std::string(reinterpret_cast<const char*>(words), sizeof(words));
+  uint64_t now = static_cast<uint64_t>(absl::GetCurrentTimeNanos());
+  std::string id(16, '\0');
+  for (int i = 0; i < 8; ++i) id[i] = static_cast<char>(now >> (56 - 8 * i));
+  uint64_t r = rng();
+  std::memcpy(id.data() + 8, &r, 8);
+  return id;
 }
 
 absl::StatusOr<std::string> Decode(const storage::v1::BlobLocation& loc, std::string stored,
@@ -104,6 +111,13 @@ PreparedBlob PrepareOwnedBlob(std::string raw) {
 std::string PackKey(absl::string_view pack_id) {
   std::string hex = ToHex(pack_id);
   return absl::StrCat(kPackPrefix, hex.substr(0, 2), "/", hex, ".pack");
+}
+
+absl::Time PackTime(absl::string_view pack_id) {
+  if (pack_id.size() < 8) return absl::InfinitePast();
+  uint64_t nanos = 0;
+  for (int i = 0; i < 8; ++i) nanos = (nanos << 8) | static_cast<uint8_t>(pack_id[i]);
+  return absl::FromUnixNanos(static_cast<int64_t>(nanos));
 }
 
 std::pair<std::string, std::string> BlobIndexRecord(absl::string_view pack_id,
@@ -340,14 +354,29 @@ absl::StatusOr<size_t> BlobStore::PackPending() {
   return moved;
 }
 
+BlobWriter::BlobWriter(BlobStore* store) : store_(store) {
+  absl::MutexLock lock(&store_->writers_mu_);
+  store_->writers_.insert(this);
+}
+
 absl::StatusOr<bool> BlobWriter::Add(PreparedBlob blob) {
-  if (added_.contains(blob.hash)) return false;
-  ASSIGN_OR_RETURN(bool exists, store_->Contains(blob.hash));
-  if (exists) {
-    added_.insert(blob.hash);
-    return false;
+  {
+    absl::MutexLock lock(&mu_);
+    if (added_.contains(blob.hash)) return false;
   }
-  added_.insert(blob.hash);
+  bool exists;
+  {
+    // Atomic with GC's sweep: a blob found here is either still indexed when
+    // the sweep decides, and then seen as reused, or already gone.
+    absl::ReaderMutexLock gc(&store_->gc_mu_);
+    ASSIGN_OR_RETURN(exists, store_->Contains(blob.hash));
+    if (exists) store_->NoteReuse(blob.hash);
+  }
+  {
+    absl::MutexLock lock(&mu_);
+    added_.insert(blob.hash);
+  }
+  if (exists) return false;
   new_bytes_ += blob.raw_size;
   new_blobs_++;
   buffer_bytes_ += blob.stored.size();
@@ -357,10 +386,59 @@ absl::StatusOr<bool> BlobWriter::Add(PreparedBlob blob) {
 }
 
 std::vector<Hash> BlobWriter::Touched() const {
+  absl::MutexLock lock(&mu_);
   return std::vector<Hash>(added_.begin(), added_.end());
 }
 
-BlobWriter::~BlobWriter() { WaitPacks(0).IgnoreError(); }  // Errors were the caller's to see.
+BlobWriter::~BlobWriter() {
+  WaitPacks(0).IgnoreError();  // Errors were the caller's to see.
+  absl::MutexLock lock(&store_->writers_mu_);
+  store_->writers_.erase(this);
+}
+
+void BlobStore::NoteReuse(const Hash& hash) {
+  absl::MutexLock lock(&reuse_mu_);
+  if (tracking_reuse_) reused_.insert(hash);
+}
+
+void BlobStore::BeginGcMark() {
+  absl::MutexLock lock(&reuse_mu_);
+  tracking_reuse_ = true;
+  reused_.clear();
+}
+
+void BlobStore::AddInFlight(absl::flat_hash_set<Hash>* live) {
+  absl::MutexLock lock(&writers_mu_);
+  for (BlobWriter* w : writers_) {
+    absl::MutexLock wl(&w->mu_);
+    live->insert(w->added_.begin(), w->added_.end());
+  }
+}
+
+absl::Status BlobStore::SweepIndex(
+    const std::function<bool(const Hash&, const storage::v1::BlobLocation&)>& dead) {
+  absl::WriterMutexLock gc(&gc_mu_);
+  absl::flat_hash_set<Hash> reused;
+  {
+    absl::MutexLock lock(&reuse_mu_);
+    reused.swap(reused_);
+    tracking_reuse_ = false;
+  }
+  KvBatch batch;
+  absl::Status parse;
+  RETURN_IF_ERROR(kv_->ScanPrefix(std::string(1, kIndexPrefix), [&](absl::string_view k, absl::string_view v) {
+    auto h = Hash::FromRaw(k.substr(1));
+    storage::v1::BlobLocation loc;
+    if (!h.ok() || !loc.ParseFromString(std::string(v))) {
+      parse = absl::DataLossError("a blob index record is corrupt");
+      return false;
+    }
+    if (!reused.contains(*h) && dead(*h, loc)) batch.Delete(k);
+    return true;
+  }));
+  RETURN_IF_ERROR(parse);
+  return kv_->Write(&batch, /*sync=*/true);
+}
 
 absl::Status BlobWriter::FlushPack() {
   if (buffer_.empty()) return absl::OkStatus();

@@ -19,6 +19,7 @@
 
 #include <atomic>
 #include <deque>
+#include <functional>
 #include <future>
 #include <memory>
 #include <string>
@@ -28,6 +29,7 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
+#include "absl/time/time.h"
 #include "common/hash.h"
 #include "common/thread_pool.h"
 #include "pfs/kv.h"
@@ -64,6 +66,9 @@ PreparedBlob PrepareOwnedBlobWithHash(const Hash& hash, std::string raw);
 std::string PackKey(absl::string_view pack_id);
 std::string PackIdFromKey(absl::string_view key);
 inline constexpr char kPackPrefix[] = "packs/";
+
+// When the pack was made (from its id).
+absl::Time PackTime(absl::string_view pack_id);
 
 // The index record (key, value) that locates a footer item of pack `pack_id`.
 std::pair<std::string, std::string> BlobIndexRecord(absl::string_view pack_id,
@@ -122,6 +127,17 @@ class BlobStore {
   // Threads for pack writes, so that an upload goes on while a pack is synced.
   ThreadPool* io() { return &io_; }
 
+  // Garbage collection. BeginGcMark starts remembering every blob a writer
+  // finds already stored (a dedup hit on a blob the mark may not have seen);
+  // AddInFlight adds every blob the live writers have touched; SweepIndex
+  // then deletes, atomically with respect to dedup lookups, the index record
+  // of every blob for which `dead` says so and that was not reused since
+  // BeginGcMark.
+  void BeginGcMark();
+  void AddInFlight(absl::flat_hash_set<Hash>* live);
+  absl::Status SweepIndex(
+      const std::function<bool(const Hash&, const storage::v1::BlobLocation&)>& dead);
+
  private:
   BlobStore(Kv* kv, ObjectStore* store, BlobStoreOptions options)
       : kv_(kv), store_(store), options_(options), io_(std::max(2, options.packs_in_flight)) {}
@@ -131,12 +147,21 @@ class BlobStore {
   const BlobStoreOptions options_;
   std::atomic<uint64_t> pending_bytes_{0};
   absl::Mutex pack_mu_;  // serializes PackPending
+  friend class BlobWriter;
+  void NoteReuse(const Hash& hash);
+  // Held shared by a writer's dedup lookup, exclusively by GC's sweep.
+  absl::Mutex gc_mu_;
+  absl::Mutex reuse_mu_;
+  bool tracking_reuse_ ABSL_GUARDED_BY(reuse_mu_) = false;
+  absl::flat_hash_set<Hash> reused_ ABSL_GUARDED_BY(reuse_mu_);
+  absl::Mutex writers_mu_;
+  absl::flat_hash_set<BlobWriter*> writers_ ABSL_GUARDED_BY(writers_mu_);
   ThreadPool io_;
 };
 
 class BlobWriter {
  public:
-  explicit BlobWriter(BlobStore* store) : store_(store) {}
+  explicit BlobWriter(BlobStore* store);
   // Waits for pack writes still in flight.
   ~BlobWriter();
 
@@ -163,7 +188,9 @@ class BlobWriter {
   std::vector<PreparedBlob> buffer_;
   std::deque<std::future<absl::Status>> packs_in_flight_;
   size_t buffer_bytes_ = 0;
-  absl::flat_hash_set<Hash> added_;  // every blob passed to Add
+  friend class BlobStore;
+  mutable absl::Mutex mu_;  // guards added_ (read by GC from another thread)
+  absl::flat_hash_set<Hash> added_ ABSL_GUARDED_BY(mu_);  // every blob passed to Add
   uint64_t new_bytes_ = 0;
   uint64_t new_blobs_ = 0;
 };

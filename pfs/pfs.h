@@ -180,6 +180,32 @@ struct FinishOptions {
   KvBatch* extra = nullptr;
 };
 
+// What Pfs::Gc keeps and what it did.
+struct GcOptions {
+  // Packs younger than this are never collected: an upload may still be
+  // writing their index records.
+  absl::Duration grace = absl::Hours(1);
+  // Packs whose live bytes are below this fraction of their size are
+  // rewritten with only their live blobs (0: never).
+  double rewrite_below = 0.5;
+};
+struct GcStats {
+  uint64_t commits_squashed = 0, live_blobs = 0, packs = 0, packs_deleted = 0,
+           packs_rewritten = 0, blobs_deleted = 0, bytes_deleted = 0, bytes_live = 0,
+           checkpoint_seq = 0;
+};
+
+// Marks what another component keeps alive (a pipeline's datum outputs),
+// for Pfs::Gc.
+class GcMarker {
+ public:
+  virtual ~GcMarker() = default;
+  // A directory tree and everything beneath it.
+  virtual absl::Status Tree(const Hash& root) = 0;
+  // A file's chunks.
+  virtual void Chunks(const ChunkList& chunks) = 0;
+};
+
 // Observes finished commits. BeforeFinish runs inside the finishing critical
 // section (Pfs's metadata lock is held: neither may call back into Pfs, but
 // BeforeFinish may read kv()) and may add records to the commit's atomic
@@ -203,6 +229,10 @@ class Pfs {
   absl::StatusOr<RepoInfo> InspectRepo(const std::string& name);
   absl::StatusOr<std::vector<RepoInfo>> ListRepo();
   absl::Status DeleteRepo(const std::string& name, bool force);
+  // Changes a repo's description and/or retention (nullopt: unchanged).
+  absl::StatusOr<RepoInfo> UpdateRepo(const std::string& name,
+                                      const std::optional<std::string>& description,
+                                      const std::optional<v1::Retention>& retention);
 
   // Branches. CreateBranch with a head ref creates the branch or moves it.
   absl::StatusOr<BranchInfo> CreateBranch(const std::string& repo, const std::string& branch,
@@ -281,6 +311,29 @@ class Pfs {
   absl::StatusOr<CommitInfo> Revert(const std::string& repo, const std::string& branch,
                                     const std::string& to, const std::string& message);
 
+  // Deletes a finished commit that nothing depends on: FailedPrecondition if
+  // it has a child commit or commits computed from it. A branch whose head it
+  // is moves back to its parent (returned). Its data becomes garbage for Gc.
+  absl::StatusOr<std::vector<BranchInfo>> DeleteCommit(const std::string& repo,
+                                                       const std::string& ref);
+  // Applies every repo's retention (see v1::Retention) at time `now`;
+  // returns how many commits were squashed.
+  absl::StatusOr<uint64_t> ApplyRetention(absl::Time now);
+  // Writes a checkpoint of every repo, branch and commit to the object store
+  // (so that older log packs are needed for their blobs only), then deletes
+  // unreferenced blobs from the index and packs from the object store, and
+  // rewrites packs that are mostly garbage. Live: every commit's tree, open
+  // commits' staged files, what the GcMarker sources mark, and every blob an
+  // upload in progress has written or reused. One GC at a time.
+  absl::StatusOr<GcStats> Gc(const GcOptions& options);
+  // Adds a source of live data for Gc (set before serving).
+  void AddGcSource(std::function<absl::Status(GcMarker*)> source);
+
+  // Another component's index record that must survive an index rebuild (a
+  // pipeline spec): logged to the object store like a commit, then written.
+  absl::Status PutRecord(const std::string& key, const std::string& value);
+  absl::Status DeleteRecord(const std::string& key);
+
   // Verifies every reachable commit, tree node, chunk list and chunk. Calls
   // on_problem for each problem found.
   struct FsckStats {
@@ -340,6 +393,11 @@ class Pfs {
                          KvBatch* batch, std::vector<PreparedBlob> tail = {})
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(meta_mu_);
   void PackerLoop();
+  // Gc's parts.
+  absl::StatusOr<uint64_t> WriteCheckpoint();
+  absl::Status Mark(absl::flat_hash_set<Hash>* live);
+  absl::StatusOr<uint64_t> SquashBranch(const RepoInfo& repo, const BranchInfo& branch,
+                                        absl::Time now) ABSL_EXCLUSIVE_LOCKS_REQUIRED(meta_mu_);
 
   const PfsOptions options_;
   std::unique_ptr<Kv> kv_;
@@ -362,6 +420,9 @@ class Pfs {
   absl::flat_hash_map<std::string, std::weak_ptr<absl::Mutex>> commit_locks_
       ABSL_GUARDED_BY(locks_mu_);
   size_t sweep_at_ ABSL_GUARDED_BY(locks_mu_) = 1024;
+
+  absl::Mutex gc_mu_;  // one GC at a time
+  std::vector<std::function<absl::Status(GcMarker*)>> gc_sources_;
 
   absl::Mutex packer_mu_;
   bool stopping_ ABSL_GUARDED_BY(packer_mu_) = false;

@@ -319,3 +319,86 @@ TEST_F(PfsTest, AutomaticCommitsQueueInsteadOfJoining) {
 
 }  // namespace
 }  // namespace tusk::pfs
+
+namespace tusk::pfs {
+namespace {
+
+// Retention by age, and the provenance of commits computed from squashed ones.
+TEST_F(PfsTest, RetentionByAgeMovesProvenanceToTheKeptChild) {
+  std::vector<std::string> ids;
+  for (int i = 0; i < 4; ++i) {
+    auto c = Put("master", {{absl::StrCat("/f", i), absl::StrCat("v", i)}});
+    ASSERT_TRUE(c.ok()) << c.status();
+    ids.push_back(c->id());
+  }
+  // A commit in another repo computed from the second commit.
+  ASSERT_TRUE(pfs_->CreateRepo("out", "").ok());
+  CommitOptions co;
+  v1::CommitRef from;
+  from.set_repo("data");
+  from.set_id(ids[1]);
+  from.set_branch("master");
+  co.provenance.push_back(from);
+  auto out = pfs_->StartCommit("out", "master", "", v1::PIPELINE, {}, co);
+  ASSERT_TRUE(out.ok()) << out.status();
+  ASSERT_TRUE(pfs_->FinishCommit("out", "master", "", {}).ok());
+  // It depends on ids[1]: deleting that is refused, like deleting a parent.
+  auto refused = pfs_->DeleteCommit("data", ids[1]);
+  EXPECT_EQ(refused.status().code(), absl::StatusCode::kFailedPrecondition);
+
+  v1::Retention keep;
+  keep.set_keep_last(1);
+  ASSERT_TRUE(pfs_->UpdateRepo("data", std::nullopt, keep).ok());
+  // keep_last 1 alone: everything but the head goes.
+  auto n = pfs_->ApplyRetention(absl::Now());
+  ASSERT_TRUE(n.ok()) << n.status();
+  EXPECT_EQ(*n, 3u);
+  auto head = pfs_->InspectCommit("data", "master");
+  ASSERT_TRUE(head.ok());
+  EXPECT_EQ(head->id(), ids[3]);
+  EXPECT_EQ(head->parent(), "");
+  EXPECT_EQ(Get("master", "/f0"), "v0");  // the head's tree holds everything
+  auto moved = pfs_->InspectCommit("out", "master");
+  ASSERT_TRUE(moved.ok());
+  ASSERT_EQ(moved->provenance_size(), 1);
+  EXPECT_EQ(moved->provenance(0).id(), ids[3]);
+  auto sub = pfs_->Subvenance("data", ids[3]);
+  ASSERT_TRUE(sub.ok());
+  ASSERT_EQ(sub->size(), 1u);
+  EXPECT_EQ((*sub)[0].id(), out->id());
+  EXPECT_EQ(pfs_->InspectCommit("data", ids[1]).status().code(), absl::StatusCode::kNotFound);
+}
+
+TEST_F(PfsTest, RetentionByAgeKeepsYoungCommits) {
+  for (int i = 0; i < 3; ++i) ASSERT_TRUE(Put("master", {{"/x", absl::StrCat(i)}}).ok());
+  v1::Retention keep;
+  keep.mutable_keep_for()->set_seconds(3600);
+  ASSERT_TRUE(pfs_->UpdateRepo("data", std::nullopt, keep).ok());
+  auto n = pfs_->ApplyRetention(absl::Now());
+  ASSERT_TRUE(n.ok());
+  EXPECT_EQ(*n, 0u);  // all younger than an hour
+  n = pfs_->ApplyRetention(absl::Now() + absl::Hours(2));
+  ASSERT_TRUE(n.ok());
+  EXPECT_EQ(*n, 2u);  // the head always stays
+  // A branch that still needs old history blocks its squash: master's
+  // c3 is dev's head. Dev's own retention squashes c2 into c3, which is on
+  // master's history too.
+  ASSERT_TRUE(Put("master", {{"/x", "3"}}).ok());
+  ASSERT_TRUE(Put("master", {{"/x", "4"}}).ok());
+  auto dev = pfs_->CreateBranch("data", "dev", "master^");
+  ASSERT_TRUE(dev.ok());
+  n = pfs_->ApplyRetention(absl::Now() + absl::Hours(2));
+  ASSERT_TRUE(n.ok());
+  EXPECT_EQ(*n, 1u);
+  std::vector<std::string> master;
+  ASSERT_TRUE(pfs_->ListCommit("data", "master", 0, [&](const CommitInfo& c) {
+                    master.push_back(c.id());
+                    return absl::OkStatus();
+                  }).ok());
+  ASSERT_EQ(master.size(), 2u);
+  EXPECT_EQ(master[1], dev->head());
+  EXPECT_EQ(Get("dev", "/x"), "3");
+}
+
+}  // namespace
+}  // namespace tusk::pfs

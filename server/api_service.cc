@@ -5,6 +5,7 @@
 #include "common/log.h"
 #include "common/status.h"
 #include "common/version.h"
+#include "google/protobuf/util/time_util.h"
 
 namespace tusk::server {
 namespace {
@@ -264,6 +265,54 @@ grpc::Status ApiService::DiffCommit(grpc::ServerContext*, const DiffCommitReques
 
 grpc::Status ApiService::Revert(grpc::ServerContext*, const RevertRequest* req, CommitInfo* out) {
   return Fill(pfs_->Revert(req->repo(), req->branch(), req->to(), req->message()), out);
+}
+
+grpc::Status ApiService::UpdateRepo(grpc::ServerContext*, const UpdateRepoRequest* req,
+                                    RepoInfo* out) {
+  std::optional<std::string> description;
+  if (req->has_description()) description = req->description();
+  std::optional<pfs::v1::Retention> retention;
+  if (req->has_retention()) retention = req->retention();
+  return Fill(pfs_->UpdateRepo(req->name(), description, retention), out);
+}
+
+grpc::Status ApiService::DeleteCommit(grpc::ServerContext*, const DeleteCommitRequest* req,
+                                      DeleteCommitResponse* out) {
+  auto moved = pfs_->DeleteCommit(req->repo(), req->ref());
+  if (!moved.ok()) return ToGrpcStatus(moved.status());
+  for (auto& b : *moved) *out->add_moved() = std::move(b);
+  return grpc::Status::OK;
+}
+
+grpc::Status ApiService::Gc(grpc::ServerContext*, const GcRequest* req, GcResponse* out) {
+  pfs::GcOptions options = gc_defaults_;
+  if (req->has_grace()) {
+    int64_t ns = google::protobuf::util::TimeUtil::DurationToNanoseconds(req->grace());
+    if (ns < 0) return ToGrpcStatus(absl::InvalidArgumentError("gc grace must not be negative"));
+    options.grace = absl::Nanoseconds(ns);
+  }
+  if (req->has_rewrite_below()) {
+    if (req->rewrite_below() < 0 || req->rewrite_below() > 1) {
+      return ToGrpcStatus(absl::InvalidArgumentError("rewrite_below must be from 0 to 1"));
+    }
+    options.rewrite_below = req->rewrite_below();
+  }
+  TUSK_LOG(INFO) << "gc started (grace " << absl::FormatDuration(options.grace) << ")";
+  const absl::Time start = absl::Now();
+  auto stats = pfs_->Gc(options);
+  if (!stats.ok()) return ToGrpcStatus(stats.status());
+  out->set_commits_squashed(stats->commits_squashed);
+  out->set_live_blobs(stats->live_blobs);
+  out->set_packs(stats->packs);
+  out->set_packs_deleted(stats->packs_deleted);
+  out->set_packs_rewritten(stats->packs_rewritten);
+  out->set_blobs_deleted(stats->blobs_deleted);
+  out->set_bytes_deleted(stats->bytes_deleted);
+  out->set_bytes_live(stats->bytes_live);
+  out->set_checkpoint_seq(stats->checkpoint_seq);
+  *out->mutable_took() = google::protobuf::util::TimeUtil::NanosecondsToDuration(
+      absl::ToInt64Nanoseconds(absl::Now() - start));
+  return grpc::Status::OK;
 }
 
 grpc::Status ApiService::Fsck(grpc::ServerContext*, const FsckRequest*,

@@ -68,8 +68,18 @@ class ApiService final : public pfs::v1::API::Service {
                       pfs::v1::CommitInfo*) override;
   grpc::Status Fsck(grpc::ServerContext*, const pfs::v1::FsckRequest*,
                     grpc::ServerWriter<pfs::v1::FsckResponse>*) override;
+  grpc::Status UpdateRepo(grpc::ServerContext*, const pfs::v1::UpdateRepoRequest*,
+                          pfs::v1::RepoInfo*) override;
+  grpc::Status DeleteCommit(grpc::ServerContext*, const pfs::v1::DeleteCommitRequest*,
+                            pfs::v1::DeleteCommitResponse*) override;
+  grpc::Status Gc(grpc::ServerContext*, const pfs::v1::GcRequest*, pfs::v1::GcResponse*) override;
+
+  // The GC options a request does not override (tuskd's --gc-grace); set
+  // before serving.
+  void SetGcDefaults(const pfs::GcOptions& options) { gc_defaults_ = options; }
 
  private:
+  pfs::GcOptions gc_defaults_;
   std::function<absl::StatusOr<bool>(const std::string&)> jobs_done_;
   pfs::Pfs* const pfs_;
 };

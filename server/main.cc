@@ -14,6 +14,8 @@
 
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/time/time.h"
 #include "common/args.h"
 #include "common/log.h"
 #include "common/version.h"
@@ -57,6 +59,14 @@ Options:
                         file comes back; an existing index is kept aside as
                         DIR/index.old-<time>. Needed when DIR is new or lost
                         but the object store holds tusk data.
+  --gc-interval DUR     collect garbage this often: apply retention, then delete
+                        chunks, nodes and packs nothing references (default
+                        1h; 0 turns it off; 'tusk gc' runs it now)
+  --gc-grace DUR        objects younger than this are never collected, so an
+                        upload in progress keeps what it wrote (default 1h)
+  --retention-interval DUR
+                        apply repos' retention (tusk update repo --keep-last
+                        N --keep-for DUR) this often (default 1m; 0 turns it off)
   --listen HOST:PORT    address to serve gRPC on (default 127.0.0.1:1650; port 0
                         picks a free port)
   --port-file FILE      write the port actually bound to FILE once serving
@@ -82,6 +92,9 @@ struct Options {
   tusk::pfs::S3StoreOptions s3;
   std::string cache_dir;
   uint64_t cache_size = 1ull << 30;
+  absl::Duration gc_interval = absl::Hours(1);
+  absl::Duration retention_interval = absl::Minutes(1);
+  tusk::pfs::GcOptions gc;
   std::string listen = "127.0.0.1:1650";
   std::string port_file;
   bool local_runners = true;
@@ -99,7 +112,8 @@ int main(int argc, char **argv) {
   spec.value_flags = {"--data-dir",      "--listen",       "--port-file",   "--log-level",
                       "--runner-binary", "--sandbox",      "--object-store", "--s3-endpoint",
                       "--s3-region",     "--s3-parallelism", "--s3-part-size", "--cache-dir",
-                      "--cache-size",    "--s3-credentials-file"};
+                      "--cache-size",    "--s3-credentials-file", "--gc-interval",
+                      "--gc-grace",      "--retention-interval"};
   spec.bool_flags = {"--local-runners", "--no-local-runners", "--s3-virtual-host",
                      "--rebuild-index"};
   tusk::Args parsed;
@@ -127,6 +141,16 @@ int main(int argc, char **argv) {
                  args->Get("--log-level") + "'");
   }
   if (opts.data_dir.empty()) return Usage("--data-dir is required");
+  for (auto [flag, target] : {std::pair<const char *, absl::Duration *>{"--gc-interval", &opts.gc_interval},
+                              {"--gc-grace", &opts.gc.grace},
+                              {"--retention-interval", &opts.retention_interval}}) {
+    if (!args->Has(flag)) continue;
+    std::string v = args->Get(flag);
+    if (v == "0") v = "0s";
+    if (!absl::ParseDuration(v, target) || *target < absl::ZeroDuration()) {
+      return Usage(std::string(flag) + " must be a duration like 90s, 30m or 2h, not '" + v + "'");
+    }
+  }
   opts.object_store = args->Get("--object-store");
   bool s3 = opts.object_store.rfind("s3://", 0) == 0;
   for (const char *flag : {"--s3-endpoint", "--s3-region", "--s3-parallelism", "--s3-part-size",
@@ -209,6 +233,7 @@ int main(int argc, char **argv) {
     return 1;
   }
   tusk::server::ApiService service(pfs->get());
+  service.SetGcDefaults(opts.gc);
   tusk::server::SourceService sources(pfs->get());
   tusk::dispatcher::Pipelines pipelines(pfs->get());
   auto dispatcher = tusk::dispatcher::Dispatcher::Open(pfs->get(), &pipelines, {});
@@ -263,6 +288,32 @@ int main(int argc, char **argv) {
     runners->Start();
   }
 
+  // Retention and GC in the background.
+  absl::Mutex maintenance_mu;
+  bool stopping = false;
+  std::thread maintenance([&] {
+    absl::Time next_gc = absl::Now() + opts.gc_interval;
+    absl::Time next_retention = absl::Now() + opts.retention_interval;
+    for (;;) {
+      {
+        absl::MutexLock lock(&maintenance_mu);
+        maintenance_mu.AwaitWithTimeout(absl::Condition(&stopping), absl::Seconds(1));
+        if (stopping) return;
+      }
+      absl::Time now = absl::Now();
+      if (opts.gc_interval > absl::ZeroDuration() && now >= next_gc) {
+        auto st = (*pfs)->Gc(opts.gc);
+        if (!st.ok()) TUSK_LOG(WARNING) << "periodic gc: " << st.status();
+        next_gc = absl::Now() + opts.gc_interval;
+        next_retention = absl::Now() + opts.retention_interval;  // gc applied it
+      } else if (opts.retention_interval > absl::ZeroDuration() && now >= next_retention) {
+        auto n = (*pfs)->ApplyRetention(now);
+        if (!n.ok()) TUSK_LOG(WARNING) << "retention: " << n.status();
+        next_retention = absl::Now() + opts.retention_interval;
+      }
+    }
+  });
+
   std::thread waiter([&] {
     int sig = 0;
     sigwait(&signals, &sig);
@@ -272,6 +323,11 @@ int main(int argc, char **argv) {
   });
   server->Wait();
   waiter.join();
+  {
+    absl::MutexLock lock(&maintenance_mu);
+    stopping = true;
+  }
+  maintenance.join();
   server.reset();
   dispatcher->reset();
   pfs->reset();

@@ -203,7 +203,8 @@ absl::StatusOr<SourceInfo> SourceService::StoreSpec(const SourceSpec& spec, bool
   SourceInfo stored;
   *stored.mutable_spec() = spec;
   *stored.mutable_created() = existing ? existing->created() : TimeUtil::GetCurrentTime();
-  RETURN_IF_ERROR(pfs_->kv()->Put(SourceKey(spec.name()), stored.SerializeAsString(), /*sync=*/true));
+  // Logged to the object store too: a source survives an index rebuild.
+  RETURN_IF_ERROR(pfs_->PutRecord(SourceKey(spec.name()), stored.SerializeAsString()));
   TUSK_LOG(INFO) << (existing ? "updated" : "created") << " source " << spec.name() << " -> "
                  << spec.repo() << "@" << spec.branch();
   return stored;
@@ -252,9 +253,7 @@ grpc::Status SourceService::DeleteSource(grpc::ServerContext*, const DeleteSourc
                                          DeleteSourceResponse*) {
   absl::MutexLock lock(&mu_);
   if (auto stored = GetExisting(req->name()); !stored.ok()) return ToGrpcStatus(stored.status());
-  pfs::KvBatch batch;
-  batch.Delete(SourceKey(req->name()));
-  if (auto s = pfs_->kv()->Write(&batch, /*sync=*/true); !s.ok()) return ToGrpcStatus(s);
+  if (auto s = pfs_->DeleteRecord(SourceKey(req->name())); !s.ok()) return ToGrpcStatus(s);
   reports_.erase(req->name());
   // The repo and its commits stay: they are data, not configuration.
   TUSK_LOG(INFO) << "deleted source " << req->name();
