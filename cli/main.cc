@@ -121,7 +121,8 @@ Global flags:
   -h, --help            help for tusk or for one command
 
 Exit codes: 0 ok, 1 error, 2 bad usage, 3 not found, 4 conflict (exists, open or
-finished commit, file/directory clash), 5 tuskd unreachable, 6 corrupt data (fsck).
+finished commit, file/directory clash), 5 tuskd or its object store unreachable
+(worth retrying), 6 corrupt data (fsck).
 )";
 
 // Metadata of a commit that `put file` started itself: a rerun of an

@@ -402,3 +402,75 @@ TEST_F(PfsTest, RetentionByAgeKeepsYoungCommits) {
 
 }  // namespace
 }  // namespace tusk::pfs
+
+namespace tusk::pfs {
+namespace {
+
+// Object-store failures while writing: nothing becomes visible that points
+// at a missing object, and the work can be redone once the store is back.
+TEST(PfsFaultTest, FailedWritesLeaveNoCommitPointingAtMissingObjects) {
+  TempDir dir;
+  auto local = OpenLocalObjectStore(dir.path() + "/objects");
+  ASSERT_TRUE(local.ok());
+  FaultyObjectStore faulty(local->get());
+  PfsOptions opts;
+  opts.data_dir = dir.path() + "/data";
+  opts.object_store = &faulty;
+  opts.chunker = ChunkerOptions{1024, 4096, 16384};
+  opts.blobs.pack_size = 64 << 10;  // several packs per upload
+  auto pfs = Pfs::Open(opts);
+  ASSERT_TRUE(pfs.ok()) << pfs.status();
+  Pfs* p = pfs->get();
+  ASSERT_TRUE(p->CreateRepo("r", "").ok());
+  std::string big(400000, 0);
+  for (size_t i = 0; i < big.size(); ++i) big[i] = static_cast<char>(i * 2654435761u >> 13);
+  auto put = [&](const std::string& path, const std::string& data) -> absl::StatusOr<CommitInfo> {
+    ASSIGN_OR_RETURN(auto up, p->BeginUpload("r", "master"));
+    RETURN_IF_ERROR(up->BeginFile(path, false));
+    RETURN_IF_ERROR(up->Write(data));
+    RETURN_IF_ERROR(up->EndFile(data.size()));
+    return up->Close();
+  };
+  ASSERT_TRUE(put("/first", "one").ok());
+
+  // A pack upload fails in the middle of a large file.
+  faulty.fail_puts = 1;
+  auto failed = put("/big", big);
+  ASSERT_FALSE(failed.ok());
+  EXPECT_NE(failed.status().message().find("HTTP 500"), std::string::npos) << failed.status();
+  auto head = p->InspectCommit("r", "master");
+  ASSERT_TRUE(head.ok());
+  EXPECT_EQ(head->file_count(), 1u);
+
+  // The log pack of the finishing commit fails: the branch head stays.
+  faulty.fail_puts = 0;
+  faulty.fail_prefix = "packs/";
+  auto start = p->StartCommit("r", "master", "", v1::USER, {});
+  ASSERT_TRUE(start.ok());
+  {
+    auto up = p->BeginUpload("r", start->id());
+    ASSERT_TRUE(up.ok());
+    ASSERT_TRUE((*up)->BeginFile("/small", false).ok());
+    ASSERT_TRUE((*up)->Write("tiny").ok());
+    ASSERT_TRUE((*up)->EndFile(4).ok());
+    ASSERT_TRUE((*up)->Close().ok());  // small: inline in the index, no object yet
+  }
+  auto fin = p->FinishCommit("r", "master", "", {});
+  ASSERT_FALSE(fin.ok());
+  EXPECT_EQ(fin.status().code(), absl::StatusCode::kUnavailable);
+  head = p->InspectCommit("r", "master");
+  ASSERT_TRUE(head.ok());
+  EXPECT_NE(head->id(), start->id());
+
+  // The store is back: the same commit finishes, and the big file goes in.
+  faulty.fail_prefix.clear();
+  fin = p->FinishCommit("r", "master", "", {});
+  ASSERT_TRUE(fin.ok()) << fin.status();
+  ASSERT_TRUE(put("/big", big).ok());
+  auto stats = p->Fsck([](const std::string& problem) { ADD_FAILURE() << problem; });
+  ASSERT_TRUE(stats.ok());
+  EXPECT_EQ(stats->problems, 0u);
+}
+
+}  // namespace
+}  // namespace tusk::pfs

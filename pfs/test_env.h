@@ -6,10 +6,12 @@
 #include <gtest/gtest.h>
 #include <stdlib.h>
 
+#include <atomic>
 #include <filesystem>
 #include <memory>
 #include <string>
 
+#include "absl/strings/str_cat.h"
 #include "pfs/blob_store.h"
 #include "pfs/kv.h"
 #include "pfs/object_store.h"
@@ -56,6 +58,39 @@ struct StoreEnv {
     blobs = std::move(*b);
     nodes = std::make_unique<NodeStore>(blobs.get(), cache_bytes);
   }
+};
+
+// An ObjectStore that fails on demand: the next `fail_puts` Puts (or every
+// Put whose key starts with `fail_prefix`) fail with Unavailable, as a
+// remote store past its retries would. Counts what it passes on.
+class FaultyObjectStore : public ObjectStore {
+ public:
+  explicit FaultyObjectStore(ObjectStore* base) : base_(base) {}
+  std::atomic<int> fail_puts{0};
+  std::string fail_prefix;  // set before use, from the test thread
+  std::atomic<int> puts{0};
+
+  absl::Status Put(const std::string& key, absl::string_view data) override {
+    if ((!fail_prefix.empty() && key.rfind(fail_prefix, 0) == 0) || fail_puts.fetch_sub(1) > 0) {
+      return absl::UnavailableError(absl::StrCat("injected failure writing ", key, ": HTTP 500"));
+    }
+    puts++;
+    return base_->Put(key, data);
+  }
+  absl::StatusOr<std::string> GetRange(const std::string& key, uint64_t offset,
+                                       uint64_t length) override {
+    return base_->GetRange(key, offset, length);
+  }
+  absl::StatusOr<uint64_t> Size(const std::string& key) override { return base_->Size(key); }
+  absl::Status Delete(const std::string& key) override { return base_->Delete(key); }
+  absl::Status List(const std::string& prefix,
+                    const std::function<void(const std::string&, uint64_t)>& fn) override {
+    return base_->List(prefix, fn);
+  }
+  std::string Describe() const override { return "faulty " + base_->Describe(); }
+
+ private:
+  ObjectStore* base_;
 };
 
 // A test fixture with a Pfs (default options) in a fresh directory.

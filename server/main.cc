@@ -50,6 +50,10 @@ Options:
   --s3-parallelism N    requests in flight for one multipart upload, and pack
                         uploads in flight per upload stream (default 8)
   --s3-part-size SIZE   multipart part size, at least 5MiB (default 8MiB)
+  --s3-retries N        retries of a request that failed with 5xx, 429, a timeout
+                        or a broken connection, with exponential backoff and
+                        jitter (default 5; the error after the last names the
+                        object and the HTTP status)
   --cache-dir DIR2      local disk cache of chunks and nodes read from S3
                         (default DIR/cache)
   --cache-size SIZE     bound of that cache, least recently used evicted first
@@ -113,7 +117,7 @@ int main(int argc, char **argv) {
                       "--runner-binary", "--sandbox",      "--object-store", "--s3-endpoint",
                       "--s3-region",     "--s3-parallelism", "--s3-part-size", "--cache-dir",
                       "--cache-size",    "--s3-credentials-file", "--gc-interval",
-                      "--gc-grace",      "--retention-interval"};
+                      "--gc-grace",      "--retention-interval", "--s3-retries"};
   spec.bool_flags = {"--local-runners", "--no-local-runners", "--s3-virtual-host",
                      "--rebuild-index"};
   tusk::Args parsed;
@@ -153,7 +157,7 @@ int main(int argc, char **argv) {
   }
   opts.object_store = args->Get("--object-store");
   bool s3 = opts.object_store.rfind("s3://", 0) == 0;
-  for (const char *flag : {"--s3-endpoint", "--s3-region", "--s3-parallelism", "--s3-part-size",
+  for (const char *flag : {"--s3-endpoint", "--s3-region", "--s3-parallelism", "--s3-part-size", "--s3-retries",
                            "--s3-virtual-host", "--s3-credentials-file", "--cache-dir",
                            "--cache-size"}) {
     if (args->Has(flag) && !s3) return Usage(std::string(flag) + " needs --object-store s3://...");
@@ -168,6 +172,11 @@ int main(int argc, char **argv) {
         (!absl::SimpleAtoi(args->Get("--s3-parallelism"), &opts.s3.parallelism) ||
          opts.s3.parallelism < 1 || opts.s3.parallelism > 256)) {
       return Usage("--s3-parallelism must be a number from 1 to 256");
+    }
+    if (args->Has("--s3-retries") &&
+        (!absl::SimpleAtoi(args->Get("--s3-retries"), &opts.s3.max_retries) ||
+         opts.s3.max_retries < 0 || opts.s3.max_retries > 100)) {
+      return Usage("--s3-retries must be a number from 0 to 100");
     }
     if (args->Has("--s3-part-size")) {
       auto v = tusk::ParseBytes("--s3-part-size", args->Get("--s3-part-size"));
