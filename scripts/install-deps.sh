@@ -10,7 +10,7 @@ PACKAGES=(
   libgtest-dev libgmock-dev libbenchmark-dev
   librdkafka-dev kcat libarchive-dev libyaml-cpp-dev libcurl4-openssl-dev
   python3 procps bubblewrap
-  awscli
+  awscli python3-botocore
 )
 # Node.js and npm run s3rver, the S3 server of the tests; a machine that has
 # them already (any recent version) keeps its own.
@@ -18,7 +18,7 @@ if ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; then
   PACKAGES+=(nodejs npm)
 fi
 if [[ "${1:-}" == "--bench" ]]; then
-  PACKAGES+=(borgbackup time)
+  PACKAGES+=(borgbackup time s3cmd)
 fi
 
 missing=()
