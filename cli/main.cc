@@ -109,6 +109,7 @@ Jobs and datums:
 Admin:
   fsck                                    (verify every reachable chunk, node and commit)
   gc [--grace 1h] [--rewrite-below 0.5]   (apply retention, delete unreferenced data)
+  admin stats                             (object-store requests and cache hits since start)
   version
 
 REF is a branch, a 32-hex-character commit id, or either followed by ^ (parent)
@@ -148,6 +149,10 @@ const std::map<std::string, std::string> kCommandHelp = {
      "tusk delete commit REPO@REF\n  Deletes a finished commit that nothing depends on: no child\n"
      "  commit and no commit computed from it. A branch whose head it is moves back to its\n"
      "  parent. Its data is freed by the next gc.\n"},
+    {"admin stats",
+     "tusk admin stats\n  Requests tuskd made to its object store (PUT, GET, HEAD, LIST, DELETE,\n"
+     "  retries, bytes) and its local cache's hits and misses, since it started.\n"
+     "  A local-directory store does not count requests.\n"},
     {"gc",
      "tusk gc [--grace DUR] [--rewrite-below F]\n  Applies retention, writes a checkpoint of the "
      "metadata to the object store,\n  then deletes the chunks, tree nodes and packs that no "
@@ -472,6 +477,7 @@ class Cli {
         {"update repo", &Cli::UpdateRepo},
         {"delete commit", &Cli::DeleteCommit},
         {"gc", &Cli::Gc},
+        {"admin stats", &Cli::AdminStats},
         {"create branch", &Cli::CreateBranch},
         {"list branch", &Cli::ListBranch},
         {"inspect branch", &Cli::InspectBranch},
@@ -764,6 +770,18 @@ class Cli {
         std::cout << "branch " << b.repo() << "@" << b.name() << " -> "
                   << (b.head().empty() ? "(no commits)" : b.head()) << "\n";
       }
+    });
+  }
+
+  int AdminStats() {
+    if (!NeedPositional(0, "")) return kExitUsage;
+    return Call(&API::Stub::Stats, StatsRequest(), [&](const StatsResponse& r) {
+      std::cout << "Object store: " << r.object_store() << "\nRequests: " << r.puts() << " PUT, "
+                << r.gets() << " GET, " << r.heads() << " HEAD, " << r.lists() << " LIST, "
+                << r.deletes() << " DELETE, " << r.retries() << " retried\nBytes: "
+                << HumanBytes(r.bytes_written()) << " written, " << HumanBytes(r.bytes_read())
+                << " read\nCache: " << r.cache_hits() << " hits, " << r.cache_misses()
+                << " misses\n";
     });
   }
 

@@ -315,6 +315,23 @@ grpc::Status ApiService::Gc(grpc::ServerContext*, const GcRequest* req, GcRespon
   return grpc::Status::OK;
 }
 
+grpc::Status ApiService::Stats(grpc::ServerContext*, const StatsRequest*, StatsResponse* out) {
+  pfs::ObjectStore* store = pfs_->blobs()->object_store();
+  pfs::ObjectStoreStats st = store->Stats();
+  out->set_object_store(store->Describe());
+  out->set_puts(st.puts);
+  out->set_gets(st.gets);
+  out->set_heads(st.heads);
+  out->set_lists(st.lists);
+  out->set_deletes(st.deletes);
+  out->set_retries(st.retries);
+  out->set_bytes_written(st.bytes_written);
+  out->set_bytes_read(st.bytes_read);
+  out->set_cache_hits(st.cache_hits);
+  out->set_cache_misses(st.cache_misses);
+  return grpc::Status::OK;
+}
+
 grpc::Status ApiService::Fsck(grpc::ServerContext*, const FsckRequest*,
                               grpc::ServerWriter<FsckResponse>* writer) {
   TUSK_LOG(INFO) << "fsck started";

@@ -73,6 +73,8 @@ class ApiService final : public pfs::v1::API::Service {
   grpc::Status DeleteCommit(grpc::ServerContext*, const pfs::v1::DeleteCommitRequest*,
                             pfs::v1::DeleteCommitResponse*) override;
   grpc::Status Gc(grpc::ServerContext*, const pfs::v1::GcRequest*, pfs::v1::GcResponse*) override;
+  grpc::Status Stats(grpc::ServerContext*, const pfs::v1::StatsRequest*,
+                     pfs::v1::StatsResponse*) override;
 
   // The GC options a request does not override (tuskd's --gc-grace); set
   // before serving.
