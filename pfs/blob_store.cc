@@ -269,14 +269,12 @@ absl::Status BlobStore::WritePack(const std::vector<PreparedBlob>& blobs, KvBatc
   return absl::OkStatus();
 }
 
-absl::Status BlobStore::WriteLogPack(const storage::v1::MetaLog& log, std::vector<PreparedBlob> tail,
-                                     const std::vector<Hash>& blobs, KvBatch* batch) {
-  absl::flat_hash_set<Hash> in_tail;
-  for (const auto& b : tail) in_tail.insert(b.hash);
-  std::vector<PreparedBlob> inline_blobs;
-  uint64_t bytes = 0;
-  for (const Hash& h : blobs) {
-    if (in_tail.contains(h)) continue;
+absl::Status BlobStore::CollectInline(const std::vector<Hash>& hashes,
+                                      std::vector<PreparedBlob>* out) {
+  absl::flat_hash_set<Hash> have;
+  for (const auto& b : *out) have.insert(b.hash);
+  for (const Hash& h : hashes) {
+    if (!have.insert(h).second) continue;
     auto loc = Locate(h);
     if (!loc.ok()) {
       // A commit that references a blob the index does not know is a bug
@@ -289,12 +287,21 @@ absl::Status BlobStore::WriteLogPack(const storage::v1::MetaLog& log, std::vecto
     b.raw_size = loc->raw_size();
     b.codec = loc->codec();
     b.stored = std::move(*loc->mutable_inline_data());
-    bytes += b.stored.size();
-    inline_blobs.push_back(std::move(b));
+    b.was_inline = true;
+    out->push_back(std::move(b));
   }
-  for (const auto& b : inline_blobs) batch->Delete(PendingKey(b.hash));
-  for (auto& b : tail) inline_blobs.push_back(std::move(b));
-  RETURN_IF_ERROR(WritePack(inline_blobs, batch, &log));
+  return absl::OkStatus();
+}
+
+absl::Status BlobStore::WriteLogPack(const storage::v1::MetaLog& log,
+                                     const std::vector<PreparedBlob>& blobs, KvBatch* batch) {
+  RETURN_IF_ERROR(WritePack(blobs, batch, &log));
+  uint64_t bytes = 0;
+  for (const auto& b : blobs) {
+    if (!b.was_inline) continue;
+    batch->Delete(PendingKey(b.hash));
+    bytes += b.stored.size();
+  }
   uint64_t cur = pending_bytes_.load();
   pending_bytes_ = cur > bytes ? cur - bytes : 0;
   return absl::OkStatus();

@@ -53,6 +53,7 @@ struct PreparedBlob {
   uint32_t raw_size = 0;
   uint32_t codec = 0;  // 0 raw, 1 snappy
   std::string stored;  // the bytes to store
+  bool was_inline = false;  // read from the index's inline records
 };
 PreparedBlob PrepareBlob(absl::string_view raw);
 // Same, taking ownership of `raw` (no copy when it is stored uncompressed).
@@ -115,13 +116,15 @@ class BlobStore {
   // BlobWriter and the packer.
   absl::Status WritePack(const std::vector<PreparedBlob>& blobs, KvBatch* index_records,
                          const storage::v1::MetaLog* log = nullptr);
-  // Writes a log pack: `log` in its footer, with every blob of `blobs` that is
-  // still inline in the index (so that the object store alone holds what the
-  // log's commits reference). Adds to `batch` the records that point those
-  // blobs at the pack. Durable when it returns.
-  // `tail` (from BlobWriter::Finish) goes into the pack as it is.
-  absl::Status WriteLogPack(const storage::v1::MetaLog& log, std::vector<PreparedBlob> tail,
-                            const std::vector<Hash>& blobs, KvBatch* batch);
+  // Appends to `out` every blob of `hashes` that is still only inline in
+  // the index (and not in `out` already): what a log pack must carry so that
+  // the object store alone holds what a commit references.
+  absl::Status CollectInline(const std::vector<Hash>& hashes, std::vector<PreparedBlob>* out);
+  // Writes a log pack: `log` in its footer, with `blobs`. Adds to `batch` the
+  // records that point the blobs at the pack (and drop their inline copies).
+  // Durable when it returns.
+  absl::Status WriteLogPack(const storage::v1::MetaLog& log, const std::vector<PreparedBlob>& blobs,
+                            KvBatch* batch);
   // Adds the index record of an inline blob (and its pending marker) to `batch`.
   void AddInline(const PreparedBlob& blob, KvBatch* batch);
   // Threads for pack writes, so that an upload goes on while a pack is synced.

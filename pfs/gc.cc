@@ -108,7 +108,7 @@ absl::StatusOr<RepoInfo> Pfs::UpdateRepo(const std::string& name,
       }
     }
     KvBatch batch;
-    RETURN_IF_ERROR(LogEvents({RepoEvent(*r)}, {}, &batch));
+    RETURN_IF_ERROR(LogEvents({RepoEvent(*r)}, &batch));
     batch.Put(RepoKey(name), r->SerializeAsString());
     RETURN_IF_ERROR(kv_->Write(&batch, /*sync=*/true));
   }
@@ -165,7 +165,7 @@ absl::StatusOr<std::vector<BranchInfo>> Pfs::DeleteCommit(const std::string& rep
     events.push_back(BranchEvent(b));
   }
   KvBatch batch;
-  RETURN_IF_ERROR(LogEvents(std::move(events), {}, &batch));
+  RETURN_IF_ERROR(LogEvents(std::move(events), &batch));
   batch.Delete(CommitKey(repo, c.id()));
   batch.Delete(CommitSetKey(c.commit_set(), repo, c.id()));
   for (const auto& p : c.provenance()) batch.Delete(SubvenanceKey(p.repo(), p.id(), repo, c.id()));
@@ -309,7 +309,7 @@ absl::StatusOr<uint64_t> Pfs::SquashBranch(const RepoInfo& repo_info, const Bran
   }
   // Log first, index second, like every change.
   KvBatch logged;
-  RETURN_IF_ERROR(LogEvents(std::move(events), {}, &logged));
+  RETURN_IF_ERROR(LogEvents(std::move(events), &logged));
   logged.Append(batch);
   RETURN_IF_ERROR(kv_->Write(&logged, /*sync=*/true));
   TUSK_LOG(INFO) << "retention of " << repo << "@" << b->name() << ": squashed " << drop.size()
@@ -326,7 +326,7 @@ absl::Status Pfs::PutRecord(const std::string& key, const std::string& value) {
   e.mutable_record()->set_key(key);
   e.mutable_record()->set_value(value);
   KvBatch batch;
-  RETURN_IF_ERROR(LogEvents({e}, {}, &batch));
+  RETURN_IF_ERROR(LogEvents({e}, &batch));
   batch.Put(key, value);
   batch.Put(absl::StrCat("d", key), "");
   return kv_->Write(&batch, /*sync=*/true);
@@ -337,7 +337,7 @@ absl::Status Pfs::DeleteRecord(const std::string& key) {
   storage::v1::MetaEvent e;
   e.set_deleted_record(key);
   KvBatch batch;
-  RETURN_IF_ERROR(LogEvents({e}, {}, &batch));
+  RETURN_IF_ERROR(LogEvents({e}, &batch));
   batch.Delete(key);
   batch.Delete(absl::StrCat("d", key));
   return kv_->Write(&batch, /*sync=*/true);
@@ -478,12 +478,35 @@ absl::StatusOr<GcStats> Pfs::Gc(const GcOptions& options) {
     return true;
   }));
 
-  // Packs: delete the dead, rewrite the mostly dead.
+  // Packs: delete the dead; rewrite the mostly dead, and merge small ones (a
+  // log pack per micro-commit adds up), into packs of the usual size.
   std::vector<std::pair<std::string, uint64_t>> packs;
   RETURN_IF_ERROR(store_->List(kPackPrefix, [&](const std::string& key, uint64_t size) {
     packs.emplace_back(key, size);
   }));
   stats.packs = packs.size();
+  const uint64_t small = std::max<uint64_t>(blobs_->options().pack_size / 16, 64 << 10);
+  struct Group {
+    std::vector<PreparedBlob> blobs;
+    uint64_t bytes = 0, source_bytes = 0;
+    std::vector<std::string> sources;
+    bool sparse = false;
+  } group;
+  auto flush = [&](bool last) -> absl::Status {
+    // A lone small pack gains nothing from being copied.
+    if (group.sources.empty() || (last && group.sources.size() < 2 && !group.sparse)) {
+      group = Group();
+      return absl::OkStatus();
+    }
+    KvBatch batch;
+    if (!group.blobs.empty()) RETURN_IF_ERROR(blobs_->WritePack(group.blobs, &batch));
+    RETURN_IF_ERROR(kv_->Write(&batch, /*sync=*/true));
+    for (const auto& key : group.sources) RETURN_IF_ERROR(Annotate(store_->Delete(key), "gc"));
+    stats.packs_rewritten += group.sources.size();
+    stats.bytes_deleted += group.source_bytes - std::min(group.source_bytes, group.bytes);
+    group = Group();
+    return absl::OkStatus();
+  };
   for (const auto& [key, size] : packs) {
     std::string id = PackIdFromKey(key);
     if (id.empty() || PackTime(id) >= cutoff) continue;
@@ -493,7 +516,8 @@ absl::StatusOr<GcStats> Pfs::Gc(const GcOptions& options) {
     bool dead = u.live_blobs == 0;
     bool sparse = !dead && options.rewrite_below > 0 &&
                   static_cast<double>(u.live_bytes) < options.rewrite_below * static_cast<double>(size);
-    if (!dead && !sparse) continue;
+    bool merge = !dead && size < small;
+    if (!dead && !sparse && !merge) continue;
     // A log newer than the checkpoint is still the only record of its
     // change (possible only with a clock that jumped): keep the pack.
     auto footer = ReadPackFooter(store_, key, size);
@@ -502,34 +526,34 @@ absl::StatusOr<GcStats> Pfs::Gc(const GcOptions& options) {
       continue;
     }
     if (footer->has_log() && footer->log().seq() > stats.checkpoint_seq) continue;
-    if (sparse) {
-      // Copy the live blobs into a new pack, point the index at it.
-      ASSIGN_OR_RETURN(std::string whole, store_->GetRange(key, 0, size));
-      std::vector<PreparedBlob> keep;
-      for (const auto& item : footer->items()) {
-        ASSIGN_OR_RETURN(Hash h, Hash::FromRaw(item.hash()));
-        auto loc = blobs_->Locate(h);
-        if (!loc.ok() || loc->pack() != id || !live.contains(h)) continue;
-        PreparedBlob b;
-        b.hash = h;
-        b.raw_size = item.raw_size();
-        b.codec = item.codec();
-        b.stored = whole.substr(item.offset(), item.stored_size());
-        keep.push_back(std::move(b));
-      }
-      KvBatch batch;
-      RETURN_IF_ERROR(blobs_->WritePack(keep, &batch));
-      RETURN_IF_ERROR(kv_->Write(&batch, /*sync=*/true));
-      stats.packs_rewritten++;
-      stats.bytes_deleted += size - u.live_bytes;
-    } else {
+    if (dead) {
+      RETURN_IF_ERROR(Annotate(store_->Delete(key), "gc"));
       stats.packs_deleted++;
       stats.bytes_deleted += size;
+      continue;
     }
-    RETURN_IF_ERROR(Annotate(store_->Delete(key), "gc"));
+    // Copy the live blobs out; the index moves to the new pack at flush.
+    ASSIGN_OR_RETURN(std::string whole, store_->GetRange(key, 0, size));
+    for (const auto& item : footer->items()) {
+      ASSIGN_OR_RETURN(Hash h, Hash::FromRaw(item.hash()));
+      auto loc = blobs_->Locate(h);
+      if (!loc.ok() || loc->pack() != id || !live.contains(h)) continue;
+      PreparedBlob b;
+      b.hash = h;
+      b.raw_size = item.raw_size();
+      b.codec = item.codec();
+      b.stored = whole.substr(item.offset(), item.stored_size());
+      group.bytes += b.stored.size();
+      group.blobs.push_back(std::move(b));
+    }
+    group.sources.push_back(key);
+    group.source_bytes += size;
+    group.sparse = group.sparse || sparse;
+    if (group.bytes >= blobs_->options().pack_size) RETURN_IF_ERROR(flush(false));
   }
+  RETURN_IF_ERROR(flush(true));
   TUSK_LOG(INFO) << "gc: " << stats.live_blobs << " live blobs; deleted " << stats.packs_deleted
-                 << " of " << stats.packs << " packs and rewrote " << stats.packs_rewritten << " ("
+                 << " of " << stats.packs << " packs and rewrote or merged " << stats.packs_rewritten << " ("
                  << stats.bytes_deleted << " bytes freed), " << stats.blobs_deleted
                  << " index records; checkpoint at seq " << stats.checkpoint_seq << "; took "
                  << absl::FormatDuration(absl::Now() - start);

@@ -161,14 +161,13 @@ absl::StatusOr<uint64_t> Pfs::NextSeq() {
   return next_seq_++;
 }
 
-absl::Status Pfs::LogEvents(std::vector<storage::v1::MetaEvent> events, const std::vector<Hash>& blobs,
-                            KvBatch* batch, std::vector<PreparedBlob> tail) {
+absl::Status Pfs::LogEvents(std::vector<storage::v1::MetaEvent> events, KvBatch* batch,
+                            const std::vector<PreparedBlob>& blobs) {
   storage::v1::MetaLog log;
   ASSIGN_OR_RETURN(uint64_t seq, NextSeq());
   log.set_seq(seq);
   for (auto& e : events) *log.add_events() = std::move(e);
-  return Annotate(blobs_->WriteLogPack(log, std::move(tail), blobs, batch),
-                  "writing the metadata log");
+  return Annotate(blobs_->WriteLogPack(log, blobs, batch), "writing the metadata log");
 }
 
 Pfs::~Pfs() {
@@ -333,7 +332,7 @@ absl::StatusOr<RepoInfo> Pfs::CreateRepo(const std::string& name, const std::str
   master.set_name(kDefaultBranch);
   *master.mutable_created() = info.created();
   KvBatch batch;
-  RETURN_IF_ERROR(LogEvents({RepoEvent(info), BranchEvent(master)}, {}, &batch));
+  RETURN_IF_ERROR(LogEvents({RepoEvent(info), BranchEvent(master)}, &batch));
   batch.Put(RepoKey(name), info.SerializeAsString());
   batch.Put(BranchKey(name, kDefaultBranch), master.SerializeAsString());
   RETURN_IF_ERROR(kv_->Write(&batch, /*sync=*/true));
@@ -393,7 +392,7 @@ absl::Status Pfs::DeleteRepo(const std::string& name, bool force) {
   KvBatch batch;
   storage::v1::MetaEvent gone;
   gone.set_deleted_repo(name);
-  RETURN_IF_ERROR(LogEvents({gone}, {}, &batch));
+  RETURN_IF_ERROR(LogEvents({gone}, &batch));
   for (const auto& id : open) {
     RETURN_IF_ERROR(DeletePrefix(kv_.get(), StagePrefix(id), &batch));
   }
@@ -443,7 +442,7 @@ absl::StatusOr<BranchInfo> Pfs::CreateBranch(const std::string& repo, const std:
   }
   info.set_head(head);
   KvBatch batch;
-  RETURN_IF_ERROR(LogEvents({BranchEvent(info)}, {}, &batch));
+  RETURN_IF_ERROR(LogEvents({BranchEvent(info)}, &batch));
   batch.Put(BranchKey(repo, branch), info.SerializeAsString());
   RETURN_IF_ERROR(kv_->Write(&batch, /*sync=*/true));
   return info;
@@ -493,7 +492,7 @@ absl::StatusOr<BranchInfo> Pfs::SetBranchProvenance(const std::string& repo, con
   info.clear_provenance();
   for (const auto& p : provenance) *info.add_provenance() = p;
   KvBatch batch;
-  RETURN_IF_ERROR(LogEvents({BranchEvent(info)}, {}, &batch));
+  RETURN_IF_ERROR(LogEvents({BranchEvent(info)}, &batch));
   batch.Put(BranchKey(repo, branch), info.SerializeAsString());
   RETURN_IF_ERROR(kv_->Write(&batch, /*sync=*/true));
   return info;
@@ -537,7 +536,7 @@ absl::Status Pfs::DeleteBranch(const std::string& repo, const std::string& branc
   storage::v1::MetaEvent gone;
   gone.mutable_deleted_branch()->set_repo(repo);
   gone.mutable_deleted_branch()->set_name(branch);
-  RETURN_IF_ERROR(LogEvents({gone}, {}, &batch));
+  RETURN_IF_ERROR(LogEvents({gone}, &batch));
   batch.Delete(BranchKey(repo, branch));
   return kv_->Write(&batch, /*sync=*/true);
 }
@@ -760,6 +759,10 @@ absl::StatusOr<CommitInfo> Pfs::FinishCommitById(const std::string& repo, const 
       }
     }
   }
+  // Read outside the metadata lock: if the packer moves one of these blobs
+  // meanwhile, both copies are valid.
+  std::vector<PreparedBlob> log_blobs = std::move(tail);
+  RETURN_IF_ERROR(blobs_->CollectInline(new_blobs, &log_blobs));
 
   absl::MutexLock lock(&meta_mu_);
   if (!expect_metadata.empty()) {
@@ -798,7 +801,7 @@ absl::StatusOr<CommitInfo> Pfs::FinishCommitById(const std::string& repo, const 
   }
   // Before the index moves the branch head: the object store must be able
   // to find this commit (and everything it references) on its own.
-  RETURN_IF_ERROR(LogEvents(std::move(events), new_blobs, &batch, std::move(tail)));
+  RETURN_IF_ERROR(LogEvents(std::move(events), &batch, log_blobs));
   batch.Put(CommitKey(repo, id), c->SerializeAsString());
   if (b && b->head() == id) batch.Put(BranchKey(repo, c->branch()), b->SerializeAsString());
   for (const auto& k : staged_keys) batch.Delete(k);
@@ -921,7 +924,7 @@ absl::StatusOr<CommitInfo> Pfs::Revert(const std::string& repo, const std::strin
   (*c.mutable_metadata())["reverted_to"] = target.id();
   b->set_head(c.id());
   KvBatch batch;
-  RETURN_IF_ERROR(LogEvents({CommitEvent(c), BranchEvent(*b)}, {}, &batch));
+  RETURN_IF_ERROR(LogEvents({CommitEvent(c), BranchEvent(*b)}, &batch));
   batch.Put(CommitKey(repo, c.id()), c.SerializeAsString());
   batch.Put(BranchKey(repo, branch), b->SerializeAsString());
   RETURN_IF_ERROR(kv_->Write(&batch, /*sync=*/true));

@@ -186,7 +186,8 @@ struct GcOptions {
   // writing their index records.
   absl::Duration grace = absl::Hours(1);
   // Packs whose live bytes are below this fraction of their size are
-  // rewritten with only their live blobs (0: never).
+  // rewritten with only their live blobs (0: never). Small packs (a log pack
+  // per commit) are merged into packs of the usual size either way.
   double rewrite_below = 0.5;
 };
 struct GcStats {
@@ -385,12 +386,12 @@ class Pfs {
   absl::Status Recover();
   // The next log sequence number; reserves a block of them durably first.
   absl::StatusOr<uint64_t> NextSeq() ABSL_EXCLUSIVE_LOCKS_REQUIRED(meta_mu_);
-  // Writes `events` to the object store as one log pack, together with the
-  // blobs of `blobs` that are still inline, before the caller writes `batch`
+  // Writes `events` to the object store as one log pack, together with
+  // `blobs` (see BlobStore::CollectInline), before the caller writes `batch`
   // (to which it adds what points at the pack). What the index is about to
   // say is then in the object store first.
-  absl::Status LogEvents(std::vector<storage::v1::MetaEvent> events, const std::vector<Hash>& blobs,
-                         KvBatch* batch, std::vector<PreparedBlob> tail = {})
+  absl::Status LogEvents(std::vector<storage::v1::MetaEvent> events, KvBatch* batch,
+                         const std::vector<PreparedBlob>& blobs = {})
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(meta_mu_);
   void PackerLoop();
   // Gc's parts.

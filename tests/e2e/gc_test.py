@@ -90,6 +90,32 @@ class GcTest(TuskTestCase):
         self.assertEqual(t("get", "file", "oc@master:/small.txt").stdout, b"tiny\n")
         self.assertIn("no problems", t("fsck").out)
 
+    def pack_count(self):
+        root = self.s3.data_dir if self.s3 else os.path.join(self.server.data_dir, "objects")
+        n = 0
+        for _, _, files in os.walk(root):
+            n += sum(1 for f in files if f.endswith(".pack") or f.endswith(".pack._S3rver_object"))
+        return n
+
+    def test_small_packs_are_merged(self):
+        t = self.tusk
+        t("create", "repo", "micro")
+        for i in range(30):
+            t("put", "file", "micro@master:/m/%02d.txt" % i, "-f",
+              self.write("micro/%d" % i, b"record %d\n" % i))
+        before = self.pack_count()
+        self.assertGreaterEqual(before, 30)  # a log pack per commit at least
+        stats = self.gc()
+        after = self.pack_count()
+        self.assertLess(after, before / 4, stats)
+        self.assertGreaterEqual(int(stats.get("packs_rewritten", 0)), 30)
+        for i in (0, 17, 29):
+            self.assertEqual(t("get", "file", "micro@%s:/m/%02d.txt" % ("master", i)).stdout,
+                             b"record %d\n" % i)
+        first = t("list", "commit", "micro@master", "--json").json_lines()[-1]["id"]
+        self.assertEqual(t("get", "file", "micro@%s:/m/00.txt" % first).stdout, b"record 0\n")
+        self.assertIn("no problems", t("fsck").out)
+
     def test_retention_squashes_old_commits(self):
         t = self.tusk
         t("create", "repo", "stream")
