@@ -237,7 +237,7 @@ void BlobStore::Prefetch(const Hash& hash) {
 std::unique_ptr<BlobWriter> BlobStore::NewWriter() { return std::make_unique<BlobWriter>(this); }
 
 absl::Status BlobStore::WritePack(const std::vector<PreparedBlob>& blobs, KvBatch* index_records,
-                                  const storage::v1::MetaLog* log) {
+                                  const std::vector<storage::v1::MetaLog>* logs) {
   std::string pack_id = NewPackId();
   std::vector<absl::string_view> parts;
   parts.reserve(blobs.size() + 1);
@@ -253,7 +253,9 @@ absl::Status BlobStore::WritePack(const std::vector<PreparedBlob>& blobs, KvBatc
     parts.push_back(b.stored);
     offset += b.stored.size();
   }
-  if (log != nullptr) *footer.mutable_log() = *log;
+  if (logs != nullptr) {
+    for (const auto& l : *logs) *footer.add_logs() = l;
+  }
   // Tail: footer, its length (u32, little-endian), magic.
   std::string tail = footer.SerializeAsString();
   uint32_t footer_len = static_cast<uint32_t>(tail.size());
@@ -293,9 +295,9 @@ absl::Status BlobStore::CollectInline(const std::vector<Hash>& hashes,
   return absl::OkStatus();
 }
 
-absl::Status BlobStore::WriteLogPack(const storage::v1::MetaLog& log,
+absl::Status BlobStore::WriteLogPack(const std::vector<storage::v1::MetaLog>& logs,
                                      const std::vector<PreparedBlob>& blobs, KvBatch* batch) {
-  RETURN_IF_ERROR(WritePack(blobs, batch, &log));
+  RETURN_IF_ERROR(WritePack(blobs, batch, &logs));
   uint64_t bytes = 0;
   for (const auto& b : blobs) {
     if (!b.was_inline) continue;

@@ -115,16 +115,16 @@ class BlobStore {
   // returns the index records for them (the caller writes them). Used by
   // BlobWriter and the packer.
   absl::Status WritePack(const std::vector<PreparedBlob>& blobs, KvBatch* index_records,
-                         const storage::v1::MetaLog* log = nullptr);
+                         const std::vector<storage::v1::MetaLog>* logs = nullptr);
   // Appends to `out` every blob of `hashes` that is still only inline in
   // the index (and not in `out` already): what a log pack must carry so that
   // the object store alone holds what a commit references.
   absl::Status CollectInline(const std::vector<Hash>& hashes, std::vector<PreparedBlob>* out);
-  // Writes a log pack: `log` in its footer, with `blobs`. Adds to `batch` the
-  // records that point the blobs at the pack (and drop their inline copies).
-  // Durable when it returns.
-  absl::Status WriteLogPack(const storage::v1::MetaLog& log, const std::vector<PreparedBlob>& blobs,
-                            KvBatch* batch);
+  // Writes a log pack: `logs` in its footer, with `blobs`. Adds to `batch`
+  // the records that point the blobs at the pack (and drop their inline
+  // copies). Durable when it returns.
+  absl::Status WriteLogPack(const std::vector<storage::v1::MetaLog>& logs,
+                            const std::vector<PreparedBlob>& blobs, KvBatch* batch);
   // Adds the index record of an inline blob (and its pending marker) to `batch`.
   void AddInline(const PreparedBlob& blob, KvBatch* batch);
   // Threads for pack writes, so that an upload goes on while a pack is synced.

@@ -350,6 +350,9 @@ absl::StatusOr<uint64_t> Pfs::WriteCheckpoint() {
   storage::v1::Checkpoint cp;
   {
     absl::MutexLock lock(&meta_mu_);
+    // Every change the checkpoint covers must have its blobs in the object
+    // store: ship what is pending (no change can be logged meanwhile).
+    if (options_.log_mode == LogMode::kShipped) RETURN_IF_ERROR(ShipLogs().status());
     absl::Status parse;
     auto scan = [&](const char* prefix, auto add) {
       return kv_->ScanPrefix(prefix, [&](absl::string_view k, absl::string_view v) {
@@ -525,7 +528,9 @@ absl::StatusOr<GcStats> Pfs::Gc(const GcOptions& options) {
       TUSK_LOG(WARNING) << "gc: skipping " << key << ": " << footer.status();
       continue;
     }
-    if (footer->has_log() && footer->log().seq() > stats.checkpoint_seq) continue;
+    bool newer = false;
+    for (const auto& l : footer->logs()) newer = newer || l.seq() > stats.checkpoint_seq;
+    if (newer) continue;
     if (dead) {
       RETURN_IF_ERROR(Annotate(store_->Delete(key), "gc"));
       stats.packs_deleted++;

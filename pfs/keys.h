@@ -3,6 +3,7 @@
 // The index's key layout, shared by the Pfs and the index rebuild. Internal
 // to pfs.
 
+#include <cstdint>
 #include <string>
 
 #include "absl/strings/str_cat.h"
@@ -20,6 +21,8 @@ namespace tusk::pfs {
 //                             names the first (empty value)
 //   x<hash>, q<hash>          blob index (blob_store.cc)
 //   m<name>                   metadata (format version, log sequence)
+//   l<seq, 16 hex>            PendingLog: a log not yet shipped (log mode "shipped")
+//   d<key>                    marks another component's durable record
 inline std::string RepoKey(absl::string_view repo) { return absl::StrCat("r", repo); }
 inline std::string BranchPrefix(absl::string_view repo) {
   return absl::StrCat("b", repo, absl::string_view("\0", 1));
@@ -43,6 +46,12 @@ inline std::string SubvenancePrefix(absl::string_view repo, absl::string_view id
 inline std::string SubvenanceKey(absl::string_view from_repo, absl::string_view from_id,
                                  absl::string_view repo, absl::string_view id) {
   return absl::StrCat(SubvenancePrefix(from_repo, from_id), repo, kNul, id);
+}
+inline std::string PendingLogKey(uint64_t seq) {
+  static const char* kHex = "0123456789abcdef";
+  std::string k = "l";
+  for (int shift = 60; shift >= 0; shift -= 4) k.push_back(kHex[(seq >> shift) & 15]);
+  return k;
 }
 inline std::string StagePrefix(absl::string_view id) { return absl::StrCat("s", id); }
 inline std::string StageKey(absl::string_view id, absl::string_view path) {

@@ -162,12 +162,58 @@ absl::StatusOr<uint64_t> Pfs::NextSeq() {
 }
 
 absl::Status Pfs::LogEvents(std::vector<storage::v1::MetaEvent> events, KvBatch* batch,
-                            const std::vector<PreparedBlob>& blobs) {
+                            const std::vector<PreparedBlob>& blobs,
+                            const std::vector<Hash>& shipped_blobs) {
   storage::v1::MetaLog log;
   ASSIGN_OR_RETURN(uint64_t seq, NextSeq());
   log.set_seq(seq);
   for (auto& e : events) *log.add_events() = std::move(e);
-  return Annotate(blobs_->WriteLogPack(log, blobs, batch), "writing the metadata log");
+  if (options_.log_mode == LogMode::kShipped) {
+    storage::v1::PendingLog pending;
+    *pending.mutable_log() = std::move(log);
+    for (const Hash& h : shipped_blobs) pending.add_blobs(h.Raw());
+    batch->Put(PendingLogKey(seq), pending.SerializeAsString());
+    return absl::OkStatus();
+  }
+  return Annotate(blobs_->WriteLogPack({log}, blobs, batch), "writing the metadata log");
+}
+
+absl::StatusOr<size_t> Pfs::ShipLogs() {
+  absl::MutexLock lock(&ship_mu_);
+  size_t shipped = 0;
+  for (;;) {
+    std::vector<storage::v1::MetaLog> logs;
+    std::vector<Hash> hashes;
+    std::vector<std::string> keys;
+    absl::Status parse;
+    RETURN_IF_ERROR(kv_->ScanPrefix("l", [&](absl::string_view k, absl::string_view v) {
+      storage::v1::PendingLog p;
+      if (!p.ParseFromString(std::string(v))) {
+        parse = absl::DataLossError(absl::StrCat("pending log ", k.substr(1), " is corrupt"));
+        return false;
+      }
+      for (const auto& raw : p.blobs()) {
+        auto h = Hash::FromRaw(raw);
+        if (h.ok()) hashes.push_back(*h);
+      }
+      logs.push_back(std::move(*p.mutable_log()));
+      keys.emplace_back(k);
+      return keys.size() < 1000;
+    }));
+    RETURN_IF_ERROR(parse);
+    if (keys.empty()) break;
+    std::vector<PreparedBlob> blobs;
+    RETURN_IF_ERROR(blobs_->CollectInline(hashes, &blobs));
+    KvBatch batch;
+    RETURN_IF_ERROR(Annotate(blobs_->WriteLogPack(logs, blobs, &batch), "shipping the metadata log"));
+    for (const auto& k : keys) batch.Delete(k);
+    // Not synced: if this write is lost, the logs are shipped again (the
+    // same sequence numbers, replayed once) and the blobs stay inline.
+    RETURN_IF_ERROR(kv_->Write(&batch, /*sync=*/false));
+    shipped += keys.size();
+    if (keys.size() < 1000) break;
+  }
+  return shipped;
 }
 
 Pfs::~Pfs() {
@@ -177,6 +223,10 @@ Pfs::~Pfs() {
   }
   if (packer_.joinable()) packer_.join();
   workers_.reset();
+  if (blobs_ && kv_ && options_.log_mode == LogMode::kShipped) {
+    auto shipped = ShipLogs();
+    if (!shipped.ok()) TUSK_LOG(WARNING) << "shipping the metadata log at shutdown: " << shipped.status();
+  }
   if (blobs_) {
     auto packed = blobs_->PackPending();
     if (!packed.ok()) TUSK_LOG(WARNING) << "packing at shutdown: " << packed.status();
@@ -210,11 +260,17 @@ absl::Status Pfs::Recover() {
 }
 
 void Pfs::PackerLoop() {
+  const bool ship = options_.log_mode == LogMode::kShipped;
   while (true) {
     {
       absl::MutexLock lock(&packer_mu_);
-      packer_mu_.AwaitWithTimeout(absl::Condition(&stopping_), absl::Seconds(1));
+      packer_mu_.AwaitWithTimeout(absl::Condition(&stopping_),
+                                  ship ? options_.ship_interval : absl::Seconds(1));
       if (stopping_) return;
+    }
+    if (ship) {
+      auto shipped = ShipLogs();
+      if (!shipped.ok()) TUSK_LOG(WARNING) << "shipping the metadata log: " << shipped.status();
     }
     if (blobs_->pending_bytes() >= options_.pack_pending_bytes) {
       auto packed = blobs_->PackPending();
@@ -737,8 +793,9 @@ absl::StatusOr<CommitInfo> Pfs::FinishCommitById(const std::string& repo, const 
   auto writer = blobs_->NewWriter();
   ASSIGN_OR_RETURN(DirInfo root, ApplyTrie(nodes_.get(), writer.get(), parent_root, trie, "/"));
   KvBatch batch;
-  std::vector<PreparedBlob> tail;  // new nodes: they go into the log pack
-  RETURN_IF_ERROR(writer->Finish(&batch, &tail));
+  const bool strict = options_.log_mode == LogMode::kStrict;
+  std::vector<PreparedBlob> tail;  // strict: new nodes go into the log pack
+  RETURN_IF_ERROR(writer->Finish(&batch, strict ? &tail : nullptr));
   // The blobs this commit adds to its parent's tree: the log pack carries the
   // ones that are still only in the index.
   std::vector<Hash> new_blobs = writer->Touched();
@@ -762,7 +819,7 @@ absl::StatusOr<CommitInfo> Pfs::FinishCommitById(const std::string& repo, const 
   // Read outside the metadata lock: if the packer moves one of these blobs
   // meanwhile, both copies are valid.
   std::vector<PreparedBlob> log_blobs = std::move(tail);
-  RETURN_IF_ERROR(blobs_->CollectInline(new_blobs, &log_blobs));
+  if (strict) RETURN_IF_ERROR(blobs_->CollectInline(new_blobs, &log_blobs));
 
   absl::MutexLock lock(&meta_mu_);
   if (!expect_metadata.empty()) {
@@ -801,7 +858,7 @@ absl::StatusOr<CommitInfo> Pfs::FinishCommitById(const std::string& repo, const 
   }
   // Before the index moves the branch head: the object store must be able
   // to find this commit (and everything it references) on its own.
-  RETURN_IF_ERROR(LogEvents(std::move(events), &batch, log_blobs));
+  RETURN_IF_ERROR(LogEvents(std::move(events), &batch, log_blobs, new_blobs));
   batch.Put(CommitKey(repo, id), c->SerializeAsString());
   if (b && b->head() == id) batch.Put(BranchKey(repo, c->branch()), b->SerializeAsString());
   for (const auto& k : staged_keys) batch.Delete(k);

@@ -46,8 +46,23 @@ using v1::FileDiff;
 using v1::FileInfo;
 using v1::RepoInfo;
 
+// When a change's log pack goes to the object store (see pfs/README.md).
+enum class LogMode {
+  // Before the index moves: the object store alone can always rebuild the
+  // index. One object write per change (the right choice for S3).
+  kStrict,
+  // In the same synced index write as the change, then shipped to the object
+  // store in batches within `ship_interval` (and at shutdown, and before a
+  // checkpoint). For a local store on the index's own disk, where the index is
+  // as durable as the objects: it saves an object (a file and two fsyncs) per
+  // micro-commit.
+  kShipped,
+};
+
 struct PfsOptions {
   std::string data_dir;
+  LogMode log_mode = LogMode::kStrict;
+  absl::Duration ship_interval = absl::Milliseconds(100);
   // If set, used instead of a local store under data_dir/objects (not owned).
   ObjectStore* object_store = nullptr;
   size_t node_cache_bytes = 128 << 20;
@@ -344,6 +359,9 @@ class Pfs {
 
   // Moves inline blobs into packs now (normally done in the background).
   absl::Status PackPending();
+  // Ships pending logs (log mode kShipped) to the object store now. Returns
+  // how many it shipped.
+  absl::StatusOr<size_t> ShipLogs();
 
   NodeStore* nodes() { return nodes_.get(); }
   BlobStore* blobs() { return blobs_.get(); }
@@ -386,12 +404,14 @@ class Pfs {
   absl::Status Recover();
   // The next log sequence number; reserves a block of them durably first.
   absl::StatusOr<uint64_t> NextSeq() ABSL_EXCLUSIVE_LOCKS_REQUIRED(meta_mu_);
-  // Writes `events` to the object store as one log pack, together with
-  // `blobs` (see BlobStore::CollectInline), before the caller writes `batch`
-  // (to which it adds what points at the pack). What the index is about to
-  // say is then in the object store first.
+  // Strict log mode: writes `events` to the object store as one log pack,
+  // together with `blobs` (see BlobStore::CollectInline), before the caller
+  // writes `batch` (to which it adds what points at the pack): what the index
+  // is about to say is in the object store first. Shipped mode: adds the
+  // events and `shipped_blobs` (hashes) to `batch` as a pending log.
   absl::Status LogEvents(std::vector<storage::v1::MetaEvent> events, KvBatch* batch,
-                         const std::vector<PreparedBlob>& blobs = {})
+                         const std::vector<PreparedBlob>& blobs = {},
+                         const std::vector<Hash>& shipped_blobs = {})
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(meta_mu_);
   void PackerLoop();
   // Gc's parts.
@@ -423,6 +443,7 @@ class Pfs {
   size_t sweep_at_ ABSL_GUARDED_BY(locks_mu_) = 1024;
 
   absl::Mutex gc_mu_;  // one GC at a time
+  absl::Mutex ship_mu_;  // one ShipLogs at a time; taken after meta_mu_ if both
   std::vector<std::function<absl::Status(GcMarker*)>> gc_sources_;
 
   absl::Mutex packer_mu_;

@@ -177,10 +177,10 @@ absl::StatusOr<RebuildStats> RebuildIndex(ObjectStore* store, const std::string&
         RETURN_IF_ERROR(out.Put(k, v));
         stats.blobs++;
       }
-      if (footer->has_log()) {
+      for (const auto& log : footer->logs()) {
         stats.logs++;
-        stats.last_seq = std::max(stats.last_seq, footer->log().seq());
-        if (footer->log().seq() > stats.checkpoint_seq) logs.push_back(footer->log());
+        stats.last_seq = std::max(stats.last_seq, log.seq());
+        if (log.seq() > stats.checkpoint_seq) logs.push_back(log);
       }
       stats.packs++;
       if (absl::Now() - last_report > absl::Seconds(2)) {

@@ -58,6 +58,13 @@ Options:
                         (default DIR/cache)
   --cache-size SIZE     bound of that cache, least recently used evicted first
                         (default 1GiB; 0 disables it)
+  --log-mode MODE       when a change's log pack (what rebuilds the index) goes
+                        to the object store: strict, before the index moves
+                        (default with S3), or shipped, in the same synced index
+                        write and to the object store in batches within 100 ms
+                        and at shutdown (default with a local store, which
+                        shares the index's disk: saves a file and two fsyncs
+                        per micro-commit)
   --rebuild-index       recreate the index (DIR/index) from the object store
                         before serving: every repo, branch, finished commit and
                         file comes back; an existing index is kept aside as
@@ -117,7 +124,7 @@ int main(int argc, char **argv) {
                       "--runner-binary", "--sandbox",      "--object-store", "--s3-endpoint",
                       "--s3-region",     "--s3-parallelism", "--s3-part-size", "--cache-dir",
                       "--cache-size",    "--s3-credentials-file", "--gc-interval",
-                      "--gc-grace",      "--retention-interval", "--s3-retries"};
+                      "--gc-grace",      "--retention-interval", "--s3-retries", "--log-mode"};
   spec.bool_flags = {"--local-runners", "--no-local-runners", "--s3-virtual-host",
                      "--rebuild-index"};
   tusk::Args parsed;
@@ -236,6 +243,14 @@ int main(int argc, char **argv) {
   }
   pfs_options.object_store = store.get();
   pfs_options.rebuild_index = args->Has("--rebuild-index");
+  std::string log_mode = args->Get("--log-mode", s3 ? "strict" : "shipped");
+  if (log_mode == "strict") {
+    pfs_options.log_mode = tusk::pfs::LogMode::kStrict;
+  } else if (log_mode == "shipped") {
+    pfs_options.log_mode = tusk::pfs::LogMode::kShipped;
+  } else {
+    return Usage("--log-mode must be strict or shipped, not '" + log_mode + "'");
+  }
   auto pfs = tusk::pfs::Pfs::Open(pfs_options);
   if (!pfs.ok()) {
     TUSK_LOG(ERROR) << "cannot open data directory " << opts.data_dir << ": " << pfs.status();
