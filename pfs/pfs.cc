@@ -186,7 +186,10 @@ absl::StatusOr<size_t> Pfs::ShipLogs() {
     std::vector<Hash> hashes;
     std::vector<std::string> keys;
     absl::Status parse;
-    RETURN_IF_ERROR(kv_->ScanPrefix("l", [&](absl::string_view k, absl::string_view v) {
+    // From the first number not yet shipped: the shipped ones before it are
+    // deletions that a scan from "l" would wade through on every call.
+    RETURN_IF_ERROR(kv_->Scan(PendingLogKey(shipped_below_), "m", [&](absl::string_view k,
+                                                                       absl::string_view v) {
       storage::v1::PendingLog p;
       if (!p.ParseFromString(std::string(v))) {
         parse = absl::DataLossError(absl::StrCat("pending log ", k.substr(1), " is corrupt"));
@@ -210,6 +213,9 @@ absl::StatusOr<size_t> Pfs::ShipLogs() {
     // Not synced: if this write is lost, the logs are shipped again (the
     // same sequence numbers, replayed once) and the blobs stay inline.
     RETURN_IF_ERROR(kv_->Write(&batch, /*sync=*/false));
+    // Pending logs reach the index in number order (numbered and written
+    // under meta_mu_), so none below these can still appear.
+    shipped_below_ = std::max(shipped_below_, logs.back().seq() + 1);
     shipped += keys.size();
     if (keys.size() < 1000) break;
   }

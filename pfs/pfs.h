@@ -444,6 +444,7 @@ class Pfs {
 
   absl::Mutex gc_mu_;  // one GC at a time
   absl::Mutex ship_mu_;  // one ShipLogs at a time; taken after meta_mu_ if both
+  uint64_t shipped_below_ ABSL_GUARDED_BY(ship_mu_) = 0;  // where ShipLogs' scan starts
   std::vector<std::function<absl::Status(GcMarker*)>> gc_sources_;
 
   absl::Mutex packer_mu_;
