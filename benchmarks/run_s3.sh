@@ -24,7 +24,8 @@ export AWS_ACCESS_KEY_ID=S3RVER AWS_SECRET_ACCESS_KEY=S3RVER AWS_DEFAULT_REGION=
 PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
 ENDPOINT="http://127.0.0.1:$PORT"
 start_s3rver() {
-  "$S3RVER" -d "$W/s3" -a 127.0.0.1 -p "$PORT" --configure-bucket bench >>"$W/s3rver.log" 2>&1 &
+  # s3rver's list continuation tokens use DES: Node's OpenSSL 3 legacy provider.
+  NODE_OPTIONS=--openssl-legacy-provider "$S3RVER" -d "$W/s3" -a 127.0.0.1 -p "$PORT" --configure-bucket bench >>"$W/s3rver.log" 2>&1 &
   S3PID=$!
   PIDS+=($S3PID)
   for _ in $(seq 1 100); do

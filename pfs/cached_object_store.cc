@@ -109,12 +109,12 @@ class CachedObjectStore : public ObjectStore {
       auto it = inflight_.find(name);
       if (it != inflight_.end()) pending = it->second;
     }
-    if (pending.valid()) {
-      pending.wait();
-      if (auto hit = Lookup(name, length)) {
-        hits_++;
-        return std::move(*hit);
-      }
+    if (pending.valid()) pending.wait();
+    // Again: a prefetch that ended meanwhile inserted the entry before it
+    // left the in-flight map.
+    if (auto hit = Lookup(name, length)) {
+      hits_++;
+      return std::move(*hit);
     }
     misses_++;
     ASSIGN_OR_RETURN(std::string data, base_->GetRange(key, offset, length));

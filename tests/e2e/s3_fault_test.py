@@ -28,6 +28,7 @@ class FaultProxy:
         self.failing_all = False
         self.failed = 0
         self.forwarded = 0
+        self.connections = 0
         proxy = self
 
         class Handler(http.server.BaseHTTPRequestHandler):
@@ -35,6 +36,11 @@ class FaultProxy:
 
             def log_message(self, *args):
                 pass
+
+            def setup(self):
+                super().setup()
+                with proxy.lock:
+                    proxy.connections += 1
 
             def handle_any(self):
                 length = int(self.headers.get("Content-Length") or 0)
@@ -147,6 +153,16 @@ class S3FaultTest(unittest.TestCase):
         self.assertEqual(self.proxy.failed, 12)
         self.assertEqual(self.tusk("get", "file", "f@master:/big.bin").stdout, data)
         self.assert_consistent("f")
+        # Connections are kept alive and reused: 20 more reads (no cache in
+        # this tuskd) open no new connection to the server.
+        self.tusk("put", "file", "f@master:/small.txt", "-f", self.write("s.txt", b"small\n"))
+        with self.proxy.lock:
+            conns, reqs = self.proxy.connections, self.proxy.forwarded
+        for _ in range(20):
+            self.assertEqual(self.tusk("get", "file", "f@master:/small.txt").stdout, b"small\n")
+        with self.proxy.lock:
+            self.assertGreaterEqual(self.proxy.forwarded - reqs, 20)
+            self.assertEqual(self.proxy.connections, conns)
 
     def test_500s_beyond_the_retries_fail_clearly(self):
         self.start_tuskd(self.proxy.endpoint, retries=2)
