@@ -272,12 +272,19 @@ absl::Status BlobStore::WritePack(const std::vector<PreparedBlob>& blobs, KvBatc
 }
 
 absl::Status BlobStore::CollectInline(const std::vector<Hash>& hashes,
-                                      std::vector<PreparedBlob>* out) {
+                                      std::vector<PreparedBlob>* out, bool skip_missing) {
   absl::flat_hash_set<Hash> have;
   for (const auto& b : *out) have.insert(b.hash);
   for (const Hash& h : hashes) {
     if (!have.insert(h).second) continue;
     auto loc = Locate(h);
+    if (!loc.ok() && skip_missing && absl::IsNotFound(loc.status())) {
+      // The change is made already; holding back its log (and every later
+      // one) would not bring the blob back. fsck reports the commit.
+      TUSK_LOG(WARNING) << "a logged change references blob " << h.Hex()
+                        << ", which the index does not know";
+      continue;
+    }
     if (!loc.ok()) {
       // A commit that references a blob the index does not know is a bug
       // upstream; fsck would report it. Do not write a log that hides it.

@@ -119,7 +119,10 @@ class BlobStore {
   // Appends to `out` every blob of `hashes` that is still only inline in
   // the index (and not in `out` already): what a log pack must carry so that
   // the object store alone holds what a commit references.
-  absl::Status CollectInline(const std::vector<Hash>& hashes, std::vector<PreparedBlob>* out);
+  // A blob the index does not know is NotFound, or with `skip_missing` (for
+  // logs of changes already made) a warning.
+  absl::Status CollectInline(const std::vector<Hash>& hashes, std::vector<PreparedBlob>* out,
+                             bool skip_missing = false);
   // Writes a log pack: `logs` in its footer, with `blobs`. Adds to `batch`
   // the records that point the blobs at the pack (and drop their inline
   // copies). Durable when it returns.

@@ -206,7 +206,7 @@ absl::StatusOr<size_t> Pfs::ShipLogs() {
     RETURN_IF_ERROR(parse);
     if (keys.empty()) break;
     std::vector<PreparedBlob> blobs;
-    RETURN_IF_ERROR(blobs_->CollectInline(hashes, &blobs));
+    RETURN_IF_ERROR(blobs_->CollectInline(hashes, &blobs, /*skip_missing=*/true));
     KvBatch batch;
     RETURN_IF_ERROR(Annotate(blobs_->WriteLogPack(logs, blobs, &batch), "shipping the metadata log"));
     for (const auto& k : keys) batch.Delete(k);

@@ -155,6 +155,33 @@ class PipelineTest(TuskTestCase):
         self.assertIn("process_time", stats)
         self.assertEqual(job["stats"]["upload_bytes"], stats["upload_bytes"])
 
+    def test_gc_keeps_datum_outputs_a_later_job_reuses(self):
+        # The output repo keeps one commit: after a datum's file is deleted,
+        # only the pipeline's record of its hash still names its output.
+        spec = (MAP.replace("wc-map", "gc-map").replace("repo: text", "repo: gctext")
+                .replace("/pfs/text", "/pfs/gctext"))
+        self.tusk("create", "repo", "gctext")
+        self.tusk("create", "pipeline", "-f", self.write("gcmap.yaml", spec.encode()))
+        self.tusk("update", "repo", "gc-map", "--keep-last", "1")
+        self.put("gctext", "/a.txt", b"alpha beta\n")
+        c = self.put("gctext", "/b.txt", b"gamma delta gamma\n")
+        self.wait_set(c)
+        self.assertEqual(self.files("gc-map")["gamma"], "2\n")
+        self.tusk("delete", "file", "gctext@master:/b.txt")
+        self.wait_set(self.head("gctext"))
+        self.assertEqual(self.files("gc-map"), {"alpha": "1\n", "beta": "1\n"})
+        stats = self.tusk("gc", "--grace", "0s", "--json").json()
+        self.assertGreater(int(stats["commits_squashed"]), 0, stats)
+        # b.txt again, same content: its datum is skipped and its old output
+        # reused, so that output must have survived the collection.
+        c = self.put("gctext", "/b.txt", b"gamma delta gamma\n")
+        self.wait_set(c)
+        job = self.jobs("gc-map")[0]
+        self.check_job(job, 2, 0, 2)
+        self.assertEqual(self.files("gc-map"), {"alpha": "1\n", "beta": "1\n", "gamma": "2\n",
+                                                "delta": "1\n"})
+        self.assertIn("no problems", self.tusk("fsck").out)
+
     def test_cross_union_join_group(self):
         """Four pipelines over the same two repos; each datum appends the
         files it sees (relative to /pfs) as one line, so the output lists the
