@@ -19,8 +19,10 @@ TUSKD = os.path.join(BIN_DIR, "tuskd")
 TUSK = os.path.join(BIN_DIR, "tusk")
 DEV_KAFKA = os.path.join(BIN_DIR, "tusk-dev-kafka")
 INGEST = os.path.join(BIN_DIR, "tusk-ingest")
-# Where TuskTestCase's tuskd keeps its objects: "local" (the data directory)
-# or "s3" (an s3rver started for the test class).
+# Where TuskTestCase's tuskd keeps its objects: "local" (the data directory),
+# "s3" (an s3rver started for the test class, path-style addressing) or
+# "s3-vhost" (the same, virtual-host style: BUCKET.s3.localhost, which curl
+# resolves to 127.0.0.1).
 STORE = os.environ.get("TUSK_E2E_STORE", "local")
 
 
@@ -161,10 +163,12 @@ class S3rver:
         self.endpoint = None
 
     def start(self, timeout=30, bucket=None, port=0):
-        """Starts it on a free port (or `port`), creating `bucket` if given."""
+        """Starts it on a free port (or `port`), creating `bucket` if given.
+        Virtual-host requests go to BUCKET.s3.localhost."""
         os.makedirs(self.data_dir, exist_ok=True)
         self.log = open(self.log_path, "ab")
-        args = [S3RVER, "-d", self.data_dir, "-a", "127.0.0.1", "-p", str(port)]
+        args = [S3RVER, "-d", self.data_dir, "-a", "127.0.0.1", "-p", str(port),
+                "--service-endpoint", "localhost"]
         if bucket:
             args += ["--configure-bucket", bucket]
         # s3rver makes ListObjectsV2 continuation tokens with DES, which
@@ -222,10 +226,13 @@ def start_tuskd(tmp, name="data", log="tuskd.log"):
     s3rver (returned too, else None) under tmp/name-s3."""
     s3 = None
     extra, env = [], None
-    if STORE == "s3":
+    if STORE in ("s3", "s3-vhost"):
         s3 = S3rver(os.path.join(tmp, name + "-s3"), os.path.join(tmp, name + "-s3rver.log"))
         s3.start(bucket="tusk")
         extra = ["--object-store", "s3://tusk/e2e", "--s3-endpoint", s3.endpoint]
+        if STORE == "s3-vhost":
+            extra = ["--object-store", "s3://tusk/e2e", "--s3-virtual-host",
+                     "--s3-endpoint", "http://s3.localhost:%d" % s3.port()]
         env = s3.env()
     server = Tuskd(os.path.join(tmp, name), os.path.join(tmp, log), extra, env)
     try:
