@@ -36,7 +36,10 @@ class SetMarker : public GcMarker {
     while (!stack.empty()) {
       Hash h = stack.back();
       stack.pop_back();
-      if (!live_->insert(h).second) continue;  // this subtree is marked already
+      // Visited apart from `live`, which may hold a node already (an upload
+      // touched it) whose subtree is still to be marked.
+      if (!visited_.insert(h).second) continue;
+      live_->insert(h);
       ASSIGN_OR_RETURN(auto node, nodes_->Get(h));
       for (const auto& c : node->children()) {
         ASSIGN_OR_RETURN(Hash ch, Hash::FromRaw(c.hash()));
@@ -56,11 +59,8 @@ class SetMarker : public GcMarker {
 
   absl::Status File(const Entry& e) {
     ASSIGN_OR_RETURN(Hash eh, Hash::FromRaw(e.hash()));
-    if (e.chunk_list_blob()) {
-      if (!live_->insert(eh).second) return absl::OkStatus();
-    } else if (!files_.insert(eh).second) {
-      return absl::OkStatus();
-    }
+    if (!visited_.insert(eh).second) return absl::OkStatus();
+    if (e.chunk_list_blob()) live_->insert(eh);
     ASSIGN_OR_RETURN(ChunkList list, nodes_->GetChunks(e));
     Chunks(list);
     return absl::OkStatus();
@@ -76,7 +76,7 @@ class SetMarker : public GcMarker {
  private:
   NodeStore* nodes_;
   absl::flat_hash_set<Hash>* live_;
-  absl::flat_hash_set<Hash> files_;  // files with inline chunk lists, seen
+  absl::flat_hash_set<Hash> visited_;  // tree nodes and files walked
 };
 
 std::string CheckpointKey(uint64_t seq) { return absl::StrFormat("%s%016x", kCheckpointPrefix, seq); }
@@ -455,7 +455,11 @@ absl::StatusOr<GcStats> Pfs::Gc(const GcOptions& options) {
   ASSIGN_OR_RETURN(stats.checkpoint_seq, WriteCheckpoint());
 
   absl::flat_hash_set<Hash> live;
+  // From here every dedup hit counts as live. Uploads in progress count with
+  // what they touched before: taken before the mark, so that one finishing
+  // while the commits are walked is covered either way.
   blobs_->BeginGcMark();
+  blobs_->AddInFlight(&live);
   RETURN_IF_ERROR(Mark(&live));
   blobs_->AddInFlight(&live);
   stats.live_blobs = live.size();

@@ -536,3 +536,44 @@ TEST(PfsShippedLogTest, PendingLogsShipAndRebuild) {
 
 }  // namespace
 }  // namespace tusk::pfs
+
+namespace tusk::pfs {
+namespace {
+
+// GC and an upload in progress that found its content already stored (a
+// dedup hit on a blob nothing else references any more): the blob survives.
+TEST_F(PfsTest, GcKeepsWhatAnUploadInProgressReused) {
+  std::string big(3 << 20, 0);  // more than an inline tail: packed
+  for (size_t i = 0; i < big.size(); ++i) big[i] = static_cast<char>(i * 2654435761u >> 9);
+  ASSERT_TRUE(pfs_->CreateRepo("gone", "").ok());
+  {
+    auto up = pfs_->BeginUpload("gone", "master");
+    ASSERT_TRUE(up.ok());
+    ASSERT_TRUE((*up)->BeginFile("/big", false).ok());
+    ASSERT_TRUE((*up)->Write(big).ok());
+    ASSERT_TRUE((*up)->EndFile(big.size()).ok());
+    ASSERT_TRUE((*up)->Close().ok());
+  }
+  ASSERT_TRUE(pfs_->DeleteRepo("gone", false).ok());
+  auto up = pfs_->BeginUpload("data", "master");
+  ASSERT_TRUE(up.ok());
+  ASSERT_TRUE((*up)->BeginFile("/again", false).ok());
+  ASSERT_TRUE((*up)->Write(big).ok());
+  ASSERT_TRUE((*up)->EndFile(big.size()).ok());
+  EXPECT_EQ((*up)->new_bytes(), 0u);  // all of it deduplicated
+  GcOptions gc;
+  gc.grace = absl::ZeroDuration();
+  auto stats = pfs_->Gc(gc);
+  ASSERT_TRUE(stats.ok()) << stats.status();
+  ASSERT_TRUE((*up)->Close().ok());
+  EXPECT_EQ(Get("master", "/again"), big);
+  auto fsck = pfs_->Fsck([](const std::string& p) { ADD_FAILURE() << p; });
+  ASSERT_TRUE(fsck.ok());
+  // With the upload gone, the next GC has nothing to delete of it either.
+  stats = pfs_->Gc(gc);
+  ASSERT_TRUE(stats.ok());
+  EXPECT_EQ(Get("master", "/again"), big);
+}
+
+}  // namespace
+}  // namespace tusk::pfs
