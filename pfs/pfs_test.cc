@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include <map>
+#include <random>
 #include <thread>
 
 #include "absl/strings/str_cat.h"
@@ -573,6 +574,70 @@ TEST_F(PfsTest, GcKeepsWhatAnUploadInProgressReused) {
   stats = pfs_->Gc(gc);
   ASSERT_TRUE(stats.ok());
   EXPECT_EQ(Get("master", "/again"), big);
+}
+
+}  // namespace
+}  // namespace tusk::pfs
+
+namespace tusk::pfs {
+namespace {
+
+// A damaged pack does not stop a rebuild: what it alone held is lost (fsck
+// names it), the rest comes back.
+TEST(PfsRebuildTest, DamagedPackIsSkipped) {
+  TempDir dir;
+  PfsOptions opts;
+  opts.data_dir = dir.path();
+  std::string big(3 << 20, 0);  // its own pack, apart from the log packs
+  std::mt19937_64 rng(7);
+  for (auto& c : big) c = static_cast<char>(rng());
+  auto put = [](Pfs* p, const std::string& repo, const std::string& path,
+                const std::string& data) -> absl::Status {
+    ASSIGN_OR_RETURN(auto up, p->BeginUpload(repo, "master"));
+    RETURN_IF_ERROR(up->BeginFile(path, false));
+    RETURN_IF_ERROR(up->Write(data));
+    RETURN_IF_ERROR(up->EndFile(data.size()));
+    return up->Close().status();
+  };
+  {
+    auto pfs = Pfs::Open(opts);
+    ASSERT_TRUE(pfs.ok()) << pfs.status();
+    ASSERT_TRUE((*pfs)->CreateRepo("r1", "").ok());
+    ASSERT_TRUE((*pfs)->CreateRepo("r2", "").ok());
+    ASSERT_TRUE(put(pfs->get(), "r1", "/big", big).ok());
+    ASSERT_TRUE(put(pfs->get(), "r2", "/small", "fine").ok());
+  }
+  // Truncate the largest pack: the big file's chunks.
+  std::string largest;
+  uintmax_t size = 0;
+  for (const auto& e : std::filesystem::recursive_directory_iterator(dir.path() + "/objects")) {
+    if (e.is_regular_file() && e.path().extension() == ".pack" && e.file_size() > size) {
+      size = e.file_size();
+      largest = e.path().string();
+    }
+  }
+  ASSERT_GT(size, 1u << 20);
+  std::filesystem::resize_file(largest, size / 2);
+  ASSERT_TRUE(RemoveAll(dir.path() + "/index").ok());
+  opts.rebuild_index = true;
+  std::vector<std::string> progress;
+  opts.rebuild_progress = [&](const std::string& line) { progress.push_back(line); };
+  auto pfs = Pfs::Open(opts);
+  ASSERT_TRUE(pfs.ok()) << pfs.status();
+  EXPECT_NE(progress.back().find("1 damaged packs skipped"), std::string::npos) << progress.back();
+  std::string small;
+  ASSERT_TRUE((*pfs)->GetFile("r2", "master", "/small", [](const FileInfo&) { return absl::OkStatus(); },
+                              [&](std::string d) {
+                                small += d;
+                                return absl::OkStatus();
+                              })
+                  .ok());
+  EXPECT_EQ(small, "fine");
+  std::vector<std::string> problems;
+  auto fsck = (*pfs)->Fsck([&](const std::string& p) { problems.push_back(p); });
+  ASSERT_TRUE(fsck.ok());
+  ASSERT_FALSE(problems.empty());
+  EXPECT_NE(problems[0].find("r1"), std::string::npos) << problems[0];
 }
 
 }  // namespace

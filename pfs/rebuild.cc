@@ -2,7 +2,6 @@
 
 #include <sys/stat.h>
 
-#include <cstdio>
 #include <future>
 #include <map>
 #include <memory>
@@ -170,6 +169,13 @@ absl::StatusOr<RebuildStats> RebuildIndex(ObjectStore* store, const std::string&
       auto footer = inflight[done].get();
       const std::string& key = packs[done].first;
       ++done;
+      if (absl::IsDataLoss(footer.status())) {
+        // One damaged pack loses what only it held; the rest still comes
+        // back (fsck then names what is missing).
+        stats.damaged_packs++;
+        say(absl::StrCat("skipping a damaged pack: ", footer.status().message()));
+        continue;
+      }
       if (!footer.ok()) return Annotate(footer.status(), "rebuilding the index");
       std::string pack_id = PackIdFromKey(key);
       for (const auto& item : footer->items()) {
@@ -239,7 +245,11 @@ absl::StatusOr<RebuildStats> RebuildIndex(ObjectStore* store, const std::string&
   }
   say(absl::StrCat("rebuilt: ", stats.repos, " repos, ", stats.branches, " branches, ",
                    stats.commits, " commits, ", stats.blobs, " blobs in ", stats.packs,
-                   " packs, ", stats.logs, " logs (last seq ", stats.last_seq, ")"));
+                   " packs, ", stats.logs, " logs (last seq ", stats.last_seq, ")",
+                   stats.damaged_packs > 0
+                       ? absl::StrCat("; ", stats.damaged_packs,
+                                      " damaged packs skipped: run tusk fsck")
+                       : ""));
   return stats;
 }
 
