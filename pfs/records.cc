@@ -24,6 +24,7 @@ absl::StatusOr<std::vector<std::pair<std::string, std::string>>> ScanCommitPairs
   }));
   return out;
 }
+
 // Deletes every key starting with `prefix`, one by one. RocksDB range
 // tombstones would be cheaper to write but make every later read in the
 // memtable slower (RocksDB 7.x rebuilds them per read), and commits are frequent.
