@@ -107,9 +107,8 @@ absl::StatusOr<RepoInfo> Pfs::UpdateRepo(const std::string& name,
       }
     }
     KvBatch batch;
-    RETURN_IF_ERROR(LogEvents({RepoEvent(*r)}, &batch));
     batch.Put(RepoKey(name), r->SerializeAsString());
-    RETURN_IF_ERROR(kv_->Write(&batch, /*sync=*/true));
+    RETURN_IF_ERROR(WriteLogged({RepoEvent(*r)}, &batch));
   }
   TUSK_LOG(INFO) << "updated repo " << name;
   return InspectRepo(name);
@@ -164,13 +163,12 @@ absl::StatusOr<std::vector<BranchInfo>> Pfs::DeleteCommit(const std::string& rep
     events.push_back(BranchEvent(b));
   }
   KvBatch batch;
-  RETURN_IF_ERROR(LogEvents(std::move(events), &batch));
   batch.Delete(CommitKey(repo, c.id()));
   batch.Delete(CommitSetKey(c.commit_set(), repo, c.id()));
   for (const auto& p : c.provenance()) batch.Delete(SubvenanceKey(p.repo(), p.id(), repo, c.id()));
   RETURN_IF_ERROR(DeletePrefix(kv_.get(), SubvenancePrefix(repo, c.id()), &batch));
   for (const auto& b : moved) batch.Put(BranchKey(repo, b.name()), b.SerializeAsString());
-  RETURN_IF_ERROR(kv_->Write(&batch, /*sync=*/true));
+  RETURN_IF_ERROR(WriteLogged(std::move(events), &batch));
   TUSK_LOG(INFO) << "deleted commit " << repo << "@" << c.id();
   return moved;
 }
@@ -306,11 +304,7 @@ absl::StatusOr<uint64_t> Pfs::SquashBranch(const RepoInfo& repo_info, const Bran
     events.push_back(CommitEvent(s));
     batch.Put(CommitKey(key.first, key.second), s.SerializeAsString());
   }
-  // Log first, index second, like every change.
-  KvBatch logged;
-  RETURN_IF_ERROR(LogEvents(std::move(events), &logged));
-  logged.Append(batch);
-  RETURN_IF_ERROR(kv_->Write(&logged, /*sync=*/true));
+  RETURN_IF_ERROR(WriteLogged(std::move(events), &batch));
   TUSK_LOG(INFO) << "retention of " << repo << "@" << b->name() << ": squashed " << drop.size()
                  << " commits into " << child.id();
   return drop.size();
@@ -325,10 +319,9 @@ absl::Status Pfs::PutRecord(const std::string& key, const std::string& value) {
   e.mutable_record()->set_key(key);
   e.mutable_record()->set_value(value);
   KvBatch batch;
-  RETURN_IF_ERROR(LogEvents({e}, &batch));
   batch.Put(key, value);
   batch.Put(absl::StrCat("d", key), "");
-  return kv_->Write(&batch, /*sync=*/true);
+  return WriteLogged({e}, &batch);
 }
 
 absl::Status Pfs::DeleteRecord(const std::string& key) {
@@ -336,10 +329,9 @@ absl::Status Pfs::DeleteRecord(const std::string& key) {
   storage::v1::MetaEvent e;
   e.set_deleted_record(key);
   KvBatch batch;
-  RETURN_IF_ERROR(LogEvents({e}, &batch));
   batch.Delete(key);
   batch.Delete(absl::StrCat("d", key));
-  return kv_->Write(&batch, /*sync=*/true);
+  return WriteLogged({e}, &batch);
 }
 
 // ---------------------------------------------------------------------------
@@ -395,6 +387,18 @@ absl::StatusOr<uint64_t> Pfs::WriteCheckpoint() {
     cp.set_seq(next_seq_ - 1);
     RETURN_IF_ERROR(Annotate(store_->Put(CheckpointKey(cp.seq()), cp.SerializeAsString()),
                              "writing a checkpoint"));
+  }
+  // Void ranges below the checkpoint no longer matter: older logs are
+  // replaced by it.
+  std::vector<std::string> voids;
+  RETURN_IF_ERROR(store_->List(kVoidPrefix, [&](const std::string& k, uint64_t) { voids.push_back(k); }));
+  for (const auto& k : voids) {
+    uint64_t last = 0;
+    if (k.size() >= 16 && absl::SimpleHexAtoi(absl::string_view(k).substr(k.size() - 16), &last) &&
+        last <= cp.seq()) {
+      absl::Status s = store_->Delete(k);
+      if (!s.ok()) TUSK_LOG(WARNING) << "deleting void range " << k << ": " << s;
+    }
   }
   // Keep the two newest.
   std::vector<std::string> keys;

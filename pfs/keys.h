@@ -47,12 +47,8 @@ inline std::string SubvenanceKey(absl::string_view from_repo, absl::string_view 
                                  absl::string_view repo, absl::string_view id) {
   return absl::StrCat(SubvenancePrefix(from_repo, from_id), repo, kNul, id);
 }
-inline std::string PendingLogKey(uint64_t seq) {
-  static const char* kHex = "0123456789abcdef";
-  std::string k = "l";
-  for (int shift = 60; shift >= 0; shift -= 4) k.push_back(kHex[(seq >> shift) & 15]);
-  return k;
-}
+inline std::string Hex16(uint64_t v);
+inline std::string PendingLogKey(uint64_t seq) { return "l" + Hex16(seq); }
 inline std::string StagePrefix(absl::string_view id) { return absl::StrCat("s", id); }
 inline std::string StageKey(absl::string_view id, absl::string_view path) {
   return absl::StrCat("s", id, path);
@@ -66,5 +62,21 @@ inline constexpr char kStoreMarkerKey[] = "meta/format";
 inline constexpr char kCheckpointPrefix[] = "meta/checkpoint-";
 // The highest log sequence number that may be in use (see Pfs::NextSeq).
 inline constexpr char kSeqKey[] = "mseq";
+// The number of the last log whose change the index holds (written in the
+// same batch as the change).
+inline constexpr char kAppliedSeqKey[] = "mapplied";
+// Object-store keys of void ranges: kVoidPrefix + 16 hex (first) + "-" + 16
+// hex (last). Logs numbered in a void range never reached the index (a crash
+// came between a log pack and its index write); a rebuild ignores them.
+inline constexpr char kVoidPrefix[] = "meta/void-";
+inline std::string Hex16(uint64_t v) {
+  static const char* kHex = "0123456789abcdef";
+  std::string out;
+  for (int shift = 60; shift >= 0; shift -= 4) out.push_back(kHex[(v >> shift) & 15]);
+  return out;
+}
+inline std::string VoidKey(uint64_t first, uint64_t last) {
+  return absl::StrCat(kVoidPrefix, Hex16(first), "-", Hex16(last));
+}
 
 }  // namespace tusk::pfs

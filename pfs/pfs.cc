@@ -132,14 +132,23 @@ absl::StatusOr<std::unique_ptr<Pfs>> Pfs::Open(const PfsOptions& options) {
         kFormatVersion));
   }
   ASSIGN_OR_RETURN(auto seq, pfs->kv_->Get(kSeqKey));
+  ASSIGN_OR_RETURN(auto applied_seq, pfs->kv_->Get(kAppliedSeqKey));
   {
     absl::MutexLock lock(&pfs->meta_mu_);
-    uint64_t reserved = 0;
-    if (seq && !absl::SimpleAtoi(*seq, &reserved)) {
+    uint64_t reserved = 0, applied = 0;
+    if ((seq && !absl::SimpleAtoi(*seq, &reserved)) ||
+        (applied_seq && !absl::SimpleAtoi(*applied_seq, &applied))) {
       return absl::DataLossError(absl::StrCat("the log sequence in ", index_dir, " is corrupt"));
     }
     // Numbers up to `reserved` may have been used by a log pack whose index
-    // write never happened: start above them.
+    // write never happened: start above them, and declare the ones after the
+    // last applied void, so that a rebuild does not bring back a change the
+    // index never made (its client saw it fail).
+    if (applied < reserved) {
+      RETURN_IF_ERROR(Annotate(pfs->store_->Put(VoidKey(applied + 1, reserved), ""),
+                               "recording unused log numbers"));
+      RETURN_IF_ERROR(pfs->kv_->Put(kAppliedSeqKey, absl::StrCat(reserved), /*sync=*/true));
+    }
     pfs->reserved_seq_ = reserved;
     pfs->next_seq_ = reserved + 1;
   }
@@ -161,21 +170,40 @@ absl::StatusOr<uint64_t> Pfs::NextSeq() {
   return next_seq_++;
 }
 
-absl::Status Pfs::LogEvents(std::vector<storage::v1::MetaEvent> events, KvBatch* batch,
-                            const std::vector<PreparedBlob>& blobs,
-                            const std::vector<Hash>& shipped_blobs) {
+absl::Status Pfs::WriteLogged(std::vector<storage::v1::MetaEvent> events, KvBatch* batch,
+                              const std::vector<PreparedBlob>& blobs,
+                              const std::vector<Hash>& shipped_blobs) {
+  ASSIGN_OR_RETURN(uint64_t seq, LogEvents(std::move(events), batch, blobs, shipped_blobs));
+  absl::Status written = kv_->Write(batch, /*sync=*/true);
+  if (!written.ok() && options_.log_mode == LogMode::kStrict) {
+    // The log pack is in the object store but the change is not in the
+    // index: void its number, so that a rebuild does not make it.
+    absl::Status voided = store_->Put(VoidKey(seq, seq), "");
+    if (!voided.ok()) {
+      TUSK_LOG(WARNING) << "log " << seq << " was written but not applied, and recording that failed ("
+                        << voided << "); the next start voids it";
+    }
+  }
+  return written;
+}
+
+absl::StatusOr<uint64_t> Pfs::LogEvents(std::vector<storage::v1::MetaEvent> events, KvBatch* batch,
+                                        const std::vector<PreparedBlob>& blobs,
+                                        const std::vector<Hash>& shipped_blobs) {
   storage::v1::MetaLog log;
   ASSIGN_OR_RETURN(uint64_t seq, NextSeq());
   log.set_seq(seq);
   for (auto& e : events) *log.add_events() = std::move(e);
+  batch->Put(kAppliedSeqKey, absl::StrCat(seq));
   if (options_.log_mode == LogMode::kShipped) {
     storage::v1::PendingLog pending;
     *pending.mutable_log() = std::move(log);
     for (const Hash& h : shipped_blobs) pending.add_blobs(h.Raw());
     batch->Put(PendingLogKey(seq), pending.SerializeAsString());
-    return absl::OkStatus();
+    return seq;
   }
-  return Annotate(blobs_->WriteLogPack({log}, blobs, batch), "writing the metadata log");
+  RETURN_IF_ERROR(Annotate(blobs_->WriteLogPack({log}, blobs, batch), "writing the metadata log"));
+  return seq;
 }
 
 absl::StatusOr<size_t> Pfs::ShipLogs() {
@@ -394,10 +422,9 @@ absl::StatusOr<RepoInfo> Pfs::CreateRepo(const std::string& name, const std::str
   master.set_name(kDefaultBranch);
   *master.mutable_created() = info.created();
   KvBatch batch;
-  RETURN_IF_ERROR(LogEvents({RepoEvent(info), BranchEvent(master)}, &batch));
   batch.Put(RepoKey(name), info.SerializeAsString());
   batch.Put(BranchKey(name, kDefaultBranch), master.SerializeAsString());
-  RETURN_IF_ERROR(kv_->Write(&batch, /*sync=*/true));
+  RETURN_IF_ERROR(WriteLogged({RepoEvent(info), BranchEvent(master)}, &batch));
   TUSK_LOG(INFO) << "created repo " << name;
   info.add_branches(kDefaultBranch);
   return info;
@@ -454,14 +481,13 @@ absl::Status Pfs::DeleteRepo(const std::string& name, bool force) {
   KvBatch batch;
   storage::v1::MetaEvent gone;
   gone.set_deleted_repo(name);
-  RETURN_IF_ERROR(LogEvents({gone}, &batch));
   for (const auto& id : open) {
     RETURN_IF_ERROR(DeletePrefix(kv_.get(), StagePrefix(id), &batch));
   }
   batch.Delete(RepoKey(name));
   RETURN_IF_ERROR(DeletePrefix(kv_.get(), BranchPrefix(name), &batch));
   RETURN_IF_ERROR(DeletePrefix(kv_.get(), CommitPrefix(name), &batch));
-  RETURN_IF_ERROR(kv_->Write(&batch, /*sync=*/true));
+  RETURN_IF_ERROR(WriteLogged({gone}, &batch));
   TUSK_LOG(INFO) << "deleted repo " << name;
   return absl::OkStatus();
 }
@@ -504,9 +530,8 @@ absl::StatusOr<BranchInfo> Pfs::CreateBranch(const std::string& repo, const std:
   }
   info.set_head(head);
   KvBatch batch;
-  RETURN_IF_ERROR(LogEvents({BranchEvent(info)}, &batch));
   batch.Put(BranchKey(repo, branch), info.SerializeAsString());
-  RETURN_IF_ERROR(kv_->Write(&batch, /*sync=*/true));
+  RETURN_IF_ERROR(WriteLogged({BranchEvent(info)}, &batch));
   return info;
 }
 
@@ -554,9 +579,8 @@ absl::StatusOr<BranchInfo> Pfs::SetBranchProvenance(const std::string& repo, con
   info.clear_provenance();
   for (const auto& p : provenance) *info.add_provenance() = p;
   KvBatch batch;
-  RETURN_IF_ERROR(LogEvents({BranchEvent(info)}, &batch));
   batch.Put(BranchKey(repo, branch), info.SerializeAsString());
-  RETURN_IF_ERROR(kv_->Write(&batch, /*sync=*/true));
+  RETURN_IF_ERROR(WriteLogged({BranchEvent(info)}, &batch));
   return info;
 }
 
@@ -598,9 +622,8 @@ absl::Status Pfs::DeleteBranch(const std::string& repo, const std::string& branc
   storage::v1::MetaEvent gone;
   gone.mutable_deleted_branch()->set_repo(repo);
   gone.mutable_deleted_branch()->set_name(branch);
-  RETURN_IF_ERROR(LogEvents({gone}, &batch));
   batch.Delete(BranchKey(repo, branch));
-  return kv_->Write(&batch, /*sync=*/true);
+  return WriteLogged({gone}, &batch);
 }
 
 // ---------------------------------------------------------------------------
@@ -862,15 +885,14 @@ absl::StatusOr<CommitInfo> Pfs::FinishCommitById(const std::string& repo, const 
     b->set_head(id);
     events.push_back(BranchEvent(*b));
   }
-  // Before the index moves the branch head: the object store must be able
-  // to find this commit (and everything it references) on its own.
-  RETURN_IF_ERROR(LogEvents(std::move(events), &batch, log_blobs, new_blobs));
   batch.Put(CommitKey(repo, id), c->SerializeAsString());
   if (b && b->head() == id) batch.Put(BranchKey(repo, c->branch()), b->SerializeAsString());
   for (const auto& k : staged_keys) batch.Delete(k);
   if (hook_ != nullptr) RETURN_IF_ERROR(hook_->BeforeFinish(*c, &batch));
   if (options.extra != nullptr) batch.Append(*options.extra);
-  RETURN_IF_ERROR(kv_->Write(&batch, /*sync=*/true));
+  // The log (strict: to the object store first) then the index, so that
+  // the object store can find this commit and all it references on its own.
+  RETURN_IF_ERROR(WriteLogged(std::move(events), &batch, log_blobs, new_blobs));
   if (c->automatic()) auto_commit_done_.SignalAll();
   if (hook_ != nullptr) hook_->AfterFinish(*c);
   TUSK_LOG(DEBUG) << "finished commit " << repo << "@" << id << " (" << root.file_count
@@ -987,10 +1009,9 @@ absl::StatusOr<CommitInfo> Pfs::Revert(const std::string& repo, const std::strin
   (*c.mutable_metadata())["reverted_to"] = target.id();
   b->set_head(c.id());
   KvBatch batch;
-  RETURN_IF_ERROR(LogEvents({CommitEvent(c), BranchEvent(*b)}, &batch));
   batch.Put(CommitKey(repo, c.id()), c.SerializeAsString());
   batch.Put(BranchKey(repo, branch), b->SerializeAsString());
-  RETURN_IF_ERROR(kv_->Write(&batch, /*sync=*/true));
+  RETURN_IF_ERROR(WriteLogged({CommitEvent(c), BranchEvent(*b)}, &batch));
   TUSK_LOG(INFO) << "reverted " << repo << "@" << branch << " to " << target.id();
   return c;
 }

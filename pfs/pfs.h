@@ -409,9 +409,17 @@ class Pfs {
   // writes `batch` (to which it adds what points at the pack): what the index
   // is about to say is in the object store first. Shipped mode: adds the
   // events and `shipped_blobs` (hashes) to `batch` as a pending log.
-  absl::Status LogEvents(std::vector<storage::v1::MetaEvent> events, KvBatch* batch,
-                         const std::vector<PreparedBlob>& blobs = {},
-                         const std::vector<Hash>& shipped_blobs = {})
+  // Returns the log's number.
+  absl::StatusOr<uint64_t> LogEvents(std::vector<storage::v1::MetaEvent> events, KvBatch* batch,
+                                     const std::vector<PreparedBlob>& blobs = {},
+                                     const std::vector<Hash>& shipped_blobs = {})
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(meta_mu_);
+  // LogEvents, then the synced write of `batch`: the one way a change to
+  // repos, branches, commits or durable records is made. If the index write
+  // fails after a strict log pack was written, the log's number is voided.
+  absl::Status WriteLogged(std::vector<storage::v1::MetaEvent> events, KvBatch* batch,
+                           const std::vector<PreparedBlob>& blobs = {},
+                           const std::vector<Hash>& shipped_blobs = {})
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(meta_mu_);
   void PackerLoop();
   // Gc's parts.

@@ -6,6 +6,7 @@
 #include <random>
 #include <thread>
 
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "common/fs.h"
 #include "common/status.h"
@@ -582,6 +583,15 @@ TEST_F(PfsTest, GcKeepsWhatAnUploadInProgressReused) {
 namespace tusk::pfs {
 namespace {
 
+// Deletes the index of `opts.data_dir` and opens it rebuilt from the object
+// store; `summary` gets the rebuild's last progress line.
+absl::StatusOr<std::unique_ptr<Pfs>> Rebuilt(PfsOptions opts, std::string* summary) {
+  RETURN_IF_ERROR(RemoveAll(opts.data_dir + "/index"));
+  opts.rebuild_index = true;
+  opts.rebuild_progress = [summary](const std::string& line) { *summary = line; };
+  return Pfs::Open(opts);
+}
+
 // A damaged pack does not stop a rebuild: what it alone held is lost (fsck
 // names it), the rest comes back.
 TEST(PfsRebuildTest, DamagedPackIsSkipped) {
@@ -618,13 +628,10 @@ TEST(PfsRebuildTest, DamagedPackIsSkipped) {
   }
   ASSERT_GT(size, 1u << 20);
   std::filesystem::resize_file(largest, size / 2);
-  ASSERT_TRUE(RemoveAll(dir.path() + "/index").ok());
-  opts.rebuild_index = true;
-  std::vector<std::string> progress;
-  opts.rebuild_progress = [&](const std::string& line) { progress.push_back(line); };
-  auto pfs = Pfs::Open(opts);
+  std::string summary;
+  auto pfs = Rebuilt(opts, &summary);
   ASSERT_TRUE(pfs.ok()) << pfs.status();
-  EXPECT_NE(progress.back().find("1 damaged packs skipped"), std::string::npos) << progress.back();
+  EXPECT_NE(summary.find("1 damaged packs skipped"), std::string::npos) << summary;
   std::string small;
   ASSERT_TRUE((*pfs)->GetFile("r2", "master", "/small", [](const FileInfo&) { return absl::OkStatus(); },
                               [&](std::string d) {
@@ -638,6 +645,77 @@ TEST(PfsRebuildTest, DamagedPackIsSkipped) {
   ASSERT_TRUE(fsck.ok());
   ASSERT_FALSE(problems.empty());
   EXPECT_NE(problems[0].find("r1"), std::string::npos) << problems[0];
+}
+
+}  // namespace
+}  // namespace tusk::pfs
+
+namespace tusk::pfs {
+namespace {
+
+// A crash between a strict log pack and its index write leaves a log the
+// index never applied. The next start voids its number, and a rebuild then
+// agrees with the index instead of bringing the change back.
+TEST(PfsRebuildTest, LogsThatNeverReachedTheIndexAreVoid) {
+  TempDir dir;
+  PfsOptions opts;
+  opts.data_dir = dir.path();
+  std::string real_head;
+  {
+    auto pfs = Pfs::Open(opts);
+    ASSERT_TRUE(pfs.ok()) << pfs.status();
+    ASSERT_TRUE((*pfs)->CreateRepo("r", "").ok());
+    auto c = (*pfs)->StartCommit("r", "master", "", v1::USER, {});
+    ASSERT_TRUE(c.ok());
+    ASSERT_TRUE((*pfs)->FinishCommit("r", "master", "", {}).ok());
+    real_head = c->id();
+  }
+  {
+    // What the crashed change left: a log pack numbered after the last
+    // applied log, whose index write never happened.
+    auto kv = Kv::Open(dir.path() + "/index");
+    ASSERT_TRUE(kv.ok());
+    auto reserved = (*kv)->Get("mseq");
+    ASSERT_TRUE(reserved.ok() && reserved->has_value());
+    auto store = OpenLocalObjectStore(dir.path() + "/objects");
+    ASSERT_TRUE(store.ok());
+    auto blobs = BlobStore::Open(kv->get(), store->get());
+    ASSERT_TRUE(blobs.ok());
+    storage::v1::MetaLog log;
+    uint64_t seq = 0;
+    ASSERT_TRUE(absl::SimpleAtoi(**reserved, &seq));
+    log.set_seq(seq);
+    v1::CommitInfo ghost;
+    ghost.set_id(std::string(32, 'a'));
+    ghost.set_repo("r");
+    ghost.set_branch("master");
+    ghost.set_parent(real_head);
+    ghost.set_state(v1::FINISHED);
+    *log.add_events()->mutable_commit() = ghost;
+    v1::BranchInfo b;
+    b.set_repo("r");
+    b.set_name("master");
+    b.set_head(ghost.id());
+    *log.add_events()->mutable_branch() = b;
+    KvBatch dropped;
+    ASSERT_TRUE((*blobs)->WriteLogPack({log}, {}, &dropped).ok());
+  }
+  {
+    auto pfs = Pfs::Open(opts);  // voids the numbers the crash may have used
+    ASSERT_TRUE(pfs.ok()) << pfs.status();
+    auto head = (*pfs)->InspectCommit("r", "master");
+    ASSERT_TRUE(head.ok());
+    EXPECT_EQ(head->id(), real_head);
+  }
+  std::string summary;
+  auto pfs = Rebuilt(opts, &summary);
+  ASSERT_TRUE(pfs.ok()) << pfs.status();
+  EXPECT_NE(summary.find("1 never applied"), std::string::npos) << summary;
+  auto head = (*pfs)->InspectCommit("r", "master");
+  ASSERT_TRUE(head.ok());
+  EXPECT_EQ(head->id(), real_head);
+  EXPECT_EQ((*pfs)->InspectCommit("r", std::string(32, 'a')).status().code(),
+            absl::StatusCode::kNotFound);
 }
 
 }  // namespace

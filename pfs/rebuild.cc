@@ -141,6 +141,27 @@ absl::StatusOr<RebuildStats> RebuildIndex(ObjectStore* store, const std::string&
                      " repos, ", cp.commits_size(), " commits"));
   }
 
+  // Numbers that never reached an index (see VoidKey).
+  std::vector<std::pair<uint64_t, uint64_t>> voids;
+  absl::Status void_parse;
+  RETURN_IF_ERROR(store->List(kVoidPrefix, [&](const std::string& key, uint64_t) {
+    absl::string_view range = absl::string_view(key).substr(std::string(kVoidPrefix).size());
+    uint64_t first = 0, last = 0;
+    if (range.size() != 33 || range[16] != '-' || !absl::SimpleHexAtoi(range.substr(0, 16), &first) ||
+        !absl::SimpleHexAtoi(range.substr(17), &last)) {
+      void_parse = absl::DataLossError(absl::StrCat("malformed void range ", key));
+      return;
+    }
+    voids.emplace_back(first, last);
+  }));
+  RETURN_IF_ERROR(void_parse);
+  auto is_void = [&](uint64_t seq) {
+    for (const auto& [first, last] : voids) {
+      if (seq >= first && seq <= last) return true;
+    }
+    return false;
+  };
+
   // Every pack's footer, read in parallel.
   std::vector<std::pair<std::string, uint64_t>> packs;
   RETURN_IF_ERROR(store->List(kPackPrefix, [&](const std::string& key, uint64_t size) {
@@ -186,7 +207,11 @@ absl::StatusOr<RebuildStats> RebuildIndex(ObjectStore* store, const std::string&
       for (const auto& log : footer->logs()) {
         stats.logs++;
         stats.last_seq = std::max(stats.last_seq, log.seq());
-        if (log.seq() > stats.checkpoint_seq) logs.push_back(log);
+        if (is_void(log.seq())) {
+          stats.void_logs++;
+        } else if (log.seq() > stats.checkpoint_seq) {
+          logs.push_back(log);
+        }
       }
       stats.packs++;
       if (absl::Now() - last_report > absl::Seconds(2)) {
@@ -223,8 +248,10 @@ absl::StatusOr<RebuildStats> RebuildIndex(ObjectStore* store, const std::string&
     stats.commits = state.commits.size();
     stats.records = state.records.size();
     RETURN_IF_ERROR(out.Put(kFormatKey, kFormatVersion));
-    // Above every number a log pack may carry.
-    RETURN_IF_ERROR(out.Put(kSeqKey, absl::StrCat(std::max(stats.last_seq, stats.checkpoint_seq))));
+    // Above every number a log pack may carry; all of them applied (or void).
+    std::string top = absl::StrCat(std::max(stats.last_seq, stats.checkpoint_seq));
+    RETURN_IF_ERROR(out.Put(kSeqKey, top));
+    RETURN_IF_ERROR(out.Put(kAppliedSeqKey, top));
     RETURN_IF_ERROR(out.Flush());
     RETURN_IF_ERROR(kv->Flush());
   }
@@ -245,7 +272,8 @@ absl::StatusOr<RebuildStats> RebuildIndex(ObjectStore* store, const std::string&
   }
   say(absl::StrCat("rebuilt: ", stats.repos, " repos, ", stats.branches, " branches, ",
                    stats.commits, " commits, ", stats.blobs, " blobs in ", stats.packs,
-                   " packs, ", stats.logs, " logs (last seq ", stats.last_seq, ")",
+                   " packs, ", stats.logs, " logs (last seq ", stats.last_seq, "; ",
+                   stats.void_logs, " never applied, ignored)",
                    stats.damaged_packs > 0
                        ? absl::StrCat("; ", stats.damaged_packs,
                                       " damaged packs skipped: run tusk fsck")

@@ -22,6 +22,7 @@ namespace tusk::pfs {
 struct RebuildStats {
   uint64_t packs = 0, blobs = 0, logs = 0, repos = 0, branches = 0, commits = 0, records = 0;
   uint64_t damaged_packs = 0;  // skipped: their footer is truncated or corrupt
+  uint64_t void_logs = 0;      // logs whose change never reached the index
   uint64_t checkpoint_seq = 0, last_seq = 0;
 };
 
