@@ -42,8 +42,6 @@ struct Request {
   // For PUT/POST instead of `body`: bytes the caller keeps alive until the
   // response headers are in (a large part is not copied).
   absl::string_view body_ref;
-
-  absl::string_view Body() const { return body.empty() ? body_ref : absl::string_view(body); }
 };
 
 struct Response {

@@ -143,13 +143,13 @@ std::string PackIdFromKey(absl::string_view key) {
 }
 
 absl::StatusOr<storage::v1::PackFooter> ReadPackFooter(ObjectStore* store, const std::string& key,
-                                                       uint64_t size) {
+                                                       uint64_t size, std::string* whole) {
   constexpr uint64_t kTrailer = 4 + 8;
   if (size < kTrailer) {
     return absl::DataLossError(absl::StrCat("pack ", key, " is truncated (", size, " bytes)"));
   }
-  // One read covers the footer of most packs.
-  uint64_t guess = std::min<uint64_t>(size, 64 << 10);
+  // One read covers the footer of most packs (or the whole pack, if wanted).
+  uint64_t guess = whole != nullptr ? size : std::min<uint64_t>(size, 64 << 10);
   ASSIGN_OR_RETURN(std::string tail, store->GetRange(key, size - guess, guess));
   if (tail.compare(tail.size() - 8, 8, kPackMagic) != 0) {
     return absl::DataLossError(absl::StrCat("pack ", key, " has no pack trailer (truncated or not a pack)"));
@@ -174,6 +174,7 @@ absl::StatusOr<storage::v1::PackFooter> ReadPackFooter(ObjectStore* store, const
       return absl::DataLossError(absl::StrCat("pack ", key, " lists a blob outside the pack"));
     }
   }
+  if (whole != nullptr) *whole = std::move(tail);
   return footer;
 }
 

@@ -76,9 +76,10 @@ std::pair<std::string, std::string> BlobIndexRecord(absl::string_view pack_id,
                                                     const storage::v1::PackFooter::Item& item);
 
 // The footer of the pack `key` of `size` bytes (as listed). DataLoss names the
-// pack if it is truncated or damaged.
+// pack if it is truncated or damaged. With `whole`, reads the whole pack in
+// the same request and leaves it there.
 absl::StatusOr<storage::v1::PackFooter> ReadPackFooter(ObjectStore* store, const std::string& key,
-                                                       uint64_t size);
+                                                       uint64_t size, std::string* whole = nullptr);
 
 class BlobWriter;
 

@@ -8,7 +8,6 @@
 #include "absl/container/flat_hash_set.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
-#include "absl/strings/str_format.h"
 #include "absl/time/clock.h"
 #include "common/log.h"
 #include "common/status.h"
@@ -78,7 +77,6 @@ class SetMarker : public GcMarker {
   absl::flat_hash_set<Hash> visited_;  // tree nodes and files walked
 };
 
-std::string CheckpointKey(uint64_t seq) { return absl::StrFormat("%s%016x", kCheckpointPrefix, seq); }
 
 }  // namespace
 
@@ -393,9 +391,8 @@ absl::StatusOr<uint64_t> Pfs::WriteCheckpoint() {
   std::vector<std::string> voids;
   RETURN_IF_ERROR(store_->List(kVoidPrefix, [&](const std::string& k, uint64_t) { voids.push_back(k); }));
   for (const auto& k : voids) {
-    uint64_t last = 0;
-    if (k.size() >= 16 && absl::SimpleHexAtoi(absl::string_view(k).substr(k.size() - 16), &last) &&
-        last <= cp.seq()) {
+    uint64_t first = 0, last = 0;
+    if (ParseVoidKey(k, &first, &last) && last <= cp.seq()) {
       absl::Status s = store_->Delete(k);
       if (!s.ok()) TUSK_LOG(WARNING) << "deleting void range " << k << ": " << s;
     }
@@ -530,7 +527,9 @@ absl::StatusOr<GcStats> Pfs::Gc(const GcOptions& options) {
     if (!dead && !sparse && !merge) continue;
     // A log newer than the checkpoint is still the only record of its
     // change (possible only with a clock that jumped): keep the pack.
-    auto footer = ReadPackFooter(store_, key, size);
+    // A pack to copy from is read whole, once.
+    std::string whole;
+    auto footer = ReadPackFooter(store_, key, size, dead ? nullptr : &whole);
     if (!footer.ok()) {
       TUSK_LOG(WARNING) << "gc: skipping " << key << ": " << footer.status();
       continue;
@@ -545,7 +544,6 @@ absl::StatusOr<GcStats> Pfs::Gc(const GcOptions& options) {
       continue;
     }
     // Copy the live blobs out; the index moves to the new pack at flush.
-    ASSIGN_OR_RETURN(std::string whole, store_->GetRange(key, 0, size));
     for (const auto& item : footer->items()) {
       ASSIGN_OR_RETURN(Hash h, Hash::FromRaw(item.hash()));
       auto loc = blobs_->Locate(h);

@@ -6,7 +6,9 @@
 #include <cstdint>
 #include <string>
 
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/strip.h"
 #include "absl/strings/string_view.h"
 
 namespace tusk::pfs {
@@ -78,5 +80,11 @@ inline std::string Hex16(uint64_t v) {
 inline std::string VoidKey(uint64_t first, uint64_t last) {
   return absl::StrCat(kVoidPrefix, Hex16(first), "-", Hex16(last));
 }
+// The range of a VoidKey; false if `key` is not one.
+inline bool ParseVoidKey(absl::string_view key, uint64_t* first, uint64_t* last) {
+  if (!absl::ConsumePrefix(&key, kVoidPrefix) || key.size() != 33 || key[16] != '-') return false;
+  return absl::SimpleHexAtoi(key.substr(0, 16), first) && absl::SimpleHexAtoi(key.substr(17), last);
+}
+inline std::string CheckpointKey(uint64_t seq) { return absl::StrCat(kCheckpointPrefix, Hex16(seq)); }
 
 }  // namespace tusk::pfs

@@ -1527,20 +1527,24 @@ absl::Status Upload::EndFile(uint64_t expected_size) {
                                                    file_bytes_, " bytes, the client sent ",
                                                    expected_size));
   }
-  std::string name = path_.substr(path_.rfind('/') + 1);
-  ASSIGN_OR_RETURN(Entry e, MakeFileEntry(name, chunks_, writer_.get()));
+  RETURN_IF_ERROR(StageFile(path_, chunks_));
+  bytes_ += file_bytes_;
+  chunks_.clear();
+  return absl::OkStatus();
+}
+
+absl::Status Upload::StageFile(const std::string& path, const std::vector<ChunkRef>& chunks) {
+  ASSIGN_OR_RETURN(Entry e, MakeFileEntry(path.substr(path.rfind('/') + 1), chunks, writer_.get()));
   storage::v1::StagedOp op;
   op.set_kind(storage::v1::StagedOp::PUT);
   *op.mutable_entry() = std::move(e);
-  auto prev = op_index_.find(path_);
+  auto prev = op_index_.find(path);
   if (prev != op_index_.end() && ops_[prev->second].op.kind() == storage::v1::StagedOp::DELETE) {
     op.set_cleared(true);
   }
-  op_index_[path_] = ops_.size();
-  ops_.push_back({path_, std::move(op)});
+  op_index_[path] = ops_.size();
+  ops_.push_back({path, std::move(op)});
   files_++;
-  bytes_ += file_bytes_;
-  chunks_.clear();
   return absl::OkStatus();
 }
 
@@ -1637,17 +1641,7 @@ absl::Status Upload::PutChunks(absl::string_view path, const std::vector<ChunkRe
   ASSIGN_OR_RETURN(std::string p, NormalizePath(path));
   if (p == "/") return absl::InvalidArgumentError("cannot write a file at the root path '/'");
   RETURN_IF_ERROR(CheckPut(p));
-  ASSIGN_OR_RETURN(Entry e, MakeFileEntry(p.substr(p.rfind('/') + 1), chunks, writer_.get()));
-  storage::v1::StagedOp op;
-  op.set_kind(storage::v1::StagedOp::PUT);
-  *op.mutable_entry() = std::move(e);
-  auto prev = op_index_.find(p);
-  if (prev != op_index_.end() && ops_[prev->second].op.kind() == storage::v1::StagedOp::DELETE) {
-    op.set_cleared(true);
-  }
-  op_index_[p] = ops_.size();
-  ops_.push_back({p, std::move(op)});
-  files_++;
+  RETURN_IF_ERROR(StageFile(p, chunks));
   for (const auto& c : chunks) bytes_ += c.size();
   return absl::OkStatus();
 }

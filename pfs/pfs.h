@@ -138,6 +138,8 @@ class Upload {
   absl::Status SubmitChunk(std::string chunk);
   absl::Status DrainChunks(size_t keep);
   absl::Status CheckPut(const std::string& path);
+  // Stages a PUT of the file at `path` made of `chunks`.
+  absl::Status StageFile(const std::string& path, const std::vector<ChunkRef>& chunks);
   absl::StatusOr<std::optional<Entry>> CurrentEntry(const std::string& path);
   void Abort();
 

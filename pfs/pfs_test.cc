@@ -427,12 +427,8 @@ TEST(PfsFaultTest, FailedWritesLeaveNoCommitPointingAtMissingObjects) {
   ASSERT_TRUE(p->CreateRepo("r", "").ok());
   std::string big(400000, 0);
   for (size_t i = 0; i < big.size(); ++i) big[i] = static_cast<char>(i * 2654435761u >> 13);
-  auto put = [&](const std::string& path, const std::string& data) -> absl::StatusOr<CommitInfo> {
-    ASSIGN_OR_RETURN(auto up, p->BeginUpload("r", "master"));
-    RETURN_IF_ERROR(up->BeginFile(path, false));
-    RETURN_IF_ERROR(up->Write(data));
-    RETURN_IF_ERROR(up->EndFile(data.size()));
-    return up->Close();
+  auto put = [&](const std::string& path, const std::string& data) {
+    return PutOneFile(p, "r", "master", path, data);
   };
   ASSERT_TRUE(put("/first", "one").ok());
 
@@ -450,14 +446,8 @@ TEST(PfsFaultTest, FailedWritesLeaveNoCommitPointingAtMissingObjects) {
   faulty.fail_prefix = "packs/";
   auto start = p->StartCommit("r", "master", "", v1::USER, {});
   ASSERT_TRUE(start.ok());
-  {
-    auto up = p->BeginUpload("r", start->id());
-    ASSERT_TRUE(up.ok());
-    ASSERT_TRUE((*up)->BeginFile("/small", false).ok());
-    ASSERT_TRUE((*up)->Write("tiny").ok());
-    ASSERT_TRUE((*up)->EndFile(4).ok());
-    ASSERT_TRUE((*up)->Close().ok());  // small: inline in the index, no object yet
-  }
+  // Small: inline in the index, no object yet.
+  ASSERT_TRUE(PutOneFile(p, "r", start->id(), "/small", "tiny").ok());
   auto fin = p->FinishCommit("r", "master", "", {});
   ASSERT_FALSE(fin.ok());
   EXPECT_EQ(fin.status().code(), absl::StatusCode::kUnavailable);
@@ -496,13 +486,8 @@ TEST(PfsShippedLogTest, PendingLogsShipAndRebuild) {
     ASSERT_TRUE(pfs.ok()) << pfs.status();
     ASSERT_TRUE((*pfs)->CreateRepo("r", "").ok());
     for (int i = 0; i < 5; ++i) {
-      auto up = (*pfs)->BeginUpload("r", "master");
-      ASSERT_TRUE(up.ok());
-      std::string data = absl::StrCat("content ", i);
-      ASSERT_TRUE((*up)->BeginFile(absl::StrCat("/f", i), false).ok());
-      ASSERT_TRUE((*up)->Write(data).ok());
-      ASSERT_TRUE((*up)->EndFile(data.size()).ok());
-      auto c = (*up)->Close();
+      auto c = PutOneFile(pfs->get(), "r", "master", absl::StrCat("/f", i),
+                          absl::StrCat("content ", i));
       ASSERT_TRUE(c.ok()) << c.status();
       ids.push_back(c->id());
       if (i == 2) {
@@ -548,14 +533,7 @@ TEST_F(PfsTest, GcKeepsWhatAnUploadInProgressReused) {
   std::string big(3 << 20, 0);  // more than an inline tail: packed
   for (size_t i = 0; i < big.size(); ++i) big[i] = static_cast<char>(i * 2654435761u >> 9);
   ASSERT_TRUE(pfs_->CreateRepo("gone", "").ok());
-  {
-    auto up = pfs_->BeginUpload("gone", "master");
-    ASSERT_TRUE(up.ok());
-    ASSERT_TRUE((*up)->BeginFile("/big", false).ok());
-    ASSERT_TRUE((*up)->Write(big).ok());
-    ASSERT_TRUE((*up)->EndFile(big.size()).ok());
-    ASSERT_TRUE((*up)->Close().ok());
-  }
+  ASSERT_TRUE(PutOneFile(pfs_.get(), "gone", "master", "/big", big).ok());
   ASSERT_TRUE(pfs_->DeleteRepo("gone", false).ok());
   auto up = pfs_->BeginUpload("data", "master");
   ASSERT_TRUE(up.ok());
@@ -601,21 +579,13 @@ TEST(PfsRebuildTest, DamagedPackIsSkipped) {
   std::string big(3 << 20, 0);  // its own pack, apart from the log packs
   std::mt19937_64 rng(7);
   for (auto& c : big) c = static_cast<char>(rng());
-  auto put = [](Pfs* p, const std::string& repo, const std::string& path,
-                const std::string& data) -> absl::Status {
-    ASSIGN_OR_RETURN(auto up, p->BeginUpload(repo, "master"));
-    RETURN_IF_ERROR(up->BeginFile(path, false));
-    RETURN_IF_ERROR(up->Write(data));
-    RETURN_IF_ERROR(up->EndFile(data.size()));
-    return up->Close().status();
-  };
   {
     auto pfs = Pfs::Open(opts);
     ASSERT_TRUE(pfs.ok()) << pfs.status();
     ASSERT_TRUE((*pfs)->CreateRepo("r1", "").ok());
     ASSERT_TRUE((*pfs)->CreateRepo("r2", "").ok());
-    ASSERT_TRUE(put(pfs->get(), "r1", "/big", big).ok());
-    ASSERT_TRUE(put(pfs->get(), "r2", "/small", "fine").ok());
+    ASSERT_TRUE(PutOneFile(pfs->get(), "r1", "master", "/big", big).ok());
+    ASSERT_TRUE(PutOneFile(pfs->get(), "r2", "master", "/small", "fine").ok());
   }
   // Truncate the largest pack: the big file's chunks.
   std::string largest;

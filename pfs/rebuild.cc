@@ -145,10 +145,8 @@ absl::StatusOr<RebuildStats> RebuildIndex(ObjectStore* store, const std::string&
   std::vector<std::pair<uint64_t, uint64_t>> voids;
   absl::Status void_parse;
   RETURN_IF_ERROR(store->List(kVoidPrefix, [&](const std::string& key, uint64_t) {
-    absl::string_view range = absl::string_view(key).substr(std::string(kVoidPrefix).size());
     uint64_t first = 0, last = 0;
-    if (range.size() != 33 || range[16] != '-' || !absl::SimpleHexAtoi(range.substr(0, 16), &first) ||
-        !absl::SimpleHexAtoi(range.substr(17), &last)) {
+    if (!ParseVoidKey(key, &first, &last)) {
       void_parse = absl::DataLossError(absl::StrCat("malformed void range ", key));
       return;
     }

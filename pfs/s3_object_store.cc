@@ -35,13 +35,8 @@ class S3ObjectStore : public ObjectStore {
   absl::Status Put(const std::string& key, absl::string_view data) override {
     RETURN_IF_ERROR(ValidateObjectKey(key));
     if (data.size() > options_.part_size) return PutMultipart(key, data);
-    std::string full = Full(key);
-    uint64_t before = 0;
-    absl::Status s = WithClient([&](http::S3Client* c) {
-      before = c->requests();
-      absl::Status st = c->Put(options_.bucket, full, data);
-      Count(c->requests() - before, &stats_.puts);
-      return st;
+    absl::Status s = Call(&stats_.puts, [&](http::S3Client* c) {
+      return c->Put(options_.bucket, Full(key), data);
     });
     if (s.ok()) stats_.bytes_written += data.size();
     return s;
@@ -50,47 +45,31 @@ class S3ObjectStore : public ObjectStore {
   absl::StatusOr<std::string> GetRange(const std::string& key, uint64_t offset,
                                        uint64_t length) override {
     RETURN_IF_ERROR(ValidateObjectKey(key));
-    std::string full = Full(key);
-    absl::StatusOr<std::string> out;
-    RETURN_IF_ERROR(WithClient([&](http::S3Client* c) {
-      uint64_t before = c->requests();
-      out = c->GetRange(options_.bucket, full, offset, length);
-      Count(c->requests() - before, &stats_.gets);
-      return absl::OkStatus();
-    }));
+    auto out = Call(&stats_.gets, [&](http::S3Client* c) {
+      return c->GetRange(options_.bucket, Full(key), offset, length);
+    });
     if (out.ok()) stats_.bytes_read += out->size();
     return out;
   }
 
   absl::StatusOr<uint64_t> Size(const std::string& key) override {
     RETURN_IF_ERROR(ValidateObjectKey(key));
-    std::string full = Full(key);
-    absl::StatusOr<http::ObjectInfo> info;
-    RETURN_IF_ERROR(WithClient([&](http::S3Client* c) {
-      uint64_t before = c->requests();
-      info = c->Head(options_.bucket, full);
-      Count(c->requests() - before, &stats_.heads);
-      return absl::OkStatus();
-    }));
-    if (!info.ok()) return info.status();
-    return info->size;
+    ASSIGN_OR_RETURN(http::ObjectInfo info, Call(&stats_.heads, [&](http::S3Client* c) {
+                       return c->Head(options_.bucket, Full(key));
+                     }));
+    return info.size;
   }
 
   absl::Status Delete(const std::string& key) override {
     RETURN_IF_ERROR(ValidateObjectKey(key));
-    std::string full = Full(key);
-    return WithClient([&](http::S3Client* c) {
-      uint64_t before = c->requests();
-      absl::Status s = c->Delete(options_.bucket, full);
-      Count(c->requests() - before, &stats_.deletes);
-      return s;
-    });
+    return Call(&stats_.deletes,
+                [&](http::S3Client* c) { return c->Delete(options_.bucket, Full(key)); });
   }
 
   absl::Status List(const std::string& prefix,
                     const std::function<void(const std::string& key, uint64_t size)>& fn) override {
-    stats_.lists++;
-    return WithClient([&](http::S3Client* c) {
+    stats_.lists++;  // one per call: its pages are not retries
+    return Call(nullptr, [&](http::S3Client* c) {
       return c->List(options_.bucket, Full(prefix), [&](const http::ObjectInfo& info) {
         if (!absl::StartsWith(info.key, options_.prefix)) return absl::OkStatus();
         fn(info.key.substr(options_.prefix.size()), info.size);
@@ -118,22 +97,18 @@ class S3ObjectStore : public ObjectStore {
   }
 
   absl::Status CheckBucket() {
-    return WithClient([&](http::S3Client* c) { return c->CheckBucket(options_.bucket); });
+    return Call(nullptr, [&](http::S3Client* c) { return c->CheckBucket(options_.bucket); });
   }
 
  private:
   std::string Full(const std::string& key) const { return options_.prefix + key; }
 
-  // Counts `sent` requests of one call: the first under `counter`, the rest
-  // as retries.
-  void Count(uint64_t sent, std::atomic<uint64_t>* counter) {
-    if (sent == 0) return;
-    *counter += 1;
-    stats_.retries += sent - 1;
-  }
-
-  // Runs fn with an idle client (made on demand), then returns it to the pool.
-  absl::Status WithClient(const std::function<absl::Status(http::S3Client*)>& fn) {
+  // Runs fn (returning a Status or StatusOr) with an idle client, made on
+  // demand and returned to the pool after, which reuses its connection. The
+  // call counts once under `counter` (if any) and its further requests as
+  // retries.
+  template <typename F>
+  auto Call(std::atomic<uint64_t>* counter, F fn) -> decltype(fn(nullptr)) {
     std::unique_ptr<http::S3Client> client;
     {
       absl::MutexLock lock(&mu_);
@@ -143,41 +118,37 @@ class S3ObjectStore : public ObjectStore {
       }
     }
     if (!client) {
-      ASSIGN_OR_RETURN(client, http::S3Client::Create(s3_));
+      auto made = http::S3Client::Create(s3_);
+      if (!made.ok()) return made.status();
+      client = std::move(*made);
     }
-    absl::Status s = fn(client.get());
+    uint64_t before = client->requests();
+    auto result = fn(client.get());
+    uint64_t sent = client->requests() - before;
+    if (counter != nullptr && sent > 0) {
+      *counter += 1;
+      stats_.retries += sent - 1;
+    }
     absl::MutexLock lock(&mu_);
     idle_.push_back(std::move(client));
-    return s;
+    return result;
   }
 
   absl::Status PutMultipart(const std::string& key, absl::string_view data) {
     std::string full = Full(key);
     size_t part = std::max(options_.part_size, kMinPartSize);
-    std::string upload_id;
-    RETURN_IF_ERROR(WithClient([&](http::S3Client* c) {
-      uint64_t before = c->requests();
-      auto id = c->CreateMultipartUpload(options_.bucket, full);
-      Count(c->requests() - before, &stats_.puts);
-      if (!id.ok()) return id.status();
-      upload_id = *id;
-      return absl::OkStatus();
-    }));
+    ASSIGN_OR_RETURN(std::string upload_id, Call(&stats_.puts, [&](http::S3Client* c) {
+                       return c->CreateMultipartUpload(options_.bucket, full);
+                     }));
     size_t n = (data.size() + part - 1) / part;
     std::vector<std::future<absl::StatusOr<std::string>>> etags;
     etags.reserve(n);
     for (size_t i = 0; i < n; ++i) {
       absl::string_view piece = data.substr(i * part, part);
       etags.push_back(parts_.Submit([this, &full, &upload_id, i, piece] {
-        absl::StatusOr<std::string> etag;
-        absl::Status s = WithClient([&](http::S3Client* c) {
-          uint64_t before = c->requests();
-          etag = c->UploadPart(options_.bucket, full, upload_id, static_cast<int>(i + 1), piece);
-          Count(c->requests() - before, &stats_.puts);
-          return absl::OkStatus();
+        return Call(&stats_.puts, [&](http::S3Client* c) {
+          return c->UploadPart(options_.bucket, full, upload_id, static_cast<int>(i + 1), piece);
         });
-        if (!s.ok()) return absl::StatusOr<std::string>(s);
-        return etag;
       }));
     }
     // Wait for every part (they reference `data`) before deciding.
@@ -192,11 +163,8 @@ class S3ObjectStore : public ObjectStore {
       }
     }
     if (failure.ok()) {
-      failure = WithClient([&](http::S3Client* c) {
-        uint64_t before = c->requests();
-        absl::Status s = c->CompleteMultipartUpload(options_.bucket, full, upload_id, tags);
-        Count(c->requests() - before, &stats_.puts);
-        return s;
+      failure = Call(&stats_.puts, [&](http::S3Client* c) {
+        return c->CompleteMultipartUpload(options_.bucket, full, upload_id, tags);
       });
       if (failure.ok()) {
         stats_.bytes_written += data.size();
@@ -204,7 +172,7 @@ class S3ObjectStore : public ObjectStore {
       }
     }
     // Drop the parts already stored; the object never appeared.
-    absl::Status aborted = WithClient([&](http::S3Client* c) {
+    absl::Status aborted = Call(&stats_.deletes, [&](http::S3Client* c) {
       return c->AbortMultipartUpload(options_.bucket, full, upload_id);
     });
     if (!aborted.ok()) {

@@ -12,6 +12,7 @@
 #include <string>
 
 #include "absl/strings/str_cat.h"
+#include "common/status.h"
 #include "pfs/blob_store.h"
 #include "pfs/kv.h"
 #include "pfs/object_store.h"
@@ -60,21 +61,31 @@ struct StoreEnv {
   }
 };
 
+// Writes one file into repo@ref (a branch, or an open commit's id) in one
+// upload; returns what Close returns.
+inline absl::StatusOr<CommitInfo> PutOneFile(Pfs* pfs, const std::string& repo,
+                                             const std::string& ref, const std::string& path,
+                                             absl::string_view data) {
+  ASSIGN_OR_RETURN(auto up, pfs->BeginUpload(repo, ref));
+  RETURN_IF_ERROR(up->BeginFile(path, false));
+  RETURN_IF_ERROR(up->Write(data));
+  RETURN_IF_ERROR(up->EndFile(data.size()));
+  return up->Close();
+}
+
 // An ObjectStore that fails on demand: the next `fail_puts` Puts (or every
 // Put whose key starts with `fail_prefix`) fail with Unavailable, as a
-// remote store past its retries would. Counts what it passes on.
+// remote store past its retries would.
 class FaultyObjectStore : public ObjectStore {
  public:
   explicit FaultyObjectStore(ObjectStore* base) : base_(base) {}
   std::atomic<int> fail_puts{0};
   std::string fail_prefix;  // set before use, from the test thread
-  std::atomic<int> puts{0};
 
   absl::Status Put(const std::string& key, absl::string_view data) override {
     if ((!fail_prefix.empty() && key.rfind(fail_prefix, 0) == 0) || fail_puts.fetch_sub(1) > 0) {
       return absl::UnavailableError(absl::StrCat("injected failure writing ", key, ": HTTP 500"));
     }
-    puts++;
     return base_->Put(key, data);
   }
   absl::StatusOr<std::string> GetRange(const std::string& key, uint64_t offset,
