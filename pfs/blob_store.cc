@@ -223,6 +223,12 @@ absl::StatusOr<std::string> BlobStore::Read(const Hash& hash) {
   }
   std::string key = PackKey(loc.pack());
   auto stored = store_->GetRange(key, loc.offset(), loc.stored_size());
+  if (!stored.ok() && absl::IsNotFound(stored.status())) {
+    // GC may have copied the blob into a new pack and deleted this one
+    // between the lookup and the read: look again.
+    ASSIGN_OR_RETURN(storage::v1::BlobLocation again, Locate(hash));
+    if (again.pack() != loc.pack()) return Read(hash);
+  }
   if (!stored.ok()) {
     return Annotate(stored.status(), absl::StrCat("reading blob ", hash.Hex(), " from object ", key));
   }
@@ -433,12 +439,15 @@ void BlobStore::AddInFlight(absl::flat_hash_set<Hash>* live) {
 }
 
 absl::Status BlobStore::SweepIndex(
-    const std::function<bool(const Hash&, const storage::v1::BlobLocation&)>& dead) {
+    absl::flat_hash_set<Hash>* live,
+    const std::function<bool(const Hash&, const storage::v1::BlobLocation&, bool live)>& dead) {
   absl::WriterMutexLock gc(&gc_mu_);
-  absl::flat_hash_set<Hash> reused;
   {
+    // A blob reused since the mark began is as live as a marked one: its
+    // pack must stay (or be copied), not only its index record.
     absl::MutexLock lock(&reuse_mu_);
-    reused.swap(reused_);
+    live->insert(reused_.begin(), reused_.end());
+    reused_.clear();
     tracking_reuse_ = false;
   }
   KvBatch batch;
@@ -450,7 +459,7 @@ absl::Status BlobStore::SweepIndex(
       parse = absl::DataLossError("a blob index record is corrupt");
       return false;
     }
-    if (!reused.contains(*h) && dead(*h, loc)) batch.Delete(k);
+    if (dead(*h, loc, live->contains(*h))) batch.Delete(k);
     return true;
   }));
   RETURN_IF_ERROR(parse);

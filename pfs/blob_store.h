@@ -136,14 +136,17 @@ class BlobStore {
 
   // Garbage collection. BeginGcMark starts remembering every blob a writer
   // finds already stored (a dedup hit on a blob the mark may not have seen);
-  // AddInFlight adds every blob the live writers have touched; SweepIndex
-  // then deletes, atomically with respect to dedup lookups, the index record
-  // of every blob for which `dead` says so and that was not reused since
-  // BeginGcMark.
+  // AddInFlight adds every blob the live writers have touched (a writer may
+  // not have written the index records of its packs yet); SweepIndex then,
+  // atomically with respect to dedup lookups, adds to `live` every blob
+  // reused since BeginGcMark and deletes the index record of every blob not
+  // in `live` for which `dead` says so. `dead` is called for every indexed
+  // blob, after `live` is complete.
   void BeginGcMark();
   void AddInFlight(absl::flat_hash_set<Hash>* live);
   absl::Status SweepIndex(
-      const std::function<bool(const Hash&, const storage::v1::BlobLocation&)>& dead);
+      absl::flat_hash_set<Hash>* live,
+      const std::function<bool(const Hash&, const storage::v1::BlobLocation&, bool live)>& dead);
 
  private:
   BlobStore(Kv* kv, ObjectStore* store, BlobStoreOptions options)

@@ -414,6 +414,17 @@ void Pfs::AddGcSource(std::function<absl::Status(GcMarker*)> source) {
 
 absl::Status Pfs::Mark(absl::flat_hash_set<Hash>* live) {
   SetMarker marker(nodes_.get(), live);
+  // Files staged in open commits first, then commits: a commit that
+  // finishes between the two scans is seen in the second (its files were
+  // staged in the first); read the other way round, it would be in neither.
+  std::vector<Entry> staged;
+  RETURN_IF_ERROR(kv_->ScanPrefix("s", [&](absl::string_view, absl::string_view v) {
+    storage::v1::StagedOp op;
+    if (op.ParseFromString(std::string(v)) && op.kind() == storage::v1::StagedOp::PUT) {
+      staged.push_back(op.entry());
+    }
+    return true;
+  }));
   std::vector<Hash> roots;
   absl::Status parse;
   RETURN_IF_ERROR(kv_->ScanPrefix("c", [&](absl::string_view k, absl::string_view v) {
@@ -432,15 +443,6 @@ absl::Status Pfs::Mark(absl::flat_hash_set<Hash>* live) {
   }));
   RETURN_IF_ERROR(parse);
   for (const Hash& r : roots) RETURN_IF_ERROR(Annotate(marker.Tree(r), "marking commits"));
-  // Files staged in open commits.
-  std::vector<Entry> staged;
-  RETURN_IF_ERROR(kv_->ScanPrefix("s", [&](absl::string_view, absl::string_view v) {
-    storage::v1::StagedOp op;
-    if (op.ParseFromString(std::string(v)) && op.kind() == storage::v1::StagedOp::PUT) {
-      staged.push_back(op.entry());
-    }
-    return true;
-  }));
   for (const Entry& e : staged) RETURN_IF_ERROR(Annotate(marker.File(e), "marking staged files"));
   for (const auto& source : gc_sources_) RETURN_IF_ERROR(source(&marker));
   return absl::OkStatus();
@@ -457,21 +459,25 @@ absl::StatusOr<GcStats> Pfs::Gc(const GcOptions& options) {
   absl::flat_hash_set<Hash> live;
   // From here every dedup hit counts as live. Uploads in progress count with
   // what they touched before: taken before the mark, so that one finishing
-  // while the commits are walked is covered either way.
+  // while the commits are walked is covered either way. What they touched
+  // is also kept apart: a writer may not have written the index records of
+  // its packs yet, so a pack that holds such a blob is left alone.
+  absl::flat_hash_set<Hash> in_flight;
   blobs_->BeginGcMark();
-  blobs_->AddInFlight(&live);
+  blobs_->AddInFlight(&in_flight);
   RETURN_IF_ERROR(Mark(&live));
-  blobs_->AddInFlight(&live);
-  stats.live_blobs = live.size();
+  blobs_->AddInFlight(&in_flight);
+  live.insert(in_flight.begin(), in_flight.end());
 
   // Sweep the index: per pack, what stays.
   struct PackUse {
     uint64_t live_bytes = 0, live_blobs = 0;
   };
   absl::flat_hash_map<std::string, PackUse> use;
-  RETURN_IF_ERROR(blobs_->SweepIndex([&](const Hash& h, const storage::v1::BlobLocation& loc) {
+  RETURN_IF_ERROR(blobs_->SweepIndex(&live, [&](const Hash& h, const storage::v1::BlobLocation& loc,
+                                                bool is_live) {
     if (loc.pack().empty()) return false;  // inline: only in the index, packed later
-    if (live.contains(h)) {
+    if (is_live) {
       PackUse& u = use[loc.pack()];
       u.live_bytes += loc.stored_size();
       u.live_blobs++;
@@ -484,6 +490,7 @@ absl::StatusOr<GcStats> Pfs::Gc(const GcOptions& options) {
     stats.blobs_deleted++;
     return true;
   }));
+  stats.live_blobs = live.size();
 
   // Packs: delete the dead; rewrite the mostly dead, and merge small ones (a
   // log pack per micro-commit adds up), into packs of the usual size.
@@ -537,6 +544,23 @@ absl::StatusOr<GcStats> Pfs::Gc(const GcOptions& options) {
     bool newer = false;
     for (const auto& l : footer->logs()) newer = newer || l.seq() > stats.checkpoint_seq;
     if (newer) continue;
+    // The footer has the last word on what the pack holds: a blob of an
+    // upload in progress, or a live blob with no index record (its writer
+    // has not written it yet), keeps the pack whole for now.
+    bool keep = false;
+    for (const auto& item : footer->items()) {
+      auto h = Hash::FromRaw(item.hash());
+      if (!h.ok()) continue;
+      if (in_flight.contains(*h)) {
+        keep = true;
+        break;
+      }
+      if (live.contains(*h) && !blobs_->Locate(*h).ok()) {
+        keep = true;
+        break;
+      }
+    }
+    if (keep) continue;
     if (dead) {
       RETURN_IF_ERROR(Annotate(store_->Delete(key), "gc"));
       stats.packs_deleted++;

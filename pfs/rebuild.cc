@@ -246,8 +246,13 @@ absl::StatusOr<RebuildStats> RebuildIndex(ObjectStore* store, const std::string&
     stats.commits = state.commits.size();
     stats.records = state.records.size();
     RETURN_IF_ERROR(out.Put(kFormatKey, kFormatVersion));
-    // Above every number a log pack may carry; all of them applied (or void).
-    std::string top = absl::StrCat(std::max(stats.last_seq, stats.checkpoint_seq));
+    // Above every number a log pack may carry, and above every void range:
+    // a number a void range covers is never used again, or a rebuild after
+    // this one would ignore the change that reused it. All of them applied
+    // (or void).
+    uint64_t top_seq = std::max(stats.last_seq, stats.checkpoint_seq);
+    for (const auto& [first, last] : voids) top_seq = std::max(top_seq, last);
+    std::string top = absl::StrCat(top_seq);
     RETURN_IF_ERROR(out.Put(kSeqKey, top));
     RETURN_IF_ERROR(out.Put(kAppliedSeqKey, top));
     RETURN_IF_ERROR(out.Flush());
