@@ -108,6 +108,33 @@ class RebuildIndexTest(TuskTestCase):
         self.assertEqual(len(kept), 1)
         self.assertEqual(self.tusk("get", "file", "images@master:/after.txt").stdout, b"alpha\n")
 
+    def test_writes_after_a_rebuild_survive_the_next_one(self):
+        # kill -9, restart (the rest of the reserved log numbers is declared
+        # void), lose the index and rebuild, acknowledged puts, a clean
+        # stop, lose the index again and rebuild: the puts are all there.
+        t = self.tusk
+        t("create", "repo", "again")
+        t("put", "file", "again@master:/0.txt", "-f", self.write("in/0.txt", b"zero\n"))
+        self.server.kill9()
+        self.server.start()
+        self.server.stop()
+        shutil.rmtree(os.path.join(self.server.data_dir, "index"))
+        self.server.start(once=["--rebuild-index"])
+        acked = {}
+        for i in range(1, 4):
+            data = ("put %d\n" % i).encode()
+            t("put", "file", "again@master:/%d.txt" % i, "-f", self.write("in/%d.txt" % i, data))
+            acked["/%d.txt" % i] = data
+        head = t("inspect", "commit", "again@master", "--json").json()["id"]
+        self.server.stop()
+        shutil.rmtree(os.path.join(self.server.data_dir, "index"))
+        self.server.start(once=["--rebuild-index"])
+        self.assertIn(" 0 never applied", self.server.log().rsplit("rebuilt:", 1)[1].splitlines()[0])
+        self.assertEqual(t("inspect", "commit", "again@master", "--json").json()["id"], head)
+        for path, data in acked.items():
+            self.assertEqual(t("get", "file", "again@master:" + path).stdout, data)
+        self.assertIn("no problems", t("fsck").out)
+
 
 if __name__ == "__main__":
     unittest.main()
