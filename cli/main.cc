@@ -126,9 +126,10 @@ finished commit, file/directory clash), 5 tuskd or its object store unreachable
 (worth retrying), 6 corrupt data (fsck).
 )";
 
-// Metadata of a commit that `put file` started itself: a rerun of an
-// interrupted put resumes it and finishes it.
-constexpr char kPutMetadataKey[] = "tusk/put";
+// Metadata of a commit that `put file` started itself: it names the upload
+// (local source and destination), so that a rerun of an interrupted put
+// resumes it and finishes it, and nothing else joins it.
+constexpr const char* kPutMetadataKey = pfs::kUploadOwnerMetadataKey;
 
 const std::map<std::string, std::string> kCommandHelp = {
     {"create repo", "tusk create repo NAME [--description D]\n  Creates a repo with a 'master' branch.\n"},
@@ -1241,20 +1242,36 @@ class Cli {
       if (s.ok()) t.commit_id = b.open_commit();
     }
     if (!t.commit_id.empty()) {
+      const bool by_id = pfs::IsCommitId(spec.ref);
       InspectCommitRequest ic;
       ic.set_repo(spec.repo);
       ic.set_ref(t.commit_id);
       CommitInfo c;
       auto ctx2 = Ctx();
       s = stub_->InspectCommit(ctx2.get(), ic, &c);
-      if (!s.ok()) return FromGrpcStatus(s);
-      if (c.state() == FINISHED) {
-        return absl::FailedPreconditionError(
-            absl::StrCat("commit ", spec.repo, "@", c.id(), " is finished; write to a branch instead"));
+      if (!s.ok() && (by_id || s.error_code() != grpc::StatusCode::NOT_FOUND)) return FromGrpcStatus(s);
+      auto owner = c.metadata().find(kPutMetadataKey);
+      if (by_id) {
+        if (c.state() == FINISHED) {
+          return absl::FailedPreconditionError(
+              absl::StrCat("commit ", spec.repo, "@", c.id(), " is finished; write to a branch instead"));
+        }
+        t.existing = true;
+        t.finish_after = owner != c.metadata().end() && owner->second == description;
+        return t;
       }
-      t.existing = true;
-      t.finish_after = c.metadata().count(kPutMetadataKey) > 0;
-      return t;
+      // The branch's open commit: joined if a user started it (start commit),
+      // resumed if it is this very upload's, interrupted; anything else (an
+      // automatic commit, another upload's) is not ours: the write goes to
+      // the branch and tuskd makes it wait its turn for a commit of its own.
+      const bool ours = owner != c.metadata().end() && owner->second == description;
+      const bool someone_elses = c.automatic() || (owner != c.metadata().end() && !ours);
+      if (s.ok() && c.state() != FINISHED && !someone_elses) {
+        t.existing = true;
+        t.finish_after = ours;
+        return t;
+      }
+      t.commit_id.clear();
     }
     if (!start_one) return t;
     StartCommitRequest sc;
@@ -1326,6 +1343,19 @@ class Cli {
     }
     *sources = std::move(keep);
     return absl::OkStatus();
+  }
+
+  // Names an upload for kPutMetadataKey: the same command run again (from
+  // anywhere) has the same name, another one does not.
+  static std::string UploadName(const pfs::FileSpec& spec, const std::string& local) {
+    std::string src = local;
+    if (local != "-" && !http::UrlReader::IsUrl(local)) {
+      std::error_code ec;
+      fs::path abs = fs::absolute(local, ec);
+      if (!ec) src = abs.lexically_normal().string();
+    }
+    return absl::StrCat("put file ", src, " -> ", spec.repo, "@", spec.ref, ":",
+                        spec.has_path ? spec.path : "/");
   }
 
   int PutFile() {
@@ -1403,8 +1433,7 @@ class Cli {
 
     // Several streams need an open commit to share; an open commit from
     // before is resumed: what it already holds is not sent again.
-    auto target = ResolveTarget(*spec, parallel > 1 && sources.size() > 1,
-                                absl::StrCat("put file ", local));
+    auto target = ResolveTarget(*spec, parallel > 1 && sources.size() > 1, UploadName(*spec, local));
     if (!target.ok()) return Fail(target.status());
     uint64_t skipped_files = 0, skipped_bytes = 0;
     if (target->existing && !append) {

@@ -640,7 +640,36 @@ absl::StatusOr<CommitInfo> Pfs::StartCommit(const std::string& repo, const std::
         absl::StrCat("commit id '", options.id, "' is not 32 lowercase hex characters"));
   }
   absl::MutexLock lock(&meta_mu_);
+  // An automatic commit, or one that a resumable upload owns, ends by
+  // itself: wait for it instead of failing.
+  const absl::Time deadline = absl::Now() + options.wait;
+  while (true) {
+    ASSIGN_OR_RETURN(auto b, GetBranch(repo, branch));
+    if (!b || b->open_commit().empty()) break;
+    ASSIGN_OR_RETURN(auto open, GetCommit(repo, b->open_commit()));
+    if (!open || !WaitsForIt(*open)) break;  // StartCommitLocked says why not
+    if (auto_commit_done_.WaitWithDeadline(&meta_mu_, deadline)) {
+      return absl::DeadlineExceededError(BusyMessage(*open, options.wait));
+    }
+  }
   return StartCommitLocked(repo, branch, message, origin, metadata, false, options);
+}
+
+bool Pfs::WaitsForIt(const CommitInfo& open) {
+  return open.automatic() || open.metadata().contains(kUploadOwnerMetadataKey);
+}
+
+std::string Pfs::BusyMessage(const CommitInfo& open, absl::Duration waited) {
+  auto owner = open.metadata().find(kUploadOwnerMetadataKey);
+  if (owner != open.metadata().end()) {
+    return absl::StrCat("branch ", open.repo(), "@", open.branch(), " is still busy after ",
+                        absl::FormatDuration(waited), ": its open commit ", open.id(),
+                        " belongs to the upload '", owner->second,
+                        "' (running, or interrupted: run it again to resume it, or finish the "
+                        "commit with 'tusk finish commit ", open.repo(), "@", open.id(), "')");
+  }
+  return absl::StrCat("branch ", open.repo(), "@", open.branch(), " is still busy with automatic commit ",
+                      open.id(), " after ", absl::FormatDuration(waited));
 }
 
 absl::Status Pfs::CarryMetadata(const std::string& repo, const std::string& parent, CommitInfo* c) {
@@ -893,7 +922,7 @@ absl::StatusOr<CommitInfo> Pfs::FinishCommitById(const std::string& repo, const 
   // The log (strict: to the object store first) then the index, so that
   // the object store can find this commit and all it references on its own.
   RETURN_IF_ERROR(WriteLogged(std::move(events), &batch, log_blobs, new_blobs));
-  if (c->automatic()) auto_commit_done_.SignalAll();
+  auto_commit_done_.SignalAll();  // a waiting writer may go on
   if (hook_ != nullptr) hook_->AfterFinish(*c);
   TUSK_LOG(DEBUG) << "finished commit " << repo << "@" << id << " (" << root.file_count
                   << " files, " << root.size << " bytes)";
@@ -915,7 +944,7 @@ absl::Status Pfs::DropOpenCommit(const std::string& repo, const std::string& id)
   batch.Delete(CommitKey(repo, id));
   RETURN_IF_ERROR(DeletePrefix(kv_.get(), StagePrefix(id), &batch));
   RETURN_IF_ERROR(kv_->Write(&batch, /*sync=*/false));
-  if (c->automatic()) auto_commit_done_.SignalAll();
+  auto_commit_done_.SignalAll();  // a waiting writer may go on
   return absl::OkStatus();
 }
 
@@ -1083,15 +1112,14 @@ absl::StatusOr<std::unique_ptr<Upload>> Pfs::BeginUpload(const std::string& repo
       }
       ASSIGN_OR_RETURN(auto found, GetCommit(repo, b->open_commit()));
       if (!found) return absl::DataLossError(absl::StrCat("open commit ", b->open_commit(), " is missing"));
-      if (!found->automatic()) {
+      if (!WaitsForIt(*found)) {
         c = *found;  // an explicitly started commit: write into it
         break;
       }
-      // Another stream's automatic commit: it ends with that stream.
+      // Another stream's automatic commit ends with that stream; an upload's
+      // own commit ends with that upload. Neither is joined.
       if (auto_commit_done_.WaitWithDeadline(&meta_mu_, deadline)) {
-        return absl::DeadlineExceededError(absl::StrCat(
-            "branch ", repo, "@", parsed.base, " is still busy with automatic commit ", found->id(),
-            " after ", absl::FormatDuration(auto_opts.wait)));
+        return absl::DeadlineExceededError(BusyMessage(*found, auto_opts.wait));
       }
     }
   }

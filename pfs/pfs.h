@@ -183,6 +183,9 @@ struct CommitOptions {
   std::string commit_set;
   // Empty: a new random id. Otherwise 32 hex characters, not in use.
   std::string id;
+  // How long to wait for an automatic commit (or one that an upload owns,
+  // see kUploadOwnerMetadataKey) open on the branch to end.
+  absl::Duration wait = absl::Seconds(30);
 };
 
 // How FinishCommit finishes a commit.
@@ -264,7 +267,10 @@ class Pfs {
   absl::StatusOr<std::vector<BranchInfo>> ListBranch(const std::string& repo);
   absl::Status DeleteBranch(const std::string& repo, const std::string& branch, bool force);
 
-  // Commits.
+  // Commits. StartCommit opens a commit on `branch`; FailedPrecondition if
+  // one is open there already, except that an automatic commit or one that
+  // an upload owns is waited for (up to `options.wait`, then
+  // DeadlineExceeded).
   absl::StatusOr<CommitInfo> StartCommit(const std::string& repo, const std::string& branch,
                                          const std::string& message, v1::Origin origin,
                                          const std::map<std::string, std::string>& metadata,
@@ -295,8 +301,9 @@ class Pfs {
   // Files.
   // Opens an upload into `ref`: an open commit's id, or a branch (its open
   // commit, or else a new automatic commit finished at Close). While another
-  // upload's automatic commit is open on the branch, waits for it to end (up
-  // to `auto_commit.wait`, then DeadlineExceeded) rather than joining it.
+  // upload's automatic commit, or a commit that a resumable upload owns
+  // (kUploadOwnerMetadataKey), is open on the branch, waits for it to end
+  // (up to `auto_commit.wait`, then DeadlineExceeded) rather than joining it.
   absl::StatusOr<std::unique_ptr<Upload>> BeginUpload(const std::string& repo,
                                                       const std::string& ref,
                                                       const AutoCommitOptions& auto_commit = {});
@@ -443,8 +450,13 @@ class Pfs {
   absl::Mutex meta_mu_;
   uint64_t next_seq_ ABSL_GUARDED_BY(meta_mu_) = 1;
   uint64_t reserved_seq_ ABSL_GUARDED_BY(meta_mu_) = 0;
-  // Signalled when an automatic commit ends (finished or dropped).
+  // Signalled when an open commit ends (finished or dropped).
   absl::CondVar auto_commit_done_;
+  // Whether a writer to `open`'s branch waits for it to end instead of
+  // joining it: an automatic commit, or one an upload owns.
+  static bool WaitsForIt(const CommitInfo& open);
+  // Why such a writer gave up after `waited`.
+  static std::string BusyMessage(const CommitInfo& open, absl::Duration waited);
   // Per open commit: uploads hold it shared while writing their staged ops;
   // FinishCommit holds it exclusively.
   absl::Mutex locks_mu_;

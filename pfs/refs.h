@@ -24,6 +24,12 @@ namespace tusk::pfs {
 
 inline constexpr char kDefaultBranch[] = "master";
 
+// Metadata key of an open commit that belongs to one resumable upload (a
+// `tusk put file` with several streams, or one that was interrupted): its
+// value names the upload. Writes to its branch wait for it to end instead of
+// joining it, and only that upload (or an explicit finish) finishes it.
+inline constexpr char kUploadOwnerMetadataKey[] = "tusk/put";
+
 absl::Status ValidateRepoName(absl::string_view name);
 absl::Status ValidateBranchName(absl::string_view name);
 bool IsCommitId(absl::string_view s);

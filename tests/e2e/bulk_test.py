@@ -5,9 +5,12 @@ archives leave no commit behind."""
 import io
 import os
 import random
+import subprocess
 import tarfile
+import time
+from concurrent.futures import ThreadPoolExecutor
 
-from harness import TuskTestCase
+from harness import TUSK, TuskTestCase
 
 
 class BulkTest(TuskTestCase):
@@ -109,6 +112,76 @@ class BulkTest(TuskTestCase):
         del files["zz"]
         self.check_files("res", "/copy", files)
         self.tusk_fails(4, "list", "file", "res@master", "--staged", mentions="no open commit")
+
+    def bg(self, *args, stdin=None):
+        return subprocess.Popen([TUSK, "--address", self.server.address] + [str(a) for a in args],
+                                stdin=stdin, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+
+    def wait_for(self, what, pred, timeout=30):
+        end = time.monotonic() + timeout
+        while not pred():
+            if time.monotonic() > end:
+                self.fail("timed out waiting for " + what)
+            time.sleep(0.05)
+
+    def test_an_unrelated_put_waits_for_an_interrupted_put(self):
+        # An interrupted put -r --parallel leaves its commit open with the
+        # batches that arrived. A put of another file on the branch must not
+        # join (and finish) that commit: it waits, and gets its own commit
+        # once the first put is resumed and done.
+        files = self.make_tree("itree", 120)
+        self.tusk("create", "repo", "owned")
+        self.tusk("put", "file", "owned@master:/in/zz", "-f", "-", input=b"a file")
+        self.write("itree/zz/last.txt", b"sorted last")
+        cmd = ("put", "file", "-r", "owned@master:/in", "-f", self.path("itree"), "--parallel", "2",
+               "--batch", "10")
+        self.tusk_fails(4, *cmd, mentions="Run the same command again to resume")
+        owned = self.tusk("inspect", "branch", "owned@master", "--json").json()["open_commit"]
+        self.assertNotEqual(owned, "")
+        other = self.bg("put", "file", "owned@master:/other.txt", "-f", self.write("other.txt", b"other\n"))
+        os.rename(self.path("itree", "zz"), self.path("itree", "zz_ok"))
+        files["zz_ok/last.txt"] = b"sorted last"
+        r = self.tusk(*cmd, "--json").json()
+        self.assertEqual(r["commit"]["id"], owned)
+        out, err = other.communicate(timeout=60)
+        self.assertEqual(other.returncode, 0, err)
+        self.assertNotIn(b"(open)", out)
+        # The upload's commit holds all of its files and nothing else.
+        got = {f["path"] for f in self.tusk("glob", "file", "owned@%s:/**" % owned, "--json").json_lines()
+               if f.get("type") == "FILE"}
+        self.assertEqual(got, {"/in/" + p for p in files} | {"/in/zz"})
+        head = self.tusk("inspect", "commit", "owned@master", "--json").json()
+        self.assertEqual(head["parent"], owned)
+        self.assertEqual(self.tusk("get", "file", "owned@master:/other.txt").stdout, b"other\n")
+
+    def test_a_put_does_not_join_another_clients_automatic_commit(self):
+        self.tusk("create", "repo", "auto")
+        # Client A streams a file from a pipe: its automatic commit stays open.
+        a = self.bg("put", "file", "auto@master:/big.bin", "-f", "-", stdin=subprocess.PIPE)
+        a.stdin.write(os.urandom(1 << 20))
+        a.stdin.flush()
+        self.wait_for("A's automatic commit", lambda: self.tusk(
+            "inspect", "branch", "auto@master", "--json").json().get("open_commit", "") != "")
+        b = self.bg("put", "file", "auto@master:/b.txt", "-f", self.write("b.txt", b"from b\n"))
+        a.kill()  # A never finishes: its commit is dropped
+        a.wait()
+        out, err = b.communicate(timeout=60)
+        self.assertEqual(b.returncode, 0, err)
+        self.assertNotIn(b"(open)", out)
+        self.assertEqual(self.tusk("get", "file", "auto@master:/b.txt").stdout, b"from b\n")
+        self.tusk_fails(3, "inspect", "file", "auto@master:/big.bin")
+        # Many concurrent single-file puts: each gets a commit of its own.
+        def put(i):
+            return self.tusk("put", "file", "auto@master:/many/%d" % i, "-f", "-",
+                             input=b"%d\n" % i, check=False)
+        with ThreadPoolExecutor(16) as pool:
+            results = list(pool.map(put, range(48)))
+        for r in results:
+            self.assertEqual(r.returncode, 0, r.err)
+            self.assertNotIn("(open)", r.out)
+        listed = self.tusk("glob", "file", "auto@master:/many/*", "--json").json_lines()
+        self.assertEqual(len(listed), 48)
+        self.assertEqual(len(self.commits("auto")), 49)
 
     def test_untar_file_and_stdin(self):
         files = {"a/one.txt": b"one\n", "a/b/two.bin": bytes(range(256)) * 100, "top": b""}
