@@ -57,21 +57,35 @@ void RemoveTree(const std::string& path) {
   }
 }
 
-// Removes what is inside `dir`, keeping `dir` itself; entries named in
-// `keep` are emptied instead of removed.
-void EmptyDir(const std::string& dir, const std::set<std::string>& keep = {}) {
-  if (DIR* d = ::opendir(dir.c_str())) {
-    while (dirent* e = ::readdir(d)) {
-      std::string n = e->d_name;
-      if (n == "." || n == "..") continue;
-      if (keep.count(n)) {
-        EmptyDir(dir + "/" + n);
-      } else {
-        RemoveTree(dir + "/" + n);
-      }
+// Processes whose command line names something under `dir`, or whose
+// working directory is under it (the command of an earlier attempt, in
+// bubblewrap or not).
+std::vector<pid_t> ProcessesUsing(const std::string& dir) {
+  std::vector<pid_t> found;
+  const pid_t self = ::getpid();
+  DIR* proc = ::opendir("/proc");
+  if (proc == nullptr) return found;
+  auto under = [&](absl::string_view p) {
+    return p == dir || absl::StartsWith(p, dir + "/");
+  };
+  while (dirent* e = ::readdir(proc)) {
+    char* end = nullptr;
+    long pid = std::strtol(e->d_name, &end, 10);
+    if (end == e->d_name || *end != '\0' || pid <= 0 || pid == self) continue;
+    std::string base = absl::StrCat("/proc/", pid);
+    bool hit = false;
+    char cwd[PATH_MAX];
+    ssize_t n = ::readlink((base + "/cwd").c_str(), cwd, sizeof(cwd) - 1);
+    if (n > 0) hit = under(absl::string_view(cwd, n));
+    if (!hit) {
+      std::ifstream f(base + "/cmdline", std::ios::binary);
+      std::string arg;
+      while (!hit && std::getline(f, arg, '\0')) hit = under(arg);
     }
-    ::closedir(d);
+    if (hit) found.push_back(static_cast<pid_t>(pid));
   }
+  ::closedir(proc);
+  return found;
 }
 
 google::protobuf::Duration Since(absl::Time t) {
@@ -242,6 +256,11 @@ absl::StatusOr<std::unique_ptr<Runner>> Runner::Open(const RunnerOptions& option
                            "rewritten to the scratch directory";
     }
   }
+  int reaped = r->ReapEarlierAttempts();
+  if (reaped > 0) {
+    TUSK_LOG(WARNING) << "killed " << reaped << " processes left running by an earlier runner in "
+                      << r->options_.work_dir;
+  }
   auto channel = grpc::CreateChannel(options.address, grpc::InsecureChannelCredentials());
   r->api_ = pfs::v1::API::NewStub(channel);
   r->worker_ = pps::v1::Worker::NewStub(channel);
@@ -276,15 +295,45 @@ absl::Status Runner::Run(const std::atomic<bool>* stop) {
   return absl::OkStatus();
 }
 
+int Runner::ReapEarlierAttempts() {
+  int killed = 0;
+  std::vector<std::string> dirs;
+  if (DIR* d = ::opendir(options_.work_dir.c_str())) {
+    while (dirent* e = ::readdir(d)) {
+      std::string n = e->d_name;
+      if (absl::StartsWith(n, "attempt-") || n == "datum") dirs.push_back(options_.work_dir + "/" + n);
+    }
+    ::closedir(d);
+  }
+  for (const auto& dir : dirs) {
+    // Twice: a process may have been starting a child when the first pass
+    // killed it.
+    for (int pass = 0; pass < 2; ++pass) {
+      for (pid_t pid : ProcessesUsing(dir)) {
+        pid_t group = ::getpgid(pid);
+        if (group > 1 && group != ::getpgrp()) ::kill(-group, SIGKILL);
+        if (::kill(pid, SIGKILL) == 0) ++killed;
+      }
+    }
+    RemoveTree(dir);
+  }
+  return killed;
+}
+
 absl::Status Runner::RunDatum(const pps::v1::LeaseResponse& lease) {
-  // One scratch directory per runner, emptied between datums: the runner
-  // runs one datum at a time, and keeping the directories (pfs, out, one per
-  // input) saves their creation and removal on every datum.
-  std::string dir = options_.work_dir + "/datum";
+  // A fresh directory per attempt: nothing an earlier attempt left running
+  // can write into this one's /pfs/out.
+  std::string dir;
+  for (;;) {
+    dir = absl::StrCat(options_.work_dir, "/attempt-", ++attempts_, "-", absl::Hex(::random() & 0xffffff));
+    if (::mkdir(dir.c_str(), 0700) == 0) break;
+    if (errno != EEXIST) return Errno("mkdir " + dir);
+  }
+  struct Cleanup {
+    std::string dir;
+    ~Cleanup() { RemoveTree(dir); }
+  } cleanup{dir};
   std::string pfs_dir = dir + "/pfs";
-  std::set<std::string> keep = {"out"};
-  for (const auto& in : lease.datum().inputs()) keep.insert(in.name());
-  EmptyDir(pfs_dir, keep);
   RETURN_IF_ERROR(MkdirAll(pfs_dir + "/out"));
   std::string log;
   bool truncated = false;
@@ -301,15 +350,10 @@ absl::Status Runner::RunDatum(const pps::v1::LeaseResponse& lease) {
     absl::Time t1 = absl::Now();
     auto run = Execute(lease, pfs_dir, &log, &truncated);
     *stats.mutable_process_time() = Since(t1);
-    if (!run.ok()) {
-      EmptyDir(pfs_dir + "/out");
-      return run.status();  // the lease was lost: someone else runs it now
-    }
+    if (!run.ok()) return run.status();  // the lease was lost: someone else runs it now
     failure = *run;
   }
-  st = SendResult(lease, failure.empty(), failure, log, truncated, stats, pfs_dir + "/out");
-  EmptyDir(pfs_dir + "/out");  // inputs stay until the next datum: they are read-only there
-  return st;
+  return SendResult(lease, failure.empty(), failure, log, truncated, stats, pfs_dir + "/out");
 }
 
 absl::Status Runner::Materialize(const pps::v1::DatumInfo& datum, const std::string& pfs_dir,

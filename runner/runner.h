@@ -16,6 +16,13 @@
 // Symlinks in /pfs/out are uploaded as the file they point to when that file
 // is inside /pfs/out; any other symlink fails the datum.
 //
+// Attempts: every datum attempt gets a fresh directory under work_dir
+// (attempt-N-<random>), removed when the attempt ends. A command that outlives
+// a killed runner can only ever write into its own attempt's directory, never
+// into a later attempt's /pfs/out; and Open first kills every process still
+// using an earlier attempt directory (found by its command line or working
+// directory), then removes those directories.
+//
 // Lifecycle: Open, then Run until `stop` is set (SIGTERM). Single-threaded.
 
 #include <atomic>
@@ -61,7 +68,12 @@ class Runner {
                           const std::string& log, bool truncated, const pps::v1::ProcessStats& stats,
                           const std::string& out_dir);
 
+  // Kills what earlier runners in work_dir left running and removes their
+  // attempt directories; returns how many processes it killed.
+  int ReapEarlierAttempts();
+
   const RunnerOptions options_;
+  uint64_t attempts_ = 0;
   bool bwrap_ = false;
   std::vector<std::string> root_binds_;  // bwrap arguments for the host's root
   std::unique_ptr<pfs::v1::API::Stub> api_;

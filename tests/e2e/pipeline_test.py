@@ -7,11 +7,13 @@ in the middle of a datum, and tuskd killed with -9 in the middle of a job."""
 
 import collections
 import os
+import shutil
 import signal
 import subprocess
+import tempfile
 import time
 
-from harness import TuskTestCase
+from harness import Tuskd, TuskTestCase
 
 MAP = """pipeline: {name: wc-map}
 transform:
@@ -328,6 +330,46 @@ input: {pfs: {repo: many, glob: "/*"}}
         self.assertEqual(self.files("steps"), {"f%d" % i: "content %d" % i for i in range(6)})
         self.assertEqual(len(self.jobs("steps")), 1)
         self.tusk("fsck")
+
+
+class OrphanedCommandTest(TuskTestCase):
+    """Without a sandbox (nothing dies with the runner), a command outlives
+    its runner's kill -9: it must not write into the next attempt's output."""
+
+    put, wait_set, jobs, files, wait_jobs, runner_pids = (
+        PipelineTest.put, PipelineTest.wait_set, PipelineTest.jobs, PipelineTest.files,
+        PipelineTest.wait_jobs, PipelineTest.runner_pids)
+    head = PipelineTest.head
+
+    @classmethod
+    def setUpClass(cls):
+        cls.tmp = tempfile.mkdtemp(prefix="tusk-e2e-")
+        cls.s3 = None
+        cls.server = Tuskd(os.path.join(cls.tmp, "data"), os.path.join(cls.tmp, "tuskd.log"),
+                           ["--sandbox", "none"])
+        cls.server.start()
+
+    def test_an_orphaned_command_cannot_write_into_the_next_attempt(self):
+        self.tusk("create", "repo", "orphin")
+        spec = """pipeline: {name: orph}
+transform:
+  cmd: [sh, -c, "echo start-$$ >> /pfs/out/r; sleep 3; echo end-$$ >> /pfs/out/r"]
+input: {pfs: {repo: orphin, glob: /}}
+"""
+        self.tusk("create", "pipeline", "-f", self.write("orph.yaml", spec.encode()))
+        c = self.put("orphin", "/f", b"x")
+        self.wait_jobs("orph", lambda jobs: jobs and jobs[0]["state"] == "JOB_RUNNING" and
+                       self.runner_pids("orph"))
+        time.sleep(0.8)  # the command is in its sleep
+        for p in self.runner_pids("orph"):
+            os.kill(p, signal.SIGKILL)
+        self.wait_set(c)
+        job = self.jobs("orph")[0]
+        self.assertEqual(job["state"], "JOB_SUCCESS")
+        lines = self.files("orph")["r"].splitlines()
+        self.assertEqual(len(lines), 2, lines)
+        self.assertEqual(lines[0].split("-")[1], lines[1].split("-")[1], lines)
+        self.assertIn("left running by an earlier runner", self.server.log())
 
 
 if __name__ == "__main__":
