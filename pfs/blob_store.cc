@@ -17,7 +17,12 @@ namespace {
 
 constexpr char kIndexPrefix = 'x';    // x<hash32> -> BlobLocation
 constexpr char kPendingPrefix = 'q';  // q<hash32> -> "" (blob is inline, not yet packed)
-constexpr char kPackMagic[] = "TUSKPAK1";
+// The pack trailer: the footer, its length (u32, little-endian), then (v2)
+// the first 8 bytes of the footer's SHA-256, then the magic. v1 packs (no
+// checksum) are still read.
+constexpr char kPackMagicV1[] = "TUSKPAK1";
+constexpr char kPackMagic[] = "TUSKPAK2";
+constexpr uint64_t kFooterSumSize = 8;
 
 std::string IndexKey(const Hash& h) {
   std::string k(1, kIndexPrefix);
@@ -143,39 +148,89 @@ std::string PackIdFromKey(absl::string_view key) {
 }
 
 absl::StatusOr<storage::v1::PackFooter> ReadPackFooter(ObjectStore* store, const std::string& key,
-                                                       uint64_t size, std::string* whole) {
-  constexpr uint64_t kTrailer = 4 + 8;
-  if (size < kTrailer) {
+                                                       uint64_t size, std::string* whole,
+                                                       std::string* damaged) {
+  constexpr uint64_t kMinTrailer = 4 + 8;
+  if (size < kMinTrailer) {
     return absl::DataLossError(absl::StrCat("pack ", key, " is truncated (", size, " bytes)"));
   }
   // One read covers the footer of most packs (or the whole pack, if wanted).
   uint64_t guess = whole != nullptr ? size : std::min<uint64_t>(size, 64 << 10);
   ASSIGN_OR_RETURN(std::string tail, store->GetRange(key, size - guess, guess));
-  if (tail.compare(tail.size() - 8, 8, kPackMagic) != 0) {
+  uint64_t trailer = 0;
+  if (tail.compare(tail.size() - 8, 8, kPackMagic) == 0) {
+    trailer = 4 + kFooterSumSize + 8;
+  } else if (tail.compare(tail.size() - 8, 8, kPackMagicV1) == 0) {
+    trailer = kMinTrailer;
+  } else {
     return absl::DataLossError(absl::StrCat("pack ", key, " has no pack trailer (truncated or not a pack)"));
   }
+  if (size < trailer) {
+    return absl::DataLossError(absl::StrCat("pack ", key, " is truncated (", size, " bytes)"));
+  }
   uint32_t footer_len = 0;
-  std::memcpy(&footer_len, tail.data() + tail.size() - kTrailer, 4);
-  if (footer_len + kTrailer > size) {
+  std::memcpy(&footer_len, tail.data() + tail.size() - trailer, 4);
+  if (footer_len + trailer > size) {
     return absl::DataLossError(absl::StrCat("pack ", key, " has a footer longer than the pack"));
   }
   std::string footer_bytes;
-  if (footer_len + kTrailer <= guess) {
-    footer_bytes = tail.substr(tail.size() - kTrailer - footer_len, footer_len);
+  if (footer_len + trailer <= guess) {
+    footer_bytes = tail.substr(tail.size() - trailer - footer_len, footer_len);
   } else {
-    ASSIGN_OR_RETURN(footer_bytes, store->GetRange(key, size - kTrailer - footer_len, footer_len));
+    ASSIGN_OR_RETURN(footer_bytes, store->GetRange(key, size - trailer - footer_len, footer_len));
+  }
+  std::string problem;
+  if (trailer > kMinTrailer) {
+    absl::string_view sum(tail.data() + tail.size() - 8 - kFooterSumSize, kFooterSumSize);
+    if (Sha256(footer_bytes).Raw().substr(0, kFooterSumSize) != sum) {
+      problem = absl::StrCat("pack ", key, " has a damaged footer (its checksum does not match)");
+    }
   }
   storage::v1::PackFooter footer;
   if (!footer.ParseFromString(footer_bytes)) {
     return absl::DataLossError(absl::StrCat("pack ", key, " has a corrupt footer"));
   }
   for (const auto& item : footer.items()) {
-    if (item.hash().size() != Hash::kSize || item.offset() + item.stored_size() + footer_len + kTrailer > size) {
-      return absl::DataLossError(absl::StrCat("pack ", key, " lists a blob outside the pack"));
+    if (item.hash().size() != Hash::kSize || item.offset() + item.stored_size() + footer_len + trailer > size) {
+      if (problem.empty()) problem = absl::StrCat("pack ", key, " lists a blob outside the pack");
     }
+  }
+  if (!problem.empty()) {
+    if (damaged == nullptr) return absl::DataLossError(problem);
+    *damaged = problem;
   }
   if (whole != nullptr) *whole = std::move(tail);
   return footer;
+}
+
+absl::StatusOr<storage::v1::PackFooter> RecoverPackFooter(ObjectStore* store, const std::string& key,
+                                                          uint64_t size, std::string* problem) {
+  std::string whole;
+  ASSIGN_OR_RETURN(storage::v1::PackFooter footer, ReadPackFooter(store, key, size, &whole, problem));
+  if (problem->empty()) return footer;
+  // Only the blobs vouch for themselves: each item that still decodes is
+  // listed under the hash of what it holds; the logs cannot be trusted.
+  storage::v1::PackFooter recovered;
+  for (const auto& item : footer.items()) {
+    if (item.offset() + item.stored_size() > whole.size()) continue;
+    storage::v1::BlobLocation loc;
+    loc.set_codec(item.codec());
+    loc.set_raw_size(item.raw_size());
+    std::string stored = whole.substr(item.offset(), item.stored_size());
+    std::string raw;
+    if (item.codec() == 1) {
+      if (!snappy::Uncompress(stored.data(), stored.size(), &raw)) continue;
+    } else if (item.codec() == 0) {
+      raw = std::move(stored);
+    } else {
+      continue;
+    }
+    if (raw.size() != item.raw_size()) continue;
+    storage::v1::PackFooter::Item* kept = recovered.add_items();
+    *kept = item;
+    kept->set_hash(Sha256(raw).Raw());
+  }
+  return recovered;
 }
 
 absl::StatusOr<std::unique_ptr<BlobStore>> BlobStore::Open(Kv* kv, ObjectStore* store,
@@ -263,10 +318,12 @@ absl::Status BlobStore::WritePack(const std::vector<PreparedBlob>& blobs, KvBatc
   if (logs != nullptr) {
     for (const auto& l : *logs) *footer.add_logs() = l;
   }
-  // Tail: footer, its length (u32, little-endian), magic.
+  // Tail: footer, its length (u32, little-endian), its checksum, magic.
   std::string tail = footer.SerializeAsString();
   uint32_t footer_len = static_cast<uint32_t>(tail.size());
+  const std::string sum = Sha256(tail).Raw().substr(0, kFooterSumSize);
   tail.append(reinterpret_cast<const char*>(&footer_len), sizeof(footer_len));
+  tail.append(sum);
   tail.append(kPackMagic, 8);
   parts.push_back(tail);
   std::string key = PackKey(pack_id);

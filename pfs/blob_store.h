@@ -76,10 +76,22 @@ std::pair<std::string, std::string> BlobIndexRecord(absl::string_view pack_id,
                                                     const storage::v1::PackFooter::Item& item);
 
 // The footer of the pack `key` of `size` bytes (as listed). DataLoss names the
-// pack if it is truncated or damaged. With `whole`, reads the whole pack in
-// the same request and leaves it there.
+// pack if it is truncated or damaged (a footer that does not match its
+// checksum, or lists a blob outside the pack). With `whole`, reads the whole
+// pack in the same request and leaves it there. With `damaged`, a footer that
+// parses but is damaged is returned anyway and `damaged` says what is wrong
+// (it stays empty for a sound footer).
 absl::StatusOr<storage::v1::PackFooter> ReadPackFooter(ObjectStore* store, const std::string& key,
-                                                       uint64_t size, std::string* whole = nullptr);
+                                                       uint64_t size, std::string* whole = nullptr,
+                                                       std::string* damaged = nullptr);
+
+// The footer of a pack, recovered as far as the pack's blobs allow: for a
+// sound footer, the footer; for a damaged one (`problem` says how), the items
+// whose bytes still decode, each listed under the hash of its content (a
+// damaged hash is thus corrected, a damaged offset yields a blob nothing
+// references), and no logs. DataLoss if nothing can be read.
+absl::StatusOr<storage::v1::PackFooter> RecoverPackFooter(ObjectStore* store, const std::string& key,
+                                                          uint64_t size, std::string* problem);
 
 class BlobWriter;
 

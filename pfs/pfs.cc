@@ -1421,6 +1421,18 @@ absl::StatusOr<Pfs::FsckStats> Pfs::Fsck(const std::function<void(const std::str
                            " files, its tree holds ", info->size, " bytes in ", info->file_count));
     }
   }
+  // Every pack's footer: a rebuild depends on them, and a read of an
+  // indexed blob does not look at them.
+  std::vector<std::pair<std::string, uint64_t>> packs;
+  RETURN_IF_ERROR(store_->List(kPackPrefix, [&](const std::string& key, uint64_t size) {
+    if (!PackIdFromKey(key).empty()) packs.emplace_back(key, size);
+  }));
+  for (const auto& [key, size] : packs) {
+    auto footer = ReadPackFooter(store_, key, size);
+    if (absl::IsNotFound(footer.status())) continue;  // GC deleted it meanwhile
+    if (!footer.ok()) problem(std::string(footer.status().message()));
+    stats.packs++;
+  }
   RETURN_IF_ERROR(kv_->ScanPrefix("b", [&](absl::string_view, absl::string_view v) {
     BranchInfo b;
     if (!b.ParseFromString(std::string(v))) {

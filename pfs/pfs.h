@@ -359,10 +359,11 @@ class Pfs {
   absl::Status PutRecord(const std::string& key, const std::string& value);
   absl::Status DeleteRecord(const std::string& key);
 
-  // Verifies every reachable commit, tree node, chunk list and chunk. Calls
-  // on_problem for each problem found.
+  // Verifies every reachable commit, tree node, chunk list and chunk, and
+  // every pack's footer (against its checksum). Calls on_problem for each
+  // problem found.
   struct FsckStats {
-    uint64_t commits = 0, nodes = 0, chunks = 0, bytes = 0, problems = 0;
+    uint64_t commits = 0, nodes = 0, chunks = 0, bytes = 0, problems = 0, packs = 0;
   };
   absl::StatusOr<FsckStats> Fsck(const std::function<void(const std::string&)>& on_problem);
 

@@ -175,17 +175,24 @@ absl::StatusOr<RebuildStats> RebuildIndex(ObjectStore* store, const std::string&
     std::vector<MetaLog> logs;
     ThreadPool readers(8);
     const size_t kWindow = 64;
-    std::vector<std::future<absl::StatusOr<storage::v1::PackFooter>>> inflight;
+    struct Read {
+      absl::StatusOr<storage::v1::PackFooter> footer;
+      std::string damaged;
+    };
+    std::vector<std::future<Read>> inflight;
     size_t next = 0, done = 0;
     absl::Time last_report = absl::Now();
     while (done < packs.size()) {
       while (next < packs.size() && next - done < kWindow) {
         const auto& [key, size] = packs[next++];
         inflight.push_back(readers.Submit([store, key = key, size = size] {
-          return ReadPackFooter(store, key, size);
+          Read r;
+          r.footer = RecoverPackFooter(store, key, size, &r.damaged);
+          return r;
         }));
       }
-      auto footer = inflight[done].get();
+      Read read = inflight[done].get();
+      auto& footer = read.footer;
       const std::string& key = packs[done].first;
       ++done;
       if (absl::IsDataLoss(footer.status())) {
@@ -197,6 +204,14 @@ absl::StatusOr<RebuildStats> RebuildIndex(ObjectStore* store, const std::string&
       }
       if (!footer.ok()) return Annotate(footer.status(), "rebuilding the index");
       std::string pack_id = PackIdFromKey(key);
+      if (!read.damaged.empty()) {
+        // Its blobs were each checked against their content; its logs (if
+        // it had any) cannot be trusted and are not in what was recovered.
+        stats.recovered_packs++;
+        stats.recovered_blobs += footer->items_size();
+        say(absl::StrCat(read.damaged, ": recovered ", footer->items_size(),
+                         " blobs from their content; any logs it held are not applied"));
+      }
       for (const auto& item : footer->items()) {
         auto [k, v] = BlobIndexRecord(pack_id, item);
         RETURN_IF_ERROR(out.Put(k, v));
@@ -280,6 +295,10 @@ absl::StatusOr<RebuildStats> RebuildIndex(ObjectStore* store, const std::string&
                    stats.damaged_packs > 0
                        ? absl::StrCat("; ", stats.damaged_packs,
                                       " damaged packs skipped: run tusk fsck")
+                       : "",
+                   stats.recovered_packs > 0
+                       ? absl::StrCat("; ", stats.recovered_packs, " packs with a damaged footer: ",
+                                      stats.recovered_blobs, " blobs recovered from their content, run tusk fsck")
                        : ""));
   return stats;
 }

@@ -22,6 +22,9 @@ namespace tusk::pfs {
 struct RebuildStats {
   uint64_t packs = 0, blobs = 0, logs = 0, repos = 0, branches = 0, commits = 0, records = 0;
   uint64_t damaged_packs = 0;  // skipped: their footer is truncated or corrupt
+  // Their footer is damaged but parses: their blobs were recovered (each
+  // checked against its content), their logs not applied.
+  uint64_t recovered_packs = 0, recovered_blobs = 0, untrusted_logs = 0;
   uint64_t void_logs = 0;      // logs whose change never reached the index
   uint64_t checkpoint_seq = 0, last_seq = 0;
 };
@@ -29,8 +32,10 @@ struct RebuildStats {
 // Builds a new index in data_dir/index.rebuild from `store`, then puts it in
 // place of data_dir/index (an existing index is renamed to
 // data_dir/index.old-<unix time>, not deleted). `progress` (may be empty)
-// gets a line now and then. A pack whose footer is damaged is skipped (and
-// counted), not fatal: the rest of the history comes back.
+// gets a line now and then. A pack whose footer is unreadable is skipped (and
+// counted), not fatal: the rest of the history comes back. A pack whose footer
+// parses but fails its checksum gives what its blobs vouch for (see
+// RecoverPackFooter), reported.
 absl::StatusOr<RebuildStats> RebuildIndex(ObjectStore* store, const std::string& data_dir,
                                           const std::function<void(const std::string&)>& progress);
 
