@@ -128,6 +128,8 @@ class Upload {
   absl::StatusOr<DirInfo> CloseToTree(KvBatch* batch);
 
   const std::string& commit_id() const { return commit_id_; }
+  // Whether this upload started (and finishes at Close) its own commit.
+  bool automatic() const { return auto_commit_; }
   uint64_t files() const { return files_; }
   uint64_t bytes() const { return bytes_; }
   uint64_t new_bytes() const { return writer_->new_bytes(); }
@@ -367,6 +369,10 @@ class Pfs {
   };
   absl::StatusOr<FsckStats> Fsck(const std::function<void(const std::string&)>& on_problem);
 
+  // Deletes an open commit and its staged writes (an automatic commit whose
+  // stream went away or idle). OK if it is finished or gone already.
+  absl::Status DropOpenCommit(const std::string& repo, const std::string& id);
+
   // Moves inline blobs into packs now (normally done in the background).
   absl::Status PackPending();
   // Ships pending logs (log mode kShipped) to the object store now. Returns
@@ -405,8 +411,6 @@ class Pfs {
   absl::Status CarryMetadata(const std::string& repo, const std::string& parent, CommitInfo* c);
   absl::StatusOr<CommitInfo> FinishCommitById(const std::string& repo, const std::string& id,
                                               const FinishOptions& options);
-  // Deletes an open commit and its staged writes.
-  absl::Status DropOpenCommit(const std::string& repo, const std::string& id);
   std::shared_ptr<absl::Mutex> CommitLock(const std::string& id);
   absl::StatusOr<FileInfo> MakeFileInfo(const std::string& path, const Entry& e,
                                         const std::string& commit);

@@ -165,7 +165,20 @@ grpc::Status ApiService::PutFile(grpc::ServerContext* ctx,
     upload.reset();
     return ToGrpcStatus(s);
   };
+  // Only a stream that holds an automatic commit (and with it the branch)
+  // is watched for idleness.
+  std::unique_ptr<StreamWatchdog::Watch> watch;
+  auto idle_error = [&] {
+    return fail(absl::DeadlineExceededError(absl::StrCat(
+        "put file stream into ", req.repo(), "@", req.ref(), " sent nothing for ",
+        absl::FormatDuration(put_watchdog_->idle()),
+        "; its automatic commit was dropped and nothing it sent was kept (tuskd --put-idle-timeout)")));
+  };
   while (reader->Read(&req)) {
+    if (watch) {
+      if (watch->expired()) return idle_error();
+      watch->Touch();
+    }
     if (!upload) {
       pfs::AutoCommitOptions opts;
       opts.message = req.message();
@@ -175,6 +188,15 @@ grpc::Status ApiService::PutFile(grpc::ServerContext* ctx,
       auto u = pfs_->BeginUpload(req.repo(), req.ref(), opts);
       if (!u.ok()) return fail(u.status());
       upload = std::move(*u);
+      if (put_watchdog_ != nullptr && upload->automatic()) {
+        watch = put_watchdog_->Start(ctx);
+        watch->OnIdle([pfs = pfs_, repo = req.repo(), id = upload->commit_id()] {
+          TUSK_LOG(WARNING) << "put file stream into automatic commit " << repo << "@" << id
+                            << " went idle; dropping the commit";
+          absl::Status s = pfs->DropOpenCommit(repo, id);
+          if (!s.ok()) TUSK_LOG(WARNING) << "dropping idle commit " << repo << "@" << id << ": " << s;
+        });
+      }
     }
     absl::Status s;
     if (!req.delete_path().empty()) s = upload->Delete(req.delete_path());
@@ -187,6 +209,7 @@ grpc::Status ApiService::PutFile(grpc::ServerContext* ctx,
       break;
     }
   }
+  if (watch && watch->expired()) return idle_error();
   if (!upload) return fail(absl::InvalidArgumentError("put file stream carried no request"));
   if (!closed) {
     return fail(absl::AbortedError(absl::StrCat(
@@ -194,6 +217,7 @@ grpc::Status ApiService::PutFile(grpc::ServerContext* ctx,
         ctx->IsCancelled() ? " (client went away)" : "", "; nothing was written")));
   }
   auto commit = upload->Close();
+  if (!commit.ok() && watch && watch->expired()) return idle_error();
   if (!commit.ok()) return fail(commit.status());
   *out->mutable_commit() = *commit;
   out->set_files(upload->files());

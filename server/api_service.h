@@ -8,6 +8,7 @@
 
 #include "pfs/pfs.h"
 #include "proto/pfs.grpc.pb.h"
+#include "server/stream_watchdog.h"
 
 namespace tusk::server {
 
@@ -79,9 +80,13 @@ class ApiService final : public pfs::v1::API::Service {
   // The GC options a request does not override (tuskd's --gc-grace); set
   // before serving.
   void SetGcDefaults(const pfs::GcOptions& options) { gc_defaults_ = options; }
+  // Cancels PutFile streams that send nothing for its idle time (not owned;
+  // set before serving). Without one, a stream may stay idle forever.
+  void SetPutWatchdog(StreamWatchdog* watchdog) { put_watchdog_ = watchdog; }
 
  private:
   pfs::GcOptions gc_defaults_;
+  StreamWatchdog* put_watchdog_ = nullptr;
   std::function<absl::StatusOr<bool>(const std::string&)> jobs_done_;
   pfs::Pfs* const pfs_;
 };

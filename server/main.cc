@@ -75,6 +75,10 @@ Options:
                         1h; 0 turns it off; 'tusk gc' runs it now)
   --gc-grace DUR        objects younger than this are never collected, so an
                         upload in progress keeps what it wrote (default 1h)
+  --put-idle-timeout DUR
+                        a put file stream that sends nothing for this long is
+                        aborted and its automatic commit dropped, freeing the
+                        branch (default 1m; 0 never)
   --retention-interval DUR
                         apply repos' retention (tusk update repo --keep-last
                         N --keep-for DUR) this often (default 1m; 0 turns it off)
@@ -105,6 +109,7 @@ struct Options {
   uint64_t cache_size = 1ull << 30;
   absl::Duration gc_interval = absl::Hours(1);
   absl::Duration retention_interval = absl::Minutes(1);
+  absl::Duration put_idle_timeout = absl::Minutes(1);
   tusk::pfs::GcOptions gc;
   std::string listen = "127.0.0.1:1650";
   std::string port_file;
@@ -124,7 +129,8 @@ int main(int argc, char **argv) {
                       "--runner-binary", "--sandbox",      "--object-store", "--s3-endpoint",
                       "--s3-region",     "--s3-parallelism", "--s3-part-size", "--cache-dir",
                       "--cache-size",    "--s3-credentials-file", "--gc-interval",
-                      "--gc-grace",      "--retention-interval", "--s3-retries", "--log-mode"};
+                      "--gc-grace",      "--retention-interval", "--s3-retries", "--log-mode",
+                      "--put-idle-timeout"};
   spec.bool_flags = {"--local-runners", "--no-local-runners", "--s3-virtual-host",
                      "--rebuild-index"};
   tusk::Args parsed;
@@ -154,7 +160,8 @@ int main(int argc, char **argv) {
   if (opts.data_dir.empty()) return Usage("--data-dir is required");
   for (auto [flag, target] : {std::pair<const char *, absl::Duration *>{"--gc-interval", &opts.gc_interval},
                               {"--gc-grace", &opts.gc.grace},
-                              {"--retention-interval", &opts.retention_interval}}) {
+                              {"--retention-interval", &opts.retention_interval},
+                              {"--put-idle-timeout", &opts.put_idle_timeout}}) {
     if (!args->Has(flag)) continue;
     std::string v = args->Get(flag);
     if (v == "0") v = "0s";
@@ -256,8 +263,10 @@ int main(int argc, char **argv) {
     TUSK_LOG(ERROR) << "cannot open data directory " << opts.data_dir << ": " << pfs.status();
     return 1;
   }
+  tusk::server::StreamWatchdog put_watchdog(opts.put_idle_timeout);
   tusk::server::ApiService service(pfs->get());
   service.SetGcDefaults(opts.gc);
+  service.SetPutWatchdog(&put_watchdog);
   tusk::server::SourceService sources(pfs->get());
   tusk::dispatcher::Pipelines pipelines(pfs->get());
   auto dispatcher = tusk::dispatcher::Dispatcher::Open(pfs->get(), &pipelines, {});
