@@ -299,8 +299,9 @@ void BlobStore::Prefetch(const Hash& hash) {
 std::unique_ptr<BlobWriter> BlobStore::NewWriter() { return std::make_unique<BlobWriter>(this); }
 
 absl::Status BlobStore::WritePack(const std::vector<PreparedBlob>& blobs, KvBatch* index_records,
-                                  const std::vector<storage::v1::MetaLog>* logs) {
+                                  const std::vector<storage::v1::MetaLog>* logs, std::string* written_id) {
   std::string pack_id = NewPackId();
+  if (written_id != nullptr) *written_id = pack_id;
   std::vector<absl::string_view> parts;
   parts.reserve(blobs.size() + 1);
   uint64_t offset = 0;
@@ -366,9 +367,20 @@ absl::Status BlobStore::CollectInline(const std::vector<Hash>& hashes,
   return absl::OkStatus();
 }
 
+absl::Status BlobStore::DropPackIfUnindexed(absl::Status index_write, const std::string& pack_id) {
+  if (index_write.ok() || pack_id.empty()) return index_write;
+  // Nothing points at the pack (the index write failed whole): a retry
+  // (the packer's, every tick) would otherwise leave one such pack per
+  // attempt, filling a full disk again as soon as space comes back.
+  absl::Status s = store_->Delete(PackKey(pack_id));
+  if (!s.ok()) TUSK_LOG(WARNING) << "removing pack " << PackKey(pack_id) << " after a failed index write: " << s;
+  return index_write;
+}
+
 absl::Status BlobStore::WriteLogPack(const std::vector<storage::v1::MetaLog>& logs,
-                                     const std::vector<PreparedBlob>& blobs, KvBatch* batch) {
-  RETURN_IF_ERROR(WritePack(blobs, batch, &logs));
+                                     const std::vector<PreparedBlob>& blobs, KvBatch* batch,
+                                     std::string* pack_id) {
+  RETURN_IF_ERROR(WritePack(blobs, batch, &logs, pack_id));
   uint64_t bytes = 0;
   for (const auto& b : blobs) {
     if (!b.was_inline) continue;
@@ -422,9 +434,10 @@ absl::StatusOr<size_t> BlobStore::PackPending() {
       blobs.push_back(std::move(b));
     }
     KvBatch batch;
-    if (!blobs.empty()) RETURN_IF_ERROR(WritePack(blobs, &batch));
+    std::string pack_id;
+    if (!blobs.empty()) RETURN_IF_ERROR(WritePack(blobs, &batch, nullptr, &pack_id));
     for (const auto& k : done_keys) batch.Delete(k);
-    RETURN_IF_ERROR(kv_->Write(&batch, /*sync=*/true));
+    RETURN_IF_ERROR(DropPackIfUnindexed(kv_->Write(&batch, /*sync=*/true), pack_id));
     moved += blobs.size();
     uint64_t cur = pending_bytes_.load();
     pending_bytes_ = cur > bytes ? cur - bytes : 0;
@@ -474,6 +487,30 @@ BlobWriter::~BlobWriter() {
   WaitPacks(0).IgnoreError();  // Errors were the caller's to see.
   absl::MutexLock lock(&store_->writers_mu_);
   store_->writers_.erase(this);
+}
+
+void BlobWriter::Abandon() {
+  WaitPacks(0).IgnoreError();  // the upload failed already; its cause was reported
+  absl::MutexLock lock(&mu_);
+  if (packs_.empty()) return;
+  TUSK_LOG(INFO) << "a failed upload leaves " << packs_.size()
+                 << " packs for the next gc to delete without waiting out the grace period";
+  store_->AbandonPacks(packs_);
+}
+
+void BlobStore::AbandonPacks(const std::vector<std::string>& pack_ids) {
+  absl::MutexLock lock(&abandoned_mu_);
+  abandoned_.insert(pack_ids.begin(), pack_ids.end());
+}
+
+bool BlobStore::IsAbandoned(const std::string& pack_id) {
+  absl::MutexLock lock(&abandoned_mu_);
+  return abandoned_.contains(pack_id);
+}
+
+void BlobStore::ForgetAbandoned(const std::string& pack_id) {
+  absl::MutexLock lock(&abandoned_mu_);
+  abandoned_.erase(pack_id);
 }
 
 void BlobStore::NoteReuse(const Hash& hash) {
@@ -529,12 +566,16 @@ absl::Status BlobWriter::FlushPack() {
   buffer_.clear();
   buffer_bytes_ = 0;
   BlobStore* store = store_;
-  packs_in_flight_.push_back(store_->io()->Submit([store, blobs]() -> absl::Status {
+  packs_in_flight_.push_back(store_->io()->Submit([this, store, blobs]() -> absl::Status {
     KvBatch batch;
-    RETURN_IF_ERROR(store->WritePack(*blobs, &batch));
+    std::string id;
+    RETURN_IF_ERROR(store->WritePack(*blobs, &batch, nullptr, &id));
     // The pack is durable; its index records need not be synced now: they can
     // only be lost together with everything written after them.
-    return store->kv()->Write(&batch, /*sync=*/false);
+    RETURN_IF_ERROR(store->DropPackIfUnindexed(store->kv()->Write(&batch, /*sync=*/false), id));
+    absl::MutexLock lock(&mu_);
+    packs_.push_back(id);
+    return absl::OkStatus();
   }));
   return WaitPacks(static_cast<size_t>(std::max(1, store_->options().packs_in_flight)));
 }

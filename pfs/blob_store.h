@@ -128,7 +128,8 @@ class BlobStore {
   // returns the index records for them (the caller writes them). Used by
   // BlobWriter and the packer.
   absl::Status WritePack(const std::vector<PreparedBlob>& blobs, KvBatch* index_records,
-                         const std::vector<storage::v1::MetaLog>* logs = nullptr);
+                         const std::vector<storage::v1::MetaLog>* logs = nullptr,
+                         std::string* pack_id = nullptr);
   // Appends to `out` every blob of `hashes` that is still only inline in
   // the index (and not in `out` already): what a log pack must carry so that
   // the object store alone holds what a commit references.
@@ -140,7 +141,11 @@ class BlobStore {
   // the records that point the blobs at the pack (and drop their inline
   // copies). Durable when it returns.
   absl::Status WriteLogPack(const std::vector<storage::v1::MetaLog>& logs,
-                            const std::vector<PreparedBlob>& blobs, KvBatch* batch);
+                            const std::vector<PreparedBlob>& blobs, KvBatch* batch,
+                            std::string* pack_id = nullptr);
+  // Returns `index_write`; if it failed, first deletes the pack `pack_id`
+  // (if any) whose index records it carried: nothing can point at it.
+  absl::Status DropPackIfUnindexed(absl::Status index_write, const std::string& pack_id);
   // Adds the index record of an inline blob (and its pending marker) to `batch`.
   void AddInline(const PreparedBlob& blob, KvBatch* batch);
   // Threads for pack writes, so that an upload goes on while a pack is synced.
@@ -154,6 +159,13 @@ class BlobStore {
   // reused since BeginGcMark and deletes the index record of every blob not
   // in `live` for which `dead` says so. `dead` is called for every indexed
   // blob, after `live` is complete.
+  // Packs of a failed upload: nothing but that upload wrote into them, so
+  // GC need not wait out the grace period for them (it still keeps any blob
+  // in them that something has come to reference since).
+  void AbandonPacks(const std::vector<std::string>& pack_ids);
+  bool IsAbandoned(const std::string& pack_id);
+  void ForgetAbandoned(const std::string& pack_id);
+
   void BeginGcMark();
   void AddInFlight(absl::flat_hash_set<Hash>* live);
   absl::Status SweepIndex(
@@ -176,6 +188,8 @@ class BlobStore {
   absl::Mutex reuse_mu_;
   bool tracking_reuse_ ABSL_GUARDED_BY(reuse_mu_) = false;
   absl::flat_hash_set<Hash> reused_ ABSL_GUARDED_BY(reuse_mu_);
+  absl::Mutex abandoned_mu_;
+  absl::flat_hash_set<std::string> abandoned_ ABSL_GUARDED_BY(abandoned_mu_);
   absl::Mutex writers_mu_;
   absl::flat_hash_set<BlobWriter*> writers_ ABSL_GUARDED_BY(writers_mu_);
   ThreadPool io_;
@@ -199,6 +213,9 @@ class BlobWriter {
   uint64_t new_blobs() const { return new_blobs_; }
   // Every blob passed to Add, new or already stored (once each).
   std::vector<Hash> Touched() const;
+  // The writes failed: the packs written so far are garbage (see
+  // BlobStore::AbandonPacks). Waits for pack writes in flight.
+  void Abandon();
 
  private:
   // Writes the buffer as a pack in the background; keeps at most
@@ -213,6 +230,7 @@ class BlobWriter {
   friend class BlobStore;
   mutable absl::Mutex mu_;  // guards added_ (read by GC from another thread)
   absl::flat_hash_set<Hash> added_ ABSL_GUARDED_BY(mu_);  // every blob passed to Add
+  std::vector<std::string> packs_ ABSL_GUARDED_BY(mu_);  // ids of the packs written
   uint64_t new_bytes_ = 0;
   uint64_t new_blobs_ = 0;
 };

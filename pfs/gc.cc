@@ -483,7 +483,7 @@ absl::StatusOr<GcStats> Pfs::Gc(const GcOptions& options) {
       u.live_blobs++;
       return false;
     }
-    if (PackTime(loc.pack()) >= cutoff) {
+    if (PackTime(loc.pack()) >= cutoff && !blobs_->IsAbandoned(loc.pack())) {
       use[loc.pack()];  // young: kept whole
       return false;
     }
@@ -513,8 +513,9 @@ absl::StatusOr<GcStats> Pfs::Gc(const GcOptions& options) {
       return absl::OkStatus();
     }
     KvBatch batch;
-    if (!group.blobs.empty()) RETURN_IF_ERROR(blobs_->WritePack(group.blobs, &batch));
-    RETURN_IF_ERROR(kv_->Write(&batch, /*sync=*/true));
+    std::string pack_id;
+    if (!group.blobs.empty()) RETURN_IF_ERROR(blobs_->WritePack(group.blobs, &batch, nullptr, &pack_id));
+    RETURN_IF_ERROR(blobs_->DropPackIfUnindexed(kv_->Write(&batch, /*sync=*/true), pack_id));
     for (const auto& key : group.sources) RETURN_IF_ERROR(Annotate(store_->Delete(key), "gc"));
     stats.packs_rewritten += group.sources.size();
     stats.bytes_deleted += group.source_bytes - std::min(group.source_bytes, group.bytes);
@@ -523,7 +524,7 @@ absl::StatusOr<GcStats> Pfs::Gc(const GcOptions& options) {
   };
   for (const auto& [key, size] : packs) {
     std::string id = PackIdFromKey(key);
-    if (id.empty() || PackTime(id) >= cutoff) continue;
+    if (id.empty() || (PackTime(id) >= cutoff && !blobs_->IsAbandoned(id))) continue;
     auto it = use.find(id);
     PackUse u = it == use.end() ? PackUse{} : it->second;
     stats.bytes_live += u.live_bytes;
@@ -563,6 +564,7 @@ absl::StatusOr<GcStats> Pfs::Gc(const GcOptions& options) {
     if (keep) continue;
     if (dead) {
       RETURN_IF_ERROR(Annotate(store_->Delete(key), "gc"));
+      blobs_->ForgetAbandoned(id);
       stats.packs_deleted++;
       stats.bytes_deleted += size;
       continue;

@@ -7,6 +7,7 @@
 #include <rocksdb/write_batch.h>
 
 #include "absl/strings/str_cat.h"
+#include "common/log.h"
 #include "common/status.h"
 
 namespace tusk::pfs {
@@ -98,13 +99,26 @@ absl::StatusOr<std::optional<std::string>> Kv::Get(absl::string_view key) {
 absl::Status Kv::Put(absl::string_view key, absl::string_view value, bool sync) {
   rocksdb::WriteOptions wo;
   wo.sync = sync;
-  return FromRocks(db_->Put(wo, ToSlice(key), ToSlice(value)), "put");
+  return WriteWithResume([&] { return db_->Put(wo, ToSlice(key), ToSlice(value)); }, "put");
 }
 
 absl::Status Kv::Write(KvBatch* batch, bool sync) {
   rocksdb::WriteOptions wo;
   wo.sync = sync;
-  return FromRocks(db_->Write(wo, batch->batch_.get()), "write");
+  return WriteWithResume([&] { return db_->Write(wo, batch->batch_.get()); }, "write");
+}
+
+absl::Status Kv::WriteWithResume(const std::function<rocksdb::Status()>& write, absl::string_view what) {
+  rocksdb::Status s = write();
+  if (!s.IsIOError()) return FromRocks(s, what);
+  // A failed write (a full disk) leaves RocksDB refusing every later write
+  // with the same error until it is told to resume; once space is back,
+  // resuming lets this write, and every later one, through. A failed write
+  // was not applied, so writing it again applies it once.
+  rocksdb::Status resumed = db_->Resume();
+  if (!resumed.ok()) return FromRocks(s, what);
+  TUSK_LOG(INFO) << "the index resumed writing after: " << s.ToString();
+  return FromRocks(write(), what);
 }
 
 absl::Status Kv::Scan(absl::string_view begin, absl::string_view end,

@@ -18,6 +18,7 @@
 
 namespace rocksdb {
 class DB;
+class Status;
 class WriteBatch;
 }  // namespace rocksdb
 
@@ -65,6 +66,9 @@ class Kv {
 
  private:
   explicit Kv(rocksdb::DB* db);
+  // Runs `write`; after an I/O error (a full disk), resumes the database
+  // (RocksDB stops writing after one) and, if that works, tries once more.
+  absl::Status WriteWithResume(const std::function<rocksdb::Status()>& write, absl::string_view what);
   std::unique_ptr<rocksdb::DB> db_;
 };
 

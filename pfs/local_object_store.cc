@@ -23,6 +23,10 @@ namespace {
 
 absl::Status ErrnoError(absl::string_view what, const std::string& path, int err) {
   std::string msg = absl::StrCat(what, " ", path, ": ", std::strerror(err));
+  if (err == ENOSPC || err == EDQUOT) {
+    msg = absl::StrCat(err == ENOSPC ? "no space left on the device" : "disk quota exceeded",
+                       " while writing ", path, " (", what, ")");
+  }
   switch (err) {
     case ENOENT:
       return absl::NotFoundError(msg);

@@ -236,11 +236,12 @@ absl::StatusOr<size_t> Pfs::ShipLogs() {
     std::vector<PreparedBlob> blobs;
     RETURN_IF_ERROR(blobs_->CollectInline(hashes, &blobs, /*skip_missing=*/true));
     KvBatch batch;
-    RETURN_IF_ERROR(Annotate(blobs_->WriteLogPack(logs, blobs, &batch), "shipping the metadata log"));
+    std::string pack_id;
+    RETURN_IF_ERROR(Annotate(blobs_->WriteLogPack(logs, blobs, &batch, &pack_id), "shipping the metadata log"));
     for (const auto& k : keys) batch.Delete(k);
     // Not synced: if this write is lost, the logs are shipped again (the
     // same sequence numbers, replayed once) and the blobs stay inline.
-    RETURN_IF_ERROR(kv_->Write(&batch, /*sync=*/false));
+    RETURN_IF_ERROR(blobs_->DropPackIfUnindexed(kv_->Write(&batch, /*sync=*/false), pack_id));
     // Pending logs reach the index in number order (numbered and written
     // under meta_mu_), so none below these can still appear.
     shipped_below_ = std::max(shipped_below_, logs.back().seq() + 1);
@@ -295,6 +296,20 @@ absl::Status Pfs::Recover() {
 
 void Pfs::PackerLoop() {
   const bool ship = options_.log_mode == LogMode::kShipped;
+  // A failure that repeats every tick (a full disk) is logged when it
+  // changes, and otherwise once a minute.
+  struct Quiet {
+    std::string last;
+    absl::Time at = absl::InfinitePast();
+    void Warn(const char* what, const absl::Status& s) {
+      // By code: the message names a new temporary file every time.
+      std::string msg = absl::StatusCodeToString(s.code());
+      if (msg == last && absl::Now() - at < absl::Minutes(1)) return;
+      last = msg;
+      at = absl::Now();
+      TUSK_LOG(WARNING) << what << ": " << s << " (retrying every tick; said again after a minute)";
+    }
+  } ship_warning, pack_warning;
   while (true) {
     {
       absl::MutexLock lock(&packer_mu_);
@@ -302,18 +317,47 @@ void Pfs::PackerLoop() {
                                   ship ? options_.ship_interval : absl::Seconds(1));
       if (stopping_) return;
     }
+    RetryDrops();
     if (ship) {
       auto shipped = ShipLogs();
-      if (!shipped.ok()) TUSK_LOG(WARNING) << "shipping the metadata log: " << shipped.status();
+      if (!shipped.ok()) ship_warning.Warn("shipping the metadata log", shipped.status());
     }
     if (blobs_->pending_bytes() >= options_.pack_pending_bytes) {
       auto packed = blobs_->PackPending();
-      if (!packed.ok()) TUSK_LOG(WARNING) << "background packing: " << packed.status();
+      if (!packed.ok()) pack_warning.Warn("background packing", packed.status());
     }
   }
 }
 
 absl::Status Pfs::PackPending() { return blobs_->PackPending().status(); }
+
+void Pfs::DropOrRetry(const std::string& repo, const std::string& id) {
+  absl::Status s = DropOpenCommit(repo, id);
+  if (s.ok()) return;
+  // A commit left open would hold its branch (writers wait for an automatic
+  // commit) until a restart: try again in the background until it goes.
+  TUSK_LOG(WARNING) << "dropping automatic commit " << repo << "@" << id << ": " << s
+                    << "; retrying in the background";
+  absl::MutexLock lock(&packer_mu_);
+  pending_drops_.emplace_back(repo, id);
+}
+
+void Pfs::RetryDrops() {
+  std::vector<std::pair<std::string, std::string>> drops;
+  {
+    absl::MutexLock lock(&packer_mu_);
+    drops.swap(pending_drops_);
+  }
+  for (const auto& [repo, id] : drops) {
+    absl::Status s = DropOpenCommit(repo, id);
+    if (s.ok()) {
+      TUSK_LOG(INFO) << "dropped automatic commit " << repo << "@" << id << " (after an earlier failure)";
+      continue;
+    }
+    absl::MutexLock lock(&packer_mu_);
+    pending_drops_.emplace_back(repo, id);
+  }
+}
 
 std::shared_ptr<absl::Mutex> Pfs::CommitLock(const std::string& id) {
   absl::MutexLock lock(&locks_mu_);
@@ -1477,10 +1521,8 @@ void Upload::Abort() {
   closed_ = true;
   for (auto& f : in_flight_) f.wait();
   in_flight_.clear();
-  if (auto_commit_) {
-    absl::Status s = pfs_->DropOpenCommit(repo_, commit_id_);
-    if (!s.ok()) TUSK_LOG(WARNING) << "dropping interrupted commit " << commit_id_ << ": " << s;
-  }
+  writer_->Abandon();
+  if (auto_commit_) pfs_->DropOrRetry(repo_, commit_id_);
 }
 
 absl::Status Upload::BeginFile(absl::string_view path, bool append) {
@@ -1752,8 +1794,8 @@ absl::StatusOr<CommitInfo> Upload::Close() {
     auto finished = pfs_->FinishCommitById(repo_, commit_id_, finish);
     if (!finished.ok()) {
       // Leave nothing half-done: the automatic commit goes away with its writes.
-      absl::Status s = pfs_->DropOpenCommit(repo_, commit_id_);
-      if (!s.ok()) TUSK_LOG(WARNING) << "dropping failed commit " << commit_id_ << ": " << s;
+      writer_->Abandon();
+      pfs_->DropOrRetry(repo_, commit_id_);
       return finished.status();
     }
     return finished;

@@ -436,6 +436,10 @@ class Pfs {
                            const std::vector<Hash>& shipped_blobs = {})
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(meta_mu_);
   void PackerLoop();
+  // DropOpenCommit, or (if that fails: a full disk) again from the packer
+  // thread until it works.
+  void DropOrRetry(const std::string& repo, const std::string& id);
+  void RetryDrops();
   // Gc's parts.
   absl::StatusOr<uint64_t> WriteCheckpoint();
   absl::Status Mark(absl::flat_hash_set<Hash>* live);
@@ -476,6 +480,7 @@ class Pfs {
 
   absl::Mutex packer_mu_;
   bool stopping_ ABSL_GUARDED_BY(packer_mu_) = false;
+  std::vector<std::pair<std::string, std::string>> pending_drops_ ABSL_GUARDED_BY(packer_mu_);
   std::thread packer_;
 };
 

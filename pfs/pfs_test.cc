@@ -820,3 +820,42 @@ TEST(PfsRebuildTest, DamagedFooterIsDetectedAndRecovered) {
 
 }  // namespace
 }  // namespace tusk::pfs
+
+namespace tusk::pfs {
+namespace {
+
+// A failed upload's packs are garbage at once: GC deletes them without
+// waiting out the grace period (a full disk needs that space back).
+TEST(PfsGcTest, FailedUploadPacksGoWithoutTheGrace) {
+  TempDir dir;
+  PfsOptions opts;
+  opts.data_dir = dir.path();
+  opts.blobs.pack_size = 1 << 20;
+  auto pfs = Pfs::Open(opts);
+  ASSERT_TRUE(pfs.ok()) << pfs.status();
+  ASSERT_TRUE((*pfs)->CreateRepo("r", "").ok());
+  std::string big(6 << 20, 0);
+  std::mt19937_64 rng(5);
+  for (auto& c : big) c = static_cast<char>(rng());
+  {
+    auto up = (*pfs)->BeginUpload("r", "master");
+    ASSERT_TRUE(up.ok());
+    ASSERT_TRUE((*up)->BeginFile("/big", false).ok());
+    ASSERT_TRUE((*up)->Write(big).ok());
+    // The client goes away: the upload is destroyed without Close.
+  }
+  GcOptions gc;  // the default grace: an hour
+  auto stats = (*pfs)->Gc(gc);
+  ASSERT_TRUE(stats.ok()) << stats.status();
+  EXPECT_GE(stats->packs_deleted, 1u);
+  EXPECT_GE(stats->bytes_deleted, 1u << 20);
+  // And an acknowledged file next to it is untouched.
+  ASSERT_TRUE(PutOneFile(pfs->get(), "r", "master", "/kept", big.substr(0, 2 << 20)).ok());
+  stats = (*pfs)->Gc(gc);
+  ASSERT_TRUE(stats.ok());
+  auto fsck = (*pfs)->Fsck([](const std::string& p) { ADD_FAILURE() << p; });
+  ASSERT_TRUE(fsck.ok());
+}
+
+}  // namespace
+}  // namespace tusk::pfs
