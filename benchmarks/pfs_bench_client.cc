@@ -20,6 +20,7 @@
 
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "common/grpc_channel.h"
 #include "absl/strings/str_format.h"
 #include "proto/pfs.grpc.pb.h"
 
@@ -39,8 +40,8 @@ double Seconds(Clock::time_point a, Clock::time_point b) {
 
 std::unique_ptr<API::Stub> Connect(const std::string& address) {
   grpc::ChannelArguments args;
-  args.SetMaxReceiveMessageSize(64 << 20);
-  args.SetMaxSendMessageSize(64 << 20);
+  args.SetMaxReceiveMessageSize(tusk::kMaxGrpcMessageBytes);
+  args.SetMaxSendMessageSize(tusk::kMaxGrpcMessageBytes);
   // tusk's calls are not retried transparently; skipping the retry machinery
   // (which buffers every message) saves per-call work.
   args.SetInt(GRPC_ARG_ENABLE_RETRIES, 0);

@@ -24,15 +24,16 @@
 #include <string>
 #include <vector>
 
+#include "absl/strings/ascii.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
-#include "absl/strings/ascii.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
 #include "absl/time/time.h"
 #include "cli/spec_file.h"
 #include "common/args.h"
+#include "common/grpc_channel.h"
 #include "common/grpc_status.h"
 #include "common/status.h"
 #include "common/version.h"
@@ -517,6 +518,17 @@ class Cli {
     };
     auto it = kCommands.find(command);
     if (it == kCommands.end()) return UsageError("unknown command '" + command + "'");
+    // Names, refs, paths and messages travel in protobuf strings, which must
+    // be UTF-8; local paths (-f, -o) are the file system's business.
+    for (const auto& p : args_.positional) {
+      if (auto st = pfs::CheckUtf8("argument", p); !st.ok()) return UsageError(std::string(st.message()));
+    }
+    for (const auto& [flag, values] : args_.values) {
+      if (flag == "-f" || flag == "-o") continue;
+      for (const auto& v : values) {
+        if (auto st = pfs::CheckUtf8(flag, v); !st.ok()) return UsageError(std::string(st.message()));
+      }
+    }
     return (this->*(it->second))();
   }
 
@@ -530,7 +542,10 @@ class Cli {
 
   int Fail(const absl::Status& s) {
     std::cerr << "tusk: " << absl::StatusCodeToString(s.code()) << ": " << s.message() << "\n";
-    if (s.code() == absl::StatusCode::kUnavailable) {
+    // Only when tuskd itself could not be reached: an unavailable object
+    // store behind a running tuskd is not a reason to doubt the address.
+    if (s.code() == absl::StatusCode::kUnavailable &&
+        (channel_ == nullptr || channel_->GetState(false) != GRPC_CHANNEL_READY)) {
       std::cerr << "tusk: is tuskd running at " << address_ << "? (set --address or TUSK_ADDRESS)\n";
     }
     return ExitCodeFor(s);
@@ -1065,6 +1080,8 @@ class Cli {
                                Progress* progress, std::string* buf) {
     static constexpr size_t kBlock = 1 << 20;
     if (buf->size() != kBlock) buf->resize(kBlock);
+    // A local file's name becomes a path in tusk, which is UTF-8.
+    RETURN_IF_ERROR(pfs::CheckUtf8("destination path (from a local file name)", dest));
     PutFileRequest msg;
     if (first) msg = *first;
     msg.set_path(dest);
@@ -2324,6 +2341,7 @@ class Cli {
   int StartPipeline() { return SetPipelineState<ppsv1::StartPipelineRequest>(&ppsv1::Pps::Stub::StartPipeline, "started"); }
 
   std::string address_;
+  std::shared_ptr<grpc::Channel> channel_;  // tuskd's; its state tells whether tuskd was reached
 
  private:
   const Args& args_;
@@ -2390,14 +2408,10 @@ int main(int argc, char** argv) {
     const char* env = std::getenv("TUSK_ADDRESS");
     address = env && *env ? env : "127.0.0.1:1650";
   }
-  grpc::ChannelArguments channel_args;
-  channel_args.SetMaxReceiveMessageSize(64 << 20);
-  channel_args.SetMaxSendMessageSize(64 << 20);
-  // No transparent retries: they buffer every message of a stream.
-  channel_args.SetInt(GRPC_ARG_ENABLE_RETRIES, 0);
-  auto channel = grpc::CreateCustomChannel(address, grpc::InsecureChannelCredentials(), channel_args);
+  auto channel = tusk::NewChannel(address);
   Cli cli(*args, tusk::pfs::v1::API::NewStub(channel), iv1::Sources::NewStub(channel),
           ppsv1::Pps::NewStub(channel));
   cli.address_ = address;
+  cli.channel_ = channel;
   return cli.Run(command);
 }

@@ -34,7 +34,21 @@ std::string Where(const YAML::Mark& m) {
   return absl::StrCat("line ", m.line + 1, ", column ", m.column + 1);
 }
 
-absl::Status ToJson(const YAML::Node& node, const std::string& name, std::string* out) {
+// Bounds on what a spec may expand to: aliases let a tiny YAML file stand for
+// an exponential document (a "billion laughs"), and nesting costs stack.
+constexpr size_t kMaxExpandedBytes = 4 << 20;
+constexpr int kMaxDepth = 64;
+
+absl::Status ToJson(const YAML::Node& node, const std::string& name, std::string* out, int depth = 0) {
+  if (out->size() > kMaxExpandedBytes) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        name, ": ", Where(node.Mark()), ": the spec expands to more than ", kMaxExpandedBytes,
+        " bytes (aliases that repeat anchors, a 'billion laughs'?)"));
+  }
+  if (depth > kMaxDepth) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(name, ": ", Where(node.Mark()), ": the spec nests deeper than ", kMaxDepth, " levels"));
+  }
   switch (node.Type()) {
     case YAML::NodeType::Undefined:
     case YAML::NodeType::Null:
@@ -76,7 +90,7 @@ absl::Status ToJson(const YAML::Node& node, const std::string& name, std::string
       for (const auto& item : node) {
         if (!first) out->push_back(',');
         first = false;
-        if (auto st = ToJson(item, name, out); !st.ok()) return st;
+        if (auto st = ToJson(item, name, out, depth + 1); !st.ok()) return st;
       }
       out->push_back(']');
       return absl::OkStatus();
@@ -99,7 +113,7 @@ absl::Status ToJson(const YAML::Node& node, const std::string& name, std::string
         first = false;
         AppendJsonString(key, out);
         out->push_back(':');
-        if (auto st = ToJson(kv.second, name, out); !st.ok()) return st;
+        if (auto st = ToJson(kv.second, name, out, depth + 1); !st.ok()) return st;
       }
       out->push_back('}');
       return absl::OkStatus();

@@ -113,3 +113,30 @@ TEST(SpecFileTest, NotAMappingOrEmpty) {
 
 }  // namespace
 }  // namespace tusk::cli
+
+namespace tusk::cli {
+namespace {
+
+// A "billion laughs": nine levels of aliases, 9^9 strings if expanded. It is
+// refused quickly, naming the cause, instead of eating memory.
+TEST(SpecFileTest, AliasBombIsRefused) {
+  std::string yaml = "pipeline: {name: lol}\nl0: &l0 [lol, lol, lol, lol, lol, lol, lol, lol, lol]\n";
+  for (int i = 1; i < 9; ++i) {
+    std::string prev = "*l" + std::to_string(i - 1);
+    yaml += "l" + std::to_string(i) + ": &l" + std::to_string(i) + " [" + prev;
+    for (int j = 1; j < 9; ++j) yaml += ", " + prev;
+    yaml += "]\n";
+  }
+  auto docs = SpecDocuments(yaml, "bomb.yaml");
+  ASSERT_FALSE(docs.ok());
+  EXPECT_THAT(std::string(docs.status().message()), ::testing::HasSubstr("billion laughs"));
+  std::string deep = "a: ";
+  for (int i = 0; i < 200; ++i) deep += "[";
+  for (int i = 0; i < 200; ++i) deep += "]";
+  auto nested = SpecDocuments(deep, "deep.yaml");
+  ASSERT_FALSE(nested.ok());
+  EXPECT_THAT(std::string(nested.status().message()), ::testing::HasSubstr("nests deeper"));
+}
+
+}  // namespace
+}  // namespace tusk::cli

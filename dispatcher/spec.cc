@@ -195,6 +195,15 @@ std::vector<const PFSInput*> PfsInputs(const Input& input) {
 }
 
 absl::Status NormalizePipelineSpec(PipelineSpec* spec) {
+  // A spec travels in every lease and is kept in the index and the metadata
+  // log: code and data belong in the image or an input repo.
+  const size_t bytes = spec->ByteSizeLong();
+  if (bytes > kMaxPipelineSpecBytes) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "pipeline spec", spec->pipeline().name().empty() ? "" : " " + spec->pipeline().name(), " is ",
+        bytes, " bytes; the limit is ", kMaxPipelineSpecBytes,
+        " (put large scripts or data in an input repo or the image, not in transform.cmd, stdin or env)"));
+  }
   const std::string& name = spec->pipeline().name();
   if (name.empty()) return Bad("pipeline.name", "is required");
   if (auto st = pfs::ValidateRepoName(name); !st.ok()) {

@@ -17,9 +17,13 @@ using pps::v1::Input;
 using pps::v1::PFSInput;
 using pps::v1::PipelineSpec;
 
+// The largest pipeline spec accepted (serialized), well below the gRPC
+// message limit that every lease carrying it must fit in.
+inline constexpr size_t kMaxPipelineSpecBytes = 1 << 20;
+
 // Checks `spec` and fills in defaults: input names (the repo's), branches
 // (master), globs made absolute, parallelism 1, datum_tries 3, output branch
-// master.
+// master. A spec over kMaxPipelineSpecBytes is InvalidArgument.
 absl::Status NormalizePipelineSpec(PipelineSpec* spec);
 
 // Every pfs input beneath `input`, in order.

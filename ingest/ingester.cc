@@ -18,6 +18,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "absl/time/clock.h"
+#include "common/grpc_channel.h"
 #include "common/grpc_status.h"
 #include "common/log.h"
 #include "common/status.h"
@@ -808,12 +809,7 @@ absl::StatusOr<std::unique_ptr<Ingester>> Ingester::Open(const IngesterOptions &
   gethostname(host, sizeof(host) - 1);
   impl->host = host;
   if (impl->opts.member_id.empty()) impl->opts.member_id = absl::StrCat(host, "-", getpid());
-  grpc::ChannelArguments args;
-  args.SetMaxReceiveMessageSize(64 << 20);
-  args.SetMaxSendMessageSize(64 << 20);
-  args.SetInt(GRPC_ARG_ENABLE_RETRIES, 0);
-  impl->channel =
-      grpc::CreateCustomChannel(options.tuskd, grpc::InsecureChannelCredentials(), args);
+  impl->channel = NewChannel(options.tuskd);
   impl->api = pv1::API::NewStub(impl->channel);
   impl->sources = iv1::Sources::NewStub(impl->channel);
 

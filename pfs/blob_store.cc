@@ -284,6 +284,13 @@ absl::StatusOr<std::string> BlobStore::Read(const Hash& hash) {
     ASSIGN_OR_RETURN(storage::v1::BlobLocation again, Locate(hash));
     if (again.pack() != loc.pack()) return Read(hash);
   }
+  if (!stored.ok() && (absl::IsNotFound(stored.status()) || absl::IsOutOfRange(stored.status()))) {
+    // The index says the blob is there: a missing or short pack is damage,
+    // not a wrong name.
+    return absl::DataLossError(absl::StrCat(
+        "blob ", hash.Hex(), " is lost: object ", key, absl::IsNotFound(stored.status()) ? " is missing" : " is truncated",
+        " (", stored.status().message(), "); run tusk fsck"));
+  }
   if (!stored.ok()) {
     return Annotate(stored.status(), absl::StrCat("reading blob ", hash.Hex(), " from object ", key));
   }

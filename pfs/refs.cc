@@ -3,10 +3,12 @@
 #include <random>
 
 #include "absl/strings/ascii.h"
+#include "absl/strings/escaping.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "common/hash.h"
+#include "common/status.h"
 
 namespace tusk::pfs {
 namespace {
@@ -18,7 +20,49 @@ bool IsNameChar(char c, bool allow_dot) {
 
 }  // namespace
 
+bool IsValidUtf8(absl::string_view s) {
+  size_t i = 0;
+  while (i < s.size()) {
+    unsigned char c = static_cast<unsigned char>(s[i]);
+    if (c < 0x80) {
+      ++i;
+      continue;
+    }
+    int n;
+    uint32_t cp;
+    if ((c & 0xE0) == 0xC0) {
+      n = 1;
+      cp = c & 0x1F;
+    } else if ((c & 0xF0) == 0xE0) {
+      n = 2;
+      cp = c & 0x0F;
+    } else if ((c & 0xF8) == 0xF0) {
+      n = 3;
+      cp = c & 0x07;
+    } else {
+      return false;
+    }
+    if (i + n >= s.size()) return false;  // truncated sequence
+    for (int k = 1; k <= n; ++k) {
+      unsigned char cc = static_cast<unsigned char>(s[i + k]);
+      if ((cc & 0xC0) != 0x80) return false;
+      cp = (cp << 6) | (cc & 0x3F);
+    }
+    static constexpr uint32_t kMin[] = {0, 0x80, 0x800, 0x10000};
+    if (cp < kMin[n] || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF)) return false;
+    i += n + 1;
+  }
+  return true;
+}
+
+absl::Status CheckUtf8(absl::string_view what, absl::string_view s) {
+  if (IsValidUtf8(s)) return absl::OkStatus();
+  return absl::InvalidArgumentError(
+      absl::StrCat(what, " \"", absl::CHexEscape(s.substr(0, 200)), "\" is not valid UTF-8"));
+}
+
 absl::Status ValidateRepoName(absl::string_view name) {
+  RETURN_IF_ERROR(CheckUtf8("repo name", name));
   if (name.empty()) return absl::InvalidArgumentError("repo name is empty");
   if (name.size() > 63) {
     return absl::InvalidArgumentError(
@@ -37,6 +81,7 @@ absl::Status ValidateRepoName(absl::string_view name) {
 }
 
 absl::Status ValidateBranchName(absl::string_view name) {
+  RETURN_IF_ERROR(CheckUtf8("branch name", name));
   if (name.empty()) return absl::InvalidArgumentError("branch name is empty");
   if (name.size() > 255) {
     return absl::InvalidArgumentError(
@@ -77,6 +122,7 @@ std::string NewCommitId() {
 }
 
 absl::StatusOr<std::string> NormalizePath(absl::string_view path) {
+  RETURN_IF_ERROR(CheckUtf8("path", path));
   if (path.size() > 4096) {
     return absl::InvalidArgumentError(
         absl::StrCat("path '", path.substr(0, 64), "...' is longer than 4096 bytes"));

@@ -18,6 +18,21 @@ TEST(RefsTest, RepoNames) {
   EXPECT_NE(s.message().find("bad name"), std::string::npos);
 }
 
+TEST(RefsTest, Utf8) {
+  EXPECT_TRUE(IsValidUtf8("plain ascii"));
+  EXPECT_TRUE(IsValidUtf8("caf\xc3\xa9 \xe2\x82\xac \xf0\x9f\x90\x98"));
+  EXPECT_FALSE(IsValidUtf8("\xff"));
+  EXPECT_FALSE(IsValidUtf8("caf\xc3"));                // truncated
+  EXPECT_FALSE(IsValidUtf8("\xc0\xaf"));              // overlong '/'
+  EXPECT_FALSE(IsValidUtf8("\xed\xa0\x80"));          // a surrogate
+  EXPECT_FALSE(IsValidUtf8("\xf4\x90\x80\x80"));      // past U+10FFFF
+  auto s = NormalizePath("/a/\xff\xfe.txt");
+  ASSERT_FALSE(s.ok());
+  EXPECT_NE(s.status().message().find("not valid UTF-8"), std::string::npos);
+  EXPECT_NE(s.status().message().find("\\xff"), std::string::npos) << s.status();
+  EXPECT_FALSE(ValidateBranchName("ma\xffster").ok());
+}
+
 TEST(RefsTest, BranchNames) {
   EXPECT_TRUE(ValidateBranchName("master").ok());
   EXPECT_TRUE(ValidateBranchName("v1.2_rc-3").ok());

@@ -22,8 +22,9 @@
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_replace.h"
 #include "absl/time/clock.h"
-#include "common/grpc_status.h"
 #include "common/fs.h"
+#include "common/grpc_channel.h"
+#include "common/grpc_status.h"
 #include "common/log.h"
 #include "common/status.h"
 #include "google/protobuf/util/time_util.h"
@@ -261,7 +262,7 @@ absl::StatusOr<std::unique_ptr<Runner>> Runner::Open(const RunnerOptions& option
     TUSK_LOG(WARNING) << "killed " << reaped << " processes left running by an earlier runner in "
                       << r->options_.work_dir;
   }
-  auto channel = grpc::CreateChannel(options.address, grpc::InsecureChannelCredentials());
+  auto channel = NewChannel(options.address);
   r->api_ = pfs::v1::API::NewStub(channel);
   r->worker_ = pps::v1::Worker::NewStub(channel);
   return r;

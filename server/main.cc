@@ -17,6 +17,7 @@
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "common/args.h"
+#include "common/grpc_channel.h"
 #include "common/log.h"
 #include "common/version.h"
 #include "pfs/pfs.h"
@@ -286,8 +287,7 @@ int main(int argc, char **argv) {
   builder.RegisterService(&sources);
   builder.RegisterService(&pps);
   builder.RegisterService(&worker);
-  builder.SetMaxReceiveMessageSize(64 << 20);
-  builder.SetMaxSendMessageSize(64 << 20);
+  tusk::ApplyMessageLimits(&builder);
   std::unique_ptr<grpc::Server> server = builder.BuildAndStart();
   if (!server || port == 0) {
     TUSK_LOG(ERROR) << "cannot listen on " << opts.listen << " (address in use or invalid)";

@@ -3,6 +3,7 @@ commit is aborted and the branch freed), a full disk (clear errors, recovery
 once space is back, nothing half-written), oversized messages and hostile
 input (refused with an error that names the problem)."""
 
+import json
 import os
 import re
 import shutil
@@ -155,6 +156,78 @@ class IdleStreamTest(TuskTestCase):
         self.assertIn(b"sent nothing for 1s", err)
         cid = self.tusk("start", "commit", "idle@master").out.strip()
         self.tusk("finish", "commit", "idle@" + cid)
+
+
+class OversizedAndHostileInputTest(TuskTestCase):
+    def test_an_oversized_pipeline_spec_is_refused_at_create(self):
+        self.tusk("create", "repo", "bigspecin")
+        big = {"pipeline": {"name": "bigspec"},
+               "transform": {"cmd": ["sh"], "stdin": ["true # " + "x" * 1000] * 4500},
+               "input": {"pfs": {"repo": "bigspecin", "glob": "/"}}}
+        r = self.tusk_fails(1, "create", "pipeline", "-f", self.write("big.json", json.dumps(big).encode()))
+        self.assertIn("the limit is 1048576", r.err)
+        self.tusk_fails(3, "inspect", "pipeline", "bigspec")
+        # Just under the limit: created, and its job runs (the lease carries
+        # the whole transform).
+        big["transform"]["stdin"] = ["true # " + "x" * 1000] * 900 + ["cp /pfs/bigspecin/f /pfs/out/f"]
+        self.tusk("create", "pipeline", "-f", self.write("ok.json", json.dumps(big).encode()))
+        self.tusk("put", "file", "bigspecin@master:/f", "-f", "-", input=b"data")
+        cs = self.tusk("inspect", "commit", "bigspecin@master", "--json").json()["commit_set"]
+        self.tusk("wait", "commitset", cs, timeout=120)
+        self.assertEqual(self.tusk("get", "file", "bigspec@master:/f").stdout, b"data")
+
+    def test_an_alias_bomb_is_refused(self):
+        yaml = "pipeline: {name: lol}\nl0: &l0 [lol, lol, lol, lol, lol, lol, lol, lol, lol]\n"
+        for i in range(1, 9):
+            yaml += "l%d: &l%d [%s]\n" % (i, i, ", ".join(["*l%d" % (i - 1)] * 9))
+        started = time.monotonic()
+        r = self.tusk_fails(1, "create", "pipeline", "-f", self.write("bomb.yaml", yaml.encode()),
+                            mentions="billion laughs")
+        self.assertLess(time.monotonic() - started, 20, r.err)
+
+    def raw_tusk(self, *args):
+        return subprocess.run([TUSK, "--address", self.server.address] + list(args), capture_output=True,
+                              timeout=60)
+
+    def test_invalid_utf8_is_named(self):
+        self.tusk("create", "repo", "utf")
+        r = self.raw_tusk("create", "repo", b"bad\xff")
+        self.assertEqual(r.returncode, 2, r.stderr)
+        self.assertIn(b"not valid UTF-8", r.stderr)
+        r = self.raw_tusk("put", "file", b"utf@master:/a\xfe.txt", "-f", self.write("u.txt", b"u"))
+        self.assertEqual(r.returncode, 2, r.stderr)
+        self.assertIn(b"not valid UTF-8", r.stderr)
+        d = self.path("utfdir")
+        os.makedirs(d)
+        with open(os.path.join(os.fsencode(d), b"ok.txt"), "wb") as f:
+            f.write(b"ok")
+        with open(os.path.join(os.fsencode(d), b"caf\xe9.txt"), "wb") as f:  # Latin-1, not UTF-8
+            f.write(b"latin")
+        r = self.raw_tusk("put", "file", "-r", "utf@master:/d", "-f", d)
+        self.assertEqual(r.returncode, 1, r.stderr)
+        self.assertIn(b"not valid UTF-8", r.stderr)
+        self.assertIn(b"caf\\xe9", r.stderr)
+        self.assertNotIn(b"INTERNAL", r.stderr)
+        self.assertEqual(len(self.tusk("list", "commit", "utf@master", "--json").json_lines()), 0)
+
+    def test_a_missing_or_truncated_pack_is_corrupt_data(self):
+        self.tusk("create", "repo", "packs")
+        for name in ("one", "two"):
+            self.tusk("put", "file", "packs@master:/%s.bin" % name, "-f",
+                      self.write(name + ".bin", os.urandom(3 << 20)))
+        objects = os.path.join(self.server.data_dir, "objects", "packs")
+        packs = sorted((os.path.getsize(os.path.join(dp, f)), os.path.join(dp, f))
+                       for dp, _, fs in os.walk(objects) for f in fs if f.endswith(".pack"))
+        big = [p for size, p in packs if size > (2 << 20)]
+        self.assertEqual(len(big), 2)
+        os.truncate(big[0], 1 << 20)
+        os.unlink(big[1])
+        for name in ("one", "two"):
+            r = self.tusk_fails(6, "get", "file", "packs@master:/%s.bin" % name)
+            self.assertIn("packs/", r.err)
+            self.assertRegex(r.err, "is (missing|truncated)")
+            self.assertNotIn("is tuskd running", r.err)
+        self.tusk_fails(6, "fsck")
 
 
 if __name__ == "__main__":

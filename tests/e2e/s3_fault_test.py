@@ -175,6 +175,8 @@ class S3FaultTest(unittest.TestCase):
         self.assertNotEqual(r.returncode, 0)
         self.assertIn("HTTP 500", r.err)
         self.assertIn("s3://tusk/faults/", r.err)  # names the object
+        self.assertEqual(r.returncode, 5)  # worth retrying
+        self.assertNotIn("is tuskd running", r.err)  # tuskd answered; its store did not
         with self.proxy.lock:
             self.proxy.failing_all = False
         commits = self.tusk("list", "commit", "g@master", "--json").json_lines()
