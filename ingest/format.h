@@ -63,8 +63,7 @@ enum class ValueFormat { kRaw, kJson };
 absl::Status AppendRecordLine(const RecordView &r, ValueFormat format, absl::string_view error,
                               std::string *out);
 
-// True if `s` is valid UTF-8 (no overlongs, no surrogates).
-bool IsValidUtf8(absl::string_view s);
+// IsValidUtf8 is in common/utf8.h.
 // AppendJsonString (common/json.h) writes JSON string literals.
 // Checks that `s` is exactly one JSON value (surrounding whitespace allowed)
 // and appends it without insignificant whitespace. On error appends nothing

@@ -562,6 +562,31 @@ TEST_F(PfsTest, GcKeepsWhatAnUploadInProgressReused) {
 namespace tusk::pfs {
 namespace {
 
+// The largest pack file under `data_dir` (path and size).
+std::pair<std::string, uintmax_t> LargestPack(const std::string& data_dir) {
+  std::string largest;
+  uintmax_t size = 0;
+  for (const auto& e : std::filesystem::recursive_directory_iterator(data_dir + "/objects")) {
+    if (e.is_regular_file() && e.path().extension() == ".pack" && e.file_size() > size) {
+      size = e.file_size();
+      largest = e.path().string();
+    }
+  }
+  return {largest, size};
+}
+
+// The content of repo@ref:path, or an error.
+absl::StatusOr<std::string> ReadAll(Pfs* pfs, const std::string& repo, const std::string& ref,
+                                    const std::string& path) {
+  std::string out;
+  RETURN_IF_ERROR(pfs->GetFile(repo, ref, path, [](const FileInfo&) { return absl::OkStatus(); },
+                               [&](std::string d) {
+                                 out += d;
+                                 return absl::OkStatus();
+                               }));
+  return out;
+}
+
 // Deletes the index of `opts.data_dir` and opens it rebuilt from the object
 // store; `summary` gets the rebuild's last progress line.
 absl::StatusOr<std::unique_ptr<Pfs>> Rebuilt(PfsOptions opts, std::string* summary) {
@@ -589,28 +614,16 @@ TEST(PfsRebuildTest, DamagedPackIsSkipped) {
     ASSERT_TRUE(PutOneFile(pfs->get(), "r2", "master", "/small", "fine").ok());
   }
   // Truncate the largest pack: the big file's chunks.
-  std::string largest;
-  uintmax_t size = 0;
-  for (const auto& e : std::filesystem::recursive_directory_iterator(dir.path() + "/objects")) {
-    if (e.is_regular_file() && e.path().extension() == ".pack" && e.file_size() > size) {
-      size = e.file_size();
-      largest = e.path().string();
-    }
-  }
+  auto [largest, size] = LargestPack(dir.path());
   ASSERT_GT(size, 1u << 20);
   std::filesystem::resize_file(largest, size / 2);
   std::string summary;
   auto pfs = Rebuilt(opts, &summary);
   ASSERT_TRUE(pfs.ok()) << pfs.status();
   EXPECT_NE(summary.find("1 damaged packs skipped"), std::string::npos) << summary;
-  std::string small;
-  ASSERT_TRUE((*pfs)->GetFile("r2", "master", "/small", [](const FileInfo&) { return absl::OkStatus(); },
-                              [&](std::string d) {
-                                small += d;
-                                return absl::OkStatus();
-                              })
-                  .ok());
-  EXPECT_EQ(small, "fine");
+  auto small = ReadAll(pfs->get(), "r2", "master", "/small");
+  ASSERT_TRUE(small.ok()) << small.status();
+  EXPECT_EQ(*small, "fine");
   std::vector<std::string> problems;
   auto fsck = (*pfs)->Fsck([&](const std::string& p) { problems.push_back(p); });
   ASSERT_TRUE(fsck.ok());
@@ -768,14 +781,7 @@ TEST(PfsRebuildTest, DamagedFooterIsDetectedAndRecovered) {
     ASSERT_TRUE((*pfs)->CreateRepo("r", "").ok());
     ASSERT_TRUE(PutOneFile(pfs->get(), "r", "master", "/big", big).ok());
   }
-  std::string largest;
-  uintmax_t size = 0;
-  for (const auto& e : std::filesystem::recursive_directory_iterator(dir.path() + "/objects")) {
-    if (e.is_regular_file() && e.path().extension() == ".pack" && e.file_size() > size) {
-      size = e.file_size();
-      largest = e.path().string();
-    }
-  }
+  auto [largest, size] = LargestPack(dir.path());
   std::string key = largest.substr(dir.path().size() + std::string("/objects/").size());
   {
     auto store = OpenLocalObjectStore(dir.path() + "/objects");
@@ -808,14 +814,9 @@ TEST(PfsRebuildTest, DamagedFooterIsDetectedAndRecovered) {
   auto pfs = Rebuilt(opts, &summary);
   ASSERT_TRUE(pfs.ok()) << pfs.status();
   EXPECT_NE(summary.find("1 packs with a damaged footer"), std::string::npos) << summary;
-  std::string got;
-  ASSERT_TRUE((*pfs)->GetFile("r", "master", "/big", [](const FileInfo&) { return absl::OkStatus(); },
-                              [&](std::string d) {
-                                got += d;
-                                return absl::OkStatus();
-                              })
-                  .ok());
-  EXPECT_TRUE(got == big);
+  auto got = ReadAll(pfs->get(), "r", "master", "/big");
+  ASSERT_TRUE(got.ok()) << got.status();
+  EXPECT_TRUE(*got == big);
 }
 
 }  // namespace

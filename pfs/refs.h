@@ -30,11 +30,8 @@ inline constexpr char kDefaultBranch[] = "master";
 // joining it, and only that upload (or an explicit finish) finishes it.
 inline constexpr char kUploadOwnerMetadataKey[] = "tusk/put";
 
-// Whether `s` is well-formed UTF-8 (no overlong forms, surrogates or code
-// points past U+10FFFF): names and paths travel in protobuf strings, which
-// must be.
-bool IsValidUtf8(absl::string_view s);
-// InvalidArgument naming `what` (with its bytes escaped) unless `s` is UTF-8.
+// InvalidArgument naming `what` (with its bytes escaped) unless `s` is UTF-8
+// (common/utf8.h): names and paths travel in protobuf strings, which must be.
 absl::Status CheckUtf8(absl::string_view what, absl::string_view s);
 
 absl::Status ValidateRepoName(absl::string_view name);

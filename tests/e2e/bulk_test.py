@@ -63,16 +63,22 @@ class BulkTest(TuskTestCase):
     def staged(self, ref):
         return self.tusk("list", "file", ref, "--staged", "--json").json_lines()
 
-    def test_interrupted_put_resumes(self):
-        files = self.make_tree("rtree", 300)
-        self.tusk("create", "repo", "res")
-        # /in/zz is a file in the branch head, and the tree has a directory zz/:
-        # the put stops there (a file/directory clash) after earlier batches landed.
-        self.tusk("put", "file", "res@master:/in/zz", "-f", "-", input=b"a file")
-        self.write("rtree/zz/last.txt", b"sorted last")
-        cmd = ("put", "file", "-r", "res@master:/in", "-f", self.path("rtree"), "--parallel", "2",
-               "--batch", "25")
+    def interrupted_put(self, repo, tree, n, batch):
+        """A put -r --parallel 2 into a new repo that stops after some batches
+        landed: /in/zz is a file in the branch head, and the tree has a
+        directory zz/ (a file/directory clash, sorted last). Returns the
+        tree's files and the command."""
+        files = self.make_tree(tree, n)
+        self.tusk("create", "repo", repo)
+        self.tusk("put", "file", "%s@master:/in/zz" % repo, "-f", "-", input=b"a file")
+        self.write(tree + "/zz/last.txt", b"sorted last")
+        cmd = ("put", "file", "-r", "%s@master:/in" % repo, "-f", self.path(tree), "--parallel", "2",
+               "--batch", str(batch))
         self.tusk_fails(4, *cmd, mentions="Run the same command again to resume")
+        return files, cmd
+
+    def test_interrupted_put_resumes(self):
+        files, cmd = self.interrupted_put("res", "rtree", 300, 25)
         branch = self.tusk("inspect", "branch", "res@master", "--json").json()
         self.assertNotEqual(branch["open_commit"], "")
         staged = {f["path"]: f for f in self.staged("res@master")}
@@ -129,13 +135,7 @@ class BulkTest(TuskTestCase):
         # batches that arrived. A put of another file on the branch must not
         # join (and finish) that commit: it waits, and gets its own commit
         # once the first put is resumed and done.
-        files = self.make_tree("itree", 120)
-        self.tusk("create", "repo", "owned")
-        self.tusk("put", "file", "owned@master:/in/zz", "-f", "-", input=b"a file")
-        self.write("itree/zz/last.txt", b"sorted last")
-        cmd = ("put", "file", "-r", "owned@master:/in", "-f", self.path("itree"), "--parallel", "2",
-               "--batch", "10")
-        self.tusk_fails(4, *cmd, mentions="Run the same command again to resume")
+        files, cmd = self.interrupted_put("owned", "itree", 120, 10)
         owned = self.tusk("inspect", "branch", "owned@master", "--json").json()["open_commit"]
         self.assertNotEqual(owned, "")
         other = self.bg("put", "file", "owned@master:/other.txt", "-f", self.write("other.txt", b"other\n"))

@@ -101,6 +101,12 @@ class CrashTest(TuskTestCase):
         for it in range(ITERATIONS):
             w = Workload(self, self.server.address, next_batch)
             w.start()
+            # Some work lands in every round (a loaded machine is slow), then
+            # the crash comes at a random moment of what follows.
+            deadline = time.time() + 60
+            while not w.acked and w.is_alive() and time.time() < deadline:
+                time.sleep(0.01)
+            self.assertTrue(w.acked, "no commit was acknowledged in round %d" % it)
             time.sleep(rng.uniform(0.05, 0.6))
             self.server.kill9()
             w.stop.set()
@@ -130,6 +136,7 @@ class CrashTest(TuskTestCase):
                 self.assertIn(k, self.check_commit(c))
             fsck = self.tusk("fsck", "--json", check=False)
             self.assertEqual(fsck.returncode, 0, fsck.out + fsck.err)
+        print("%d commits acknowledged over %d crashes" % (len(acked), ITERATIONS))
         self.assertGreater(len(acked), ITERATIONS, "the workload barely ran")
 
         # After all those crashes, the object store rebuilds the same history:

@@ -12,7 +12,7 @@ import tempfile
 import time
 import unittest
 
-from harness import TUSK, TUSKD, Tuskd, TuskTestCase, stop_process
+from harness import TUSK, TUSKD, TuskTestCase, stop_process
 
 
 def have_bwrap_tmpfs():
@@ -124,13 +124,7 @@ class DiskFullTest(TuskTestCase):
 
 
 class IdleStreamTest(TuskTestCase):
-    @classmethod
-    def setUpClass(cls):
-        cls.tmp = tempfile.mkdtemp(prefix="tusk-e2e-")
-        cls.s3 = None
-        cls.server = Tuskd(os.path.join(cls.tmp, "data"), os.path.join(cls.tmp, "tuskd.log"),
-                           ["--put-idle-timeout", "1s"])
-        cls.server.start()
+    tuskd_args = ("--put-idle-timeout", "1s")
 
     def test_an_idle_put_stream_frees_the_branch(self):
         self.tusk("create", "repo", "idle")

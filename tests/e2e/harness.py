@@ -221,9 +221,9 @@ class S3rver:
         return int(self.endpoint.rsplit(":", 1)[1])
 
 
-def start_tuskd(tmp, name="data", log="tuskd.log"):
-    """A started tuskd over tmp/name; with STORE=s3 its objects go to a new
-    s3rver (returned too, else None) under tmp/name-s3."""
+def start_tuskd(tmp, name="data", log="tuskd.log", args=()):
+    """A started tuskd over tmp/name (with extra `args`); with STORE=s3 its
+    objects go to a new s3rver (returned too, else None) under tmp/name-s3."""
     s3 = None
     extra, env = [], None
     if STORE in ("s3", "s3-vhost"):
@@ -234,7 +234,7 @@ def start_tuskd(tmp, name="data", log="tuskd.log"):
             extra = ["--object-store", "s3://tusk/e2e", "--s3-virtual-host",
                      "--s3-endpoint", "http://s3.localhost:%d" % s3.port()]
         env = s3.env()
-    server = Tuskd(os.path.join(tmp, name), os.path.join(tmp, log), extra, env)
+    server = Tuskd(os.path.join(tmp, name), os.path.join(tmp, log), extra + list(args), env)
     try:
         server.start()
     except Exception:
@@ -266,12 +266,15 @@ class Result:
 
 
 class TuskTestCase(unittest.TestCase):
-    """Starts a fresh tuskd per test class in a temporary directory."""
+    """Starts a fresh tuskd per test class in a temporary directory, with the
+    class's `tuskd_args`."""
+
+    tuskd_args = ()
 
     @classmethod
     def setUpClass(cls):
         cls.tmp = tempfile.mkdtemp(prefix="tusk-e2e-")
-        cls.server, cls.s3 = start_tuskd(cls.tmp)
+        cls.server, cls.s3 = start_tuskd(cls.tmp, args=cls.tuskd_args)
 
     @classmethod
     def tearDownClass(cls):

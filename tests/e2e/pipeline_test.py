@@ -7,13 +7,11 @@ in the middle of a datum, and tuskd killed with -9 in the middle of a job."""
 
 import collections
 import os
-import shutil
 import signal
 import subprocess
-import tempfile
 import time
 
-from harness import Tuskd, TuskTestCase
+from harness import TuskTestCase
 
 MAP = """pipeline: {name: wc-map}
 transform:
@@ -341,13 +339,7 @@ class OrphanedCommandTest(TuskTestCase):
         PipelineTest.wait_jobs, PipelineTest.runner_pids)
     head = PipelineTest.head
 
-    @classmethod
-    def setUpClass(cls):
-        cls.tmp = tempfile.mkdtemp(prefix="tusk-e2e-")
-        cls.s3 = None
-        cls.server = Tuskd(os.path.join(cls.tmp, "data"), os.path.join(cls.tmp, "tuskd.log"),
-                           ["--sandbox", "none"])
-        cls.server.start()
+    tuskd_args = ("--sandbox", "none")
 
     def test_an_orphaned_command_cannot_write_into_the_next_attempt(self):
         self.tusk("create", "repo", "orphin")
