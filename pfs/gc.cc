@@ -318,7 +318,7 @@ absl::Status Pfs::PutRecord(const std::string& key, const std::string& value) {
   e.mutable_record()->set_value(value);
   KvBatch batch;
   batch.Put(key, value);
-  batch.Put(absl::StrCat("d", key), "");
+  batch.Put(RecordMarkerKey(key), "");
   return WriteLogged({e}, &batch);
 }
 
@@ -328,7 +328,7 @@ absl::Status Pfs::DeleteRecord(const std::string& key) {
   e.set_deleted_record(key);
   KvBatch batch;
   batch.Delete(key);
-  batch.Delete(absl::StrCat("d", key));
+  batch.Delete(RecordMarkerKey(key));
   return WriteLogged({e}, &batch);
 }
 
@@ -369,7 +369,7 @@ absl::StatusOr<uint64_t> Pfs::WriteCheckpoint() {
     }));
     RETURN_IF_ERROR(parse);
     std::vector<std::string> record_keys;
-    RETURN_IF_ERROR(kv_->ScanPrefix("d", [&](absl::string_view k, absl::string_view) {
+    RETURN_IF_ERROR(kv_->ScanPrefix(kRecordMarkerPrefix, [&](absl::string_view k, absl::string_view) {
       record_keys.emplace_back(k.substr(1));
       return true;
     }));

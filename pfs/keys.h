@@ -51,6 +51,10 @@ inline std::string SubvenanceKey(absl::string_view from_repo, absl::string_view 
 }
 inline std::string Hex16(uint64_t v);
 inline std::string PendingLogKey(uint64_t seq) { return "l" + Hex16(seq); }
+// Marks `key` as a durable record of another component (PutRecord): what a
+// checkpoint carries, and what a rebuild must mark again.
+inline constexpr char kRecordMarkerPrefix[] = "d";
+inline std::string RecordMarkerKey(absl::string_view key) { return absl::StrCat(kRecordMarkerPrefix, key); }
 inline std::string StagePrefix(absl::string_view id) { return absl::StrCat("s", id); }
 inline std::string StageKey(absl::string_view id, absl::string_view path) {
   return absl::StrCat("s", id, path);

@@ -860,3 +860,36 @@ TEST(PfsGcTest, FailedUploadPacksGoWithoutTheGrace) {
 
 }  // namespace
 }  // namespace tusk::pfs
+
+namespace tusk::pfs {
+namespace {
+
+// A durable record (a pipeline or source spec) survives rebuild, checkpoint,
+// rebuild: the first rebuild must mark it as a record again, or the
+// checkpoint leaves it out and the second rebuild loses it.
+TEST(PfsRebuildTest, RecordsSurviveARebuildACheckpointAndARebuild) {
+  TempDir dir;
+  PfsOptions opts;
+  opts.data_dir = dir.path();
+  {
+    auto pfs = Pfs::Open(opts);
+    ASSERT_TRUE(pfs.ok()) << pfs.status();
+    ASSERT_TRUE((*pfs)->PutRecord("Ptest", "spec").ok());
+  }
+  std::string summary;
+  {
+    auto pfs = Rebuilt(opts, &summary);
+    ASSERT_TRUE(pfs.ok()) << pfs.status();
+    GcOptions gc;
+    ASSERT_TRUE((*pfs)->Gc(gc).ok());  // writes a checkpoint
+  }
+  auto pfs = Rebuilt(opts, &summary);
+  ASSERT_TRUE(pfs.ok()) << pfs.status();
+  auto v = (*pfs)->kv()->Get("Ptest");
+  ASSERT_TRUE(v.ok());
+  ASSERT_TRUE(v->has_value()) << summary;
+  EXPECT_EQ(**v, "spec");
+}
+
+}  // namespace
+}  // namespace tusk::pfs

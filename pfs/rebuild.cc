@@ -255,7 +255,12 @@ absl::StatusOr<RebuildStats> RebuildIndex(ObjectStore* store, const std::string&
         RETURN_IF_ERROR(out.Put(SubvenanceKey(p.repo(), p.id(), c.repo(), c.id()), ""));
       }
     }
-    for (const auto& [k, v] : state.records) RETURN_IF_ERROR(out.Put(k, v));
+    for (const auto& [k, v] : state.records) {
+      RETURN_IF_ERROR(out.Put(k, v));
+      // Marked as PutRecord marks it, or the next checkpoint would leave it
+      // out and a rebuild after that would lose it.
+      RETURN_IF_ERROR(out.Put(RecordMarkerKey(k), ""));
+    }
     stats.repos = state.repos.size();
     stats.branches = state.branches.size();
     stats.commits = state.commits.size();
