@@ -13,5 +13,5 @@ out=$(mktemp)
 trap 'rm -f "$out"' EXIT
 TUSK_GC_STRESS_SECONDS="${SECONDS_TO_RUN:-600}" "$BUILD_DIR/pfs/gc_stress_test" >"$out" 2>&1
 status=$?
-grep -E "gc stress:|Failure|lost:|fsck:|FAILED" "$out" | head -40
+grep -v "^20..-..-..T" "$out" | grep -E -A3 "gc stress:|Failure|FAILED" | head -60
 exit $status

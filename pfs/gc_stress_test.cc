@@ -100,6 +100,7 @@ TEST_F(GcStressTest, AcknowledgedFilesSurviveGcRacingWriters) {
   const int kWriters = 3;
   for (int w = 0; w < kWriters; ++w) ASSERT_TRUE(pfs_->CreateRepo(absl::StrCat("w", w), "").ok());
   ASSERT_TRUE(pfs_->CreateRepo("explicit", "").ok());
+  ASSERT_TRUE(pfs_->CreateRepo("long", "").ok());
   ASSERT_TRUE(pfs_->CreateRepo("kept", "").ok());
   v1::Retention keep;
   keep.set_keep_last(3);
@@ -156,11 +157,13 @@ TEST_F(GcStressTest, AcknowledgedFilesSurviveGcRacingWriters) {
     });
   }
 
-  // Uploads that stay open across a whole GC before they close.
+  // Uploads that stay open across a whole GC before they close (in a repo
+  // of their own: their automatic commit holds the branch meanwhile, and a
+  // GC of a large index can take longer than a writer waits).
   threads.emplace_back([&] {
     std::mt19937 rng(7);
     for (int i = 0; !stop; ++i) {
-      auto up = pfs_->BeginUpload("w0", "master");
+      auto up = pfs_->BeginUpload("long", "master");
       if (!up.ok()) {
         Fail("begin long upload", up.status());
         continue;
@@ -176,7 +179,7 @@ TEST_F(GcStressTest, AcknowledgedFilesSurviveGcRacingWriters) {
       while (st.ok() && !stop && gcs_.load() < seen + 2) std::this_thread::yield();
       if (st.ok()) st = (*up)->Close().status();
       if (st.ok()) {
-        Ack("w0", path, content);
+        Ack("long", path, content);
         long_uploads++;
       } else {
         Fail("long upload", st);
