@@ -47,24 +47,31 @@ std::string NewPackId() {
   return id;
 }
 
-absl::StatusOr<std::string> Decode(const storage::v1::BlobLocation& loc, std::string stored,
-                                   const Hash& hash, absl::string_view where) {
+// The raw bytes of a stored blob (decompressed, size checked); `what`
+// names it in errors.
+absl::StatusOr<std::string> Unpack(uint32_t codec, uint64_t raw_size, std::string stored,
+                                   absl::string_view what) {
   std::string raw;
-  if (loc.codec() == 1) {
+  if (codec == 1) {
     if (!snappy::Uncompress(stored.data(), stored.size(), &raw)) {
-      return absl::DataLossError(absl::StrCat("blob ", hash.Hex(), " in ", where,
-                                              " is corrupt: snappy data does not decompress"));
+      return absl::DataLossError(absl::StrCat(what, " is corrupt: snappy data does not decompress"));
     }
-  } else if (loc.codec() == 0) {
+  } else if (codec == 0) {
     raw = std::move(stored);
   } else {
+    return absl::DataLossError(absl::StrCat(what, " has unknown codec ", codec));
+  }
+  if (raw.size() != raw_size) {
     return absl::DataLossError(
-        absl::StrCat("blob ", hash.Hex(), " in ", where, " has unknown codec ", loc.codec()));
+        absl::StrCat(what, " is corrupt: ", raw.size(), " bytes, expected ", raw_size));
   }
-  if (raw.size() != loc.raw_size()) {
-    return absl::DataLossError(absl::StrCat("blob ", hash.Hex(), " in ", where, " is corrupt: ",
-                                            raw.size(), " bytes, expected ", loc.raw_size()));
-  }
+  return raw;
+}
+
+absl::StatusOr<std::string> Decode(const storage::v1::BlobLocation& loc, std::string stored,
+                                   const Hash& hash, absl::string_view where) {
+  ASSIGN_OR_RETURN(std::string raw, Unpack(loc.codec(), loc.raw_size(), std::move(stored),
+                                           absl::StrCat("blob ", hash.Hex(), " in ", where)));
   if (Sha256(raw) != hash) {
     return absl::DataLossError(absl::StrCat("blob ", hash.Hex(), " in ", where,
                                             " is corrupt: its content does not match its hash"));
@@ -213,22 +220,11 @@ absl::StatusOr<storage::v1::PackFooter> RecoverPackFooter(ObjectStore* store, co
   storage::v1::PackFooter recovered;
   for (const auto& item : footer.items()) {
     if (item.offset() + item.stored_size() > whole.size()) continue;
-    storage::v1::BlobLocation loc;
-    loc.set_codec(item.codec());
-    loc.set_raw_size(item.raw_size());
-    std::string stored = whole.substr(item.offset(), item.stored_size());
-    std::string raw;
-    if (item.codec() == 1) {
-      if (!snappy::Uncompress(stored.data(), stored.size(), &raw)) continue;
-    } else if (item.codec() == 0) {
-      raw = std::move(stored);
-    } else {
-      continue;
-    }
-    if (raw.size() != item.raw_size()) continue;
+    auto raw = Unpack(item.codec(), item.raw_size(), whole.substr(item.offset(), item.stored_size()), key);
+    if (!raw.ok()) continue;  // this item's entry is what was damaged
     storage::v1::PackFooter::Item* kept = recovered.add_items();
     *kept = item;
-    kept->set_hash(Sha256(raw).Raw());
+    kept->set_hash(Sha256(*raw).Raw());
   }
   return recovered;
 }

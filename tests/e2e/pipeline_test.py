@@ -6,6 +6,7 @@ downstream, a fix that reruns only the failed datum), a runner killed with -9
 in the middle of a datum, and tuskd killed with -9 in the middle of a job."""
 
 import collections
+import json
 import os
 import signal
 import subprocess
@@ -287,22 +288,28 @@ input: {pfs: {repo: flaky, glob: /}}
                            capture_output=True, text=True)
         return [int(p) for p in r.stdout.split()]
 
-    def test_runner_killed_mid_datum(self):
-        self.tusk("create", "repo", "slowin")
-        spec = """pipeline: {name: slow}
-transform:
-  cmd: [sh, -c, "echo partial > /pfs/out/r; sleep 2; echo whole > /pfs/out/r"]
-input: {pfs: {repo: slowin, glob: /}}
-"""
-        self.tusk("create", "pipeline", "-f", self.write("slow.yaml", spec.encode()))
-        c = self.put("slowin", "/f", b"x")
-        self.wait_jobs("slow", lambda jobs: jobs and jobs[0]["state"] == "JOB_RUNNING" and
-                       self.runner_pids("slow"))
+    def kill_runners_mid_command(self, pipeline, cmd):
+        """A pipeline of `cmd` over a new repo PIPELINE-in holding /f; its
+        runners are killed with -9 while the command runs (0.8 s into it).
+        Returns the input commit."""
+        repo = pipeline + "in"
+        self.tusk("create", "repo", repo)
+        spec = {"pipeline": {"name": pipeline}, "transform": {"cmd": ["sh", "-c", cmd]},
+                "input": {"pfs": {"repo": repo, "glob": "/"}}}
+        self.tusk("create", "pipeline", "-f", self.write(pipeline + ".json", json.dumps(spec).encode()))
+        c = self.put(repo, "/f", b"x")
+        self.wait_jobs(pipeline, lambda jobs: jobs and jobs[0]["state"] == "JOB_RUNNING" and
+                       self.runner_pids(pipeline))
         time.sleep(0.8)  # the command is in its sleep, with partial output written
-        pids = self.runner_pids("slow")
+        pids = self.runner_pids(pipeline)
         self.assertTrue(pids)
         for p in pids:
             os.kill(p, signal.SIGKILL)
+        return c
+
+    def test_runner_killed_mid_datum(self):
+        c = self.kill_runners_mid_command(
+            "slow", "echo partial > /pfs/out/r; sleep 2; echo whole > /pfs/out/r")
         self.wait_set(c)
         job = self.jobs("slow")[0]
         self.assertEqual(job["state"], "JOB_SUCCESS")
@@ -337,24 +344,13 @@ class OrphanedCommandTest(TuskTestCase):
     put, wait_set, jobs, files, wait_jobs, runner_pids = (
         PipelineTest.put, PipelineTest.wait_set, PipelineTest.jobs, PipelineTest.files,
         PipelineTest.wait_jobs, PipelineTest.runner_pids)
-    head = PipelineTest.head
+    head, kill_runners_mid_command = PipelineTest.head, PipelineTest.kill_runners_mid_command
 
     tuskd_args = ("--sandbox", "none")
 
     def test_an_orphaned_command_cannot_write_into_the_next_attempt(self):
-        self.tusk("create", "repo", "orphin")
-        spec = """pipeline: {name: orph}
-transform:
-  cmd: [sh, -c, "echo start-$$ >> /pfs/out/r; sleep 3; echo end-$$ >> /pfs/out/r"]
-input: {pfs: {repo: orphin, glob: /}}
-"""
-        self.tusk("create", "pipeline", "-f", self.write("orph.yaml", spec.encode()))
-        c = self.put("orphin", "/f", b"x")
-        self.wait_jobs("orph", lambda jobs: jobs and jobs[0]["state"] == "JOB_RUNNING" and
-                       self.runner_pids("orph"))
-        time.sleep(0.8)  # the command is in its sleep
-        for p in self.runner_pids("orph"):
-            os.kill(p, signal.SIGKILL)
+        c = self.kill_runners_mid_command(
+            "orph", "echo start-$$ >> /pfs/out/r; sleep 3; echo end-$$ >> /pfs/out/r")
         self.wait_set(c)
         job = self.jobs("orph")[0]
         self.assertEqual(job["state"], "JOB_SUCCESS")
