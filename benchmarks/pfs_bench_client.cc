@@ -20,8 +20,8 @@
 
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
-#include "common/grpc_channel.h"
 #include "absl/strings/str_format.h"
+#include "common/grpc_channel.h"
 #include "proto/pfs.grpc.pb.h"
 
 namespace {
@@ -177,7 +177,8 @@ int Diff(API::Stub* stub, const std::string& repo, int files, int changed, int r
   double load_secs = Seconds(t0, Clock::now());
   std::map<int, std::string> mods;
   for (int k = 0; k < changed; ++k) {
-    int i = static_cast<int>((static_cast<int64_t>(k) * 7919 + 13) * (files / std::max(changed, 1)) % files);
+    int i = static_cast<int>((static_cast<int64_t>(k) * 7919 + 13) *
+                             (files / std::max(changed, 1)) % files);
     mods[i] = absl::StrCat("changed content ", k);
   }
   CommitInfo next = PutMany(stub, repo, files, mods, true);
@@ -210,7 +211,8 @@ int Diff(API::Stub* stub, const std::string& repo, int files, int changed, int r
 
 int main(int argc, char** argv) {
   if (argc < 2) {
-    std::cerr << "usage: pfs_bench_client ping|microcommits|diff --address A --repo R [--count N] [--one-stream 1]\n";
+    std::cerr << "usage: pfs_bench_client ping|microcommits|diff --address A --repo R [--count N] "
+                 "[--one-stream 1]\n";
     return 2;
   }
   std::string mode = argv[1];

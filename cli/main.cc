@@ -8,20 +8,20 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cctype>
 #include <chrono>
 #include <cstdio>
 #include <cstring>
 #include <filesystem>
-#include <mutex>
-#include <thread>
-#include <atomic>
 #include <fstream>
 #include <functional>
 #include <iostream>
 #include <map>
+#include <mutex>
 #include <sstream>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "absl/strings/ascii.h"
@@ -133,8 +133,10 @@ finished commit, file/directory clash), 5 tuskd or its object store unreachable
 constexpr const char* kPutMetadataKey = pfs::kUploadOwnerMetadataKey;
 
 const std::map<std::string, std::string> kCommandHelp = {
-    {"create repo", "tusk create repo NAME [--description D]\n  Creates a repo with a 'master' branch.\n"},
-    {"list repo", "tusk list repo\n  Lists repos with their size (head of master) and description.\n"},
+    {"create repo",
+     "tusk create repo NAME [--description D]\n  Creates a repo with a 'master' branch.\n"},
+    {"list repo",
+     "tusk list repo\n  Lists repos with their size (head of master) and description.\n"},
     {"inspect repo", "tusk inspect repo NAME\n  Shows a repo's details and branches.\n"},
     {"delete repo",
      "tusk delete repo NAME [--force]\n  Deletes a repo. --force also discards open commits.\n"
@@ -167,23 +169,27 @@ const std::map<std::string, std::string> kCommandHelp = {
      "(it must have no open commit).\n  A branch from an old commit shares all of its data.\n"},
     {"list branch", "tusk list branch REPO\n"},
     {"inspect branch", "tusk inspect branch REPO@BRANCH\n"},
-    {"delete branch", "tusk delete branch REPO@BRANCH [--force]\n  Commits stay reachable by id.\n"},
+    {"delete branch",
+     "tusk delete branch REPO@BRANCH [--force]\n  Commits stay reachable by id.\n"},
     {"start commit",
      "tusk start commit REPO@BRANCH [-m MSG]\n  Opens a commit on the branch (one per branch) and "
      "prints its id.\n  Writes to REPO@BRANCH or REPO@ID go into it until 'finish commit'.\n"},
     {"finish commit",
      "tusk finish commit REPO@BRANCH|REPO@ID [-m MSG]\n  Applies the commit's writes and moves the "
      "branch head, atomically and durably.\n"},
-    {"list commit", "tusk list commit REPO[@REF] [-n N]\n  History of REF (with the branch's open "
-                    "commit first), or every commit of the repo; newest first.\n"},
+    {"list commit",
+     "tusk list commit REPO[@REF] [-n N]\n  History of REF (with the branch's open "
+     "commit first), or every commit of the repo; newest first.\n"},
     {"inspect commit", "tusk inspect commit REPO@REF\n"},
     {"diff commit",
      "tusk diff commit REPO@NEW [REPO@OLD]\n  Files added (+), modified (~) and deleted (-) "
      "between OLD (default: NEW's parent) and NEW.\n"},
-    {"revert", "tusk revert REPO@BRANCH --to REF [-m MSG]\n  Makes a new commit on BRANCH whose "
-               "files equal REF's. History is kept.\n"},
+    {"revert",
+     "tusk revert REPO@BRANCH --to REF [-m MSG]\n  Makes a new commit on BRANCH whose "
+     "files equal REF's. History is kept.\n"},
     {"put file",
-     "tusk put file REPO@REF[:/PATH] -f LOCAL|URL|- [-r [--parallel N]] [--untar] [--append] [-m MSG]\n"
+     "tusk put file REPO@REF[:/PATH] -f LOCAL|URL|- [-r [--parallel N]] [--untar] [--append] [-m "
+     "MSG]\n"
      "  Uploads a local file, a URL, or stdin (-f -) to PATH (default: /NAME of the source).\n"
      "  -r uploads a directory tree beneath PATH (default /) in one commit. --parallel N\n"
      "  sends it over N streams (default 1) into one commit that tusk starts and finishes.\n"
@@ -206,12 +212,14 @@ const std::map<std::string, std::string> kCommandHelp = {
     {"list file",
      "tusk list file REPO@REF[:/DIR]\ntusk list file REPO@BRANCH|REPO@ID --staged\n"
      "  --staged lists what an open commit holds so far (closed upload streams), with hashes.\n"},
-    {"glob file", "tusk glob file REPO@REF:PATTERN\n  PATTERN: * ? [abc] {a,b} within a path "
-                  "component, ** across components.\n"},
+    {"glob file",
+     "tusk glob file REPO@REF:PATTERN\n  PATTERN: * ? [abc] {a,b} within a path "
+     "component, ** across components.\n"},
     {"inspect file", "tusk inspect file REPO@REF:/PATH\n"},
     {"delete file", "tusk delete file REPO@REF:/PATH\n  Deletes a file or a directory tree.\n"},
-    {"fsck", "tusk fsck\n  Reads and verifies every reachable commit, tree node, chunk list and "
-             "chunk. Exit 6 if anything is wrong.\n"},
+    {"fsck",
+     "tusk fsck\n  Reads and verifies every reachable commit, tree node, chunk list and "
+     "chunk. Exit 6 if anything is wrong.\n"},
     {"version", "tusk version\n  Prints the client's and the server's version.\n"},
     {"create source",
      "tusk create source NAME --kafka BROKERS --topic T [--topic T2 ...] --repo R [--branch B]\n"
@@ -231,7 +239,8 @@ const std::map<std::string, std::string> kCommandHelp = {
     {"inspect source",
      "tusk inspect source NAME\n  Per partition: the offset the branch head records, Kafka's high\n"
      "  watermark, lag and records lost to retention; the members running it.\n"},
-    {"delete source", "tusk delete source NAME\n  Stops ingest (members exit); the repo and its commits stay.\n"},
+    {"delete source",
+     "tusk delete source NAME\n  Stops ingest (members exit); the repo and its commits stay.\n"},
     {"create pipeline",
      "tusk create pipeline -f SPEC.yaml|SPEC.json|-\n"
      "  Creates the pipelines in a spec file (Pachyderm's field names: pipeline.name,\n"
@@ -240,34 +249,43 @@ const std::map<std::string, std::string> kCommandHelp = {
      "  datum_timeout, job_timeout, output_branch). A field tusk does not support, a bad\n"
      "  glob, an unknown input repo or a cycle is an error naming it. The output repo\n"
      "  has the pipeline's name.\n"},
-    {"update pipeline", "tusk update pipeline -f SPEC [--reprocess]\n  Replaces a pipeline's spec (a new version).\n"},
+    {"update pipeline",
+     "tusk update pipeline -f SPEC [--reprocess]\n  Replaces a pipeline's spec (a new version).\n"},
     {"list pipeline", "tusk list pipeline\n"},
     {"inspect pipeline", "tusk inspect pipeline NAME\n"},
     {"delete pipeline",
      "tusk delete pipeline NAME [--keep-repo]\n  Deletes a pipeline and its output repo (unless "
      "--keep-repo).\n  Refused while another pipeline reads its output.\n"},
-    {"stop pipeline", "tusk stop pipeline NAME\n  New input commits wait until 'start pipeline'.\n"},
+    {"stop pipeline",
+     "tusk stop pipeline NAME\n  New input commits wait until 'start pipeline'.\n"},
     {"start pipeline", "tusk start pipeline NAME\n"},
     {"list job",
-     "tusk list job [-p PIPELINE] [-n N]\n  Jobs, newest first: state, datums (processed / skipped / failed "
+     "tusk list job [-p PIPELINE] [-n N]\n  Jobs, newest first: state, datums (processed / skipped "
+     "/ failed "
      "of total),\n  duration and input commits.\n"},
-    {"inspect job", "tusk inspect job PIPELINE@JOB\n  JOB is a job id or a unique prefix of one.\n"},
+    {"inspect job",
+     "tusk inspect job PIPELINE@JOB\n  JOB is a job id or a unique prefix of one.\n"},
     {"wait job",
-     "tusk wait job PIPELINE@JOB\n  Waits until the job is done, with a progress bar of datums on a "
+     "tusk wait job PIPELINE@JOB\n  Waits until the job is done, with a progress bar of datums on "
+     "a "
      "terminal.\n  Exit code 0 if it succeeded, 1 if it failed.\n"},
     {"list datum",
-     "tusk list datum PIPELINE@JOB\n  The datums the job touched (new, changed, failed or removed); "
+     "tusk list datum PIPELINE@JOB\n  The datums the job touched (new, changed, failed or "
+     "removed); "
      "unchanged\n  datums are counted as skipped in 'inspect job'.\n"},
-    {"inspect datum", "tusk inspect datum PIPELINE@JOB DATUM\n  DATUM is a datum id or a unique prefix.\n"},
+    {"inspect datum",
+     "tusk inspect datum PIPELINE@JOB DATUM\n  DATUM is a datum id or a unique prefix.\n"},
     {"logs",
-     "tusk logs -p PIPELINE [--job JOB] [--datum DATUM] [-f]\n  The logs (stdout and stderr) of datum "
+     "tusk logs -p PIPELINE [--job JOB] [--datum DATUM] [-f]\n  The logs (stdout and stderr) of "
+     "datum "
      "attempts; -f keeps following.\n"},
     {"wait commitset",
-     "tusk wait commitset ID\n  Waits until every commit of the commit set (an input commit and all "
-     "that\n  pipelines derive from it) is finished, then lists them. Exit code 1 if a\n  job of the "
+     "tusk wait commitset ID\n  Waits until every commit of the commit set (an input commit and "
+     "all "
+     "that\n  pipelines derive from it) is finished, then lists them. Exit code 1 if a\n  job of "
+     "the "
      "set failed.\n"},
 };
-
 
 int ExitCodeFor(const absl::Status& s) {
   switch (s.code()) {
@@ -463,8 +481,8 @@ class TarReader {
 
 class Cli {
  public:
-  Cli(const Args& args, std::unique_ptr<API::Stub> stub, std::unique_ptr<iv1::Sources::Stub> sources,
-      std::unique_ptr<ppsv1::Pps::Stub> pps)
+  Cli(const Args& args, std::unique_ptr<API::Stub> stub,
+      std::unique_ptr<iv1::Sources::Stub> sources, std::unique_ptr<ppsv1::Pps::Stub> pps)
       : args_(args), stub_(std::move(stub)), sources_(std::move(sources)), pps_(std::move(pps)) {
     json_ = args.Has("--json");
   }
@@ -521,12 +539,14 @@ class Cli {
     // Names, refs, paths and messages travel in protobuf strings, which must
     // be UTF-8; local paths (-f, -o) are the file system's business.
     for (const auto& p : args_.positional) {
-      if (auto st = pfs::CheckUtf8("argument", p); !st.ok()) return UsageError(std::string(st.message()));
+      if (auto st = pfs::CheckUtf8("argument", p); !st.ok())
+        return UsageError(std::string(st.message()));
     }
     for (const auto& [flag, values] : args_.values) {
       if (flag == "-f" || flag == "-o") continue;
       for (const auto& v : values) {
-        if (auto st = pfs::CheckUtf8(flag, v); !st.ok()) return UsageError(std::string(st.message()));
+        if (auto st = pfs::CheckUtf8(flag, v); !st.ok())
+          return UsageError(std::string(st.message()));
       }
     }
     return (this->*(it->second))();
@@ -546,7 +566,8 @@ class Cli {
     // store behind a running tuskd is not a reason to doubt the address.
     if (s.code() == absl::StatusCode::kUnavailable &&
         (channel_ == nullptr || channel_->GetState(false) != GRPC_CHANNEL_READY)) {
-      std::cerr << "tusk: is tuskd running at " << address_ << "? (set --address or TUSK_ADDRESS)\n";
+      std::cerr << "tusk: is tuskd running at " << address_
+                << "? (set --address or TUSK_ADDRESS)\n";
     }
     return ExitCodeFor(s);
   }
@@ -608,7 +629,7 @@ class Cli {
   // A server-streaming call: `each` sees every message; then the status.
   template <typename Req, typename Resp, typename Each>
   int Stream(std::unique_ptr<grpc::ClientReader<Resp>> (API::Stub::*method)(grpc::ClientContext*,
-                                                                             const Req&),
+                                                                            const Req&),
              const Req& req, Each each) {
     grpc::ClientContext ctx;
     auto reader = (stub_.get()->*method)(&ctx, req);
@@ -670,9 +691,8 @@ class Cli {
     CreateRepoRequest req;
     req.set_name(args_.positional[0]);
     req.set_description(args_.Get("--description"));
-    return Call(&API::Stub::CreateRepo, req, [&](const RepoInfo& r) {
-      std::cout << "created repo " << r.name() << "\n";
-    });
+    return Call(&API::Stub::CreateRepo, req,
+                [&](const RepoInfo& r) { std::cout << "created repo " << r.name() << "\n"; });
   }
 
   int ListRepo() {
@@ -699,8 +719,9 @@ class Cli {
     req.set_name(args_.positional[0]);
     return Call(&API::Stub::InspectRepo, req, [&](const RepoInfo& r) {
       std::cout << "Name: " << r.name() << "\nDescription: " << r.description()
-                << "\nCreated: " << Time(r.created()) << "\nSize of master: "
-                << HumanBytes(r.size_bytes()) << "\nBranches: " << absl::StrJoin(r.branches(), ", ")
+                << "\nCreated: " << Time(r.created())
+                << "\nSize of master: " << HumanBytes(r.size_bytes())
+                << "\nBranches: " << absl::StrJoin(r.branches(), ", ")
                 << "\nRetention: " << RetentionText(r) << "\n";
     });
   }
@@ -718,9 +739,12 @@ class Cli {
   static std::string RetentionText(const RepoInfo& r) {
     if (!r.has_retention()) return "all history";
     std::vector<std::string> parts;
-    if (r.retention().keep_last() > 0) parts.push_back(absl::StrCat("last ", r.retention().keep_last(), " commits"));
+    if (r.retention().keep_last() > 0)
+      parts.push_back(absl::StrCat("last ", r.retention().keep_last(), " commits"));
     int64_t ns = google::protobuf::util::TimeUtil::DurationToNanoseconds(r.retention().keep_for());
-    if (ns > 0) parts.push_back(absl::StrCat("commits younger than ", absl::FormatDuration(absl::Nanoseconds(ns))));
+    if (ns > 0)
+      parts.push_back(
+          absl::StrCat("commits younger than ", absl::FormatDuration(absl::Nanoseconds(ns))));
     return absl::StrCat("keep ", absl::StrJoin(parts, " or "), " per branch");
   }
 
@@ -794,10 +818,10 @@ class Cli {
     return Call(&API::Stub::Stats, StatsRequest(), [&](const StatsResponse& r) {
       std::cout << "Object store: " << r.object_store() << "\nRequests: " << r.puts() << " PUT, "
                 << r.gets() << " GET, " << r.heads() << " HEAD, " << r.lists() << " LIST, "
-                << r.deletes() << " DELETE, " << r.retries() << " retried\nBytes: "
-                << HumanBytes(r.bytes_written()) << " written, " << HumanBytes(r.bytes_read())
-                << " read\nCache: " << r.cache_hits() << " hits, " << r.cache_misses()
-                << " misses\n";
+                << r.deletes() << " DELETE, " << r.retries()
+                << " retried\nBytes: " << HumanBytes(r.bytes_written()) << " written, "
+                << HumanBytes(r.bytes_read()) << " read\nCache: " << r.cache_hits() << " hits, "
+                << r.cache_misses() << " misses\n";
     });
   }
 
@@ -807,7 +831,8 @@ class Cli {
     if (args_.Has("--grace")) {
       absl::Duration d;
       if (!ParseHumanDuration(args_.Get("--grace"), &d)) {
-        return UsageError("--grace needs a duration like 1h or 0s, not '" + args_.Get("--grace") + "'");
+        return UsageError("--grace needs a duration like 1h or 0s, not '" + args_.Get("--grace") +
+                          "'");
       }
       *req.mutable_grace() =
           google::protobuf::util::TimeUtil::NanosecondsToDuration(absl::ToInt64Nanoseconds(d));
@@ -840,7 +865,8 @@ class Cli {
           absl::StrCat("'", args_.positional[0], "' needs a branch: REPO@BRANCH"));
     }
     if (spec->has_path) {
-      return absl::InvalidArgumentError(absl::StrCat("'", args_.positional[0], "' has a path; expected REPO@BRANCH"));
+      return absl::InvalidArgumentError(
+          absl::StrCat("'", args_.positional[0], "' has a path; expected REPO@BRANCH"));
     }
     return spec;
   }
@@ -871,7 +897,8 @@ class Cli {
       return kExitOk;
     }
     Table t({"BRANCH", "HEAD", "OPEN COMMIT"});
-    for (const auto& b : resp.branches()) t.Add({b.name(), Short(b.head()), Short(b.open_commit())});
+    for (const auto& b : resp.branches())
+      t.Add({b.name(), Short(b.head()), Short(b.open_commit())});
     t.Print();
     return kExitOk;
   }
@@ -892,8 +919,8 @@ class Cli {
         for (const auto& r : list) out.push_back(r.repo() + "@" + r.name());
         return out.empty() ? std::string("-") : absl::StrJoin(out, ", ");
       };
-      std::cout << "Provenance: " << refs(b.provenance()) << "\nSubvenance: " << refs(b.subvenance())
-                << "\n";
+      std::cout << "Provenance: " << refs(b.provenance())
+                << "\nSubvenance: " << refs(b.subvenance()) << "\n";
     });
   }
 
@@ -919,9 +946,8 @@ class Cli {
     req.set_branch(spec->ref);
     req.set_message(args_.Get("-m"));
     req.set_origin(USER);
-    return Call(&API::Stub::StartCommit, req, [&](const CommitInfo& c) {
-      std::cout << c.id() << "\n";
-    });
+    return Call(&API::Stub::StartCommit, req,
+                [&](const CommitInfo& c) { std::cout << c.id() << "\n"; });
   }
 
   int FinishCommit() {
@@ -986,9 +1012,9 @@ class Cli {
       if (json_) {
         PrintJson(at);
       } else {
-        std::cout << std::string(depth * 2, ' ') << at.repo() << "@" << at.id() << " (" << at.branch()
-                  << ", " << CommitState_Name(at.state()) << (at.error().empty() ? "" : ", failed: " + at.error())
-                  << ")\n";
+        std::cout << std::string(depth * 2, ' ') << at.repo() << "@" << at.id() << " ("
+                  << at.branch() << ", " << CommitState_Name(at.state())
+                  << (at.error().empty() ? "" : ", failed: " + at.error()) << ")\n";
       }
       const auto& refs = prov ? at.provenance() : at.subvenance();
       for (const auto& r : refs) {
@@ -1048,7 +1074,8 @@ class Cli {
     std::string to = args_.Get("--to");
     // Accept both REF and REPO@REF.
     if (size_t at = to.find('@'); at != std::string::npos) {
-      if (to.substr(0, at) != spec->repo) return UsageError("--to must name a commit of the same repo");
+      if (to.substr(0, at) != spec->repo)
+        return UsageError("--to must name a commit of the same repo");
       to = to.substr(at + 1);
     }
     req.set_to(to);
@@ -1075,9 +1102,10 @@ class Cli {
 
   // Sends one file's content as `dest` on the stream; `first` (if set) is the
   // stream's first message. `buf` is the caller's 1 MiB scratch buffer.
-  static absl::Status SendFile(grpc::ClientWriter<PutFileRequest>* writer, const PutFileRequest* first,
-                               const ReadFn& read, const std::string& dest, bool append,
-                               Progress* progress, std::string* buf) {
+  static absl::Status SendFile(grpc::ClientWriter<PutFileRequest>* writer,
+                               const PutFileRequest* first, const ReadFn& read,
+                               const std::string& dest, bool append, Progress* progress,
+                               std::string* buf) {
     static constexpr size_t kBlock = 1 << 20;
     if (buf->size() != kBlock) buf->resize(kBlock);
     // A local file's name becomes a path in tusk, which is UTF-8.
@@ -1109,7 +1137,8 @@ class Cli {
       // writes (the close message that ends the stream flushes them).
       grpc::WriteOptions opts;
       if (eof && total < kBlock) opts.set_buffer_hint();
-      if (!writer->Write(msg, opts)) return absl::UnavailableError("the server closed the upload stream");
+      if (!writer->Write(msg, opts))
+        return absl::UnavailableError("the server closed the upload stream");
       progress->Add(filled, eof ? 1 : 0);
       if (eof) return absl::OkStatus();
       msg.Clear();
@@ -1147,7 +1176,8 @@ class Cli {
         if (!got.ok()) read_error = got.status();
         return got;
       };
-      status = SendFile(writer.get(), first_sent ? nullptr : &first, checked, dest, append, progress, &buf);
+      status = SendFile(writer.get(), first_sent ? nullptr : &first, checked, dest, append,
+                        progress, &buf);
       first_sent = true;
       if (!status.ok()) break;
     }
@@ -1231,7 +1261,8 @@ class Cli {
       // The last segment of the URL's path, without its query.
       std::string path = url.substr(url.find("://") + 3);
       path = path.substr(0, path.find_first_of("?#"));
-      std::string name = path.find('/') == std::string::npos ? "" : path.substr(path.rfind('/') + 1);
+      std::string name =
+          path.find('/') == std::string::npos ? "" : path.substr(path.rfind('/') + 1);
       if (name.empty()) {
         return absl::InvalidArgumentError(
             absl::StrCat(url, " has no file name: give a destination, REPO@REF:/PATH"));
@@ -1266,12 +1297,13 @@ class Cli {
       CommitInfo c;
       auto ctx2 = Ctx();
       s = stub_->InspectCommit(ctx2.get(), ic, &c);
-      if (!s.ok() && (by_id || s.error_code() != grpc::StatusCode::NOT_FOUND)) return FromGrpcStatus(s);
+      if (!s.ok() && (by_id || s.error_code() != grpc::StatusCode::NOT_FOUND))
+        return FromGrpcStatus(s);
       auto owner = c.metadata().find(kPutMetadataKey);
       if (by_id) {
         if (c.state() == FINISHED) {
-          return absl::FailedPreconditionError(
-              absl::StrCat("commit ", spec.repo, "@", c.id(), " is finished; write to a branch instead"));
+          return absl::FailedPreconditionError(absl::StrCat(
+              "commit ", spec.repo, "@", c.id(), " is finished; write to a branch instead"));
         }
         t.existing = true;
         t.finish_after = owner != c.metadata().end() && owner->second == description;
@@ -1325,7 +1357,8 @@ class Cli {
     auto vctx = Ctx();
     RETURN_IF_ERROR(FromGrpcStatus(stub_->Version(vctx.get(), VersionRequest(), &v)));
     if (v.chunk_avg_size() == 0) return absl::OkStatus();  // an old server: no skipping
-    pfs::FileHasher hasher(pfs::ChunkerOptions{v.chunk_min_size(), v.chunk_avg_size(), v.chunk_max_size()});
+    pfs::FileHasher hasher(
+        pfs::ChunkerOptions{v.chunk_min_size(), v.chunk_avg_size(), v.chunk_max_size()});
     std::string buf(1 << 20, '\0');
     std::vector<Source> keep;
     for (auto& s : *sources) {
@@ -1333,7 +1366,9 @@ class Cli {
       bool same = false;
       if (!s.url && s.src != "-" && it != staged.end() && it->second.first == s.size) {
         int fd = ::open(s.src.c_str(), O_RDONLY | O_CLOEXEC);
-        if (fd < 0) return absl::NotFoundError(absl::StrCat("cannot open ", s.src, ": ", std::strerror(errno)));
+        if (fd < 0)
+          return absl::NotFoundError(
+              absl::StrCat("cannot open ", s.src, ": ", std::strerror(errno)));
         ReadFn read = FdReader(fd, s.src);
         absl::Status st;
         for (;;) {
@@ -1396,7 +1431,8 @@ class Cli {
     }
     if (untar && recursive) return UsageError("--untar and -r do not go together");
     if (untar && append) return UsageError("--untar and --append do not go together");
-    if (untar && is_url) return UsageError("--untar reads a local file or stdin; pipe a download into -f -");
+    if (untar && is_url)
+      return UsageError("--untar reads a local file or stdin; pipe a download into -f -");
     if (recursive && is_url && !absl::StartsWith(local, "s3://")) {
       return UsageError("-r with a URL needs an s3:// prefix");
     }
@@ -1428,8 +1464,8 @@ class Cli {
         std::string base = spec->has_path ? spec->path : "/";
         std::string root = fs::path(local).lexically_normal().string();
         while (root.size() > 1 && root.back() == '/') root.pop_back();
-        for (auto it = fs::recursive_directory_iterator(root, ec); !ec && it != fs::recursive_directory_iterator();
-             it.increment(ec)) {
+        for (auto it = fs::recursive_directory_iterator(root, ec);
+             !ec && it != fs::recursive_directory_iterator(); it.increment(ec)) {
           if (!it->is_regular_file(ec)) continue;
           // The iterator's paths all start with root + "/": strip it (cheaper
           // than fs::relative, which resolves every component).
@@ -1437,12 +1473,15 @@ class Cli {
           std::string rel = full.substr(root.size() + 1);
           sources.push_back({std::move(full), pfs::JoinPath(base, rel), it->file_size(ec), false});
         }
-        if (ec) return Fail(absl::InternalError(absl::StrCat("walking ", local, ": ", ec.message())));
-        std::sort(sources.begin(), sources.end(), [](const Source& a, const Source& b) { return a.dest < b.dest; });
+        if (ec)
+          return Fail(absl::InternalError(absl::StrCat("walking ", local, ": ", ec.message())));
+        std::sort(sources.begin(), sources.end(),
+                  [](const Source& a, const Source& b) { return a.dest < b.dest; });
       } else {
         std::string dest = spec->path;
         if (!spec->has_path || dest == "/" || dest_is_dir) {
-          dest = pfs::JoinPath(spec->has_path ? spec->path : "/", fs::path(local).filename().string());
+          dest =
+              pfs::JoinPath(spec->has_path ? spec->path : "/", fs::path(local).filename().string());
         }
         sources.push_back({local, dest, fs::file_size(local, ec), false});
       }
@@ -1450,11 +1489,13 @@ class Cli {
 
     // Several streams need an open commit to share; an open commit from
     // before is resumed: what it already holds is not sent again.
-    auto target = ResolveTarget(*spec, parallel > 1 && sources.size() > 1, UploadName(*spec, local));
+    auto target =
+        ResolveTarget(*spec, parallel > 1 && sources.size() > 1, UploadName(*spec, local));
     if (!target.ok()) return Fail(target.status());
     uint64_t skipped_files = 0, skipped_bytes = 0;
     if (target->existing && !append) {
-      absl::Status st = SkipStaged(spec->repo, target->commit_id, &sources, &skipped_files, &skipped_bytes);
+      absl::Status st =
+          SkipStaged(spec->repo, target->commit_id, &sources, &skipped_files, &skipped_bytes);
       if (!st.ok()) return Fail(st);
       if (skipped_files > 0 && !json_) {
         std::cerr << "resuming " << spec->repo << "@" << target->commit_id << ": " << skipped_files
@@ -1470,7 +1511,8 @@ class Cli {
     // upload keeps (and a rerun skips) the batches that arrived.
     size_t batch_files = 2000;
     static constexpr uint64_t kBatchBytes = 256 << 20;
-    if (args_.Has("--batch") && (!absl::SimpleAtoi(args_.Get("--batch"), &batch_files) || batch_files < 1)) {
+    if (args_.Has("--batch") &&
+        (!absl::SimpleAtoi(args_.Get("--batch"), &batch_files) || batch_files < 1)) {
       return UsageError("--batch needs a number of files (at least 1)");
     }
     const bool batched = !target->commit_id.empty();
@@ -1492,7 +1534,8 @@ class Cli {
       return [&, stream](ReadFn* read, std::string* dest) -> absl::StatusOr<bool> {
         StreamState& st = state[stream];
         st.Close();
-        if (batched && (st.batch_files >= batch_files || st.batch_bytes >= kBatchBytes)) return false;
+        if (batched && (st.batch_files >= batch_files || st.batch_bytes >= kBatchBytes))
+          return false;
         size_t i = next_source++;
         if (i >= sources.size()) return false;
         const Source& s = sources[i];
@@ -1507,7 +1550,9 @@ class Cli {
           return true;
         }
         st.fd = s.src == "-" ? STDIN_FILENO : ::open(s.src.c_str(), O_RDONLY | O_CLOEXEC);
-        if (st.fd < 0) return absl::NotFoundError(absl::StrCat("cannot open ", s.src, ": ", std::strerror(errno)));
+        if (st.fd < 0)
+          return absl::NotFoundError(
+              absl::StrCat("cannot open ", s.src, ": ", std::strerror(errno)));
         *read = FdReader(st.fd, s.src);
         return true;
       };
@@ -1546,8 +1591,9 @@ class Cli {
     progress.Done();
     if (!status.ok()) {
       if (batched) {
-        std::cerr << "tusk: the upload stopped; commit " << spec->repo << "@" << target->commit_id
-                  << " stays open with the files that arrived. Run the same command again to resume.\n";
+        std::cerr
+            << "tusk: the upload stopped; commit " << spec->repo << "@" << target->commit_id
+            << " stays open with the files that arrived. Run the same command again to resume.\n";
       }
       return Fail(status);
     }
@@ -1580,7 +1626,9 @@ class Cli {
     uint64_t total = 0;
     if (local != "-") {
       fd = ::open(local.c_str(), O_RDONLY | O_CLOEXEC);
-      if (fd < 0) return Fail(absl::NotFoundError(absl::StrCat("cannot open ", local, ": ", std::strerror(errno))));
+      if (fd < 0)
+        return Fail(
+            absl::NotFoundError(absl::StrCat("cannot open ", local, ": ", std::strerror(errno))));
       struct stat st;
       if (::fstat(fd, &st) == 0) total = static_cast<uint64_t>(st.st_size);
     }
@@ -1664,7 +1712,8 @@ class Cli {
             // which the server normalized; refuse anything that would escape OUT.
             std::string rel = f.path().substr(spec->path == "/" ? 1 : spec->path.size() + 1);
             if (rel.empty() || rel[0] == '/' || rel.find("..") != std::string::npos) {
-              status = absl::DataLossError(absl::StrCat("refusing to write unsafe path ", f.path()));
+              status =
+                  absl::DataLossError(absl::StrCat("refusing to write unsafe path ", f.path()));
               break;
             }
             target = (fs::path(out) / rel).string();
@@ -1672,11 +1721,14 @@ class Cli {
           }
           fd = ::open(target.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
           if (fd < 0) {
-            status = absl::InternalError(absl::StrCat("cannot write ", target, ": ", std::strerror(errno)));
+            status = absl::InternalError(
+                absl::StrCat("cannot write ", target, ": ", std::strerror(errno)));
             break;
           }
         }
-        if (!progress) progress = std::make_unique<Progress>("downloading", f.type() == FILE ? f.size_bytes() : 0, 0);
+        if (!progress)
+          progress =
+              std::make_unique<Progress>("downloading", f.type() == FILE ? f.size_bytes() : 0, 0);
         progress->Add(0, 1);
       }
       if (!msg.data().empty()) {
@@ -1730,7 +1782,8 @@ class Cli {
       ListStagedFileRequest req;
       req.set_repo(spec->repo);
       req.set_ref(spec->ref);
-      int rc = Stream(&API::Stub::ListStagedFile, req, [&](const FileInfo& f) { infos.push_back(f); });
+      int rc =
+          Stream(&API::Stub::ListStagedFile, req, [&](const FileInfo& f) { infos.push_back(f); });
       if (rc == kExitOk) PrintFiles(infos);
       return rc;
     }
@@ -1877,7 +1930,8 @@ class Cli {
       } else if (s == "latest") {
         spec.mutable_kafka()->set_start(iv1::LATEST);
       } else {
-        return absl::InvalidArgumentError(absl::StrCat("--start must be earliest or latest, not '", s, "'"));
+        return absl::InvalidArgumentError(
+            absl::StrCat("--start must be earliest or latest, not '", s, "'"));
       }
     }
     if (args_.Has("--layout")) {
@@ -1887,7 +1941,8 @@ class Cli {
       } else if (s == "hour") {
         spec.set_layout(iv1::HOUR);
       } else {
-        return absl::InvalidArgumentError(absl::StrCat("--layout must be partition or hour, not '", s, "'"));
+        return absl::InvalidArgumentError(
+            absl::StrCat("--layout must be partition or hour, not '", s, "'"));
       }
     }
     if (args_.Has("--value-format")) {
@@ -1897,25 +1952,29 @@ class Cli {
       } else if (s == "json") {
         spec.set_value_format(iv1::JSON);
       } else {
-        return absl::InvalidArgumentError(absl::StrCat("--value-format must be raw or json, not '", s, "'"));
+        return absl::InvalidArgumentError(
+            absl::StrCat("--value-format must be raw or json, not '", s, "'"));
       }
     }
     return spec;
   }
 
   int CreateSource() {
-    if (args_.positional.size() > 1) return UsageError("unexpected argument '" + args_.positional[1] + "'");
+    if (args_.positional.size() > 1)
+      return UsageError("unexpected argument '" + args_.positional[1] + "'");
     if (args_.positional.empty() && !args_.Has("-f")) return UsageError("missing source name");
     auto spec = SourceSpecFromArgs();
     if (!spec.ok()) return Fail(spec.status());
     iv1::CreateSourceRequest req;
     *req.mutable_spec() = *spec;
     req.set_update(args_.Has("--update"));
-    return CallOn(sources_.get(), &iv1::Sources::Stub::CreateSource, req, [&](const iv1::SourceInfo& s) {
-      std::cout << (req.update() ? "updated" : "created") << " source " << s.spec().name() << ": "
-                << absl::StrJoin(s.spec().kafka().topics(), ",") << " -> " << s.spec().repo() << "@"
-                << s.spec().branch() << "\nrun it with: tusk-ingest --source " << s.spec().name() << "\n";
-    });
+    return CallOn(
+        sources_.get(), &iv1::Sources::Stub::CreateSource, req, [&](const iv1::SourceInfo& s) {
+          std::cout << (req.update() ? "updated" : "created") << " source " << s.spec().name()
+                    << ": " << absl::StrJoin(s.spec().kafka().topics(), ",") << " -> "
+                    << s.spec().repo() << "@" << s.spec().branch()
+                    << "\nrun it with: tusk-ingest --source " << s.spec().name() << "\n";
+        });
   }
 
   static std::string SourceLag(const iv1::SourceInfo& s) {
@@ -1943,7 +2002,8 @@ class Cli {
     for (const auto& src : resp.sources()) {
       t.Add({src.spec().name(), absl::StrJoin(src.spec().kafka().topics(), ","),
              src.spec().repo() + "@" + src.spec().branch(), absl::StrCat(src.members_size()),
-             SourceLag(src), absl::StrFormat("%.0f", src.records_per_s()), Time(src.last_commit_time())});
+             SourceLag(src), absl::StrFormat("%.0f", src.records_per_s()),
+             Time(src.last_commit_time())});
     }
     t.Print();
     return kExitOk;
@@ -1953,38 +2013,45 @@ class Cli {
     if (!NeedPositional(1, "source name")) return kExitUsage;
     iv1::InspectSourceRequest req;
     req.set_name(args_.positional[0]);
-    return CallOn(sources_.get(), &iv1::Sources::Stub::InspectSource, req, [&](const iv1::SourceInfo& s) {
-      const auto& spec = s.spec();
-      std::cout << "Name: " << spec.name() << "\nKafka: " << spec.kafka().brokers()
-                << "\nTopics: " << absl::StrJoin(spec.kafka().topics(), ", ")
-                << "\nTarget: " << spec.repo() << "@" << spec.branch()
-                << "\nCommit policy: " << spec.max_records() << " records, " << HumanBytes(spec.max_bytes())
-                << ", " << spec.max_latency_ms() << " ms (first reached)"
-                << "\nStart: " << iv1::StartPosition_Name(spec.kafka().start())
-                << "\nLayout: " << iv1::Layout_Name(spec.layout())
-                << "\nCreated: " << Time(s.created()) << "\nLast commit: " << Short(s.last_commit())
-                << " (" << Time(s.last_commit_time()) << ")\nRate: "
-                << absl::StrFormat("%.0f", s.records_per_s()) << " records/s\n\n";
-      Table parts({"TOPIC", "PARTITION", "COMMITTED", "HIGH WATERMARK", "LAG", "LOST", "LAST GAP", "MEMBER"});
-      for (const auto& p : s.partitions()) {
-        parts.Add({p.topic(), absl::StrCat(p.partition()),
-                   p.committed_offset() < 0 ? "-" : absl::StrCat(p.committed_offset()),
-                   p.high_watermark() < 0 ? "-" : absl::StrCat(p.high_watermark()),
-                   p.high_watermark() < 0 ? "-" : absl::StrCat(p.lag()), absl::StrCat(p.lost_records()),
-                   p.last_gap().empty() ? "-" : p.last_gap(), p.member().empty() ? "-" : p.member()});
-      }
-      parts.Print();
-      if (s.members_size() > 0) {
-        std::cout << "\n";
-        Table members({"MEMBER", "HOST", "STATE", "RECORDS", "RECORDS/S", "DEAD LETTERS", "LAST SEEN"});
-        for (const auto& m : s.members()) {
-          members.Add({m.id(), m.host(), m.state(), absl::StrCat(m.records()),
-                       absl::StrFormat("%.0f", m.records_per_s()), absl::StrCat(m.dead_letters()),
-                       Time(m.last_seen())});
-        }
-        members.Print();
-      }
-    });
+    return CallOn(
+        sources_.get(), &iv1::Sources::Stub::InspectSource, req, [&](const iv1::SourceInfo& s) {
+          const auto& spec = s.spec();
+          std::cout << "Name: " << spec.name() << "\nKafka: " << spec.kafka().brokers()
+                    << "\nTopics: " << absl::StrJoin(spec.kafka().topics(), ", ")
+                    << "\nTarget: " << spec.repo() << "@" << spec.branch()
+                    << "\nCommit policy: " << spec.max_records() << " records, "
+                    << HumanBytes(spec.max_bytes()) << ", " << spec.max_latency_ms()
+                    << " ms (first reached)"
+                    << "\nStart: " << iv1::StartPosition_Name(spec.kafka().start())
+                    << "\nLayout: " << iv1::Layout_Name(spec.layout())
+                    << "\nCreated: " << Time(s.created())
+                    << "\nLast commit: " << Short(s.last_commit()) << " ("
+                    << Time(s.last_commit_time())
+                    << ")\nRate: " << absl::StrFormat("%.0f", s.records_per_s())
+                    << " records/s\n\n";
+          Table parts({"TOPIC", "PARTITION", "COMMITTED", "HIGH WATERMARK", "LAG", "LOST",
+                       "LAST GAP", "MEMBER"});
+          for (const auto& p : s.partitions()) {
+            parts.Add({p.topic(), absl::StrCat(p.partition()),
+                       p.committed_offset() < 0 ? "-" : absl::StrCat(p.committed_offset()),
+                       p.high_watermark() < 0 ? "-" : absl::StrCat(p.high_watermark()),
+                       p.high_watermark() < 0 ? "-" : absl::StrCat(p.lag()),
+                       absl::StrCat(p.lost_records()), p.last_gap().empty() ? "-" : p.last_gap(),
+                       p.member().empty() ? "-" : p.member()});
+          }
+          parts.Print();
+          if (s.members_size() > 0) {
+            std::cout << "\n";
+            Table members(
+                {"MEMBER", "HOST", "STATE", "RECORDS", "RECORDS/S", "DEAD LETTERS", "LAST SEEN"});
+            for (const auto& m : s.members()) {
+              members.Add({m.id(), m.host(), m.state(), absl::StrCat(m.records()),
+                           absl::StrFormat("%.0f", m.records_per_s()),
+                           absl::StrCat(m.dead_letters()), Time(m.last_seen())});
+            }
+            members.Print();
+          }
+        });
   }
 
   int DeleteSource() {
@@ -1992,7 +2059,9 @@ class Cli {
     iv1::DeleteSourceRequest req;
     req.set_name(args_.positional[0]);
     return CallOn(sources_.get(), &iv1::Sources::Stub::DeleteSource, req,
-                  [&](const iv1::DeleteSourceResponse&) { std::cout << "deleted source " << req.name() << "\n"; });
+                  [&](const iv1::DeleteSourceResponse&) {
+                    std::cout << "deleted source " << req.name() << "\n";
+                  });
   }
 
   // --- pipelines ----------------------------------------------------------
@@ -2013,7 +2082,8 @@ class Cli {
 
   int PutPipelines(bool update) {
     if (!NeedPositional(0, "")) return kExitUsage;
-    if (!args_.Has("-f")) return UsageError("needs -f SPEC (a YAML or JSON pipeline spec; - for stdin)");
+    if (!args_.Has("-f"))
+      return UsageError("needs -f SPEC (a YAML or JSON pipeline spec; - for stdin)");
     auto specs = PipelineSpecs();
     if (!specs.ok()) return Fail(specs.status());
     for (const auto& spec : *specs) {
@@ -2021,10 +2091,11 @@ class Cli {
       *req.mutable_spec() = spec;
       req.set_update(update);
       req.set_reprocess(args_.Has("--reprocess"));
-      int rc = CallOn(pps_.get(), &ppsv1::Pps::Stub::CreatePipeline, req, [&](const ppsv1::PipelineInfo& p) {
-        std::cout << (update ? "updated" : "created") << " pipeline " << p.spec().pipeline().name()
-                  << " (version " << p.version() << ")\n";
-      });
+      int rc = CallOn(
+          pps_.get(), &ppsv1::Pps::Stub::CreatePipeline, req, [&](const ppsv1::PipelineInfo& p) {
+            std::cout << (update ? "updated" : "created") << " pipeline "
+                      << p.spec().pipeline().name() << " (version " << p.version() << ")\n";
+          });
       if (rc != kExitOk) return rc;
     }
     return kExitOk;
@@ -2033,9 +2104,13 @@ class Cli {
   int UpdatePipeline() { return PutPipelines(true); }
 
   static std::string InputSummary(const ppsv1::Input& in) {
-    if (in.has_pfs()) return absl::StrCat(in.pfs().repo(), "@", in.pfs().branch(), ":", in.pfs().glob());
+    if (in.has_pfs())
+      return absl::StrCat(in.pfs().repo(), "@", in.pfs().branch(), ":", in.pfs().glob());
     std::vector<std::string> parts;
-    const char* kind = !in.cross().empty() ? "cross" : !in.union_().empty() ? "union" : !in.join().empty() ? "join" : "group";
+    const char* kind = !in.cross().empty()    ? "cross"
+                       : !in.union_().empty() ? "union"
+                       : !in.join().empty()   ? "join"
+                                              : "group";
     for (const auto* list : {&in.cross(), &in.union_(), &in.join(), &in.group()}) {
       for (const auto& c : *list) parts.push_back(InputSummary(c));
     }
@@ -2054,8 +2129,9 @@ class Cli {
     }
     Table t({"NAME", "VERSION", "STATE", "INPUT", "CREATED", "DESCRIPTION"});
     for (const auto& p : resp.pipelines()) {
-      t.Add({p.spec().pipeline().name(), absl::StrCat(p.version()), ppsv1::PipelineState_Name(p.state()),
-             InputSummary(p.spec().input()), Time(p.created()), p.spec().description()});
+      t.Add({p.spec().pipeline().name(), absl::StrCat(p.version()),
+             ppsv1::PipelineState_Name(p.state()), InputSummary(p.spec().input()),
+             Time(p.created()), p.spec().description()});
     }
     t.Print();
     return kExitOk;
@@ -2065,18 +2141,20 @@ class Cli {
     if (!NeedPositional(1, "pipeline name")) return kExitUsage;
     ppsv1::InspectPipelineRequest req;
     req.set_name(args_.positional[0]);
-    return CallOn(pps_.get(), &ppsv1::Pps::Stub::InspectPipeline, req, [&](const ppsv1::PipelineInfo& p) {
-      const auto& spec = p.spec();
-      std::cout << "Name: " << spec.pipeline().name() << "\nDescription: " << spec.description()
-                << "\nVersion: " << p.version() << "\nState: " << ppsv1::PipelineState_Name(p.state())
-                << "\nCommand: " << absl::StrJoin(spec.transform().cmd(), " ")
-                << "\nImage: " << (spec.transform().image().empty() ? "-" : spec.transform().image())
-                << "\nInput: " << InputSummary(spec.input())
-                << "\nOutput: " << spec.pipeline().name() << "@" << spec.output_branch()
-                << "\nParallelism: " << spec.parallelism_spec().constant()
-                << "\nDatum tries: " << spec.datum_tries() << "\nCreated: " << Time(p.created())
-                << "\nUpdated: " << Time(p.updated()) << "\n";
-    });
+    return CallOn(
+        pps_.get(), &ppsv1::Pps::Stub::InspectPipeline, req, [&](const ppsv1::PipelineInfo& p) {
+          const auto& spec = p.spec();
+          std::cout << "Name: " << spec.pipeline().name() << "\nDescription: " << spec.description()
+                    << "\nVersion: " << p.version()
+                    << "\nState: " << ppsv1::PipelineState_Name(p.state())
+                    << "\nCommand: " << absl::StrJoin(spec.transform().cmd(), " ") << "\nImage: "
+                    << (spec.transform().image().empty() ? "-" : spec.transform().image())
+                    << "\nInput: " << InputSummary(spec.input())
+                    << "\nOutput: " << spec.pipeline().name() << "@" << spec.output_branch()
+                    << "\nParallelism: " << spec.parallelism_spec().constant()
+                    << "\nDatum tries: " << spec.datum_tries() << "\nCreated: " << Time(p.created())
+                    << "\nUpdated: " << Time(p.updated()) << "\n";
+        });
   }
 
   int DeletePipeline() {
@@ -2084,14 +2162,16 @@ class Cli {
     ppsv1::DeletePipelineRequest req;
     req.set_name(args_.positional[0]);
     req.set_keep_repo(args_.Has("--keep-repo"));
-    return CallOn(pps_.get(), &ppsv1::Pps::Stub::DeletePipeline, req, [&](const ppsv1::DeletePipelineResponse&) {
-      std::cout << "deleted pipeline " << req.name() << (req.keep_repo() ? " (kept its repo)" : "") << "\n";
-    });
+    return CallOn(pps_.get(), &ppsv1::Pps::Stub::DeletePipeline, req,
+                  [&](const ppsv1::DeletePipelineResponse&) {
+                    std::cout << "deleted pipeline " << req.name()
+                              << (req.keep_repo() ? " (kept its repo)" : "") << "\n";
+                  });
   }
 
   template <typename Req>
   int SetPipelineState(grpc::Status (ppsv1::Pps::Stub::*method)(grpc::ClientContext*, const Req&,
-                                                              ppsv1::PipelineInfo*),
+                                                                ppsv1::PipelineInfo*),
                        const char* verb) {
     if (!NeedPositional(1, "pipeline name")) return kExitUsage;
     Req req;
@@ -2128,8 +2208,8 @@ class Cli {
       return absl::StrFormat("%.3fs", d.seconds() + d.nanos() / 1e9);
     };
     return absl::StrCat("download ", secs(s.download_time()), " (", HumanBytes(s.download_bytes()),
-                        "), process ", secs(s.process_time()), ", upload ", secs(s.upload_time()), " (",
-                        HumanBytes(s.upload_bytes()), ")");
+                        "), process ", secs(s.process_time()), ", upload ", secs(s.upload_time()),
+                        " (", HumanBytes(s.upload_bytes()), ")");
   }
 
   static std::string JobStateName(ppsv1::JobState s) {
@@ -2138,7 +2218,8 @@ class Cli {
   }
 
   static std::string DatumCounts(const ppsv1::JobInfo& j) {
-    return absl::StrCat(j.datums_processed(), " + ", j.datums_skipped(), " skipped / ", j.datums_total(),
+    return absl::StrCat(j.datums_processed(), " + ", j.datums_skipped(), " skipped / ",
+                        j.datums_total(),
                         j.datums_failed() ? absl::StrCat(", ", j.datums_failed(), " failed") : "");
   }
 
@@ -2160,9 +2241,10 @@ class Cli {
         continue;
       }
       std::vector<std::string> inputs;
-      for (const auto& in : j.inputs()) inputs.push_back(in.repo() + "@" + (in.id().empty() ? "-" : in.id().substr(0, 12)));
-      t.Add({j.pipeline(), j.id(), JobStateName(j.state()), Time(j.created()), Duration(j.started(), j.finished()),
-             DatumCounts(j), absl::StrJoin(inputs, ",")});
+      for (const auto& in : j.inputs())
+        inputs.push_back(in.repo() + "@" + (in.id().empty() ? "-" : in.id().substr(0, 12)));
+      t.Add({j.pipeline(), j.id(), JobStateName(j.state()), Time(j.created()),
+             Duration(j.started(), j.finished()), DatumCounts(j), absl::StrJoin(inputs, ",")});
     }
     grpc::Status s = reader->Finish();
     if (!s.ok()) return Fail(s);
@@ -2173,22 +2255,24 @@ class Cli {
   void PrintJob(const ppsv1::JobInfo& j) {
     if (json_) return PrintJson(j);
     std::cout << "Job: " << j.pipeline() << "@" << j.id() << "\n"
-              << "State: " << JobStateName(j.state()) << (j.reason().empty() ? "" : " (" + j.reason() + ")") << "\n"
+              << "State: " << JobStateName(j.state())
+              << (j.reason().empty() ? "" : " (" + j.reason() + ")") << "\n"
               << "Pipeline version: " << j.pipeline_version() << "\n"
               << "Created: " << Time(j.created()) << "\n"
               << "Started: " << Time(j.started()) << "\n"
               << "Finished: " << Time(j.finished()) << "\n"
               << "Duration: " << Duration(j.started(), j.finished()) << "\n"
-              << "Datums: " << j.datums_total() << " total, " << j.datums_processed() << " processed, "
-              << j.datums_skipped() << " skipped, " << j.datums_failed() << " failed, " << j.datums_removed()
-              << " removed\n"
+              << "Datums: " << j.datums_total() << " total, " << j.datums_processed()
+              << " processed, " << j.datums_skipped() << " skipped, " << j.datums_failed()
+              << " failed, " << j.datums_removed() << " removed\n"
               << "Time in datums: " << StatsLine(j.stats()) << "\n"
               << "Trigger: " << j.trigger().repo() << "@" << j.trigger().id() << "\n";
     for (const auto& in : j.inputs()) {
-      std::cout << "Input: " << in.repo() << "@" << (in.id().empty() ? "(no commit)" : in.id()) << " ("
-                << in.branch() << ")\n";
+      std::cout << "Input: " << in.repo() << "@" << (in.id().empty() ? "(no commit)" : in.id())
+                << " (" << in.branch() << ")\n";
     }
-    std::cout << "Output commit: " << j.output_commit().repo() << "@" << j.output_commit().id() << "\n"
+    std::cout << "Output commit: " << j.output_commit().repo() << "@" << j.output_commit().id()
+              << "\n"
               << "Commit set: " << j.commit_set() << "\n";
   }
 
@@ -2222,9 +2306,10 @@ class Cli {
         uint64_t done = j.datums_processed() + j.datums_skipped() + j.datums_failed();
         int width = 30;
         int filled = static_cast<int>(width * done / j.datums_total());
-        std::cerr << "\r[" << std::string(filled, '=') << std::string(width - filled, ' ') << "] " << done << "/"
-                  << j.datums_total() << " (" << j.datums_processed() << " processed, " << j.datums_skipped()
-                  << " skipped, " << j.datums_failed() << " failed)" << std::flush;
+        std::cerr << "\r[" << std::string(filled, '=') << std::string(width - filled, ' ') << "] "
+                  << done << "/" << j.datums_total() << " (" << j.datums_processed()
+                  << " processed, " << j.datums_skipped() << " skipped, " << j.datums_failed()
+                  << " failed)" << std::flush;
       }
     }
     if (tty && any) std::cerr << "\n";
@@ -2233,7 +2318,8 @@ class Cli {
     if (json_) {
       PrintJson(j);
     } else {
-      std::cout << "job " << j.pipeline() << "@" << j.id() << " " << absl::AsciiStrToLower(JobStateName(j.state()))
+      std::cout << "job " << j.pipeline() << "@" << j.id() << " "
+                << absl::AsciiStrToLower(JobStateName(j.state()))
                 << (j.reason().empty() ? "" : ": " + j.reason()) << " (" << DatumCounts(j) << ", "
                 << Duration(j.started(), j.finished()) << ")\n";
     }
@@ -2272,19 +2358,22 @@ class Cli {
 
   int InspectDatum() {
     ppsv1::InspectDatumRequest req;
-    if (!PipelineJob(0, req.mutable_pipeline(), req.mutable_job()) || args_.positional.size() != 2) {
+    if (!PipelineJob(0, req.mutable_pipeline(), req.mutable_job()) ||
+        args_.positional.size() != 2) {
       return UsageError("inspect datum needs PIPELINE@JOB DATUM");
     }
     req.set_datum(args_.positional[1]);
     return CallOn(pps_.get(), &ppsv1::Pps::Stub::InspectDatum, req, [&](const ppsv1::DatumInfo& d) {
       std::cout << "Datum: " << d.id() << "\nJob: " << d.pipeline() << "@" << d.job()
-                << "\nState: " << DatumStateName(d.state()) << "\nAttempts: " << d.attempts() << "\n";
+                << "\nState: " << DatumStateName(d.state()) << "\nAttempts: " << d.attempts()
+                << "\n";
       if (!d.error().empty()) std::cout << "Error: " << d.error() << "\n";
       for (const auto& in : d.inputs()) {
-        std::cout << "Input: " << in.name() << " " << in.repo() << "@" << in.commit() << ":" << in.path()
-                  << (in.dir() ? " (dir)" : "") << "\n";
+        std::cout << "Input: " << in.name() << " " << in.repo() << "@" << in.commit() << ":"
+                  << in.path() << (in.dir() ? " (dir)" : "") << "\n";
       }
-      std::cout << "Output: " << d.output_files() << " files, " << HumanBytes(d.output_bytes()) << "\n"
+      std::cout << "Output: " << d.output_files() << " files, " << HumanBytes(d.output_bytes())
+                << "\n"
                 << "Started: " << Time(d.started()) << "\nFinished: " << Time(d.finished()) << "\n";
       if (d.has_stats()) std::cout << "Time: " << StatsLine(d.stats()) << "\n";
     });
@@ -2305,8 +2394,8 @@ class Cli {
         PrintJson(m);
         continue;
       }
-      std::cout << "--- job " << m.job().substr(0, 12) << " datum " << m.datum().substr(0, 12) << " attempt "
-                << m.attempt() << " on " << m.runner() << " at " << Time(m.time())
+      std::cout << "--- job " << m.job().substr(0, 12) << " datum " << m.datum().substr(0, 12)
+                << " attempt " << m.attempt() << " on " << m.runner() << " at " << Time(m.time())
                 << (m.truncated() ? " (truncated)" : "") << "\n"
                 << m.message();
       if (!m.message().empty() && m.message().back() != '\n') std::cout << "\n";
@@ -2328,7 +2417,8 @@ class Cli {
       if (json_) {
         PrintJson(c);
       } else {
-        t.Add({c.repo(), c.id(), c.branch(), CommitState_Name(c.state()), Origin_Name(c.origin()), c.error()});
+        t.Add({c.repo(), c.id(), c.branch(), CommitState_Name(c.state()), Origin_Name(c.origin()),
+               c.error()});
       }
     });
     if (rc != kExitOk) return rc;
@@ -2336,9 +2426,13 @@ class Cli {
     return failed ? 1 : kExitOk;
   }
 
-
-  int StopPipeline() { return SetPipelineState<ppsv1::StopPipelineRequest>(&ppsv1::Pps::Stub::StopPipeline, "stopped"); }
-  int StartPipeline() { return SetPipelineState<ppsv1::StartPipelineRequest>(&ppsv1::Pps::Stub::StartPipeline, "started"); }
+  int StopPipeline() {
+    return SetPipelineState<ppsv1::StopPipelineRequest>(&ppsv1::Pps::Stub::StopPipeline, "stopped");
+  }
+  int StartPipeline() {
+    return SetPipelineState<ppsv1::StartPipelineRequest>(&ppsv1::Pps::Stub::StartPipeline,
+                                                         "started");
+  }
 
   std::string address_;
   std::shared_ptr<grpc::Channel> channel_;  // tuskd's; its state tells whether tuskd was reached
@@ -2364,17 +2458,44 @@ int main(int argc, char** argv) {
     }
   }
   FlagSpec spec;
-  spec.value_flags = {"--address", "-f", "-o", "-m", "--description", "--head", "--to", "-n",
-                      "--kafka", "--topic", "--repo", "--branch", "--max-records", "--max-bytes",
-                      "--max-latency", "--start", "--layout", "--max-record-bytes",
-                      "--value-format", "--parallel", "--s3-endpoint", "--s3-region", "--batch",
-                      "-p", "--job", "--datum", "--keep-last", "--keep-for", "--grace",
+  spec.value_flags = {"--address",
+                      "-f",
+                      "-o",
+                      "-m",
+                      "--description",
+                      "--head",
+                      "--to",
+                      "-n",
+                      "--kafka",
+                      "--topic",
+                      "--repo",
+                      "--branch",
+                      "--max-records",
+                      "--max-bytes",
+                      "--max-latency",
+                      "--start",
+                      "--layout",
+                      "--max-record-bytes",
+                      "--value-format",
+                      "--parallel",
+                      "--s3-endpoint",
+                      "--s3-region",
+                      "--batch",
+                      "-p",
+                      "--job",
+                      "--datum",
+                      "--keep-last",
+                      "--keep-for",
+                      "--grace",
                       "--rewrite-below"};
-  spec.bool_flags = {"--json", "-r", "--append", "--force", "-h", "--help", "--update", "--untar",
-                     "--staged", "--reprocess", "--keep-repo", "--provenance", "--subvenance",
-                     "--follow", "--keep-all"};
-  spec.aliases = {{"--file", "-f"}, {"--output", "-o"}, {"--message", "-m"},
-                  {"--recursive", "-r"}, {"--number", "-n"}};
+  spec.bool_flags = {"--json",      "-r",           "--append",     "--force",  "-h",
+                     "--help",      "--update",     "--untar",      "--staged", "--reprocess",
+                     "--keep-repo", "--provenance", "--subvenance", "--follow", "--keep-all"};
+  spec.aliases = {{"--file", "-f"},
+                  {"--output", "-o"},
+                  {"--message", "-m"},
+                  {"--recursive", "-r"},
+                  {"--number", "-n"}};
   auto args = ParseArgs(argv_s, spec);
   if (!args.ok()) return Cli::UsageError(std::string(args.status().message()));
   // The command is one word (version, revert, fsck) or two (verb noun).
@@ -2399,7 +2520,8 @@ int main(int argc, char** argv) {
   if (args->Has("--help") || args->Has("-h")) {
     auto it = kCommandHelp.find(command);
     if (it == kCommandHelp.end()) return Cli::UsageError("unknown command '" + command + "'");
-    std::cout << "Usage: " << it->second << "\nFlags: --address HOST:PORT, --json (see 'tusk --help')\n";
+    std::cout << "Usage: " << it->second
+              << "\nFlags: --address HOST:PORT, --json (see 'tusk --help')\n";
     return kExitOk;
   }
   if (!kCommandHelp.count(command)) return Cli::UsageError("unknown command '" + command + "'");

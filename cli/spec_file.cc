@@ -39,15 +39,16 @@ std::string Where(const YAML::Mark& m) {
 constexpr size_t kMaxExpandedBytes = 4 << 20;
 constexpr int kMaxDepth = 64;
 
-absl::Status ToJson(const YAML::Node& node, const std::string& name, std::string* out, int depth = 0) {
+absl::Status ToJson(const YAML::Node& node, const std::string& name, std::string* out,
+                    int depth = 0) {
   if (out->size() > kMaxExpandedBytes) {
     return absl::InvalidArgumentError(absl::StrCat(
         name, ": ", Where(node.Mark()), ": the spec expands to more than ", kMaxExpandedBytes,
         " bytes (aliases that repeat anchors, a 'billion laughs'?)"));
   }
   if (depth > kMaxDepth) {
-    return absl::InvalidArgumentError(
-        absl::StrCat(name, ": ", Where(node.Mark()), ": the spec nests deeper than ", kMaxDepth, " levels"));
+    return absl::InvalidArgumentError(absl::StrCat(
+        name, ": ", Where(node.Mark()), ": the spec nests deeper than ", kMaxDepth, " levels"));
   }
   switch (node.Type()) {
     case YAML::NodeType::Undefined:

@@ -120,7 +120,8 @@ namespace {
 // A "billion laughs": nine levels of aliases, 9^9 strings if expanded. It is
 // refused quickly, naming the cause, instead of eating memory.
 TEST(SpecFileTest, AliasBombIsRefused) {
-  std::string yaml = "pipeline: {name: lol}\nl0: &l0 [lol, lol, lol, lol, lol, lol, lol, lol, lol]\n";
+  std::string yaml =
+      "pipeline: {name: lol}\nl0: &l0 [lol, lol, lol, lol, lol, lol, lol, lol, lol]\n";
   for (int i = 1; i < 9; ++i) {
     std::string prev = "*l" + std::to_string(i - 1);
     yaml += "l" + std::to_string(i) + ": &l" + std::to_string(i) + " [" + prev;

@@ -46,15 +46,22 @@ absl::StatusOr<Args> ParseArgs(const std::vector<std::string> &argv, const FlagS
   return out;
 }
 
-absl::StatusOr<uint64_t> ParseBytes(const std::string& flag, const std::string& s) {
+absl::StatusOr<uint64_t> ParseBytes(const std::string &flag, const std::string &s) {
   uint64_t mult = 1;
   std::string lower;
   for (char ch : s) lower += static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
-  for (const auto& [suffix, m] : std::vector<std::pair<std::string, uint64_t>>{
-           {"kib", 1ull << 10}, {"mib", 1ull << 20}, {"gib", 1ull << 30}, {"kb", 1ull << 10},
-           {"mb", 1ull << 20}, {"gb", 1ull << 30}, {"k", 1ull << 10}, {"m", 1ull << 20},
-           {"g", 1ull << 30}, {"b", 1}}) {
-    if (lower.size() > suffix.size() && lower.compare(lower.size() - suffix.size(), suffix.size(), suffix) == 0) {
+  for (const auto &[suffix, m] : std::vector<std::pair<std::string, uint64_t>>{{"kib", 1ull << 10},
+                                                                               {"mib", 1ull << 20},
+                                                                               {"gib", 1ull << 30},
+                                                                               {"kb", 1ull << 10},
+                                                                               {"mb", 1ull << 20},
+                                                                               {"gb", 1ull << 30},
+                                                                               {"k", 1ull << 10},
+                                                                               {"m", 1ull << 20},
+                                                                               {"g", 1ull << 30},
+                                                                               {"b", 1}}) {
+    if (lower.size() > suffix.size() &&
+        lower.compare(lower.size() - suffix.size(), suffix.size(), suffix) == 0) {
       mult = m;
       lower.resize(lower.size() - suffix.size());
       break;
@@ -62,7 +69,8 @@ absl::StatusOr<uint64_t> ParseBytes(const std::string& flag, const std::string& 
   }
   uint64_t n = 0;
   if (!absl::SimpleAtoi(lower, &n)) {
-    return absl::InvalidArgumentError(absl::StrCat(flag, " '", s, "' is not a size (e.g. 16MiB, 64k, 1000)"));
+    return absl::InvalidArgumentError(
+        absl::StrCat(flag, " '", s, "' is not a size (e.g. 16MiB, 64k, 1000)"));
   }
   return n * mult;
 }

@@ -39,7 +39,7 @@ absl::StatusOr<Args> ParseArgs(const std::vector<std::string> &argv, const FlagS
 
 // "16MiB", "64k", "1G", "1000" -> bytes (K, M, G are powers of 1024).
 // InvalidArgument naming `flag` for anything else.
-absl::StatusOr<uint64_t> ParseBytes(const std::string& flag, const std::string& s);
+absl::StatusOr<uint64_t> ParseBytes(const std::string &flag, const std::string &s);
 
 // Blocks SIGINT and SIGTERM in this thread and the threads it starts (call it
 // first in main), and ignores SIGPIPE. Returns the set for sigwait().

@@ -30,7 +30,8 @@ absl::StatusOr<Hash> Hash::FromHex(absl::string_view hex) {
 
 absl::StatusOr<Hash> Hash::FromRaw(absl::string_view raw) {
   if (raw.size() != kSize) {
-    return absl::InvalidArgumentError(absl::StrCat("hash must be ", kSize, " bytes, got ", raw.size()));
+    return absl::InvalidArgumentError(
+        absl::StrCat("hash must be ", kSize, " bytes, got ", raw.size()));
   }
   Hash h;
   std::memcpy(h.bytes.data(), raw.data(), kSize);

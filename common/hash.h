@@ -25,7 +25,9 @@ struct Hash {
   // The first 16 hex characters, for logs and messages.
   std::string ShortHex() const { return Hex().substr(0, 16); }
   // The raw 32 bytes as a string (for keys and protobuf bytes fields).
-  std::string Raw() const { return std::string(reinterpret_cast<const char*>(bytes.data()), kSize); }
+  std::string Raw() const {
+    return std::string(reinterpret_cast<const char*>(bytes.data()), kSize);
+  }
   // The first 8 bytes as an integer (for in-memory hash tables).
   uint64_t Prefix64() const {
     uint64_t v;

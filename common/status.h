@@ -17,14 +17,14 @@
 #define TUSK_STATUS_CONCAT_INNER_(a, b) a##b
 #define TUSK_STATUS_CONCAT_(a, b) TUSK_STATUS_CONCAT_INNER_(a, b)
 
-#define RETURN_IF_ERROR(expr)                     \
-  do {                                            \
-    ::absl::Status tusk_status_ = (expr);         \
-    if (!tusk_status_.ok()) return tusk_status_;  \
+#define RETURN_IF_ERROR(expr)                    \
+  do {                                           \
+    ::absl::Status tusk_status_ = (expr);        \
+    if (!tusk_status_.ok()) return tusk_status_; \
   } while (0)
 
-#define TUSK_ASSIGN_OR_RETURN_IMPL_(statusor, lhs, rexpr) \
-  auto statusor = (rexpr);                                \
+#define TUSK_ASSIGN_OR_RETURN_IMPL_(statusor, lhs, rexpr)  \
+  auto statusor = (rexpr);                                 \
   if (!statusor.ok()) return std::move(statusor).status(); \
   lhs = std::move(*statusor)
 

@@ -23,8 +23,8 @@ std::string StripParens(const std::string& glob) {
   return out;
 }
 
-bool MatchParts(const std::vector<std::string>& pat, size_t pi, const std::vector<std::string>& path,
-                size_t i) {
+bool MatchParts(const std::vector<std::string>& pat, size_t pi,
+                const std::vector<std::string>& path, size_t i) {
   if (pi == pat.size()) return i == path.size();
   if (pat[pi] == "**") {
     for (size_t j = i; j <= path.size(); ++j) {
@@ -194,8 +194,9 @@ absl::StatusOr<std::vector<Datum>> List(pfs::NodeStore* nodes, const Input& inpu
         for (const Datum& a : combos) {
           for (const DatumInput& f : per_child[i]) {
             Datum d = a;
-            d.key = a.key.empty() ? absl::StrCat(f.name(), f.path())
-                                  : absl::StrCat(a.key, std::string(1, kKeySep), f.name(), f.path());
+            d.key = a.key.empty()
+                        ? absl::StrCat(f.name(), f.path())
+                        : absl::StrCat(a.key, std::string(1, kKeySep), f.name(), f.path());
             d.inputs.push_back(f);
             next.push_back(std::move(d));
           }
@@ -284,10 +285,12 @@ std::vector<std::string> GlobCaptures(const std::string& glob, const std::string
 std::string ExpandKey(const std::string& key, const std::vector<std::string>& captures) {
   std::string out;
   for (size_t i = 0; i < key.size(); ++i) {
-    if (key[i] == '$' && i + 1 < key.size() && std::isdigit(static_cast<unsigned char>(key[i + 1]))) {
+    if (key[i] == '$' && i + 1 < key.size() &&
+        std::isdigit(static_cast<unsigned char>(key[i + 1]))) {
       size_t j = i + 1;
       int n = 0;
-      while (j < key.size() && std::isdigit(static_cast<unsigned char>(key[j]))) n = n * 10 + (key[j++] - '0');
+      while (j < key.size() && std::isdigit(static_cast<unsigned char>(key[j])))
+        n = n * 10 + (key[j++] - '0');
       if (n >= 1 && static_cast<size_t>(n) <= captures.size()) out += captures[n - 1];
       i = j - 1;
     } else {

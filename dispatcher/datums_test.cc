@@ -65,7 +65,8 @@ class DatumsTest : public pfs::PfsFixture {
   // Names every pfs input after its repo, as the spec parser does.
   static void NameInputs(Input* in) {
     if (in->has_pfs() && in->pfs().name().empty()) in->mutable_pfs()->set_name(in->pfs().repo());
-    for (auto* list : {in->mutable_cross(), in->mutable_union_(), in->mutable_join(), in->mutable_group()}) {
+    for (auto* list :
+         {in->mutable_cross(), in->mutable_union_(), in->mutable_join(), in->mutable_group()}) {
       for (auto& child : *list) NameInputs(&child);
     }
   }
@@ -124,9 +125,10 @@ TEST_F(DatumsTest, EmptyBranchHasNoDatums) {
 TEST_F(DatumsTest, CrossIsEveryCombination) {
   Commit("a", {{"/x", "1"}, {"/y", "2"}});
   Commit("b", {{"/1", "1"}, {"/2", "2"}, {"/3", "3"}});
-  EXPECT_THAT(Datums(R"js({"cross": [{"pfs": {"repo": "a", "glob": "/*"}},
+  EXPECT_THAT(
+      Datums(R"js({"cross": [{"pfs": {"repo": "a", "glob": "/*"}},
                                    {"pfs": {"repo": "b", "glob": "/*"}}]})js"),
-              ElementsAre("a:/x b:/1", "a:/x b:/2", "a:/x b:/3", "a:/y b:/1", "a:/y b:/2", "a:/y b:/3"));
+      ElementsAre("a:/x b:/1", "a:/x b:/2", "a:/x b:/3", "a:/y b:/1", "a:/y b:/2", "a:/y b:/3"));
   // The whole of one input crossed with each file of the other.
   EXPECT_THAT(Datums(R"js({"cross": [{"pfs": {"repo": "a", "glob": "/"}},
                                    {"pfs": {"repo": "b", "glob": "/*"}}]})js"),
@@ -165,10 +167,11 @@ TEST_F(DatumsTest, JoinMatchesOnCaptureGroups) {
       {"pfs": {"repo": "csv", "glob": "/(*).csv", "join_on": "$1"}}]})js"),
               ElementsAre("txt:/1.txt csv:/1.csv", "txt:/2.txt csv:/2.csv", "txt:/3.txt"));
   // On both sides: every unmatched file.
-  EXPECT_THAT(Datums(R"js({"join": [
+  EXPECT_THAT(
+      Datums(R"js({"join": [
       {"pfs": {"repo": "txt", "glob": "/(*).txt", "join_on": "$1", "outer_join": true}},
       {"pfs": {"repo": "csv", "glob": "/(*).csv", "join_on": "$1", "outer_join": true}}]})js"),
-              ElementsAre("txt:/1.txt csv:/1.csv", "txt:/2.txt csv:/2.csv", "txt:/3.txt", "csv:/4.csv"));
+      ElementsAre("txt:/1.txt csv:/1.csv", "txt:/2.txt csv:/2.csv", "txt:/3.txt", "csv:/4.csv"));
 
   // Several files with one key in one input: one datum per combination.
   Commit("parts", {{"/1-a.dat", "x"}, {"/1-b.dat", "y"}, {"/2-a.dat", "z"}});
@@ -187,7 +190,8 @@ TEST_F(DatumsTest, JoinMatchesOnCaptureGroups) {
 }
 
 TEST_F(DatumsTest, GroupGathersEveryFileOfAKey) {
-  Commit("logs", {{"/2026-01-01-a.log", "1"}, {"/2026-01-01-b.log", "2"}, {"/2026-01-02-a.log", "3"}});
+  Commit("logs",
+         {{"/2026-01-01-a.log", "1"}, {"/2026-01-01-b.log", "2"}, {"/2026-01-02-a.log", "3"}});
   Commit("meta", {{"/2026-01-01.json", "m"}, {"/2026-01-03.json", "n"}});
   EXPECT_THAT(Datums(R"js({"group": [
       {"pfs": {"repo": "logs", "glob": "/(*-*-*)-*.log", "group_by": "$1"}},

@@ -166,11 +166,13 @@ absl::Status Dispatcher::Load() {
   for (const auto& info : all) {
     const std::string& name = info.spec().pipeline().name();
     uint64_t next = 0;
-    RETURN_IF_ERROR(pfs_->kv()->ScanPrefix(JobPrefix(name), [&](absl::string_view k, absl::string_view) {
-      uint64_t seq = 0;
-      if (absl::SimpleHexAtoi(k.substr(JobPrefix(name).size()), &seq)) next = std::max(next, seq + 1);
-      return true;
-    }));
+    RETURN_IF_ERROR(
+        pfs_->kv()->ScanPrefix(JobPrefix(name), [&](absl::string_view k, absl::string_view) {
+          uint64_t seq = 0;
+          if (absl::SimpleHexAtoi(k.substr(JobPrefix(name).size()), &seq))
+            next = std::max(next, seq + 1);
+          return true;
+        }));
     {
       absl::MutexLock l(&triggers_mu_);
       next_seq_[name] = next;
@@ -372,9 +374,9 @@ absl::Status Dispatcher::DeletePipeline(const std::string& name, bool keep_repo)
   for (const auto& other : all) {
     for (const PFSInput* in : PfsInputs(other.spec().input())) {
       if (in->repo() == name && other.spec().pipeline().name() != name) {
-        return absl::FailedPreconditionError(absl::StrCat(
-            "pipeline ", other.spec().pipeline().name(), " reads the output of pipeline ", name,
-            "; delete it first"));
+        return absl::FailedPreconditionError(
+            absl::StrCat("pipeline ", other.spec().pipeline().name(),
+                         " reads the output of pipeline ", name, "; delete it first"));
       }
     }
   }
@@ -384,12 +386,13 @@ absl::Status Dispatcher::DeletePipeline(const std::string& name, bool keep_repo)
   RebuildTriggers(all);
   KvBatch batch;
   std::vector<JobInfo> jobs;
-  RETURN_IF_ERROR(pfs_->kv()->ScanPrefix(JobPrefix(name), [&](absl::string_view k, absl::string_view v) {
-    JobInfo j;
-    if (j.ParseFromString(std::string(v))) jobs.push_back(std::move(j));
-    batch.Delete(k);
-    return true;
-  }));
+  RETURN_IF_ERROR(
+      pfs_->kv()->ScanPrefix(JobPrefix(name), [&](absl::string_view k, absl::string_view v) {
+        JobInfo j;
+        if (j.ParseFromString(std::string(v))) jobs.push_back(std::move(j));
+        batch.Delete(k);
+        return true;
+      }));
   for (const auto& j : jobs) {
     batch.Delete(JobIndexKey(j.id()));
     batch.Delete(SetKey(j.commit_set(), j.id()));
@@ -398,11 +401,12 @@ absl::Status Dispatcher::DeletePipeline(const std::string& name, bool keep_repo)
       pfs::FinishOptions fo;
       fo.error = "pipeline deleted";
       auto st = pfs_->FinishCommit(name, j.id(), fo);
-      if (!st.ok()) TUSK_LOG(WARNING) << "closing output commit of job " << j.id() << ": " << st.status();
+      if (!st.ok())
+        TUSK_LOG(WARNING) << "closing output commit of job " << j.id() << ": " << st.status();
     }
   }
-  for (const auto& prefix : {CurPrefix(name), FailPrefix(name), HashPrefix(name), OutPrefix(name),
-                             LogPrefix(name)}) {
+  for (const auto& prefix :
+       {CurPrefix(name), FailPrefix(name), HashPrefix(name), OutPrefix(name), LogPrefix(name)}) {
     RETURN_IF_ERROR(DeletePrefix(pfs_->kv(), prefix, &batch));
   }
   batch.Delete(RtKey(name));
@@ -598,8 +602,8 @@ absl::Status Dispatcher::StartJob(Driver* d, JobInfo job) {
   if (existing.ok()) {
     // Resumed after a restart: the output commit is already open.
     if (existing->state() != pfs::v1::OPEN) {
-      return absl::DataLossError(absl::StrCat("output commit ", job.id(), " is finished but job ",
-                                              job.id(), " is not"));
+      return absl::DataLossError(
+          absl::StrCat("output commit ", job.id(), " is finished but job ", job.id(), " is not"));
     }
   } else if (existing.status().code() == absl::StatusCode::kNotFound) {
     RETURN_IF_ERROR(pfs_->StartCommit(d->name, spec.output_branch(), absl::StrCat("job ", job.id()),
@@ -636,8 +640,9 @@ absl::Status Dispatcher::StartJob(Driver* d, JobInfo job) {
     di.set_key(datum.key);
     for (const auto& in : datum.inputs) *di.add_inputs() = in;
     ASSIGN_OR_RETURN(auto prior, GetProto<DatumInfo>(kv, JobDatumPrefix(job.id()) + datum.key));
-    if (prior && (prior->state() == pps::v1::DATUM_SUCCESS || prior->state() == pps::v1::DATUM_FAILED ||
-                  prior->state() == pps::v1::DATUM_SKIPPED)) {
+    if (prior &&
+        (prior->state() == pps::v1::DATUM_SUCCESS || prior->state() == pps::v1::DATUM_FAILED ||
+         prior->state() == pps::v1::DATUM_SKIPPED)) {
       di = *prior;  // resumed: this datum was done before the restart
     } else {
       ASSIGN_OR_RETURN(auto done, GetProto<DatumInfo>(kv, HashPrefix(d->name) + h.Raw()));
@@ -667,15 +672,16 @@ absl::Status Dispatcher::StartJob(Driver* d, JobInfo job) {
   uint64_t total = 0;
   if (incremental) {
     const PFSInput& in = spec.input().pfs();
-    ASSIGN_OR_RETURN(Hash old_root, ParseRoot(rt.base_roots().count(in.name())
-                                                  ? rt.base_roots().at(in.name())
-                                                  : std::string()));
+    ASSIGN_OR_RETURN(Hash old_root,
+                     ParseRoot(rt.base_roots().count(in.name()) ? rt.base_roots().at(in.name())
+                                                                : std::string()));
     const ResolvedInput& now = a->inputs[in.name()];
     ASSIGN_OR_RETURN(std::set<std::string> keys, ChangedDatumKeys(nodes, in, old_root, now.root));
-    RETURN_IF_ERROR(kv->ScanPrefix(FailPrefix(d->name), [&](absl::string_view k, absl::string_view) {
-      keys.insert(std::string(k.substr(FailPrefix(d->name).size())));
-      return true;
-    }));
+    RETURN_IF_ERROR(
+        kv->ScanPrefix(FailPrefix(d->name), [&](absl::string_view k, absl::string_view) {
+          keys.insert(std::string(k.substr(FailPrefix(d->name).size())));
+          return true;
+        }));
     for (const auto& key : keys) {
       ASSIGN_OR_RETURN(auto datum, LookupDatum(nodes, in, now, key));
       ASSIGN_OR_RETURN(auto cur, GetProto<DatumInfo>(kv, CurPrefix(d->name) + key));
@@ -687,18 +693,20 @@ absl::Status Dispatcher::StartJob(Driver* d, JobInfo job) {
     }
     total = rt.total() + added - removed;
   } else {
-    ASSIGN_OR_RETURN(std::vector<Datum> all, ::tusk::dispatcher::ListDatums(nodes, spec.input(), a->inputs));
+    ASSIGN_OR_RETURN(std::vector<Datum> all,
+                     ::tusk::dispatcher::ListDatums(nodes, spec.input(), a->inputs));
     std::map<std::string, DatumInfo> current;
     absl::Status parse;
-    RETURN_IF_ERROR(kv->ScanPrefix(CurPrefix(d->name), [&](absl::string_view k, absl::string_view v) {
-      DatumInfo di;
-      if (!di.ParseFromString(std::string(v))) {
-        parse = absl::DataLossError("current datum record is corrupt");
-        return false;
-      }
-      current[std::string(k.substr(CurPrefix(d->name).size()))] = std::move(di);
-      return true;
-    }));
+    RETURN_IF_ERROR(
+        kv->ScanPrefix(CurPrefix(d->name), [&](absl::string_view k, absl::string_view v) {
+          DatumInfo di;
+          if (!di.ParseFromString(std::string(v))) {
+            parse = absl::DataLossError("current datum record is corrupt");
+            return false;
+          }
+          current[std::string(k.substr(CurPrefix(d->name).size()))] = std::move(di);
+          return true;
+        }));
     RETURN_IF_ERROR(parse);
     for (const Datum& datum : all) {
       auto it = current.find(datum.key);
@@ -778,8 +786,9 @@ void Dispatcher::CheckLeases(Driver* d) {
       ++it;
       continue;
     }
-    TUSK_LOG(WARNING) << "pipeline " << d->name << ": lease of datum " << w->second.info.id().substr(0, 12)
-                      << " on runner " << w->second.runner << " expired; leasing it again";
+    TUSK_LOG(WARNING) << "pipeline " << d->name << ": lease of datum "
+                      << w->second.info.id().substr(0, 12) << " on runner " << w->second.runner
+                      << " expired; leasing it again";
     it = leases_.erase(it);
     w->second.lease.clear();
     w->second.info.set_state(pps::v1::DATUM_PENDING);
@@ -927,8 +936,9 @@ absl::Status Dispatcher::FinishJob(Driver* d) {
     rt.set_total(job.datums_total());
     batch.Put(RtKey(p), rt.SerializeAsString());
     if (failed > 0) {
-      error = job.reason().empty() ? absl::StrCat(failed, " datum", failed == 1 ? "" : "s", " failed")
-                                   : job.reason();
+      error = job.reason().empty()
+                  ? absl::StrCat(failed, " datum", failed == 1 ? "" : "s", " failed")
+                  : job.reason();
     }
   }
   job.set_state(error.empty() ? pps::v1::JOB_SUCCESS : pps::v1::JOB_FAILURE);
@@ -1131,7 +1141,8 @@ std::map<std::string, int> Dispatcher::RunnerDemand() {
   absl::MutexLock l(&mu_);
   for (const auto& [name, d] : drivers_) {
     if (d->info.state() == pps::v1::PAUSED) continue;
-    out[name] = static_cast<int>(std::max<uint64_t>(1, d->info.spec().parallelism_spec().constant()));
+    out[name] =
+        static_cast<int>(std::max<uint64_t>(1, d->info.spec().parallelism_spec().constant()));
   }
   return out;
 }
@@ -1143,10 +1154,11 @@ absl::StatusOr<std::optional<JobInfo>> Dispatcher::FindJob(const std::string& pi
                                                            const std::string& job) {
   if (job.empty()) return absl::InvalidArgumentError("job id is empty");
   std::vector<std::string> matches;
-  RETURN_IF_ERROR(pfs_->kv()->ScanPrefix(JobIndexKey(job), [&](absl::string_view, absl::string_view v) {
-    if (absl::StartsWith(v, pipeline + kNul) || pipeline.empty()) matches.emplace_back(v);
-    return matches.size() < 2;
-  }));
+  RETURN_IF_ERROR(
+      pfs_->kv()->ScanPrefix(JobIndexKey(job), [&](absl::string_view, absl::string_view v) {
+        if (absl::StartsWith(v, pipeline + kNul) || pipeline.empty()) matches.emplace_back(v);
+        return matches.size() < 2;
+      }));
   if (matches.empty()) return std::optional<JobInfo>();
   if (matches.size() > 1) {
     return absl::InvalidArgumentError(absl::StrCat("job id prefix '", job, "' is ambiguous"));
@@ -1180,11 +1192,12 @@ absl::Status Dispatcher::ListJobs(const std::string& pipeline, uint64_t limit,
   }
   std::vector<JobInfo> jobs;
   for (const auto& name : names) {
-    RETURN_IF_ERROR(pfs_->kv()->ScanPrefix(JobPrefix(name), [&](absl::string_view, absl::string_view v) {
-      JobInfo j;
-      if (j.ParseFromString(std::string(v))) jobs.push_back(std::move(j));
-      return true;
-    }));
+    RETURN_IF_ERROR(
+        pfs_->kv()->ScanPrefix(JobPrefix(name), [&](absl::string_view, absl::string_view v) {
+          JobInfo j;
+          if (j.ParseFromString(std::string(v))) jobs.push_back(std::move(j));
+          return true;
+        }));
   }
   {
     absl::MutexLock l(&mu_);
@@ -1197,7 +1210,8 @@ absl::Status Dispatcher::ListJobs(const std::string& pipeline, uint64_t limit,
   }
   // Newest first.
   std::sort(jobs.begin(), jobs.end(), [](const JobInfo& a, const JobInfo& b) {
-    return TimeUtil::TimestampToNanoseconds(a.created()) > TimeUtil::TimestampToNanoseconds(b.created());
+    return TimeUtil::TimestampToNanoseconds(a.created()) >
+           TimeUtil::TimestampToNanoseconds(b.created());
   });
   uint64_t n = 0;
   for (const auto& j : jobs) {
@@ -1207,9 +1221,11 @@ absl::Status Dispatcher::ListJobs(const std::string& pipeline, uint64_t limit,
   return absl::OkStatus();
 }
 
-absl::StatusOr<JobInfo> Dispatcher::InspectJob(const std::string& pipeline, const std::string& job) {
+absl::StatusOr<JobInfo> Dispatcher::InspectJob(const std::string& pipeline,
+                                               const std::string& job) {
   ASSIGN_OR_RETURN(auto j, FindJob(pipeline, job));
-  if (!j) return absl::NotFoundError(absl::StrCat("job ", job, " of pipeline ", pipeline, " not found"));
+  if (!j)
+    return absl::NotFoundError(absl::StrCat("job ", job, " of pipeline ", pipeline, " not found"));
   return *j;
 }
 
@@ -1257,11 +1273,12 @@ absl::Status Dispatcher::ListDatums(const std::string& pipeline, const std::stri
                                     const std::function<absl::Status(const DatumInfo&)>& fn) {
   ASSIGN_OR_RETURN(JobInfo j, InspectJob(pipeline, job));
   std::vector<DatumInfo> out;
-  RETURN_IF_ERROR(pfs_->kv()->ScanPrefix(JobDatumPrefix(j.id()), [&](absl::string_view, absl::string_view v) {
-    DatumInfo di;
-    if (di.ParseFromString(std::string(v))) out.push_back(std::move(di));
-    return true;
-  }));
+  RETURN_IF_ERROR(
+      pfs_->kv()->ScanPrefix(JobDatumPrefix(j.id()), [&](absl::string_view, absl::string_view v) {
+        DatumInfo di;
+        if (di.ParseFromString(std::string(v))) out.push_back(std::move(di));
+        return true;
+      }));
   {
     absl::MutexLock l(&mu_);
     auto d = drivers_.find(j.pipeline());
@@ -1276,7 +1293,8 @@ absl::Status Dispatcher::ListDatums(const std::string& pipeline, const std::stri
   return absl::OkStatus();
 }
 
-absl::StatusOr<DatumInfo> Dispatcher::InspectDatum(const std::string& pipeline, const std::string& job,
+absl::StatusOr<DatumInfo> Dispatcher::InspectDatum(const std::string& pipeline,
+                                                   const std::string& job,
                                                    const std::string& datum) {
   if (datum.empty()) return absl::InvalidArgumentError("datum id is empty");
   std::vector<DatumInfo> found;
@@ -1285,8 +1303,8 @@ absl::StatusOr<DatumInfo> Dispatcher::InspectDatum(const std::string& pipeline, 
     return absl::OkStatus();
   }));
   if (found.empty()) {
-    return absl::NotFoundError(absl::StrCat("datum ", datum, " not found in job ", job, " of pipeline ",
-                                            pipeline));
+    return absl::NotFoundError(
+        absl::StrCat("datum ", datum, " not found in job ", job, " of pipeline ", pipeline));
   }
   if (found.size() > 1) {
     return absl::InvalidArgumentError(absl::StrCat("datum id prefix '", datum, "' is ambiguous"));
@@ -1308,14 +1326,15 @@ absl::Status Dispatcher::GetLogs(const std::string& pipeline, const std::string&
   while (true) {
     std::vector<LogMessage> batch;
     std::string begin = after.empty() ? prefix : after + std::string(1, '\0');
-    RETURN_IF_ERROR(pfs_->kv()->Scan(begin, pfs::PrefixEnd(prefix), [&](absl::string_view k, absl::string_view v) {
-      after = std::string(k);
-      LogMessage m;
-      if (m.ParseFromString(std::string(v)) && absl::StartsWith(m.datum(), datum)) {
-        batch.push_back(std::move(m));
-      }
-      return true;
-    }));
+    RETURN_IF_ERROR(pfs_->kv()->Scan(
+        begin, pfs::PrefixEnd(prefix), [&](absl::string_view k, absl::string_view v) {
+          after = std::string(k);
+          LogMessage m;
+          if (m.ParseFromString(std::string(v)) && absl::StartsWith(m.datum(), datum)) {
+            batch.push_back(std::move(m));
+          }
+          return true;
+        }));
     for (const auto& m : batch) RETURN_IF_ERROR(fn(m));
     if (!follow || cancelled()) return absl::OkStatus();
     absl::SleepFor(absl::Milliseconds(300));

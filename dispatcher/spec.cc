@@ -200,9 +200,10 @@ absl::Status NormalizePipelineSpec(PipelineSpec* spec) {
   const size_t bytes = spec->ByteSizeLong();
   if (bytes > kMaxPipelineSpecBytes) {
     return absl::InvalidArgumentError(absl::StrCat(
-        "pipeline spec", spec->pipeline().name().empty() ? "" : " " + spec->pipeline().name(), " is ",
-        bytes, " bytes; the limit is ", kMaxPipelineSpecBytes,
-        " (put large scripts or data in an input repo or the image, not in transform.cmd, stdin or env)"));
+        "pipeline spec", spec->pipeline().name().empty() ? "" : " " + spec->pipeline().name(),
+        " is ", bytes, " bytes; the limit is ", kMaxPipelineSpecBytes,
+        " (put large scripts or data in an input repo or the image, not in transform.cmd, stdin or "
+        "env)"));
   }
   const std::string& name = spec->pipeline().name();
   if (name.empty()) return Bad("pipeline.name", "is required");

@@ -54,7 +54,7 @@ struct HttpClient::State {
   bool headers_done = false;  // the final response's headers are in
   std::string buffer;         // body bytes not yet read
   size_t buffer_pos = 0;
-  std::string upload_owned;    // request body, when the request owns it
+  std::string upload_owned;  // request body, when the request owns it
   absl::string_view upload;  // request body
   size_t upload_pos = 0;
 

@@ -276,14 +276,13 @@ absl::StatusOr<std::string> S3Client::GetRange(const std::string& bucket, const 
     absl::StatusOr<Response> resp = Send(
         [&]() -> absl::StatusOr<Request> {
           ASSIGN_OR_RETURN(Request r, MakeRequest("GET", bucket, key, "", ""));
-          r.headers.emplace_back("Range",
-                                 absl::StrCat("bytes=", offset, "-", offset + length - 1));
+          r.headers.emplace_back("Range", absl::StrCat("bytes=", offset, "-", offset + length - 1));
           return r;
         },
         what, true);
     if (resp.status().code() == absl::StatusCode::kOutOfRange) {
-      return absl::OutOfRangeError(absl::StrCat(what, " is shorter than ", offset + length,
-                                                " bytes (a truncated object)"));
+      return absl::OutOfRangeError(
+          absl::StrCat(what, " is shorter than ", offset + length, " bytes (a truncated object)"));
     }
     if (!resp.ok()) return resp.status();
     if (resp->status == 200 && resp->body.size() > length) {
@@ -331,16 +330,15 @@ absl::Status S3Client::CheckBucket(const std::string& bucket) {
 absl::StatusOr<std::string> S3Client::CreateMultipartUpload(const std::string& bucket,
                                                             const std::string& key) {
   std::string what = absl::StrCat("starting a multipart upload of s3://", bucket, "/", key);
-  ASSIGN_OR_RETURN(Response resp,
-                   Send([&] { return MakeRequest("POST", bucket, key, "uploads=", ""); }, what,
-                        true));
+  ASSIGN_OR_RETURN(
+      Response resp,
+      Send([&] { return MakeRequest("POST", bucket, key, "uploads=", ""); }, what, true));
   std::string id = XmlTag(resp.body, "UploadId");
   if (id.empty()) return absl::DataLossError(absl::StrCat(what, ": the answer has no UploadId"));
   return id;
 }
 
-absl::StatusOr<std::string> S3Client::UploadPart(const std::string& bucket,
-                                                 const std::string& key,
+absl::StatusOr<std::string> S3Client::UploadPart(const std::string& bucket, const std::string& key,
                                                  const std::string& upload_id, int part_number,
                                                  absl::string_view data) {
   std::string what = absl::StrCat("uploading part ", part_number, " of s3://", bucket, "/", key);

@@ -62,7 +62,6 @@ Exit codes: 0 stopped, 1 failed (tuskd or Kafka refused), 2 bad usage,
 
 int Usage(const std::string &error) { return tusk::UsageError("tusk-ingest", error); }
 
-
 std::atomic<bool> g_stop{false};
 
 }  // namespace

@@ -92,7 +92,6 @@ absl::Duration Backoff(int attempt, absl::Duration max) {
   return std::min(d, max);
 }
 
-
 }  // namespace
 
 struct Ingester::Impl {
@@ -120,8 +119,8 @@ struct Ingester::Impl {
     Batch::File *file = nullptr;
     int64_t file_hour = -1;
   };
-  std::vector<Hot> hot;    // cleared whenever `parts` changes
-  uint64_t batch_gen = 1;  // bumped whenever `batch` is replaced
+  std::vector<Hot> hot;                               // cleared whenever `parts` changes
+  uint64_t batch_gen = 1;                             // bumped whenever `batch` is replaced
   absl::Time blocked_since = absl::InfiniteFuture();  // a full batch waits since
   bool resync = false;
   const std::atomic<bool> *stop = nullptr;
@@ -741,7 +740,7 @@ struct Ingester::Impl {
       hot.push_back(std::move(e));
       h = &hot.back();
     }
-    if (!h->ps) return;  // no longer ours
+    if (!h->ps) return;                                                   // no longer ours
     if (h->ps->fetch_next >= 0 && m->offset < h->ps->fetch_next) return;  // stale
     if (h->gen != batch_gen) {
       h->gen = batch_gen;
@@ -787,7 +786,7 @@ struct Ingester::Impl {
         timeout_ms = 5;
       }
       // Drain what is already fetched; when that runs dry, wait once.
-      rd_kafka_message_t* m = rd_kafka_consumer_poll(rk, 0);
+      rd_kafka_message_t *m = rd_kafka_consumer_poll(rk, 0);
       if (!m) m = rd_kafka_consumer_poll(rk, timeout_ms);
       for (int n = 0; m; m = rd_kafka_consumer_poll(rk, 0)) {
         HandleMessage(m);

@@ -2,8 +2,8 @@
 
 #include <snappy.h>
 
-#include <memory>
 #include <cstring>
+#include <memory>
 #include <random>
 
 #include "absl/strings/match.h"
@@ -54,7 +54,8 @@ absl::StatusOr<std::string> Unpack(uint32_t codec, uint64_t raw_size, std::strin
   std::string raw;
   if (codec == 1) {
     if (!snappy::Uncompress(stored.data(), stored.size(), &raw)) {
-      return absl::DataLossError(absl::StrCat(what, " is corrupt: snappy data does not decompress"));
+      return absl::DataLossError(
+          absl::StrCat(what, " is corrupt: snappy data does not decompress"));
     }
   } else if (codec == 0) {
     raw = std::move(stored);
@@ -170,7 +171,8 @@ absl::StatusOr<storage::v1::PackFooter> ReadPackFooter(ObjectStore* store, const
   } else if (tail.compare(tail.size() - 8, 8, kPackMagicV1) == 0) {
     trailer = kMinTrailer;
   } else {
-    return absl::DataLossError(absl::StrCat("pack ", key, " has no pack trailer (truncated or not a pack)"));
+    return absl::DataLossError(
+        absl::StrCat("pack ", key, " has no pack trailer (truncated or not a pack)"));
   }
   if (size < trailer) {
     return absl::DataLossError(absl::StrCat("pack ", key, " is truncated (", size, " bytes)"));
@@ -198,7 +200,8 @@ absl::StatusOr<storage::v1::PackFooter> ReadPackFooter(ObjectStore* store, const
     return absl::DataLossError(absl::StrCat("pack ", key, " has a corrupt footer"));
   }
   for (const auto& item : footer.items()) {
-    if (item.hash().size() != Hash::kSize || item.offset() + item.stored_size() + footer_len + trailer > size) {
+    if (item.hash().size() != Hash::kSize ||
+        item.offset() + item.stored_size() + footer_len + trailer > size) {
       if (problem.empty()) problem = absl::StrCat("pack ", key, " lists a blob outside the pack");
     }
   }
@@ -210,17 +213,20 @@ absl::StatusOr<storage::v1::PackFooter> ReadPackFooter(ObjectStore* store, const
   return footer;
 }
 
-absl::StatusOr<storage::v1::PackFooter> RecoverPackFooter(ObjectStore* store, const std::string& key,
-                                                          uint64_t size, std::string* problem) {
+absl::StatusOr<storage::v1::PackFooter> RecoverPackFooter(ObjectStore* store,
+                                                          const std::string& key, uint64_t size,
+                                                          std::string* problem) {
   std::string whole;
-  ASSIGN_OR_RETURN(storage::v1::PackFooter footer, ReadPackFooter(store, key, size, &whole, problem));
+  ASSIGN_OR_RETURN(storage::v1::PackFooter footer,
+                   ReadPackFooter(store, key, size, &whole, problem));
   if (problem->empty()) return footer;
   // Only the blobs vouch for themselves: each item that still decodes is
   // listed under the hash of what it holds; the logs cannot be trusted.
   storage::v1::PackFooter recovered;
   for (const auto& item : footer.items()) {
     if (item.offset() + item.stored_size() > whole.size()) continue;
-    auto raw = Unpack(item.codec(), item.raw_size(), whole.substr(item.offset(), item.stored_size()), key);
+    auto raw =
+        Unpack(item.codec(), item.raw_size(), whole.substr(item.offset(), item.stored_size()), key);
     if (!raw.ok()) continue;  // this item's entry is what was damaged
     storage::v1::PackFooter::Item* kept = recovered.add_items();
     *kept = item;
@@ -235,12 +241,12 @@ absl::StatusOr<std::unique_ptr<BlobStore>> BlobStore::Open(Kv* kv, ObjectStore* 
   // Count what is waiting to be packed (left by a previous run).
   uint64_t pending = 0;
   std::vector<Hash> hashes;
-  RETURN_IF_ERROR(kv->ScanPrefix(std::string(1, kPendingPrefix),
-                                 [&](absl::string_view key, absl::string_view) {
-                                   auto h = Hash::FromRaw(key.substr(1));
-                                   if (h.ok()) hashes.push_back(*h);
-                                   return true;
-                                 }));
+  RETURN_IF_ERROR(
+      kv->ScanPrefix(std::string(1, kPendingPrefix), [&](absl::string_view key, absl::string_view) {
+        auto h = Hash::FromRaw(key.substr(1));
+        if (h.ok()) hashes.push_back(*h);
+        return true;
+      }));
   for (const Hash& h : hashes) {
     auto loc = bs->Locate(h);
     if (loc.ok()) pending += loc->inline_data().size();
@@ -283,14 +289,17 @@ absl::StatusOr<std::string> BlobStore::Read(const Hash& hash) {
   if (!stored.ok() && (absl::IsNotFound(stored.status()) || absl::IsOutOfRange(stored.status()))) {
     // The index says the blob is there: a missing or short pack is damage,
     // not a wrong name.
-    return absl::DataLossError(absl::StrCat(
-        "blob ", hash.Hex(), " is lost: object ", key, absl::IsNotFound(stored.status()) ? " is missing" : " is truncated",
-        " (", stored.status().message(), "); run tusk fsck"));
+    return absl::DataLossError(
+        absl::StrCat("blob ", hash.Hex(), " is lost: object ", key,
+                     absl::IsNotFound(stored.status()) ? " is missing" : " is truncated", " (",
+                     stored.status().message(), "); run tusk fsck"));
   }
   if (!stored.ok()) {
-    return Annotate(stored.status(), absl::StrCat("reading blob ", hash.Hex(), " from object ", key));
+    return Annotate(stored.status(),
+                    absl::StrCat("reading blob ", hash.Hex(), " from object ", key));
   }
-  return Decode(loc, std::move(*stored), hash, absl::StrCat("object ", key, " at offset ", loc.offset()));
+  return Decode(loc, std::move(*stored), hash,
+                absl::StrCat("object ", key, " at offset ", loc.offset()));
 }
 
 void BlobStore::Prefetch(const Hash& hash) {
@@ -302,7 +311,8 @@ void BlobStore::Prefetch(const Hash& hash) {
 std::unique_ptr<BlobWriter> BlobStore::NewWriter() { return std::make_unique<BlobWriter>(this); }
 
 absl::Status BlobStore::WritePack(const std::vector<PreparedBlob>& blobs, KvBatch* index_records,
-                                  const std::vector<storage::v1::MetaLog>* logs, std::string* written_id) {
+                                  const std::vector<storage::v1::MetaLog>* logs,
+                                  std::string* written_id) {
   std::string pack_id = NewPackId();
   if (written_id != nullptr) *written_id = pack_id;
   std::vector<absl::string_view> parts;
@@ -376,7 +386,9 @@ absl::Status BlobStore::DropPackIfUnindexed(absl::Status index_write, const std:
   // (the packer's, every tick) would otherwise leave one such pack per
   // attempt, filling a full disk again as soon as space comes back.
   absl::Status s = store_->Delete(PackKey(pack_id));
-  if (!s.ok()) TUSK_LOG(WARNING) << "removing pack " << PackKey(pack_id) << " after a failed index write: " << s;
+  if (!s.ok())
+    TUSK_LOG(WARNING) << "removing pack " << PackKey(pack_id)
+                      << " after a failed index write: " << s;
   return index_write;
 }
 
@@ -413,11 +425,11 @@ absl::StatusOr<size_t> BlobStore::PackPending() {
     std::vector<PreparedBlob> blobs;
     size_t bytes = 0;
     std::vector<std::string> done_keys;
-    RETURN_IF_ERROR(kv_->ScanPrefix(std::string(1, kPendingPrefix),
-                                    [&](absl::string_view key, absl::string_view) {
-                                      done_keys.emplace_back(key);
-                                      return done_keys.size() < 100000 && bytes < options_.pack_size;
-                                    }));
+    RETURN_IF_ERROR(kv_->ScanPrefix(
+        std::string(1, kPendingPrefix), [&](absl::string_view key, absl::string_view) {
+          done_keys.emplace_back(key);
+          return done_keys.size() < 100000 && bytes < options_.pack_size;
+        }));
     if (done_keys.empty()) break;
     for (const auto& k : done_keys) {
       auto h = Hash::FromRaw(absl::string_view(k).substr(1));
@@ -549,16 +561,17 @@ absl::Status BlobStore::SweepIndex(
   }
   KvBatch batch;
   absl::Status parse;
-  RETURN_IF_ERROR(kv_->ScanPrefix(std::string(1, kIndexPrefix), [&](absl::string_view k, absl::string_view v) {
-    auto h = Hash::FromRaw(k.substr(1));
-    storage::v1::BlobLocation loc;
-    if (!h.ok() || !loc.ParseFromString(std::string(v))) {
-      parse = absl::DataLossError("a blob index record is corrupt");
-      return false;
-    }
-    if (dead(*h, loc, live->contains(*h))) batch.Delete(k);
-    return true;
-  }));
+  RETURN_IF_ERROR(
+      kv_->ScanPrefix(std::string(1, kIndexPrefix), [&](absl::string_view k, absl::string_view v) {
+        auto h = Hash::FromRaw(k.substr(1));
+        storage::v1::BlobLocation loc;
+        if (!h.ok() || !loc.ParseFromString(std::string(v))) {
+          parse = absl::DataLossError("a blob index record is corrupt");
+          return false;
+        }
+        if (dead(*h, loc, live->contains(*h))) batch.Delete(k);
+        return true;
+      }));
   RETURN_IF_ERROR(parse);
   return kv_->Write(&batch, /*sync=*/true);
 }

@@ -39,7 +39,7 @@
 namespace tusk::pfs {
 
 struct BlobStoreOptions {
-  size_t pack_size = 16 << 20;      // write a pack when the buffer reaches this
+  size_t pack_size = 16 << 20;       // write a pack when the buffer reaches this
   size_t inline_tail_max = 1 << 20;  // a writer's tail up to this goes inline
   // Pack writes in flight per writer (and threads writing them): more hide
   // the latency of a remote object store.
@@ -51,8 +51,8 @@ struct BlobStoreOptions {
 struct PreparedBlob {
   Hash hash;
   uint32_t raw_size = 0;
-  uint32_t codec = 0;  // 0 raw, 1 snappy
-  std::string stored;  // the bytes to store
+  uint32_t codec = 0;       // 0 raw, 1 snappy
+  std::string stored;       // the bytes to store
   bool was_inline = false;  // read from the index's inline records
 };
 PreparedBlob PrepareBlob(absl::string_view raw);
@@ -90,8 +90,9 @@ absl::StatusOr<storage::v1::PackFooter> ReadPackFooter(ObjectStore* store, const
 // whose bytes still decode, each listed under the hash of its content (a
 // damaged hash is thus corrected, a damaged offset yields a blob nothing
 // references), and no logs. DataLoss if nothing can be read.
-absl::StatusOr<storage::v1::PackFooter> RecoverPackFooter(ObjectStore* store, const std::string& key,
-                                                          uint64_t size, std::string* problem);
+absl::StatusOr<storage::v1::PackFooter> RecoverPackFooter(ObjectStore* store,
+                                                          const std::string& key, uint64_t size,
+                                                          std::string* problem);
 
 class BlobWriter;
 
@@ -230,7 +231,7 @@ class BlobWriter {
   friend class BlobStore;
   mutable absl::Mutex mu_;  // guards added_ (read by GC from another thread)
   absl::flat_hash_set<Hash> added_ ABSL_GUARDED_BY(mu_);  // every blob passed to Add
-  std::vector<std::string> packs_ ABSL_GUARDED_BY(mu_);  // ids of the packs written
+  std::vector<std::string> packs_ ABSL_GUARDED_BY(mu_);   // ids of the packs written
   uint64_t new_bytes_ = 0;
   uint64_t new_blobs_ = 0;
 };

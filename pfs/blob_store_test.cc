@@ -46,29 +46,32 @@ TEST(BlobStoreTest, PackRoundTripAndFooter) {
   }
   // Several packs, each with a footer listing exactly what the index says.
   size_t packs = 0, listed = 0;
-  ASSERT_TRUE(env.store->List("packs/", [&](const std::string& key, uint64_t size) {
-                packs++;
-                // Footer, its length, its checksum, the magic.
-                auto tail = env.store->GetRange(key, size - 20, 20);
-                ASSERT_TRUE(tail.ok());
-                EXPECT_EQ(tail->substr(12), "TUSKPAK2");
-                uint32_t len;
-                memcpy(&len, tail->data(), 4);
-                auto footer_bytes = env.store->GetRange(key, size - 20 - len, len);
-                ASSERT_TRUE(footer_bytes.ok());
-                EXPECT_EQ(Sha256(*footer_bytes).Raw().substr(0, 8), tail->substr(4, 8));
-                storage::v1::PackFooter footer;
-                ASSERT_TRUE(footer.ParseFromString(*footer_bytes));
-                for (const auto& item : footer.items()) {
-                  auto h = Hash::FromRaw(item.hash());
-                  ASSERT_TRUE(h.ok());
-                  auto loc = env.blobs->Locate(*h);
-                  ASSERT_TRUE(loc.ok());
-                  EXPECT_EQ(loc->offset(), item.offset());
-                  EXPECT_EQ(PackKey(loc->pack()), key);
-                  listed++;
-                }
-              }).ok());
+  ASSERT_TRUE(env.store
+                  ->List("packs/",
+                         [&](const std::string& key, uint64_t size) {
+                           packs++;
+                           // Footer, its length, its checksum, the magic.
+                           auto tail = env.store->GetRange(key, size - 20, 20);
+                           ASSERT_TRUE(tail.ok());
+                           EXPECT_EQ(tail->substr(12), "TUSKPAK2");
+                           uint32_t len;
+                           memcpy(&len, tail->data(), 4);
+                           auto footer_bytes = env.store->GetRange(key, size - 20 - len, len);
+                           ASSERT_TRUE(footer_bytes.ok());
+                           EXPECT_EQ(Sha256(*footer_bytes).Raw().substr(0, 8), tail->substr(4, 8));
+                           storage::v1::PackFooter footer;
+                           ASSERT_TRUE(footer.ParseFromString(*footer_bytes));
+                           for (const auto& item : footer.items()) {
+                             auto h = Hash::FromRaw(item.hash());
+                             ASSERT_TRUE(h.ok());
+                             auto loc = env.blobs->Locate(*h);
+                             ASSERT_TRUE(loc.ok());
+                             EXPECT_EQ(loc->offset(), item.offset());
+                             EXPECT_EQ(PackKey(loc->pack()), key);
+                             listed++;
+                           }
+                         })
+                  .ok());
   EXPECT_GE(packs, 2u);
   EXPECT_EQ(listed, 300u);
 }

@@ -17,8 +17,8 @@
 #include <cstring>
 #include <future>
 #include <list>
-#include <optional>
 #include <memory>
+#include <optional>
 
 #include "absl/container/flat_hash_map.h"
 #include "absl/container/flat_hash_set.h"
@@ -40,7 +40,9 @@ constexpr size_t kHeaderSize = 8 + 8 + Hash::kSize;
 class CachedObjectStore : public ObjectStore {
  public:
   CachedObjectStore(std::unique_ptr<ObjectStore> base, const CacheOptions& options)
-      : base_(std::move(base)), options_(options), prefetch_(std::max(1, options.prefetch_threads)) {}
+      : base_(std::move(base)),
+        options_(options),
+        prefetch_(std::max(1, options.prefetch_threads)) {}
 
   ~CachedObjectStore() override = default;
 
@@ -195,8 +197,8 @@ class CachedObjectStore : public ObjectStore {
       }
       size_t done = 0;
       while (good && done < length) {
-        ssize_t n = ::pread(fd, out.data() + done, length - done,
-                            static_cast<off_t>(kHeaderSize + done));
+        ssize_t n =
+            ::pread(fd, out.data() + done, length - done, static_cast<off_t>(kHeaderSize + done));
         if (n <= 0) {
           good = false;
           break;
@@ -294,8 +296,8 @@ class CachedObjectStore : public ObjectStore {
 
 }  // namespace
 
-absl::StatusOr<std::unique_ptr<ObjectStore>> OpenCachedObjectStore(std::unique_ptr<ObjectStore> base,
-                                                                   const CacheOptions& options) {
+absl::StatusOr<std::unique_ptr<ObjectStore>> OpenCachedObjectStore(
+    std::unique_ptr<ObjectStore> base, const CacheOptions& options) {
   if (options.dir.empty()) return absl::InvalidArgumentError("object cache without a directory");
   auto store = std::make_unique<CachedObjectStore>(std::move(base), options);
   RETURN_IF_ERROR(store->Load());

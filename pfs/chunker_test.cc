@@ -119,7 +119,9 @@ TEST(ChunkerTest, BoundariesArePinned) {
   for (size_t piece : {size_t{1000}, size_t{65536}, data.size()}) {
     auto sizes = Chunk(data, piece, Small());
     ASSERT_GE(sizes.size(), 8u);
-    EXPECT_EQ(std::vector<size_t>(sizes.begin(), sizes.begin() + 8), (std::vector<size_t>{10808, 10137, 11261, 9770, 11374, 12915, 9455, 9133})) << piece;
+    EXPECT_EQ(std::vector<size_t>(sizes.begin(), sizes.begin() + 8),
+              (std::vector<size_t>{10808, 10137, 11261, 9770, 11374, 12915, 9455, 9133}))
+        << piece;
   }
   // Runs of zeros never match a mask: max_size cuts them.
   std::string zeros_then_random = std::string(100000, '\0') + RandomBytes(40000, 3);
@@ -128,11 +130,11 @@ TEST(ChunkerTest, BoundariesArePinned) {
   EXPECT_EQ(Chunk(std::string(10 << 20, '\0'), 999999),
             (std::vector<size_t>{4 << 20, 4 << 20, 2 << 20}));
   std::string big = RandomBytes(24 << 20, 7);
-  EXPECT_EQ(Chunk(big, 1 << 20),
-            (std::vector<size_t>{1383954, 731163,  1002336, 1060467, 858685,  1228398,
-                                 1277658, 1181231, 1490989, 625524,  1479196, 1118022,
-                                 1077699, 1849789, 698663,  1422942, 1285835, 1172066,
-                                 1242541, 1125115, 1384291, 469260}));
+  EXPECT_EQ(
+      Chunk(big, 1 << 20),
+      (std::vector<size_t>{1383954, 731163,  1002336, 1060467, 858685,  1228398, 1277658, 1181231,
+                           1490989, 625524,  1479196, 1118022, 1077699, 1849789, 698663,  1422942,
+                           1285835, 1172066, 1242541, 1125115, 1384291, 469260}));
 }
 
 }  // namespace

@@ -77,7 +77,6 @@ class SetMarker : public GcMarker {
   absl::flat_hash_set<Hash> visited_;  // tree nodes and files walked
 };
 
-
 }  // namespace
 
 // ---------------------------------------------------------------------------
@@ -98,7 +97,8 @@ absl::StatusOr<RepoInfo> Pfs::UpdateRepo(const std::string& name,
     if (description) r->set_description(*description);
     if (retention) {
       if (retention->keep_last() == 0 &&
-          (!retention->has_keep_for() || TimeUtil::DurationToNanoseconds(retention->keep_for()) == 0)) {
+          (!retention->has_keep_for() ||
+           TimeUtil::DurationToNanoseconds(retention->keep_for()) == 0)) {
         r->clear_retention();
       } else {
         *r->mutable_retention() = *retention;
@@ -117,17 +117,19 @@ absl::StatusOr<std::vector<BranchInfo>> Pfs::DeleteCommit(const std::string& rep
   ASSIGN_OR_RETURN(CommitInfo c, ResolveCommit(repo, ref));
   absl::MutexLock lock(&meta_mu_);
   ASSIGN_OR_RETURN(auto current, GetCommit(repo, c.id()));
-  if (!current) return absl::NotFoundError(absl::StrCat("commit ", repo, "@", c.id(), " not found"));
+  if (!current)
+    return absl::NotFoundError(absl::StrCat("commit ", repo, "@", c.id(), " not found"));
   c = *current;
   if (c.state() != v1::FINISHED) {
-    return absl::FailedPreconditionError(
-        absl::StrCat("commit ", repo, "@", c.id(), " is open; finish it (or delete its branch) first"));
+    return absl::FailedPreconditionError(absl::StrCat(
+        "commit ", repo, "@", c.id(), " is open; finish it (or delete its branch) first"));
   }
   // Children: commits whose parent it is (open ones included).
   std::vector<std::string> children;
   RETURN_IF_ERROR(kv_->ScanPrefix(CommitPrefix(repo), [&](absl::string_view, absl::string_view v) {
     CommitInfo other;
-    if (other.ParseFromString(std::string(v)) && other.parent() == c.id()) children.push_back(other.id());
+    if (other.ParseFromString(std::string(v)) && other.parent() == c.id())
+      children.push_back(other.id());
     return true;
   }));
   if (!children.empty()) {
@@ -141,8 +143,8 @@ absl::StatusOr<std::vector<BranchInfo>> Pfs::DeleteCommit(const std::string& rep
     ASSIGN_OR_RETURN(auto s, GetCommit(r, id));
     if (s) {
       return absl::FailedPreconditionError(absl::StrCat("commit ", repo, "@", c.id(),
-                                                        " has commits computed from it (", r, "@", id,
-                                                        "); delete those first"));
+                                                        " has commits computed from it (", r, "@",
+                                                        id, "); delete those first"));
     }
   }
   std::vector<BranchInfo> moved;
@@ -214,9 +216,10 @@ absl::StatusOr<uint64_t> Pfs::SquashBranch(const RepoInfo& repo_info, const Bran
   for (; kept < chain.size(); ++kept) {
     const CommitInfo& x = chain[kept];
     bool by_count = keep.keep_last() > 0 && kept < keep.keep_last();
-    bool by_age = keep_for_ns > 0 &&
-                  absl::FromUnixNanos(TimeUtil::TimestampToNanoseconds(x.finished())) +
-                          absl::Nanoseconds(keep_for_ns) > now;
+    bool by_age =
+        keep_for_ns > 0 && absl::FromUnixNanos(TimeUtil::TimestampToNanoseconds(x.finished())) +
+                                   absl::Nanoseconds(keep_for_ns) >
+                               now;
     if (!by_count && !by_age) break;
   }
   if (kept >= chain.size()) return 0;
@@ -228,18 +231,20 @@ absl::StatusOr<uint64_t> Pfs::SquashBranch(const RepoInfo& repo_info, const Bran
   std::string blocker;
   RETURN_IF_ERROR(kv_->ScanPrefix(BranchPrefix(repo), [&](absl::string_view, absl::string_view v) {
     BranchInfo other;
-    if (other.ParseFromString(std::string(v)) && drop.contains(other.head())) blocker = other.name();
+    if (other.ParseFromString(std::string(v)) && drop.contains(other.head()))
+      blocker = other.name();
     return blocker.empty();
   }));
   if (blocker.empty()) {
-    RETURN_IF_ERROR(kv_->ScanPrefix(CommitPrefix(repo), [&](absl::string_view, absl::string_view v) {
-      CommitInfo other;
-      if (other.ParseFromString(std::string(v)) && drop.contains(other.parent()) &&
-          !drop.contains(other.id()) && other.id() != child_id) {
-        blocker = absl::StrCat(other.branch(), " (commit ", other.id(), ")");
-      }
-      return blocker.empty();
-    }));
+    RETURN_IF_ERROR(
+        kv_->ScanPrefix(CommitPrefix(repo), [&](absl::string_view, absl::string_view v) {
+          CommitInfo other;
+          if (other.ParseFromString(std::string(v)) && drop.contains(other.parent()) &&
+              !drop.contains(other.id()) && other.id() != child_id) {
+            blocker = absl::StrCat(other.branch(), " (commit ", other.id(), ")");
+          }
+          return blocker.empty();
+        }));
   }
   if (!blocker.empty()) {
     TUSK_LOG(INFO) << "retention of " << repo << "@" << b->name() << ": " << drop.size()
@@ -288,7 +293,8 @@ absl::StatusOr<uint64_t> Pfs::SquashBranch(const RepoInfo& repo_info, const Bran
       batch.Put(SubvenanceKey(repo, child.id(), sr, sid), "");
     }
     RETURN_IF_ERROR(DeletePrefix(kv_.get(), SubvenancePrefix(repo, d.id()), &batch));
-    for (const auto& p : d.provenance()) batch.Delete(SubvenanceKey(p.repo(), p.id(), repo, d.id()));
+    for (const auto& p : d.provenance())
+      batch.Delete(SubvenanceKey(p.repo(), p.id(), repo, d.id()));
     batch.Delete(CommitKey(repo, d.id()));
     batch.Delete(CommitSetKey(d.commit_set(), repo, d.id()));
     storage::v1::MetaEvent gone;
@@ -346,15 +352,15 @@ absl::StatusOr<uint64_t> Pfs::WriteCheckpoint() {
     auto scan = [&](const char* prefix, auto add) {
       return kv_->ScanPrefix(prefix, [&](absl::string_view k, absl::string_view v) {
         if (!add(v)) {
-          parse = absl::DataLossError(absl::StrCat("index record ", k.substr(0, 40), " is corrupt"));
+          parse =
+              absl::DataLossError(absl::StrCat("index record ", k.substr(0, 40), " is corrupt"));
           return false;
         }
         return true;
       });
     };
-    RETURN_IF_ERROR(scan("r", [&](absl::string_view v) {
-      return cp.add_repos()->ParseFromString(std::string(v));
-    }));
+    RETURN_IF_ERROR(scan(
+        "r", [&](absl::string_view v) { return cp.add_repos()->ParseFromString(std::string(v)); }));
     RETURN_IF_ERROR(scan("b", [&](absl::string_view v) {
       v1::BranchInfo* b = cp.add_branches();
       if (!b->ParseFromString(std::string(v))) return false;
@@ -369,10 +375,11 @@ absl::StatusOr<uint64_t> Pfs::WriteCheckpoint() {
     }));
     RETURN_IF_ERROR(parse);
     std::vector<std::string> record_keys;
-    RETURN_IF_ERROR(kv_->ScanPrefix(kRecordMarkerPrefix, [&](absl::string_view k, absl::string_view) {
-      record_keys.emplace_back(k.substr(1));
-      return true;
-    }));
+    RETURN_IF_ERROR(
+        kv_->ScanPrefix(kRecordMarkerPrefix, [&](absl::string_view k, absl::string_view) {
+          record_keys.emplace_back(k.substr(1));
+          return true;
+        }));
     for (const auto& k : record_keys) {
       ASSIGN_OR_RETURN(auto v, kv_->Get(k));
       if (!v) continue;
@@ -389,7 +396,8 @@ absl::StatusOr<uint64_t> Pfs::WriteCheckpoint() {
   // Void ranges below the checkpoint no longer matter: older logs are
   // replaced by it.
   std::vector<std::string> voids;
-  RETURN_IF_ERROR(store_->List(kVoidPrefix, [&](const std::string& k, uint64_t) { voids.push_back(k); }));
+  RETURN_IF_ERROR(
+      store_->List(kVoidPrefix, [&](const std::string& k, uint64_t) { voids.push_back(k); }));
   for (const auto& k : voids) {
     uint64_t first = 0, last = 0;
     if (ParseVoidKey(k, &first, &last) && last <= cp.seq()) {
@@ -399,7 +407,8 @@ absl::StatusOr<uint64_t> Pfs::WriteCheckpoint() {
   }
   // Keep the two newest.
   std::vector<std::string> keys;
-  RETURN_IF_ERROR(store_->List(kCheckpointPrefix, [&](const std::string& k, uint64_t) { keys.push_back(k); }));
+  RETURN_IF_ERROR(
+      store_->List(kCheckpointPrefix, [&](const std::string& k, uint64_t) { keys.push_back(k); }));
   std::sort(keys.begin(), keys.end());
   for (size_t i = 0; i + 2 < keys.size(); ++i) {
     absl::Status s = store_->Delete(keys[i]);
@@ -474,30 +483,29 @@ absl::StatusOr<GcStats> Pfs::Gc(const GcOptions& options) {
     uint64_t live_bytes = 0, live_blobs = 0;
   };
   absl::flat_hash_map<std::string, PackUse> use;
-  RETURN_IF_ERROR(blobs_->SweepIndex(&live, [&](const Hash& h, const storage::v1::BlobLocation& loc,
-                                                bool is_live) {
-    if (loc.pack().empty()) return false;  // inline: only in the index, packed later
-    if (is_live) {
-      PackUse& u = use[loc.pack()];
-      u.live_bytes += loc.stored_size();
-      u.live_blobs++;
-      return false;
-    }
-    if (PackTime(loc.pack()) >= cutoff && !blobs_->IsAbandoned(loc.pack())) {
-      use[loc.pack()];  // young: kept whole
-      return false;
-    }
-    stats.blobs_deleted++;
-    return true;
-  }));
+  RETURN_IF_ERROR(blobs_->SweepIndex(
+      &live, [&](const Hash& h, const storage::v1::BlobLocation& loc, bool is_live) {
+        if (loc.pack().empty()) return false;  // inline: only in the index, packed later
+        if (is_live) {
+          PackUse& u = use[loc.pack()];
+          u.live_bytes += loc.stored_size();
+          u.live_blobs++;
+          return false;
+        }
+        if (PackTime(loc.pack()) >= cutoff && !blobs_->IsAbandoned(loc.pack())) {
+          use[loc.pack()];  // young: kept whole
+          return false;
+        }
+        stats.blobs_deleted++;
+        return true;
+      }));
   stats.live_blobs = live.size();
 
   // Packs: delete the dead; rewrite the mostly dead, and merge small ones (a
   // log pack per micro-commit adds up), into packs of the usual size.
   std::vector<std::pair<std::string, uint64_t>> packs;
-  RETURN_IF_ERROR(store_->List(kPackPrefix, [&](const std::string& key, uint64_t size) {
-    packs.emplace_back(key, size);
-  }));
+  RETURN_IF_ERROR(store_->List(
+      kPackPrefix, [&](const std::string& key, uint64_t size) { packs.emplace_back(key, size); }));
   stats.packs = packs.size();
   const uint64_t small = std::max<uint64_t>(blobs_->options().pack_size / 16, 64 << 10);
   struct Group {
@@ -514,7 +522,8 @@ absl::StatusOr<GcStats> Pfs::Gc(const GcOptions& options) {
     }
     KvBatch batch;
     std::string pack_id;
-    if (!group.blobs.empty()) RETURN_IF_ERROR(blobs_->WritePack(group.blobs, &batch, nullptr, &pack_id));
+    if (!group.blobs.empty())
+      RETURN_IF_ERROR(blobs_->WritePack(group.blobs, &batch, nullptr, &pack_id));
     RETURN_IF_ERROR(blobs_->DropPackIfUnindexed(kv_->Write(&batch, /*sync=*/true), pack_id));
     for (const auto& key : group.sources) RETURN_IF_ERROR(Annotate(store_->Delete(key), "gc"));
     stats.packs_rewritten += group.sources.size();
@@ -529,8 +538,9 @@ absl::StatusOr<GcStats> Pfs::Gc(const GcOptions& options) {
     PackUse u = it == use.end() ? PackUse{} : it->second;
     stats.bytes_live += u.live_bytes;
     bool dead = u.live_blobs == 0;
-    bool sparse = !dead && options.rewrite_below > 0 &&
-                  static_cast<double>(u.live_bytes) < options.rewrite_below * static_cast<double>(size);
+    bool sparse =
+        !dead && options.rewrite_below > 0 &&
+        static_cast<double>(u.live_bytes) < options.rewrite_below * static_cast<double>(size);
     bool merge = !dead && size < small;
     if (!dead && !sparse && !merge) continue;
     // A log newer than the checkpoint is still the only record of its
@@ -589,10 +599,10 @@ absl::StatusOr<GcStats> Pfs::Gc(const GcOptions& options) {
   }
   RETURN_IF_ERROR(flush(true));
   TUSK_LOG(INFO) << "gc: " << stats.live_blobs << " live blobs; deleted " << stats.packs_deleted
-                 << " of " << stats.packs << " packs and rewrote or merged " << stats.packs_rewritten << " ("
-                 << stats.bytes_deleted << " bytes freed), " << stats.blobs_deleted
-                 << " index records; checkpoint at seq " << stats.checkpoint_seq << "; took "
-                 << absl::FormatDuration(absl::Now() - start);
+                 << " of " << stats.packs << " packs and rewrote or merged "
+                 << stats.packs_rewritten << " (" << stats.bytes_deleted << " bytes freed), "
+                 << stats.blobs_deleted << " index records; checkpoint at seq "
+                 << stats.checkpoint_seq << "; took " << absl::FormatDuration(absl::Now() - start);
   return stats;
 }
 

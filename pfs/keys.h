@@ -8,8 +8,8 @@
 
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
-#include "absl/strings/strip.h"
 #include "absl/strings/string_view.h"
+#include "absl/strings/strip.h"
 
 namespace tusk::pfs {
 
@@ -39,7 +39,8 @@ inline std::string CommitKey(absl::string_view repo, absl::string_view id) {
   return absl::StrCat(CommitPrefix(repo), id);
 }
 inline constexpr absl::string_view kNul("\0", 1);
-inline std::string CommitSetKey(absl::string_view set, absl::string_view repo, absl::string_view id) {
+inline std::string CommitSetKey(absl::string_view set, absl::string_view repo,
+                                absl::string_view id) {
   return absl::StrCat("k", set, kNul, repo, kNul, id);
 }
 inline std::string SubvenancePrefix(absl::string_view repo, absl::string_view id) {
@@ -54,7 +55,9 @@ inline std::string PendingLogKey(uint64_t seq) { return "l" + Hex16(seq); }
 // Marks `key` as a durable record of another component (PutRecord): what a
 // checkpoint carries, and what a rebuild must mark again.
 inline constexpr char kRecordMarkerPrefix[] = "d";
-inline std::string RecordMarkerKey(absl::string_view key) { return absl::StrCat(kRecordMarkerPrefix, key); }
+inline std::string RecordMarkerKey(absl::string_view key) {
+  return absl::StrCat(kRecordMarkerPrefix, key);
+}
 inline std::string StagePrefix(absl::string_view id) { return absl::StrCat("s", id); }
 inline std::string StageKey(absl::string_view id, absl::string_view path) {
   return absl::StrCat("s", id, path);
@@ -89,6 +92,8 @@ inline bool ParseVoidKey(absl::string_view key, uint64_t* first, uint64_t* last)
   if (!absl::ConsumePrefix(&key, kVoidPrefix) || key.size() != 33 || key[16] != '-') return false;
   return absl::SimpleHexAtoi(key.substr(0, 16), first) && absl::SimpleHexAtoi(key.substr(17), last);
 }
-inline std::string CheckpointKey(uint64_t seq) { return absl::StrCat(kCheckpointPrefix, Hex16(seq)); }
+inline std::string CheckpointKey(uint64_t seq) {
+  return absl::StrCat(kCheckpointPrefix, Hex16(seq));
+}
 
 }  // namespace tusk::pfs

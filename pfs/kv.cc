@@ -108,7 +108,8 @@ absl::Status Kv::Write(KvBatch* batch, bool sync) {
   return WriteWithResume([&] { return db_->Write(wo, batch->batch_.get()); }, "write");
 }
 
-absl::Status Kv::WriteWithResume(const std::function<rocksdb::Status()>& write, absl::string_view what) {
+absl::Status Kv::WriteWithResume(const std::function<rocksdb::Status()>& write,
+                                 absl::string_view what) {
   rocksdb::Status s = write();
   if (!s.IsIOError()) return FromRocks(s, what);
   // A failed write (a full disk) leaves RocksDB refusing every later write

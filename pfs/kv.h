@@ -68,7 +68,8 @@ class Kv {
   explicit Kv(rocksdb::DB* db);
   // Runs `write`; after an I/O error (a full disk), resumes the database
   // (RocksDB stops writing after one) and, if that works, tries once more.
-  absl::Status WriteWithResume(const std::function<rocksdb::Status()>& write, absl::string_view what);
+  absl::Status WriteWithResume(const std::function<rocksdb::Status()>& write,
+                               absl::string_view what);
   std::unique_ptr<rocksdb::DB> db_;
 };
 

@@ -159,7 +159,8 @@ class LocalObjectStore : public ObjectStore {
     return PutParts(key, {data});
   }
 
-  absl::Status PutParts(const std::string& key, const std::vector<absl::string_view>& parts) override {
+  absl::Status PutParts(const std::string& key,
+                        const std::vector<absl::string_view>& parts) override {
     RETURN_IF_ERROR(ValidateObjectKey(key));
     std::string path = Path(key);
     std::string dir = path.substr(0, path.rfind('/'));
@@ -196,8 +197,8 @@ class LocalObjectStore : public ObjectStore {
   // them back later costs CPU for nothing. Returns an open descriptor holding
   // the whole object, or -1 with `s` OK when the file system refuses direct
   // I/O (the caller then writes through the cache), or -1 with an error.
-  int WriteDirect(const std::string& tmp, const std::vector<absl::string_view>& parts,
-                  size_t total, absl::Status* s) {
+  int WriteDirect(const std::string& tmp, const std::vector<absl::string_view>& parts, size_t total,
+                  absl::Status* s) {
     int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_DIRECT, 0644);
     if (fd < 0) {
       if (errno == EINVAL) {
@@ -420,7 +421,8 @@ class LocalObjectStore : public ObjectStore {
 
 }  // namespace
 
-absl::Status ObjectStore::PutParts(const std::string& key, const std::vector<absl::string_view>& parts) {
+absl::Status ObjectStore::PutParts(const std::string& key,
+                                   const std::vector<absl::string_view>& parts) {
   if (parts.size() == 1) return Put(key, parts[0]);
   size_t total = 0;
   for (absl::string_view p : parts) total += p.size();

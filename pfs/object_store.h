@@ -25,10 +25,10 @@
 namespace tusk::pfs {
 
 struct ObjectStoreStats {
-  uint64_t puts = 0;     // PUT requests (a multipart upload counts each part, plus 2)
-  uint64_t gets = 0;     // GET requests (whole and ranged)
+  uint64_t puts = 0;  // PUT requests (a multipart upload counts each part, plus 2)
+  uint64_t gets = 0;  // GET requests (whole and ranged)
   uint64_t heads = 0;
-  uint64_t lists = 0;    // List calls
+  uint64_t lists = 0;  // List calls
   uint64_t deletes = 0;
   uint64_t retries = 0;  // requests sent again after a retryable failure
   uint64_t bytes_written = 0;
@@ -44,7 +44,8 @@ class ObjectStore {
   // Stores `data` under `key`, durably and atomically.
   virtual absl::Status Put(const std::string& key, absl::string_view data) = 0;
   // Stores the concatenation of `parts` (saves building one big buffer).
-  virtual absl::Status PutParts(const std::string& key, const std::vector<absl::string_view>& parts);
+  virtual absl::Status PutParts(const std::string& key,
+                                const std::vector<absl::string_view>& parts);
   // The whole object. NotFound if absent. (Default: Size, then GetRange.)
   virtual absl::StatusOr<std::string> Get(const std::string& key);
   // `length` bytes at `offset`. OutOfRange if the object is shorter (a
@@ -61,8 +62,9 @@ class ObjectStore {
   // Removes the object; OK if it was already absent.
   virtual absl::Status Delete(const std::string& key) = 0;
   // Calls `fn` for each key starting with `prefix`, in lexicographic order.
-  virtual absl::Status List(const std::string& prefix,
-                            const std::function<void(const std::string& key, uint64_t size)>& fn) = 0;
+  virtual absl::Status List(
+      const std::string& prefix,
+      const std::function<void(const std::string& key, uint64_t size)>& fn) = 0;
   // A description for logs and errors, e.g. "local:/var/lib/tusk/objects".
   virtual std::string Describe() const = 0;
   // Counters of the requests this store made to its backend (zero where a
@@ -76,7 +78,6 @@ absl::Status ValidateObjectKey(const std::string& key);
 // Local-directory store. Objects are files under `root`; Put writes a temporary
 // file, fsyncs it, renames it into place and fsyncs the directory.
 absl::StatusOr<std::unique_ptr<ObjectStore>> OpenLocalObjectStore(const std::string& root);
-
 
 // S3 (or an S3-compatible server) under s3://bucket/prefix.
 struct S3StoreOptions {
@@ -115,7 +116,7 @@ struct CacheOptions {
   uint64_t max_bytes = 1ull << 30;
   int prefetch_threads = 4;
 };
-absl::StatusOr<std::unique_ptr<ObjectStore>> OpenCachedObjectStore(std::unique_ptr<ObjectStore> base,
-                                                                   const CacheOptions& options);
+absl::StatusOr<std::unique_ptr<ObjectStore>> OpenCachedObjectStore(
+    std::unique_ptr<ObjectStore> base, const CacheOptions& options);
 
 }  // namespace tusk::pfs

@@ -14,8 +14,8 @@
 #include "common/status.h"
 #include "google/protobuf/util/time_util.h"
 #include "pfs/keys.h"
-#include "pfs/records.h"
 #include "pfs/rebuild.h"
+#include "pfs/records.h"
 #include "pfs/refs.h"
 
 namespace tusk::pfs {
@@ -37,8 +37,8 @@ Entry DirEntry(const std::string& name, const DirInfo& info) {
 
 // The staged writes of a commit, as a tree of paths.
 struct Trie {
-  bool cleared = false;       // deleted first (the old content is gone)
-  std::optional<Entry> put;   // a file written here
+  bool cleared = false;      // deleted first (the old content is gone)
+  std::optional<Entry> put;  // a file written here
   std::map<std::string, std::unique_ptr<Trie>> children;
 };
 
@@ -68,8 +68,8 @@ absl::StatusOr<DirInfo> ApplyTrie(NodeStore* nodes, BlobWriter* writer, const Ha
       Hash sub_base;
       if (old && !child->cleared) {
         if (old->type() == Entry::FILE) {
-          return absl::FailedPreconditionError(absl::StrCat(
-              "cannot write beneath ", child_path, ": it is a file"));
+          return absl::FailedPreconditionError(
+              absl::StrCat("cannot write beneath ", child_path, ": it is a file"));
         }
         ASSIGN_OR_RETURN(sub_base, Hash::FromRaw(old->hash()));
       }
@@ -112,9 +112,10 @@ absl::StatusOr<std::unique_ptr<Pfs>> Pfs::Open(const PfsOptions& options) {
     // index is created, so that a refused start leaves nothing behind.
     auto marker = pfs->store_->Size(kStoreMarkerKey);
     if (marker.ok()) {
-      return absl::FailedPreconditionError(absl::StrCat(
-          "object store ", pfs->store_->Describe(), " already holds tusk data but there is no index in ",
-          index_dir, "; start with --rebuild-index to recover the index from the object store"));
+      return absl::FailedPreconditionError(
+          absl::StrCat("object store ", pfs->store_->Describe(),
+                       " already holds tusk data but there is no index in ", index_dir,
+                       "; start with --rebuild-index to recover the index from the object store"));
     }
     if (!absl::IsNotFound(marker.status())) {
       return Annotate(marker.status(), "checking the object store");
@@ -123,13 +124,13 @@ absl::StatusOr<std::unique_ptr<Pfs>> Pfs::Open(const PfsOptions& options) {
   ASSIGN_OR_RETURN(pfs->kv_, Kv::Open(index_dir));
   ASSIGN_OR_RETURN(auto format, pfs->kv_->Get(kFormatKey));
   if (!format) {
-    RETURN_IF_ERROR(Annotate(pfs->store_->Put(kStoreMarkerKey, kFormatVersion),
-                             "marking the object store"));
+    RETURN_IF_ERROR(
+        Annotate(pfs->store_->Put(kStoreMarkerKey, kFormatVersion), "marking the object store"));
     RETURN_IF_ERROR(pfs->kv_->Put(kFormatKey, kFormatVersion, /*sync=*/true));
   } else if (*format != kFormatVersion) {
-    return absl::FailedPreconditionError(absl::StrCat(
-        "data directory ", options.data_dir, " has index format ", *format, ", this tuskd reads ",
-        kFormatVersion));
+    return absl::FailedPreconditionError(absl::StrCat("data directory ", options.data_dir,
+                                                      " has index format ", *format,
+                                                      ", this tuskd reads ", kFormatVersion));
   }
   ASSIGN_OR_RETURN(auto seq, pfs->kv_->Get(kSeqKey));
   ASSIGN_OR_RETURN(auto applied_seq, pfs->kv_->Get(kAppliedSeqKey));
@@ -180,8 +181,9 @@ absl::Status Pfs::WriteLogged(std::vector<storage::v1::MetaEvent> events, KvBatc
     // index: void its number, so that a rebuild does not make it.
     absl::Status voided = store_->Put(VoidKey(seq, seq), "");
     if (!voided.ok()) {
-      TUSK_LOG(WARNING) << "log " << seq << " was written but not applied, and recording that failed ("
-                        << voided << "); the next start voids it";
+      TUSK_LOG(WARNING) << "log " << seq
+                        << " was written but not applied, and recording that failed (" << voided
+                        << "); the next start voids it";
     }
   }
   return written;
@@ -216,28 +218,29 @@ absl::StatusOr<size_t> Pfs::ShipLogs() {
     absl::Status parse;
     // From the first number not yet shipped: the shipped ones before it are
     // deletions that a scan from "l" would wade through on every call.
-    RETURN_IF_ERROR(kv_->Scan(PendingLogKey(shipped_below_), "m", [&](absl::string_view k,
-                                                                       absl::string_view v) {
-      storage::v1::PendingLog p;
-      if (!p.ParseFromString(std::string(v))) {
-        parse = absl::DataLossError(absl::StrCat("pending log ", k.substr(1), " is corrupt"));
-        return false;
-      }
-      for (const auto& raw : p.blobs()) {
-        auto h = Hash::FromRaw(raw);
-        if (h.ok()) hashes.push_back(*h);
-      }
-      logs.push_back(std::move(*p.mutable_log()));
-      keys.emplace_back(k);
-      return keys.size() < 1000;
-    }));
+    RETURN_IF_ERROR(kv_->Scan(
+        PendingLogKey(shipped_below_), "m", [&](absl::string_view k, absl::string_view v) {
+          storage::v1::PendingLog p;
+          if (!p.ParseFromString(std::string(v))) {
+            parse = absl::DataLossError(absl::StrCat("pending log ", k.substr(1), " is corrupt"));
+            return false;
+          }
+          for (const auto& raw : p.blobs()) {
+            auto h = Hash::FromRaw(raw);
+            if (h.ok()) hashes.push_back(*h);
+          }
+          logs.push_back(std::move(*p.mutable_log()));
+          keys.emplace_back(k);
+          return keys.size() < 1000;
+        }));
     RETURN_IF_ERROR(parse);
     if (keys.empty()) break;
     std::vector<PreparedBlob> blobs;
     RETURN_IF_ERROR(blobs_->CollectInline(hashes, &blobs, /*skip_missing=*/true));
     KvBatch batch;
     std::string pack_id;
-    RETURN_IF_ERROR(Annotate(blobs_->WriteLogPack(logs, blobs, &batch, &pack_id), "shipping the metadata log"));
+    RETURN_IF_ERROR(
+        Annotate(blobs_->WriteLogPack(logs, blobs, &batch, &pack_id), "shipping the metadata log"));
     for (const auto& k : keys) batch.Delete(k);
     // Not synced: if this write is lost, the logs are shipped again (the
     // same sequence numbers, replayed once) and the blobs stay inline.
@@ -260,7 +263,8 @@ Pfs::~Pfs() {
   workers_.reset();
   if (blobs_ && kv_ && options_.log_mode == LogMode::kShipped) {
     auto shipped = ShipLogs();
-    if (!shipped.ok()) TUSK_LOG(WARNING) << "shipping the metadata log at shutdown: " << shipped.status();
+    if (!shipped.ok())
+      TUSK_LOG(WARNING) << "shipping the metadata log at shutdown: " << shipped.status();
   }
   if (blobs_) {
     auto packed = blobs_->PackPending();
@@ -351,7 +355,8 @@ void Pfs::RetryDrops() {
   for (const auto& [repo, id] : drops) {
     absl::Status s = DropOpenCommit(repo, id);
     if (s.ok()) {
-      TUSK_LOG(INFO) << "dropped automatic commit " << repo << "@" << id << " (after an earlier failure)";
+      TUSK_LOG(INFO) << "dropped automatic commit " << repo << "@" << id
+                     << " (after an earlier failure)";
       continue;
     }
     absl::MutexLock lock(&packer_mu_);
@@ -418,7 +423,8 @@ absl::StatusOr<CommitInfo> Pfs::ResolveCommit(const std::string& repo, const std
     id = parsed.base;
   } else {
     ASSIGN_OR_RETURN(auto b, GetBranch(repo, parsed.base));
-    if (!b) return absl::NotFoundError(absl::StrCat("branch ", repo, "@", parsed.base, " not found"));
+    if (!b)
+      return absl::NotFoundError(absl::StrCat("branch ", repo, "@", parsed.base, " not found"));
     if (b->head().empty()) {
       return absl::NotFoundError(
           absl::StrCat("branch ", repo, "@", parsed.base, " has no finished commit yet"));
@@ -435,7 +441,9 @@ absl::StatusOr<CommitInfo> Pfs::ResolveCommit(const std::string& repo, const std
     }
     std::string parent = c->parent();
     ASSIGN_OR_RETURN(c, GetCommit(repo, parent));
-    if (!c) return absl::DataLossError(absl::StrCat("parent commit ", parent, " of ", repo, " is missing"));
+    if (!c)
+      return absl::DataLossError(
+          absl::StrCat("parent commit ", parent, " of ", repo, " is missing"));
   }
   return *c;
 }
@@ -443,8 +451,8 @@ absl::StatusOr<CommitInfo> Pfs::ResolveCommit(const std::string& repo, const std
 absl::StatusOr<CommitInfo> Pfs::ResolveForRead(const std::string& repo, const std::string& ref) {
   ASSIGN_OR_RETURN(CommitInfo c, ResolveCommit(repo, ref));
   if (c.state() != v1::FINISHED) {
-    return absl::FailedPreconditionError(absl::StrCat(
-        "commit ", repo, "@", c.id(), " is still open; finish it to read its files"));
+    return absl::FailedPreconditionError(
+        absl::StrCat("commit ", repo, "@", c.id(), " is still open; finish it to read its files"));
   }
   return c;
 }
@@ -515,12 +523,13 @@ absl::Status Pfs::DeleteRepo(const std::string& name, bool force) {
   std::vector<std::string> open;
   RETURN_IF_ERROR(kv_->ScanPrefix(BranchPrefix(name), [&](absl::string_view, absl::string_view v) {
     BranchInfo b;
-    if (b.ParseFromString(std::string(v)) && !b.open_commit().empty()) open.push_back(b.open_commit());
+    if (b.ParseFromString(std::string(v)) && !b.open_commit().empty())
+      open.push_back(b.open_commit());
     return true;
   }));
   if (!open.empty() && !force) {
-    return absl::FailedPreconditionError(absl::StrCat(
-        "repo ", name, " has an open commit (", open[0], "); finish it or use --force"));
+    return absl::FailedPreconditionError(absl::StrCat("repo ", name, " has an open commit (",
+                                                      open[0], "); finish it or use --force"));
   }
   KvBatch batch;
   storage::v1::MetaEvent gone;
@@ -559,12 +568,13 @@ absl::StatusOr<BranchInfo> Pfs::CreateBranch(const std::string& repo, const std:
   BranchInfo info;
   if (existing) {
     if (head_ref.empty()) {
-      return absl::AlreadyExistsError(absl::StrCat("branch ", repo, "@", branch, " already exists"));
+      return absl::AlreadyExistsError(
+          absl::StrCat("branch ", repo, "@", branch, " already exists"));
     }
     if (!existing->open_commit().empty()) {
-      return absl::FailedPreconditionError(absl::StrCat("branch ", repo, "@", branch,
-                                                        " has an open commit (",
-                                                        existing->open_commit(), "); finish it first"));
+      return absl::FailedPreconditionError(
+          absl::StrCat("branch ", repo, "@", branch, " has an open commit (",
+                       existing->open_commit(), "); finish it first"));
     }
     info = *existing;
   } else {
@@ -604,7 +614,8 @@ absl::StatusOr<BranchInfo> Pfs::InspectBranch(const std::string& repo, const std
   return *b;
 }
 
-absl::StatusOr<BranchInfo> Pfs::SetBranchProvenance(const std::string& repo, const std::string& branch,
+absl::StatusOr<BranchInfo> Pfs::SetBranchProvenance(const std::string& repo,
+                                                    const std::string& branch,
                                                     const std::vector<v1::BranchRef>& provenance) {
   RETURN_IF_ERROR(ValidateRepoName(repo));
   RETURN_IF_ERROR(ValidateBranchName(branch));
@@ -637,7 +648,8 @@ absl::StatusOr<std::vector<BranchInfo>> Pfs::ListBranch(const std::string& repo)
   RETURN_IF_ERROR(kv_->ScanPrefix(BranchPrefix(repo), [&](absl::string_view, absl::string_view v) {
     BranchInfo b;
     if (!b.ParseFromString(std::string(v))) {
-      parse_status = absl::DataLossError(absl::StrCat("a branch record of repo ", repo, " is corrupt"));
+      parse_status =
+          absl::DataLossError(absl::StrCat("a branch record of repo ", repo, " is corrupt"));
       return false;
     }
     out.push_back(std::move(b));
@@ -710,10 +722,12 @@ std::string Pfs::BusyMessage(const CommitInfo& open, absl::Duration waited) {
                         absl::FormatDuration(waited), ": its open commit ", open.id(),
                         " belongs to the upload '", owner->second,
                         "' (running, or interrupted: run it again to resume it, or finish the "
-                        "commit with 'tusk finish commit ", open.repo(), "@", open.id(), "')");
+                        "commit with 'tusk finish commit ",
+                        open.repo(), "@", open.id(), "')");
   }
-  return absl::StrCat("branch ", open.repo(), "@", open.branch(), " is still busy with automatic commit ",
-                      open.id(), " after ", absl::FormatDuration(waited));
+  return absl::StrCat("branch ", open.repo(), "@", open.branch(),
+                      " is still busy with automatic commit ", open.id(), " after ",
+                      absl::FormatDuration(waited));
 }
 
 absl::Status Pfs::CarryMetadata(const std::string& repo, const std::string& parent, CommitInfo* c) {
@@ -726,11 +740,10 @@ absl::Status Pfs::CarryMetadata(const std::string& repo, const std::string& pare
   return absl::OkStatus();
 }
 
-absl::StatusOr<CommitInfo> Pfs::StartCommitLocked(const std::string& repo, const std::string& branch,
-                                                  const std::string& message, v1::Origin origin,
-                                                  const std::map<std::string, std::string>& metadata,
-                                                  bool automatic,
-                                                  const CommitOptions& options) {
+absl::StatusOr<CommitInfo> Pfs::StartCommitLocked(
+    const std::string& repo, const std::string& branch, const std::string& message,
+    v1::Origin origin, const std::map<std::string, std::string>& metadata, bool automatic,
+    const CommitOptions& options) {
   ASSIGN_OR_RETURN(auto r, GetRepo(repo));
   if (!r) return absl::NotFoundError(absl::StrCat("repo ", repo, " not found"));
   ASSIGN_OR_RETURN(auto existing, GetBranch(repo, branch));
@@ -738,9 +751,8 @@ absl::StatusOr<CommitInfo> Pfs::StartCommitLocked(const std::string& repo, const
   if (existing) {
     b = *existing;
     if (!b.open_commit().empty()) {
-      return absl::FailedPreconditionError(absl::StrCat("branch ", repo, "@", branch,
-                                                        " already has an open commit (",
-                                                        b.open_commit(), ")"));
+      return absl::FailedPreconditionError(absl::StrCat(
+          "branch ", repo, "@", branch, " already has an open commit (", b.open_commit(), ")"));
     }
   } else {
     b.set_repo(repo);
@@ -752,7 +764,8 @@ absl::StatusOr<CommitInfo> Pfs::StartCommitLocked(const std::string& repo, const
   if (!options.id.empty()) {
     ASSIGN_OR_RETURN(auto taken, GetCommit(repo, options.id));
     if (taken) {
-      return absl::AlreadyExistsError(absl::StrCat("commit ", repo, "@", options.id, " already exists"));
+      return absl::AlreadyExistsError(
+          absl::StrCat("commit ", repo, "@", options.id, " already exists"));
     }
   }
   c.set_repo(repo);
@@ -781,10 +794,10 @@ absl::StatusOr<CommitInfo> Pfs::StartCommitLocked(const std::string& repo, const
   return c;
 }
 
-absl::StatusOr<CommitInfo> Pfs::FinishCommit(const std::string& repo, const std::string& ref,
-                                             const std::string& message,
-                                             const std::map<std::string, std::string>& metadata,
-                                             const std::map<std::string, std::string>& expect_metadata) {
+absl::StatusOr<CommitInfo> Pfs::FinishCommit(
+    const std::string& repo, const std::string& ref, const std::string& message,
+    const std::map<std::string, std::string>& metadata,
+    const std::map<std::string, std::string>& expect_metadata) {
   FinishOptions options;
   options.message = message;
   options.metadata = metadata;
@@ -845,14 +858,15 @@ absl::StatusOr<std::string> Pfs::OpenCommitId(const std::string& repo, const std
 }
 
 absl::StatusOr<CommitInfo> Pfs::FinishCommitById(const std::string& repo, const std::string& id,
-                                                  const FinishOptions& options) {
+                                                 const FinishOptions& options) {
   const auto& expect_metadata = options.expect_metadata;
   auto commit_lock = CommitLock(id);
   absl::WriterMutexLock finish_lock(commit_lock.get());
   ASSIGN_OR_RETURN(auto c, GetCommit(repo, id));
   if (!c) return absl::NotFoundError(absl::StrCat("commit ", id, " not found in repo ", repo));
   if (c->state() == v1::FINISHED) {
-    return absl::FailedPreconditionError(absl::StrCat("commit ", repo, "@", id, " is already finished"));
+    return absl::FailedPreconditionError(
+        absl::StrCat("commit ", repo, "@", id, " is already finished"));
   }
   Hash parent_root;
   if (!c->parent().empty()) {
@@ -869,8 +883,8 @@ absl::StatusOr<CommitInfo> Pfs::FinishCommitById(const std::string& repo, const 
   RETURN_IF_ERROR(kv_->ScanPrefix(prefix, [&](absl::string_view k, absl::string_view v) {
     StagedOp op;
     if (!op.ParseFromString(std::string(v))) {
-      parse_status = absl::DataLossError(absl::StrCat("staged write ", k.substr(prefix.size()),
-                                                      " of commit ", id, " is corrupt"));
+      parse_status = absl::DataLossError(
+          absl::StrCat("staged write ", k.substr(prefix.size()), " of commit ", id, " is corrupt"));
       return false;
     }
     staged_keys.emplace_back(k);
@@ -937,9 +951,10 @@ absl::StatusOr<CommitInfo> Pfs::FinishCommitById(const std::string& repo, const 
       auto it = parent.metadata().find(k);
       std::string have = it == parent.metadata().end() ? "" : it->second;
       if (have != want) {
-        return absl::AbortedError(absl::StrCat(
-            "precondition failed: metadata '", k, "' of parent commit ",
-            c->parent().empty() ? "(none)" : c->parent(), " is '", have, "', expected '", want, "'"));
+        return absl::AbortedError(absl::StrCat("precondition failed: metadata '", k,
+                                               "' of parent commit ",
+                                               c->parent().empty() ? "(none)" : c->parent(),
+                                               " is '", have, "', expected '", want, "'"));
       }
     }
   }
@@ -1007,11 +1022,12 @@ absl::Status Pfs::ListCommit(const std::string& repo, const std::string& ref, ui
   uint64_t n = 0;
   if (ref.empty()) {
     std::vector<CommitInfo> all;
-    RETURN_IF_ERROR(kv_->ScanPrefix(CommitPrefix(repo), [&](absl::string_view, absl::string_view v) {
-      CommitInfo c;
-      if (c.ParseFromString(std::string(v))) all.push_back(std::move(c));
-      return true;
-    }));
+    RETURN_IF_ERROR(
+        kv_->ScanPrefix(CommitPrefix(repo), [&](absl::string_view, absl::string_view v) {
+          CommitInfo c;
+          if (c.ParseFromString(std::string(v))) all.push_back(std::move(c));
+          return true;
+        }));
     std::sort(all.begin(), all.end(), [](const CommitInfo& a, const CommitInfo& b) {
       return TimeUtil::TimestampToNanoseconds(a.started()) >
              TimeUtil::TimestampToNanoseconds(b.started());
@@ -1027,7 +1043,8 @@ absl::Status Pfs::ListCommit(const std::string& repo, const std::string& ref, ui
   std::optional<CommitInfo> c;
   if (!parsed.is_commit_id && parsed.ancestors == 0) {
     ASSIGN_OR_RETURN(auto b, GetBranch(repo, parsed.base));
-    if (!b) return absl::NotFoundError(absl::StrCat("branch ", repo, "@", parsed.base, " not found"));
+    if (!b)
+      return absl::NotFoundError(absl::StrCat("branch ", repo, "@", parsed.base, " not found"));
     if (!b->open_commit().empty()) {
       ASSIGN_OR_RETURN(auto open, GetCommit(repo, b->open_commit()));
       if (open) {
@@ -1123,8 +1140,9 @@ absl::StatusOr<std::unique_ptr<Upload>> Pfs::BeginUpload(const std::string& repo
   bool auto_only = auto_opts.origin != v1::AUTO || !auto_opts.metadata.empty() ||
                    !auto_opts.expect_metadata.empty();
   if (auto_opts.origin != v1::AUTO && auto_opts.origin != v1::INGEST) {
-    return absl::InvalidArgumentError(absl::StrCat("an automatic commit's origin must be AUTO or INGEST, not ",
-                                                   v1::Origin_Name(auto_opts.origin)));
+    return absl::InvalidArgumentError(
+        absl::StrCat("an automatic commit's origin must be AUTO or INGEST, not ",
+                     v1::Origin_Name(auto_opts.origin)));
   }
   RETURN_IF_ERROR(ValidateRepoName(repo));
   ASSIGN_OR_RETURN(ParsedRef parsed, ParseRef(ref.empty() ? std::string(kDefaultBranch) : ref));
@@ -1138,7 +1156,8 @@ absl::StatusOr<std::unique_ptr<Upload>> Pfs::BeginUpload(const std::string& repo
     ASSIGN_OR_RETURN(auto r, GetRepo(repo));
     if (!r) return absl::NotFoundError(absl::StrCat("repo ", repo, " not found"));
     ASSIGN_OR_RETURN(auto found, GetCommit(repo, parsed.base));
-    if (!found) return absl::NotFoundError(absl::StrCat("commit ", parsed.base, " not found in repo ", repo));
+    if (!found)
+      return absl::NotFoundError(absl::StrCat("commit ", parsed.base, " not found in repo ", repo));
     c = *found;
   } else {
     absl::MutexLock lock(&meta_mu_);
@@ -1149,13 +1168,14 @@ absl::StatusOr<std::unique_ptr<Upload>> Pfs::BeginUpload(const std::string& repo
     while (true) {
       ASSIGN_OR_RETURN(auto b, GetBranch(repo, parsed.base));
       if (!b || b->open_commit().empty()) {
-        ASSIGN_OR_RETURN(c, StartCommitLocked(repo, parsed.base, auto_opts.message, auto_opts.origin,
-                                              {}, /*automatic=*/true));
+        ASSIGN_OR_RETURN(c, StartCommitLocked(repo, parsed.base, auto_opts.message,
+                                              auto_opts.origin, {}, /*automatic=*/true));
         auto_commit = true;
         break;
       }
       ASSIGN_OR_RETURN(auto found, GetCommit(repo, b->open_commit()));
-      if (!found) return absl::DataLossError(absl::StrCat("open commit ", b->open_commit(), " is missing"));
+      if (!found)
+        return absl::DataLossError(absl::StrCat("open commit ", b->open_commit(), " is missing"));
       if (!WaitsForIt(*found)) {
         c = *found;  // an explicitly started commit: write into it
         break;
@@ -1170,7 +1190,8 @@ absl::StatusOr<std::unique_ptr<Upload>> Pfs::BeginUpload(const std::string& repo
   if (!auto_commit && auto_only) {
     return absl::InvalidArgumentError(absl::StrCat(
         "origin, metadata and preconditions apply to an automatic commit, but the write goes into "
-        "open commit ", repo, "@", c.id(), "; pass them to finish commit instead"));
+        "open commit ",
+        repo, "@", c.id(), "; pass them to finish commit instead"));
   }
   if (c.state() != v1::OPEN) {
     return absl::FailedPreconditionError(absl::StrCat(
@@ -1218,14 +1239,16 @@ absl::Status Pfs::ListStagedFile(const std::string& repo, const std::string& ref
   RETURN_IF_ERROR(kv_->ScanPrefix(prefix, [&](absl::string_view k, absl::string_view v) {
     StagedOp op;
     if (!op.ParseFromString(std::string(v))) {
-      status = absl::DataLossError(absl::StrCat("staged write ", k.substr(prefix.size()), " of commit ",
-                                                id, " is corrupt"));
+      status = absl::DataLossError(
+          absl::StrCat("staged write ", k.substr(prefix.size()), " of commit ", id, " is corrupt"));
       return false;
     }
     if (op.kind() != StagedOp::PUT) return true;
     auto info = MakeFileInfo(std::string(k.substr(prefix.size())), op.entry(), id);
-    if (info.ok()) status = fn(*info);
-    else status = info.status();
+    if (info.ok())
+      status = fn(*info);
+    else
+      status = info.status();
     return status.ok();
   }));
   return status;
@@ -1254,10 +1277,11 @@ absl::Status Pfs::GlobFile(const std::string& repo, const std::string& ref,
                            const std::function<absl::Status(const FileInfo&)>& fn) {
   ASSIGN_OR_RETURN(CommitInfo c, ResolveForRead(repo, ref));
   ASSIGN_OR_RETURN(Hash root, RootHash(c));
-  return Glob(nodes_.get(), root, pattern, [&](const std::string& path, const Entry& e) -> absl::Status {
-    ASSIGN_OR_RETURN(FileInfo info, MakeFileInfo(path, e, c.id()));
-    return fn(info);
-  });
+  return Glob(nodes_.get(), root, pattern,
+              [&](const std::string& path, const Entry& e) -> absl::Status {
+                ASSIGN_OR_RETURN(FileInfo info, MakeFileInfo(path, e, c.id()));
+                return fn(info);
+              });
 }
 
 absl::Status Pfs::GetFile(const std::string& repo, const std::string& ref, const std::string& path,
@@ -1295,7 +1319,8 @@ absl::Status Pfs::GetFile(const std::string& repo, const std::string& ref, const
     };
     absl::Status status;
     while (status.ok() && (next < list.chunks_size() || !ahead.empty())) {
-      while (status.ok() && next < list.chunks_size() && ahead.size() < kReadAhead) status = submit();
+      while (status.ok() && next < list.chunks_size() && ahead.size() < kReadAhead)
+        status = submit();
       if (!status.ok()) break;
       auto data = ahead.front().get();
       ahead.pop_front();
@@ -1337,7 +1362,7 @@ absl::Status Pfs::DiffCommit(const std::string& repo, const std::string& new_ref
   return DiffTrees(nodes_.get(), old_root, new_root, "/", [&](const PathDiff& d) -> absl::Status {
     FileDiff out;
     out.set_path(d.path);
-    out.set_change(d.kind == PathDiff::kAdded      ? FileDiff::ADDED
+    out.set_change(d.kind == PathDiff::kAdded     ? FileDiff::ADDED
                    : d.kind == PathDiff::kDeleted ? FileDiff::DELETED
                                                   : FileDiff::MODIFIED);
     if (d.old_entry) {
@@ -1357,7 +1382,8 @@ absl::Status Pfs::DiffCommit(const std::string& repo, const std::string& new_ref
 // ---------------------------------------------------------------------------
 // Fsck
 
-absl::StatusOr<Pfs::FsckStats> Pfs::Fsck(const std::function<void(const std::string&)>& on_problem) {
+absl::StatusOr<Pfs::FsckStats> Pfs::Fsck(
+    const std::function<void(const std::string&)>& on_problem) {
   FsckStats stats;
   auto problem = [&](const std::string& what) {
     stats.problems++;
@@ -1405,7 +1431,8 @@ absl::StatusOr<Pfs::FsckStats> Pfs::Fsck(const std::function<void(const std::str
             continue;
           }
           if (Sha256(list->SerializeAsString()) != *eh) {
-            problem(absl::StrCat(where, ": file ", p, ": chunk list does not match the file's hash"));
+            problem(
+                absl::StrCat(where, ": file ", p, ": chunk list does not match the file's hash"));
           }
           uint64_t total = 0;
           for (const auto& ref : list->chunks()) {
@@ -1494,7 +1521,8 @@ absl::StatusOr<Pfs::FsckStats> Pfs::Fsck(const std::function<void(const std::str
     }
     if (!b.open_commit().empty()) {
       auto c = GetCommit(b.repo(), b.open_commit());
-      if (!c.ok() || !*c) problem(absl::StrCat(where, ": open commit ", b.open_commit(), " is missing"));
+      if (!c.ok() || !*c)
+        problem(absl::StrCat(where, ": open commit ", b.open_commit(), " is missing"));
     }
     return true;
   }));
@@ -1504,7 +1532,8 @@ absl::StatusOr<Pfs::FsckStats> Pfs::Fsck(const std::function<void(const std::str
 // ---------------------------------------------------------------------------
 // Upload
 
-Upload::Upload(Pfs* pfs, std::string repo, std::string commit_id, Hash parent_root, bool auto_commit)
+Upload::Upload(Pfs* pfs, std::string repo, std::string commit_id, Hash parent_root,
+               bool auto_commit)
     : pfs_(pfs),
       repo_(std::move(repo)),
       commit_id_(std::move(commit_id)),
@@ -1692,8 +1721,8 @@ absl::Status Upload::Delete(absl::string_view path) {
   if (p != "/") {
     ASSIGN_OR_RETURN(auto e, CurrentEntry(p));
     if (!e) {
-      return absl::NotFoundError(absl::StrCat("cannot delete ", p, ": no such file or directory in ",
-                                              repo_, "@", commit_id_));
+      return absl::NotFoundError(absl::StrCat(
+          "cannot delete ", p, ": no such file or directory in ", repo_, "@", commit_id_));
     }
   }
   // Forget this upload's earlier writes at and beneath the path.
@@ -1758,7 +1787,8 @@ absl::StatusOr<DirInfo> Upload::CloseToTree(KvBatch* batch) {
 
 absl::StatusOr<CommitInfo> Upload::Close() {
   if (closed_) return absl::FailedPreconditionError("upload is closed");
-  if (commit_id_.empty()) return absl::FailedPreconditionError("a tree upload ends with CloseToTree");
+  if (commit_id_.empty())
+    return absl::FailedPreconditionError("a tree upload ends with CloseToTree");
   if (in_file_) {
     return absl::InvalidArgumentError(absl::StrCat("file ", path_, " was not ended"));
   }

@@ -213,9 +213,8 @@ struct GcOptions {
   double rewrite_below = 0.5;
 };
 struct GcStats {
-  uint64_t commits_squashed = 0, live_blobs = 0, packs = 0, packs_deleted = 0,
-           packs_rewritten = 0, blobs_deleted = 0, bytes_deleted = 0, bytes_live = 0,
-           checkpoint_seq = 0;
+  uint64_t commits_squashed = 0, live_blobs = 0, packs = 0, packs_deleted = 0, packs_rewritten = 0,
+           blobs_deleted = 0, bytes_deleted = 0, bytes_live = 0, checkpoint_seq = 0;
 };
 
 // Marks what another component keeps alive (a pipeline's datum outputs),
@@ -279,10 +278,10 @@ class Pfs {
                                          const CommitOptions& options = {});
   // `expect_metadata`: preconditions on the parent's metadata (see
   // AutoCommitOptions); a mismatch is Aborted and leaves the commit open.
-  absl::StatusOr<CommitInfo> FinishCommit(const std::string& repo, const std::string& ref,
-                                          const std::string& message,
-                                          const std::map<std::string, std::string>& metadata,
-                                          const std::map<std::string, std::string>& expect_metadata = {});
+  absl::StatusOr<CommitInfo> FinishCommit(
+      const std::string& repo, const std::string& ref, const std::string& message,
+      const std::map<std::string, std::string>& metadata,
+      const std::map<std::string, std::string>& expect_metadata = {});
   absl::StatusOr<CommitInfo> FinishCommit(const std::string& repo, const std::string& ref,
                                           const FinishOptions& options);
   // The commits of a commit set, in no particular order.
@@ -473,7 +472,7 @@ class Pfs {
       ABSL_GUARDED_BY(locks_mu_);
   size_t sweep_at_ ABSL_GUARDED_BY(locks_mu_) = 1024;
 
-  absl::Mutex gc_mu_;  // one GC at a time
+  absl::Mutex gc_mu_;    // one GC at a time
   absl::Mutex ship_mu_;  // one ShipLogs at a time; taken after meta_mu_ if both
   uint64_t shipped_below_ ABSL_GUARDED_BY(ship_mu_) = 0;  // where ShipLogs' scan starts
   std::vector<std::function<absl::Status(GcMarker*)>> gc_sources_;

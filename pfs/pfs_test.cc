@@ -43,11 +43,12 @@ class PfsTest : public ::testing::Test {
 
   std::string Get(const std::string& ref, const std::string& path) {
     std::string out;
-    auto s = pfs_->GetFile("data", ref, path, [](const FileInfo&) { return absl::OkStatus(); },
-                           [&](absl::string_view d) {
-                             out.append(d.data(), d.size());
-                             return absl::OkStatus();
-                           });
+    auto s = pfs_->GetFile(
+        "data", ref, path, [](const FileInfo&) { return absl::OkStatus(); },
+        [&](absl::string_view d) {
+          out.append(d.data(), d.size());
+          return absl::OkStatus();
+        });
     EXPECT_TRUE(s.ok()) << s;
     return out;
   }
@@ -68,10 +69,12 @@ TEST_F(PfsTest, StagedFilesCarryTheHashAClientComputes) {
   ASSERT_TRUE(pfs_->DeleteFile("data", "master", "/gone").ok());
 
   std::map<std::string, FileInfo> staged;
-  ASSERT_TRUE(pfs_->ListStagedFile("data", "master", [&](const FileInfo& f) {
-                    staged[f.path()] = f;
-                    return absl::OkStatus();
-                  }).ok());
+  ASSERT_TRUE(pfs_->ListStagedFile("data", "master",
+                                   [&](const FileInfo& f) {
+                                     staged[f.path()] = f;
+                                     return absl::OkStatus();
+                                   })
+                  .ok());
   ASSERT_EQ(staged.size(), files.size());  // the deleted file is not listed
   FileHasher hasher(pfs_->options().chunker);
   for (const auto& [path, content] : files) {
@@ -90,7 +93,8 @@ TEST_F(PfsTest, StagedFilesCarryTheHashAClientComputes) {
   ASSERT_TRUE(info.ok());
   EXPECT_EQ(info->hash(), staged["/dir/big"].hash());
   auto none = [](const FileInfo&) { return absl::OkStatus(); };
-  EXPECT_EQ(pfs_->ListStagedFile("data", "master", none).code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_EQ(pfs_->ListStagedFile("data", "master", none).code(),
+            absl::StatusCode::kFailedPrecondition);
   EXPECT_EQ(pfs_->ListStagedFile("data", info->commit(), none).code(),
             absl::StatusCode::kFailedPrecondition);
   EXPECT_EQ(pfs_->ListStagedFile("data", "nobranch", none).code(), absl::StatusCode::kNotFound);
@@ -119,16 +123,22 @@ TEST_F(PfsTest, PutGetHistoryDiffRevert) {
   ASSERT_TRUE(c3.ok()) << c3.status();
   EXPECT_EQ(c3->file_count(), 2u);
   std::vector<std::string> diffs;
-  ASSERT_TRUE(pfs_->DiffCommit("data", "master", "", [&](const FileDiff& d) {
-                diffs.push_back(absl::StrCat(FileDiff::Change_Name(d.change()), " ", d.path()));
-                return absl::OkStatus();
-              }).ok());
+  ASSERT_TRUE(pfs_->DiffCommit("data", "master", "",
+                               [&](const FileDiff& d) {
+                                 diffs.push_back(absl::StrCat(FileDiff::Change_Name(d.change()),
+                                                              " ", d.path()));
+                                 return absl::OkStatus();
+                               })
+                  .ok());
   EXPECT_EQ(diffs, (std::vector<std::string>{"DELETED /dir/b.bin"}));
   diffs.clear();
-  ASSERT_TRUE(pfs_->DiffCommit("data", "master", "master~2", [&](const FileDiff& d) {
-                diffs.push_back(absl::StrCat(FileDiff::Change_Name(d.change()), " ", d.path()));
-                return absl::OkStatus();
-              }).ok());
+  ASSERT_TRUE(pfs_->DiffCommit("data", "master", "master~2",
+                               [&](const FileDiff& d) {
+                                 diffs.push_back(absl::StrCat(FileDiff::Change_Name(d.change()),
+                                                              " ", d.path()));
+                                 return absl::OkStatus();
+                               })
+                  .ok());
   EXPECT_EQ(diffs, (std::vector<std::string>{"MODIFIED /a.txt", "DELETED /dir/b.bin"}));
 
   auto rv = pfs_->Revert("data", "master", c1->id(), "");
@@ -138,10 +148,12 @@ TEST_F(PfsTest, PutGetHistoryDiffRevert) {
 
   // History, newest first.
   std::vector<std::string> ids;
-  ASSERT_TRUE(pfs_->ListCommit("data", "master", 0, [&](const CommitInfo& c) {
-                ids.push_back(c.id());
-                return absl::OkStatus();
-              }).ok());
+  ASSERT_TRUE(pfs_->ListCommit("data", "master", 0,
+                               [&](const CommitInfo& c) {
+                                 ids.push_back(c.id());
+                                 return absl::OkStatus();
+                               })
+                  .ok());
   EXPECT_EQ(ids, (std::vector<std::string>{rv->id(), c3->id(), c2->id(), c1->id()}));
 
   // Branch from an old commit: shares its tree, diverges independently.
@@ -206,10 +218,12 @@ TEST_F(PfsTest, TruncatedAndAbandonedUploadsLeaveNoTrace) {
   EXPECT_EQ(pfs_->InspectFile("data", "master", "/partial").status().code(),
             absl::StatusCode::kNotFound);
   int n = 0;
-  ASSERT_TRUE(pfs_->ListCommit("data", "", 0, [&](const CommitInfo&) {
-                n++;
-                return absl::OkStatus();
-              }).ok());
+  ASSERT_TRUE(pfs_->ListCommit("data", "", 0,
+                               [&](const CommitInfo&) {
+                                 n++;
+                                 return absl::OkStatus();
+                               })
+                  .ok());
   EXPECT_EQ(n, 1);
 }
 
@@ -290,8 +304,9 @@ TEST_F(PfsTest, AutoCommitMetadataCarryAndPreconditions) {
   opts.metadata = {{"k", "v"}};
   EXPECT_EQ(pfs_->BeginUpload("data", "master", opts).status().code(),
             absl::StatusCode::kInvalidArgument);
-  EXPECT_EQ(pfs_->FinishCommit("data", "master", "", {}, {{"state/kafka/t/0", "0"}}).status().code(),
-            absl::StatusCode::kAborted);
+  EXPECT_EQ(
+      pfs_->FinishCommit("data", "master", "", {}, {{"state/kafka/t/0", "0"}}).status().code(),
+      absl::StatusCode::kAborted);
   EXPECT_TRUE(pfs_->FinishCommit("data", "master", "", {}, {{"state/kafka/t/0", "20"}}).ok());
 }
 
@@ -395,10 +410,12 @@ TEST_F(PfsTest, RetentionByAgeKeepsYoungCommits) {
   ASSERT_TRUE(n.ok());
   EXPECT_EQ(*n, 1u);
   std::vector<std::string> master;
-  ASSERT_TRUE(pfs_->ListCommit("data", "master", 0, [&](const CommitInfo& c) {
-                    master.push_back(c.id());
-                    return absl::OkStatus();
-                  }).ok());
+  ASSERT_TRUE(pfs_->ListCommit("data", "master", 0,
+                               [&](const CommitInfo& c) {
+                                 master.push_back(c.id());
+                                 return absl::OkStatus();
+                               })
+                  .ok());
   ASSERT_EQ(master.size(), 2u);
   EXPECT_EQ(master[1], dev->head());
   EXPECT_EQ(Get("dev", "/x"), "3");
@@ -487,8 +504,8 @@ TEST(PfsShippedLogTest, PendingLogsShipAndRebuild) {
     ASSERT_TRUE(pfs.ok()) << pfs.status();
     ASSERT_TRUE((*pfs)->CreateRepo("r", "").ok());
     for (int i = 0; i < 5; ++i) {
-      auto c = PutOneFile(pfs->get(), "r", "master", absl::StrCat("/f", i),
-                          absl::StrCat("content ", i));
+      auto c =
+          PutOneFile(pfs->get(), "r", "master", absl::StrCat("/f", i), absl::StrCat("content ", i));
       ASSERT_TRUE(c.ok()) << c.status();
       ids.push_back(c->id());
       if (i == 2) {
@@ -508,12 +525,14 @@ TEST(PfsShippedLogTest, PendingLogsShipAndRebuild) {
   EXPECT_EQ(head->id(), ids.back());
   for (int i = 0; i < 5; ++i) {
     std::string out;
-    ASSERT_TRUE((*pfs)->GetFile("r", ids[i], absl::StrCat("/f", i),
-                                [](const FileInfo&) { return absl::OkStatus(); },
-                                [&](std::string d) {
-                                  out += d;
-                                  return absl::OkStatus();
-                                })
+    ASSERT_TRUE((*pfs)
+                    ->GetFile(
+                        "r", ids[i], absl::StrCat("/f", i),
+                        [](const FileInfo&) { return absl::OkStatus(); },
+                        [&](std::string d) {
+                          out += d;
+                          return absl::OkStatus();
+                        })
                     .ok());
     EXPECT_EQ(out, absl::StrCat("content ", i));
   }
@@ -579,11 +598,12 @@ std::pair<std::string, uintmax_t> LargestPack(const std::string& data_dir) {
 absl::StatusOr<std::string> ReadAll(Pfs* pfs, const std::string& repo, const std::string& ref,
                                     const std::string& path) {
   std::string out;
-  RETURN_IF_ERROR(pfs->GetFile(repo, ref, path, [](const FileInfo&) { return absl::OkStatus(); },
-                               [&](std::string d) {
-                                 out += d;
-                                 return absl::OkStatus();
-                               }));
+  RETURN_IF_ERROR(pfs->GetFile(
+      repo, ref, path, [](const FileInfo&) { return absl::OkStatus(); },
+      [&](std::string d) {
+        out += d;
+        return absl::OkStatus();
+      }));
   return out;
 }
 

@@ -285,7 +285,8 @@ absl::StatusOr<RebuildStats> RebuildIndex(ObjectStore* store, const std::string&
   if (::stat(index_dir.c_str(), &st) == 0) {
     std::string old = absl::StrCat(index_dir, ".old-", absl::ToUnixSeconds(absl::Now()));
     if (::rename(index_dir.c_str(), old.c_str()) != 0) {
-      return absl::InternalError(absl::StrCat("cannot move the old index ", index_dir, " to ", old));
+      return absl::InternalError(
+          absl::StrCat("cannot move the old index ", index_dir, " to ", old));
     }
     say(absl::StrCat("the previous index is kept as ", old));
   }
@@ -293,18 +294,18 @@ absl::StatusOr<RebuildStats> RebuildIndex(ObjectStore* store, const std::string&
     return absl::InternalError(
         absl::StrCat("cannot move the rebuilt index ", tmp_dir, " to ", index_dir));
   }
-  say(absl::StrCat("rebuilt: ", stats.repos, " repos, ", stats.branches, " branches, ",
-                   stats.commits, " commits, ", stats.blobs, " blobs in ", stats.packs,
-                   " packs, ", stats.logs, " logs (last seq ", stats.last_seq, "; ",
-                   stats.void_logs, " never applied, ignored)",
-                   stats.damaged_packs > 0
-                       ? absl::StrCat("; ", stats.damaged_packs,
-                                      " damaged packs skipped: run tusk fsck")
-                       : "",
-                   stats.recovered_packs > 0
-                       ? absl::StrCat("; ", stats.recovered_packs, " packs with a damaged footer: ",
-                                      stats.recovered_blobs, " blobs recovered from their content, run tusk fsck")
-                       : ""));
+  say(absl::StrCat(
+      "rebuilt: ", stats.repos, " repos, ", stats.branches, " branches, ", stats.commits,
+      " commits, ", stats.blobs, " blobs in ", stats.packs, " packs, ", stats.logs,
+      " logs (last seq ", stats.last_seq, "; ", stats.void_logs, " never applied, ignored)",
+      stats.damaged_packs > 0
+          ? absl::StrCat("; ", stats.damaged_packs, " damaged packs skipped: run tusk fsck")
+          : "",
+      stats.recovered_packs > 0
+          ? absl::StrCat("; ", stats.recovered_packs,
+                         " packs with a damaged footer: ", stats.recovered_blobs,
+                         " blobs recovered from their content, run tusk fsck")
+          : ""));
   return stats;
 }
 

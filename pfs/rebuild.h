@@ -25,7 +25,7 @@ struct RebuildStats {
   // Their footer is damaged but parses: their blobs were recovered (each
   // checked against its content), their logs not applied.
   uint64_t recovered_packs = 0, recovered_blobs = 0, untrusted_logs = 0;
-  uint64_t void_logs = 0;      // logs whose change never reached the index
+  uint64_t void_logs = 0;  // logs whose change never reached the index
   uint64_t checkpoint_seq = 0, last_seq = 0;
 };
 

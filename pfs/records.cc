@@ -35,7 +35,9 @@ absl::Status DeletePrefix(Kv* kv, absl::string_view prefix, KvBatch* batch) {
   });
 }
 
-google::protobuf::Timestamp Now() { return TimeUtil::NanosecondsToTimestamp(absl::GetCurrentTimeNanos()); }
+google::protobuf::Timestamp Now() {
+  return TimeUtil::NanosecondsToTimestamp(absl::GetCurrentTimeNanos());
+}
 
 absl::StatusOr<Hash> RootHash(const CommitInfo& c) {
   if (c.root().empty()) return Hash{};

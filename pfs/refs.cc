@@ -39,8 +39,8 @@ absl::Status ValidateRepoName(absl::string_view name) {
   }
   for (char c : name) {
     if (!IsNameChar(c, false)) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          "repo name '", name, "' may only contain letters, digits, '_' and '-'"));
+      return absl::InvalidArgumentError(
+          absl::StrCat("repo name '", name, "' may only contain letters, digits, '_' and '-'"));
     }
   }
   return absl::OkStatus();
@@ -98,8 +98,8 @@ absl::StatusOr<std::string> NormalizePath(absl::string_view path) {
   for (absl::string_view part : absl::StrSplit(path, '/')) {
     if (part.empty()) continue;
     if (part == "." || part == "..") {
-      return absl::InvalidArgumentError(absl::StrCat(
-          "path '", path, "' contains a '", part, "' component; paths may not escape or alias"));
+      return absl::InvalidArgumentError(absl::StrCat("path '", path, "' contains a '", part,
+                                                     "' component; paths may not escape or alias"));
     }
     for (char c : part) {
       if (c == '\0') {
@@ -181,9 +181,8 @@ absl::StatusOr<FileSpec> ParseFileSpec(absl::string_view spec) {
   if (!s.ok()) return absl::InvalidArgumentError(absl::StrCat("'", spec, "': ", s.message()));
   out.ref = kDefaultBranch;
   if (at != absl::string_view::npos) {
-    absl::string_view ref = spec.substr(at + 1, colon == absl::string_view::npos
-                                                    ? absl::string_view::npos
-                                                    : colon - at - 1);
+    absl::string_view ref = spec.substr(
+        at + 1, colon == absl::string_view::npos ? absl::string_view::npos : colon - at - 1);
     auto parsed = ParseRef(ref);
     if (!parsed.ok()) return parsed.status();
     out.ref = std::string(ref);

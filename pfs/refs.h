@@ -48,9 +48,9 @@ std::vector<std::string> SplitPath(absl::string_view normalized);
 std::string JoinPath(absl::string_view dir, absl::string_view name);
 
 struct ParsedRef {
-  std::string base;      // branch name or commit id
+  std::string base;  // branch name or commit id
   bool is_commit_id = false;
-  int ancestors = 0;     // how many parent steps to take from base
+  int ancestors = 0;  // how many parent steps to take from base
 };
 absl::StatusOr<ParsedRef> ParseRef(absl::string_view ref);
 

@@ -53,7 +53,8 @@ TEST(RefsTest, Paths) {
   EXPECT_EQ(*NormalizePath("//a///b/"), "/a/b");
   EXPECT_EQ(*NormalizePath(""), "/");
   EXPECT_EQ(*NormalizePath("/"), "/");
-  EXPECT_EQ(*NormalizePath("/d\xc3\xa9j\xc3\xa0/\xe6\x97\xa5\xe6\x9c\xac"), "/d\xc3\xa9j\xc3\xa0/\xe6\x97\xa5\xe6\x9c\xac");
+  EXPECT_EQ(*NormalizePath("/d\xc3\xa9j\xc3\xa0/\xe6\x97\xa5\xe6\x9c\xac"),
+            "/d\xc3\xa9j\xc3\xa0/\xe6\x97\xa5\xe6\x9c\xac");
   EXPECT_FALSE(NormalizePath("/a/../../etc/passwd").ok());
   EXPECT_FALSE(NormalizePath("..").ok());
   EXPECT_FALSE(NormalizePath("/a/./b").ok());

@@ -35,9 +35,8 @@ class S3ObjectStore : public ObjectStore {
   absl::Status Put(const std::string& key, absl::string_view data) override {
     RETURN_IF_ERROR(ValidateObjectKey(key));
     if (data.size() > options_.part_size) return PutMultipart(key, data);
-    absl::Status s = Call(&stats_.puts, [&](http::S3Client* c) {
-      return c->Put(options_.bucket, Full(key), data);
-    });
+    absl::Status s = Call(
+        &stats_.puts, [&](http::S3Client* c) { return c->Put(options_.bucket, Full(key), data); });
     if (s.ok()) stats_.bytes_written += data.size();
     return s;
   }
@@ -176,8 +175,8 @@ class S3ObjectStore : public ObjectStore {
       return c->AbortMultipartUpload(options_.bucket, full, upload_id);
     });
     if (!aborted.ok()) {
-      TUSK_LOG(WARNING) << "could not abort the multipart upload of " << Describe() << full
-                        << ": " << aborted;
+      TUSK_LOG(WARNING) << "could not abort the multipart upload of " << Describe() << full << ": "
+                        << aborted;
     }
     return failure;
   }
@@ -201,8 +200,8 @@ absl::Status ParseS3StoreUrl(const std::string& url, S3StoreOptions* options) {
   options->prefix = parsed.key;
   while (!options->prefix.empty() && options->prefix.back() == '/') options->prefix.pop_back();
   if (!options->prefix.empty()) {
-    RETURN_IF_ERROR(Annotate(ValidateObjectKey(options->prefix),
-                             absl::StrCat("the prefix of ", url)));
+    RETURN_IF_ERROR(
+        Annotate(ValidateObjectKey(options->prefix), absl::StrCat("the prefix of ", url)));
     options->prefix += '/';
   }
   return absl::OkStatus();

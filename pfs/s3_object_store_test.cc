@@ -41,7 +41,8 @@ class S3StoreTest : public ::testing::Test {
     ASSERT_FALSE(endpoint_.empty()) << "run me through tests/e2e/s3_store_test.py";
     options_.bucket = Env("TUSK_TEST_S3_BUCKET");
     options_.endpoint = endpoint_;
-    options_.prefix = absl::StrCat(::testing::UnitTest::GetInstance()->current_test_info()->name(), "/");
+    options_.prefix =
+        absl::StrCat(::testing::UnitTest::GetInstance()->current_test_info()->name(), "/");
     options_.access_key = "S3RVER";
     options_.secret_key = "S3RVER";
     options_.part_size = 5 << 20;
@@ -81,8 +82,9 @@ TEST_F(S3StoreTest, PutGetRangeSizeDelete) {
 TEST_F(S3StoreTest, MultipartUploadIsOneObject) {
   std::string data = Random(13 << 20, 2);  // 3 parts of 5 MiB (the last smaller)
   ObjectStoreStats before = store_->Stats();
-  ASSERT_TRUE(store_->PutParts("big.pack", {absl::string_view(data).substr(0, 7 << 20),
-                                            absl::string_view(data).substr(7 << 20)})
+  ASSERT_TRUE(store_
+                  ->PutParts("big.pack", {absl::string_view(data).substr(0, 7 << 20),
+                                          absl::string_view(data).substr(7 << 20)})
                   .ok());
   ObjectStoreStats after = store_->Stats();
   EXPECT_EQ(after.puts - before.puts, 5u);  // create, 3 parts, complete

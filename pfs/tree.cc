@@ -283,8 +283,8 @@ absl::StatusOr<ChunkList> NodeStore::GetChunks(const Entry& file) {
   ASSIGN_OR_RETURN(Hash h, HashOf(file.hash(), "file entry"));
   ASSIGN_OR_RETURN(std::string bytes, blobs_->Read(h));
   if (!list.ParseFromString(bytes)) {
-    return absl::DataLossError(absl::StrCat("chunk list ", h.Hex(), " of file '", file.name(),
-                                            "' does not parse"));
+    return absl::DataLossError(
+        absl::StrCat("chunk list ", h.Hex(), " of file '", file.name(), "' does not parse"));
   }
   return list;
 }
@@ -351,9 +351,9 @@ absl::StatusOr<std::optional<Entry>> FindEntry(NodeStore* nodes, const Hash& roo
       return std::optional<Entry>();
     }
     const auto& cs = node->children();
-    auto it = std::lower_bound(cs.begin(), cs.end(), name, [](const NodeRef& r, absl::string_view n) {
-      return r.last_name() < n;
-    });
+    auto it =
+        std::lower_bound(cs.begin(), cs.end(), name,
+                         [](const NodeRef& r, absl::string_view n) { return r.last_name() < n; });
     if (it == cs.end()) return std::optional<Entry>();
     ASSIGN_OR_RETURN(h, HashOf(it->hash(), "tree node"));
   }
@@ -421,7 +421,8 @@ struct LeveledNode {
 // sides (equal hash: equal entries), until only differing leaves remain; then
 // returns the entries of those leaves.
 absl::Status DiffNodeSets(NodeStore* nodes, const Hash& a_root, const Hash& b_root,
-                          std::map<std::string, Entry>* a_out, std::map<std::string, Entry>* b_out) {
+                          std::map<std::string, Entry>* a_out,
+                          std::map<std::string, Entry>* b_out) {
   std::vector<LeveledNode> a, b;
   auto level_of = [&](const Hash& h) -> absl::StatusOr<int> {
     ASSIGN_OR_RETURN(auto n, nodes->Get(h));

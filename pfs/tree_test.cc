@@ -23,7 +23,8 @@ Entry FileEntry(const std::string& name, uint64_t content) {
 class TreeTest : public ::testing::Test {
  protected:
   // Applies changes and makes the new nodes durable in the index.
-  DirInfo Edit(const Hash& root, const std::vector<DirChange>& changes, uint64_t* new_blobs = nullptr) {
+  DirInfo Edit(const Hash& root, const std::vector<DirChange>& changes,
+               uint64_t* new_blobs = nullptr) {
     auto writer = env_.blobs->NewWriter();
     auto info = EditDir(env_.nodes.get(), writer.get(), root, changes);
     EXPECT_TRUE(info.ok()) << info.status();
@@ -187,10 +188,11 @@ TEST_F(TreeTest, NestedDirectoriesAndPaths) {
               }).ok());
   EXPECT_EQ(matched, (std::vector<std::string>{"/a.txt", "/d"}));
   matched.clear();
-  ASSERT_TRUE(Glob(env_.nodes.get(), root.hash, "/**/*.txt", [&](const std::string& p, const Entry&) {
-                matched.push_back(p);
-                return absl::OkStatus();
-              }).ok());
+  ASSERT_TRUE(
+      Glob(env_.nodes.get(), root.hash, "/**/*.txt", [&](const std::string& p, const Entry&) {
+        matched.push_back(p);
+        return absl::OkStatus();
+      }).ok());
   EXPECT_EQ(matched, (std::vector<std::string>{"/a.txt", "/d/leaf.txt"}));
 }
 

@@ -46,8 +46,8 @@ not an error), 2 bad usage, 3 the pipeline does not exist.
 
 int main(int argc, char** argv) {
   tusk::FlagSpec spec;
-  spec.value_flags = {"--tuskd", "--pipeline", "--name", "--work-dir", "--hide", "--sandbox",
-                      "--max-log", "--log-level"};
+  spec.value_flags = {"--tuskd", "--pipeline", "--name",    "--work-dir",
+                      "--hide",  "--sandbox",  "--max-log", "--log-level"};
   tusk::Args args;
   if (auto done = tusk::ParseMainArgs(argc, argv, spec, "tusk-runner", kUsage, false, &args)) {
     return *done;

@@ -66,9 +66,7 @@ std::vector<pid_t> ProcessesUsing(const std::string& dir) {
   const pid_t self = ::getpid();
   DIR* proc = ::opendir("/proc");
   if (proc == nullptr) return found;
-  auto under = [&](absl::string_view p) {
-    return p == dir || absl::StartsWith(p, dir + "/");
-  };
+  auto under = [&](absl::string_view p) { return p == dir || absl::StartsWith(p, dir + "/"); };
   while (dirent* e = ::readdir(proc)) {
     char* end = nullptr;
     long pid = std::strtol(e->d_name, &end, 10);
@@ -181,16 +179,16 @@ absl::Status ListOutput(const std::string& out, const std::string& real_out, con
       if (absl::StartsWith(target, "/pfs/out/")) {
         host = out + target.substr(8);
       } else if (target[0] == '/') {
-        return absl::FailedPreconditionError(absl::StrCat(
-            "symlink /pfs/out", r, " points outside /pfs/out (to ", target, ")"));
+        return absl::FailedPreconditionError(
+            absl::StrCat("symlink /pfs/out", r, " points outside /pfs/out (to ", target, ")"));
       } else {
         host = out + rel + "/" + target;
       }
       char resolved[PATH_MAX];
       if (::realpath(host.c_str(), resolved) == nullptr ||
           !absl::StartsWith(std::string(resolved), real_out + "/")) {
-        return absl::FailedPreconditionError(absl::StrCat(
-            "symlink /pfs/out", r, " points outside /pfs/out (to ", target, ")"));
+        return absl::FailedPreconditionError(
+            absl::StrCat("symlink /pfs/out", r, " points outside /pfs/out (to ", target, ")"));
       }
       struct stat ts;
       if (::stat(resolved, &ts) != 0 || !S_ISREG(ts.st_mode)) {
@@ -221,7 +219,8 @@ absl::StatusOr<std::unique_ptr<Runner>> Runner::Open(const RunnerOptions& option
   // are rewritten to work_dir paths when there is no sandbox.
   RunnerOptions absolute = options;
   char real[PATH_MAX];
-  if (::realpath(options.work_dir.c_str(), real) == nullptr) return Errno("resolve " + options.work_dir);
+  if (::realpath(options.work_dir.c_str(), real) == nullptr)
+    return Errno("resolve " + options.work_dir);
   absolute.work_dir = real;
   auto r = std::unique_ptr<Runner>(new Runner(absolute));
   if (options.sandbox != "none") {
@@ -229,7 +228,8 @@ absl::StatusOr<std::unique_ptr<Runner>> Runner::Open(const RunnerOptions& option
     if (DIR* d = ::opendir("/")) {
       while (dirent* e = ::readdir(d)) {
         std::string n = e->d_name;
-        if (n == "." || n == ".." || n == "proc" || n == "dev" || n == "tmp" || n == "pfs") continue;
+        if (n == "." || n == ".." || n == "proc" || n == "dev" || n == "tmp" || n == "pfs")
+          continue;
         std::string p = "/" + n;
         struct stat st;
         if (::lstat(p.c_str(), &st) != 0) continue;
@@ -302,7 +302,8 @@ int Runner::ReapEarlierAttempts() {
   if (DIR* d = ::opendir(options_.work_dir.c_str())) {
     while (dirent* e = ::readdir(d)) {
       std::string n = e->d_name;
-      if (absl::StartsWith(n, "attempt-") || n == "datum") dirs.push_back(options_.work_dir + "/" + n);
+      if (absl::StartsWith(n, "attempt-") || n == "datum")
+        dirs.push_back(options_.work_dir + "/" + n);
     }
     ::closedir(d);
   }
@@ -326,7 +327,8 @@ absl::Status Runner::RunDatum(const pps::v1::LeaseResponse& lease) {
   // can write into this one's /pfs/out.
   std::string dir;
   for (;;) {
-    dir = absl::StrCat(options_.work_dir, "/attempt-", ++attempts_, "-", absl::Hex(::random() & 0xffffff));
+    dir = absl::StrCat(options_.work_dir, "/attempt-", ++attempts_, "-",
+                       absl::Hex(::random() & 0xffffff));
     if (::mkdir(dir.c_str(), 0700) == 0) break;
     if (errno != EEXIST) return Errno("mkdir " + dir);
   }
@@ -486,7 +488,8 @@ absl::StatusOr<std::string> Runner::Execute(const pps::v1::LeaseResponse& lease,
   sigaddset(&dfl, SIGPIPE);
   sigaddset(&dfl, SIGCHLD);
   posix_spawnattr_setsigdefault(&attr, &dfl);
-  posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSID | POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF);
+  posix_spawnattr_setflags(&attr,
+                           POSIX_SPAWN_SETSID | POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF);
   std::vector<char*> args, envp;
   for (auto& a : argv) args.push_back(a.data());
   args.push_back(nullptr);

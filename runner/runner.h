@@ -37,7 +37,7 @@
 namespace tusk::runner {
 
 struct RunnerOptions {
-  std::string address;   // tuskd host:port
+  std::string address;  // tuskd host:port
   std::string pipeline;
   std::string name;      // unique per runner process
   std::string work_dir;  // scratch space for datums
@@ -62,11 +62,12 @@ class Runner {
                            uint64_t* bytes);
   // Runs the command; fills the log; returns the failure message ("" for
   // success), or an error if the lease was lost.
-  absl::StatusOr<std::string> Execute(const pps::v1::LeaseResponse& lease, const std::string& pfs_dir,
-                                      std::string* log, bool* truncated);
-  absl::Status SendResult(const pps::v1::LeaseResponse& lease, bool success, const std::string& error,
-                          const std::string& log, bool truncated, const pps::v1::ProcessStats& stats,
-                          const std::string& out_dir);
+  absl::StatusOr<std::string> Execute(const pps::v1::LeaseResponse& lease,
+                                      const std::string& pfs_dir, std::string* log,
+                                      bool* truncated);
+  absl::Status SendResult(const pps::v1::LeaseResponse& lease, bool success,
+                          const std::string& error, const std::string& log, bool truncated,
+                          const pps::v1::ProcessStats& stats, const std::string& out_dir);
 
   // Kills what earlier runners in work_dir left running and removes their
   // attempt directories; returns how many processes it killed.

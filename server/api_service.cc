@@ -21,7 +21,8 @@ absl::Status Cancelled() { return absl::CancelledError("client closed the stream
 
 }  // namespace
 
-grpc::Status ApiService::Version(grpc::ServerContext*, const VersionRequest*, VersionResponse* out) {
+grpc::Status ApiService::Version(grpc::ServerContext*, const VersionRequest*,
+                                 VersionResponse* out) {
   out->set_version(kTuskVersion);
   out->set_api("tusk.pfs.v1");
   const auto& chunker = pfs_->options().chunker;
@@ -31,15 +32,18 @@ grpc::Status ApiService::Version(grpc::ServerContext*, const VersionRequest*, Ve
   return grpc::Status::OK;
 }
 
-grpc::Status ApiService::CreateRepo(grpc::ServerContext*, const CreateRepoRequest* req, RepoInfo* out) {
+grpc::Status ApiService::CreateRepo(grpc::ServerContext*, const CreateRepoRequest* req,
+                                    RepoInfo* out) {
   return Fill(pfs_->CreateRepo(req->name(), req->description()), out);
 }
 
-grpc::Status ApiService::InspectRepo(grpc::ServerContext*, const InspectRepoRequest* req, RepoInfo* out) {
+grpc::Status ApiService::InspectRepo(grpc::ServerContext*, const InspectRepoRequest* req,
+                                     RepoInfo* out) {
   return Fill(pfs_->InspectRepo(req->name()), out);
 }
 
-grpc::Status ApiService::ListRepo(grpc::ServerContext*, const ListRepoRequest*, ListRepoResponse* out) {
+grpc::Status ApiService::ListRepo(grpc::ServerContext*, const ListRepoRequest*,
+                                  ListRepoResponse* out) {
   auto repos = pfs_->ListRepo();
   if (!repos.ok()) return ToGrpcStatus(repos.status());
   for (auto& r : *repos) *out->add_repos() = std::move(r);
@@ -110,7 +114,8 @@ grpc::Status ApiService::InspectCommitSet(grpc::ServerContext* ctx,
     });
     if (!st.ok()) return ToGrpcStatus(st);
     if (commits.empty()) {
-      return ToGrpcStatus(absl::NotFoundError(absl::StrCat("commit set ", req->commit_set(), " not found")));
+      return ToGrpcStatus(
+          absl::NotFoundError(absl::StrCat("commit set ", req->commit_set(), " not found")));
     }
     if (!req->wait()) break;
     bool done = !open;
@@ -138,8 +143,9 @@ grpc::Status ApiService::InspectCommitSet(grpc::ServerContext* ctx,
     absl::SleepFor(absl::Milliseconds(50));
   }
   std::sort(commits.begin(), commits.end(), [](const CommitInfo& a, const CommitInfo& b) {
-    return a.started().seconds() != b.started().seconds() ? a.started().seconds() < b.started().seconds()
-                                                          : a.started().nanos() < b.started().nanos();
+    return a.started().seconds() != b.started().seconds()
+               ? a.started().seconds() < b.started().seconds()
+               : a.started().nanos() < b.started().nanos();
   });
   for (const auto& c : commits) writer->Write(c);
   return grpc::Status::OK;
@@ -169,10 +175,11 @@ grpc::Status ApiService::PutFile(grpc::ServerContext* ctx,
   // is watched for idleness.
   std::unique_ptr<StreamWatchdog::Watch> watch;
   auto idle_error = [&] {
-    return fail(absl::DeadlineExceededError(absl::StrCat(
-        "put file stream into ", req.repo(), "@", req.ref(), " sent nothing for ",
-        absl::FormatDuration(put_watchdog_->idle()),
-        "; its automatic commit was dropped and nothing it sent was kept (tuskd --put-idle-timeout)")));
+    return fail(absl::DeadlineExceededError(
+        absl::StrCat("put file stream into ", req.repo(), "@", req.ref(), " sent nothing for ",
+                     absl::FormatDuration(put_watchdog_->idle()),
+                     "; its automatic commit was dropped and nothing it sent was kept (tuskd "
+                     "--put-idle-timeout)")));
   };
   while (reader->Read(&req)) {
     if (watch) {
@@ -194,7 +201,8 @@ grpc::Status ApiService::PutFile(grpc::ServerContext* ctx,
           TUSK_LOG(WARNING) << "put file stream into automatic commit " << repo << "@" << id
                             << " went idle; dropping the commit";
           absl::Status s = pfs->DropOpenCommit(repo, id);
-          if (!s.ok()) TUSK_LOG(WARNING) << "dropping idle commit " << repo << "@" << id << ": " << s;
+          if (!s.ok())
+            TUSK_LOG(WARNING) << "dropping idle commit " << repo << "@" << id << ": " << s;
         });
       }
     }
@@ -212,9 +220,9 @@ grpc::Status ApiService::PutFile(grpc::ServerContext* ctx,
   if (watch && watch->expired()) return idle_error();
   if (!upload) return fail(absl::InvalidArgumentError("put file stream carried no request"));
   if (!closed) {
-    return fail(absl::AbortedError(absl::StrCat(
-        "put file stream into ", req.repo(), " ended before it was closed",
-        ctx->IsCancelled() ? " (client went away)" : "", "; nothing was written")));
+    return fail(absl::AbortedError(
+        absl::StrCat("put file stream into ", req.repo(), " ended before it was closed",
+                     ctx->IsCancelled() ? " (client went away)" : "", "; nothing was written")));
   }
   auto commit = upload->Close();
   if (!commit.ok() && watch && watch->expired()) return idle_error();
@@ -250,17 +258,18 @@ grpc::Status ApiService::InspectFile(grpc::ServerContext*, const InspectFileRequ
 
 grpc::Status ApiService::ListFile(grpc::ServerContext*, const ListFileRequest* req,
                                   grpc::ServerWriter<FileInfo>* writer) {
-  return ToGrpcStatus(pfs_->ListFile(req->repo(), req->ref(), req->path(),
-                                     [&](const FileInfo& f) -> absl::Status {
-                                       return writer->Write(f) ? absl::OkStatus() : Cancelled();
-                                     }));
+  return ToGrpcStatus(
+      pfs_->ListFile(req->repo(), req->ref(), req->path(), [&](const FileInfo& f) -> absl::Status {
+        return writer->Write(f) ? absl::OkStatus() : Cancelled();
+      }));
 }
 
 grpc::Status ApiService::ListStagedFile(grpc::ServerContext*, const ListStagedFileRequest* req,
                                         grpc::ServerWriter<FileInfo>* writer) {
-  return ToGrpcStatus(pfs_->ListStagedFile(req->repo(), req->ref(), [&](const FileInfo& f) -> absl::Status {
-    return writer->Write(f) ? absl::OkStatus() : Cancelled();
-  }));
+  return ToGrpcStatus(
+      pfs_->ListStagedFile(req->repo(), req->ref(), [&](const FileInfo& f) -> absl::Status {
+        return writer->Write(f) ? absl::OkStatus() : Cancelled();
+      }));
 }
 
 grpc::Status ApiService::GlobFile(grpc::ServerContext*, const GlobFileRequest* req,
@@ -373,7 +382,8 @@ grpc::Status ApiService::Fsck(grpc::ServerContext*, const FsckRequest*,
   summary.set_bytes(stats->bytes);
   summary.set_problems(stats->problems);
   writer->Write(summary);
-  TUSK_LOG(INFO) << "fsck done: " << stats->commits << " commits, " << stats->problems << " problems";
+  TUSK_LOG(INFO) << "fsck done: " << stats->commits << " commits, " << stats->problems
+                 << " problems";
   return grpc::Status::OK;
 }
 

@@ -52,15 +52,17 @@ void LocalRunners::Reconcile() {
       dispatcher_->ReleaseRunner(s.name);
       bool quick = absl::Now() - s.started < absl::Seconds(10);
       s.failures = quick ? s.failures + 1 : 0;
-      absl::Duration backoff = s.failures == 0 ? absl::ZeroDuration()
-                                                : std::min(absl::Seconds(30),
-                                                           absl::Milliseconds(250) * (1 << std::min(s.failures, 7)));
+      absl::Duration backoff =
+          s.failures == 0 ? absl::ZeroDuration()
+                          : std::min(absl::Seconds(30),
+                                     absl::Milliseconds(250) * (1 << std::min(s.failures, 7)));
       s.next_start = absl::Now() + backoff;
       TUSK_LOG(WARNING) << "runner " << s.name << " ended ("
                         << (WIFSIGNALED(status) ? absl::StrCat("signal ", WTERMSIG(status))
                                                 : absl::StrCat("exit ", WEXITSTATUS(status)))
                         << "); restarting it"
-                        << (backoff > absl::ZeroDuration() ? " in " + absl::FormatDuration(backoff) : "");
+                        << (backoff > absl::ZeroDuration() ? " in " + absl::FormatDuration(backoff)
+                                                           : "");
     }
   }
   std::map<std::string, int> demand = dispatcher_->RunnerDemand();
@@ -94,11 +96,16 @@ void LocalRunners::Spawn(const std::string& pipeline, int index, Slot* slot) {
   slot->generation++;
   slot->name = absl::StrCat(pipeline, "-", index, "-", slot->generation);
   std::vector<std::string> argv = {options_.runner_binary,
-                                   "--tuskd", options_.address,
-                                   "--pipeline", pipeline,
-                                   "--name", slot->name,
-                                   "--work-dir", absl::StrCat(options_.work_root, "/", pipeline, "-", index),
-                                   "--sandbox", options_.sandbox};
+                                   "--tuskd",
+                                   options_.address,
+                                   "--pipeline",
+                                   pipeline,
+                                   "--name",
+                                   slot->name,
+                                   "--work-dir",
+                                   absl::StrCat(options_.work_root, "/", pipeline, "-", index),
+                                   "--sandbox",
+                                   options_.sandbox};
   for (const auto& h : options_.hide) argv.insert(argv.end(), {"--hide", h});
   pid_t parent = ::getpid();
   pid_t pid = ::fork();

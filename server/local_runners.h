@@ -21,9 +21,9 @@
 namespace tusk::server {
 
 struct LocalRunnersOptions {
-  std::string runner_binary;  // path of tusk-runner
-  std::string address;        // tuskd's address for the runners
-  std::string work_root;      // scratch directories, one per runner
+  std::string runner_binary;      // path of tusk-runner
+  std::string address;            // tuskd's address for the runners
+  std::string work_root;          // scratch directories, one per runner
   std::vector<std::string> hide;  // directories the commands must not see
   std::string sandbox = "auto";
 };

@@ -126,12 +126,16 @@ int Usage(const std::string &error) { return tusk::UsageError("tuskd", error); }
 
 int main(int argc, char **argv) {
   tusk::FlagSpec spec;
-  spec.value_flags = {"--data-dir",      "--listen",       "--port-file",   "--log-level",
-                      "--runner-binary", "--sandbox",      "--object-store", "--s3-endpoint",
-                      "--s3-region",     "--s3-parallelism", "--s3-part-size", "--cache-dir",
-                      "--cache-size",    "--s3-credentials-file", "--gc-interval",
-                      "--gc-grace",      "--retention-interval", "--s3-retries", "--log-mode",
-                      "--put-idle-timeout"};
+  spec.value_flags = {"--data-dir",           "--listen",
+                      "--port-file",          "--log-level",
+                      "--runner-binary",      "--sandbox",
+                      "--object-store",       "--s3-endpoint",
+                      "--s3-region",          "--s3-parallelism",
+                      "--s3-part-size",       "--cache-dir",
+                      "--cache-size",         "--s3-credentials-file",
+                      "--gc-interval",        "--gc-grace",
+                      "--retention-interval", "--s3-retries",
+                      "--log-mode",           "--put-idle-timeout"};
   spec.bool_flags = {"--local-runners", "--no-local-runners", "--s3-virtual-host",
                      "--rebuild-index"};
   tusk::Args parsed;
@@ -159,10 +163,11 @@ int main(int argc, char **argv) {
                  args->Get("--log-level") + "'");
   }
   if (opts.data_dir.empty()) return Usage("--data-dir is required");
-  for (auto [flag, target] : {std::pair<const char *, absl::Duration *>{"--gc-interval", &opts.gc_interval},
-                              {"--gc-grace", &opts.gc.grace},
-                              {"--retention-interval", &opts.retention_interval},
-                              {"--put-idle-timeout", &opts.put_idle_timeout}}) {
+  for (auto [flag, target] :
+       {std::pair<const char *, absl::Duration *>{"--gc-interval", &opts.gc_interval},
+        {"--gc-grace", &opts.gc.grace},
+        {"--retention-interval", &opts.retention_interval},
+        {"--put-idle-timeout", &opts.put_idle_timeout}}) {
     if (!args->Has(flag)) continue;
     std::string v = args->Get(flag);
     if (v == "0") v = "0s";
@@ -172,9 +177,9 @@ int main(int argc, char **argv) {
   }
   opts.object_store = args->Get("--object-store");
   bool s3 = opts.object_store.rfind("s3://", 0) == 0;
-  for (const char *flag : {"--s3-endpoint", "--s3-region", "--s3-parallelism", "--s3-part-size", "--s3-retries",
-                           "--s3-virtual-host", "--s3-credentials-file", "--cache-dir",
-                           "--cache-size"}) {
+  for (const char *flag :
+       {"--s3-endpoint", "--s3-region", "--s3-parallelism", "--s3-part-size", "--s3-retries",
+        "--s3-virtual-host", "--s3-credentials-file", "--cache-dir", "--cache-size"}) {
     if (args->Has(flag) && !s3) return Usage(std::string(flag) + " needs --object-store s3://...");
   }
   if (s3) {
@@ -223,7 +228,8 @@ int main(int argc, char **argv) {
   if (s3) {
     auto remote = tusk::pfs::OpenS3ObjectStore(opts.s3);
     if (!remote.ok()) {
-      TUSK_LOG(ERROR) << "cannot open object store " << opts.object_store << ": " << remote.status();
+      TUSK_LOG(ERROR) << "cannot open object store " << opts.object_store << ": "
+                      << remote.status();
       return 1;
     }
     store = std::move(*remote);
@@ -277,7 +283,8 @@ int main(int argc, char **argv) {
     return 1;
   }
   tusk::dispatcher::Dispatcher *jobs = dispatcher->get();
-  service.SetCommitSetJobsDone([jobs](const std::string &cs) { return jobs->CommitSetJobsDone(cs); });
+  service.SetCommitSetJobsDone(
+      [jobs](const std::string &cs) { return jobs->CommitSetJobsDone(cs); });
   tusk::server::PpsService pps(&pipelines, jobs);
   tusk::server::WorkerService worker(pfs->get(), jobs);
   grpc::ServerBuilder builder;
@@ -310,10 +317,12 @@ int main(int argc, char **argv) {
   if (opts.local_runners) {
     tusk::server::LocalRunnersOptions ro;
     ro.runner_binary = opts.runner_binary;
-    ro.address = (host == "0.0.0.0" || host == "[::]" ? "127.0.0.1" : host) + ":" + std::to_string(port);
+    ro.address =
+        (host == "0.0.0.0" || host == "[::]" ? "127.0.0.1" : host) + ":" + std::to_string(port);
     // Absolute: runners chdir into their datum directories.
     char real[PATH_MAX];
-    std::string data_dir = realpath(opts.data_dir.c_str(), real) ? std::string(real) : opts.data_dir;
+    std::string data_dir =
+        realpath(opts.data_dir.c_str(), real) ? std::string(real) : opts.data_dir;
     ro.work_root = data_dir + "/runners";
     ro.hide = {data_dir};
     ro.sandbox = opts.sandbox;

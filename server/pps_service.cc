@@ -11,12 +11,12 @@ namespace tusk::server {
 using google::protobuf::util::TimeUtil;
 
 absl::StatusOr<pps::v1::PipelineInfo> PpsService::WithLastJob(pps::v1::PipelineInfo info) {
-  RETURN_IF_ERROR(dispatcher_->ListJobs(info.spec().pipeline().name(), 1,
-                                        [&](const pps::v1::JobInfo& j) {
-                                          info.set_last_job(j.id());
-                                          info.set_last_job_state(pps::v1::JobState_Name(j.state()));
-                                          return absl::OkStatus();
-                                        }));
+  RETURN_IF_ERROR(
+      dispatcher_->ListJobs(info.spec().pipeline().name(), 1, [&](const pps::v1::JobInfo& j) {
+        info.set_last_job(j.id());
+        info.set_last_job_state(pps::v1::JobState_Name(j.state()));
+        return absl::OkStatus();
+      }));
   return info;
 }
 
@@ -65,10 +65,11 @@ grpc::Status PpsService::StopPipeline(grpc::ServerContext*, const pps::v1::StopP
 
 grpc::Status PpsService::ListJob(grpc::ServerContext*, const pps::v1::ListJobRequest* req,
                                  grpc::ServerWriter<pps::v1::JobInfo>* writer) {
-  return ToGrpcStatus(dispatcher_->ListJobs(req->pipeline(), req->limit(), [&](const pps::v1::JobInfo& j) {
-    if (!writer->Write(j)) return absl::CancelledError("client went away");
-    return absl::OkStatus();
-  }));
+  return ToGrpcStatus(
+      dispatcher_->ListJobs(req->pipeline(), req->limit(), [&](const pps::v1::JobInfo& j) {
+        if (!writer->Write(j)) return absl::CancelledError("client went away");
+        return absl::OkStatus();
+      }));
 }
 
 grpc::Status PpsService::InspectJob(grpc::ServerContext* ctx, const pps::v1::InspectJobRequest* req,
@@ -89,10 +90,11 @@ grpc::Status PpsService::InspectJob(grpc::ServerContext* ctx, const pps::v1::Ins
 
 grpc::Status PpsService::ListDatum(grpc::ServerContext*, const pps::v1::ListDatumRequest* req,
                                    grpc::ServerWriter<pps::v1::DatumInfo>* writer) {
-  return ToGrpcStatus(dispatcher_->ListDatums(req->pipeline(), req->job(), [&](const pps::v1::DatumInfo& d) {
-    if (!writer->Write(d)) return absl::CancelledError("client went away");
-    return absl::OkStatus();
-  }));
+  return ToGrpcStatus(
+      dispatcher_->ListDatums(req->pipeline(), req->job(), [&](const pps::v1::DatumInfo& d) {
+        if (!writer->Write(d)) return absl::CancelledError("client went away");
+        return absl::OkStatus();
+      }));
 }
 
 grpc::Status PpsService::InspectDatum(grpc::ServerContext*, const pps::v1::InspectDatumRequest* req,
@@ -103,7 +105,8 @@ grpc::Status PpsService::InspectDatum(grpc::ServerContext*, const pps::v1::Inspe
 grpc::Status PpsService::GetLogs(grpc::ServerContext* ctx, const pps::v1::GetLogsRequest* req,
                                  grpc::ServerWriter<pps::v1::LogMessage>* writer) {
   return ToGrpcStatus(dispatcher_->GetLogs(
-      req->pipeline(), req->job(), req->datum(), req->follow(), [ctx] { return ctx->IsCancelled(); },
+      req->pipeline(), req->job(), req->datum(), req->follow(),
+      [ctx] { return ctx->IsCancelled(); },
       [&](const pps::v1::LogMessage& m) {
         if (!writer->Write(m)) return absl::CancelledError("client went away");
         return absl::OkStatus();

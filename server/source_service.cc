@@ -34,8 +34,8 @@ absl::Status ValidateTopic(const std::string& t) {
                 c == '.' || c == '_' || c == '-');
   }
   if (!ok) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "invalid Kafka topic '", t, "': use 1-249 letters, digits, '.', '_' or '-'"));
+    return absl::InvalidArgumentError(
+        absl::StrCat("invalid Kafka topic '", t, "': use 1-249 letters, digits, '.', '_' or '-'"));
   }
   return absl::OkStatus();
 }
@@ -48,11 +48,13 @@ absl::Status Normalize(SourceSpec* s) {
   if (s->name().empty()) return absl::InvalidArgumentError("a source needs a name");
   // Source names follow repo names: they appear in logs, group ids and keys.
   if (auto st = pfs::ValidateRepoName(s->name()); !st.ok()) {
-    return absl::InvalidArgumentError(absl::StrCat("invalid source name '", s->name(),
-                                                   "': use letters, digits, '_' and '-'"));
+    return absl::InvalidArgumentError(
+        absl::StrCat("invalid source name '", s->name(), "': use letters, digits, '_' and '-'"));
   }
-  if (s->kafka().brokers().empty()) return named(absl::InvalidArgumentError("needs --kafka BROKERS"));
-  if (s->kafka().topics().empty()) return named(absl::InvalidArgumentError("needs at least one --topic"));
+  if (s->kafka().brokers().empty())
+    return named(absl::InvalidArgumentError("needs --kafka BROKERS"));
+  if (s->kafka().topics().empty())
+    return named(absl::InvalidArgumentError("needs at least one --topic"));
   std::set<std::string> seen;
   for (const auto& t : s->kafka().topics()) {
     RETURN_IF_ERROR(named(ValidateTopic(t)));
@@ -72,7 +74,8 @@ absl::Status Normalize(SourceSpec* s) {
   if (s->layout() == LAYOUT_UNSPECIFIED) s->set_layout(PARTITION);
   if (s->value_format() == VALUE_FORMAT_UNSPECIFIED) s->set_value_format(RAW);
   if (s->max_bytes() > (1ull << 30)) {
-    return named(absl::InvalidArgumentError("max_bytes is over 1 GiB: a micro-commit is held in memory"));
+    return named(
+        absl::InvalidArgumentError("max_bytes is over 1 GiB: a micro-commit is held in memory"));
   }
   return absl::OkStatus();
 }
@@ -175,21 +178,24 @@ absl::StatusOr<SourceInfo> SourceService::StoreSpec(const SourceSpec& spec, bool
   }
   // Two sources feeding one topic into one branch would fight over its offsets.
   absl::Status clash;
-  RETURN_IF_ERROR(pfs_->kv()->ScanPrefix(kSourcePrefix, [&](absl::string_view, absl::string_view v) {
-    SourceInfo other;
-    if (!other.ParseFromString(std::string(v)) || other.spec().name() == spec.name()) return true;
-    if (other.spec().repo() != spec.repo() || other.spec().branch() != spec.branch()) return true;
-    for (const auto& t : other.spec().kafka().topics()) {
-      for (const auto& mine : spec.kafka().topics()) {
-        if (t != mine) continue;
-        clash = absl::AlreadyExistsError(absl::StrCat("source ", other.spec().name(),
-                                                      " already ingests topic ", t, " into ",
-                                                      spec.repo(), "@", spec.branch()));
-        return false;
-      }
-    }
-    return true;
-  }));
+  RETURN_IF_ERROR(
+      pfs_->kv()->ScanPrefix(kSourcePrefix, [&](absl::string_view, absl::string_view v) {
+        SourceInfo other;
+        if (!other.ParseFromString(std::string(v)) || other.spec().name() == spec.name())
+          return true;
+        if (other.spec().repo() != spec.repo() || other.spec().branch() != spec.branch())
+          return true;
+        for (const auto& t : other.spec().kafka().topics()) {
+          for (const auto& mine : spec.kafka().topics()) {
+            if (t != mine) continue;
+            clash = absl::AlreadyExistsError(absl::StrCat("source ", other.spec().name(),
+                                                          " already ingests topic ", t, " into ",
+                                                          spec.repo(), "@", spec.branch()));
+            return false;
+          }
+        }
+        return true;
+      }));
   RETURN_IF_ERROR(clash);
   auto repo = pfs_->InspectRepo(spec.repo());
   if (!repo.ok() && repo.status().code() == absl::StatusCode::kNotFound) {

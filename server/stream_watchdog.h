@@ -55,8 +55,8 @@ class StreamWatchdog {
     grpc::ServerContext* const ctx_;
     std::atomic<int64_t> last_;
     std::atomic<bool> expired_{false};
-    bool cancelled_ = false;               // guarded by the watchdog's mu_
-    std::function<void()> on_idle_;        // guarded by the watchdog's mu_
+    bool cancelled_ = false;         // guarded by the watchdog's mu_
+    std::function<void()> on_idle_;  // guarded by the watchdog's mu_
   };
 
   std::unique_ptr<Watch> Start(grpc::ServerContext* ctx);
