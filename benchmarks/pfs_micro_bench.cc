@@ -110,7 +110,7 @@ void BM_MicroCommitInProcess(benchmark::State& state) {
       (void)up->Write(payload);
       (void)up->EndFile(payload.size());
       (void)up->Close();
-      benchmark::DoNotOptimize(pfs->FinishCommit("mc", c->id(), "", {}));
+      benchmark::DoNotOptimize(pfs->FinishCommit("mc", c->id(), FinishOptions()));
     }
   }
   std::filesystem::remove_all(dir);

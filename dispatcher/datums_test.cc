@@ -24,21 +24,7 @@ class DatumsTest : public pfs::PfsFixture {
   // Commits `files` (path -> content; empty content deletes the path) to
   // repo@master, creating the repo on first use; returns the new root.
   Hash Commit(const std::string& repo, const std::map<std::string, std::string>& files) {
-    if (!pfs_->InspectRepo(repo).ok()) {
-      EXPECT_TRUE(pfs_->CreateRepo(repo, "").ok());
-    }
-    auto up = pfs_->BeginUpload(repo, "master");
-    EXPECT_TRUE(up.ok()) << up.status();
-    for (const auto& [path, data] : files) {
-      if (data.empty()) {
-        EXPECT_TRUE((*up)->Delete(path).ok()) << path;
-        continue;
-      }
-      EXPECT_TRUE((*up)->BeginFile(path, false).ok());
-      EXPECT_TRUE((*up)->Write(data).ok());
-      EXPECT_TRUE((*up)->EndFile(data.size()).ok());
-    }
-    auto c = (*up)->Close();
+    auto c = pfs::CommitFiles(pfs_.get(), repo, files);
     EXPECT_TRUE(c.ok()) << c.status();
     resolved_[repo] = Resolve(*c);
     return resolved_[repo].root;

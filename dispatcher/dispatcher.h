@@ -29,17 +29,10 @@
 // - Restart. Jobs and datum results are in the index; a job that was running
 //   resumes with the datums that had not finished.
 //
-// Index records (prefix "J"; values are pps/storage protos or empty):
-//   Jj<pipeline>\0<seq 16 hex>         JobInfo
-//   Ji<job id>                        <pipeline>\0<seq 16 hex>
-//   Jk<commit set>\0<job id>          (jobs of a commit set)
-//   Jd<job id>\0<datum key>           DatumInfo of a datum the job touched
-//   Jc<pipeline>\0<datum key>         DatumInfo: the pipeline's current datums
-//   Jf<pipeline>\0<datum key>         (current datums that failed)
-//   Jh<pipeline>\0<datum hash>        DatumInfo: a datum hash that succeeded
-//   Jo<pipeline>\0<path>\0<datum key> ChunkList: a datum's output at a path
-//   Jr<pipeline>                      PipelineRuntime (base of the next diff)
-//   Jl<pipeline>\0<job>\0<datum>\0<n>  LogMessage of attempt n
+// Its records are in the index's kJobSpace (JobStore; the layout is in
+// pfs/keys.h). The parts: JobStore (records), PlanJob (which datums a job
+// runs), DatumQueue (leases), PlanMerge/ApplyMerge (the output commit);
+// this class drives them, one driver thread per pipeline.
 //
 // Thread safety: thread-safe. Locks: mu_ guards in-memory job state and is
 // never held while calling into Pfs; triggers_mu_ guards job sequence numbers
@@ -56,7 +49,10 @@
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
+#include "dispatcher/datum_queue.h"
 #include "dispatcher/datums.h"
+#include "dispatcher/job_planner.h"
+#include "dispatcher/job_store.h"
 #include "dispatcher/pipelines.h"
 #include "pfs/pfs.h"
 #include "proto/pps.pb.h"
@@ -80,6 +76,36 @@ struct DatumResult {
   bool log_truncated = false;
   pfs::DirInfo output;  // for a success: the tree of its /pfs/out
   pps::v1::ProcessStats stats;
+};
+
+class Dispatcher;
+
+// Receives one datum attempt's /pfs/out as a tree (a runner's FinishDatum
+// stream), then completes the attempt. Not thread-safe; one per stream.
+class DatumOutput {
+ public:
+  absl::Status BeginFile(absl::string_view path) { return upload_->BeginFile(path, false); }
+  absl::Status Write(absl::string_view data) { return upload_->Write(data); }
+  absl::Status EndFile(uint64_t size) { return upload_->EndFile(size); }
+  uint64_t files() const { return upload_->files(); }
+  uint64_t bytes() const { return upload_->bytes(); }
+  // Completes the attempt with `result` (its output: the tree of what was
+  // written, if result.success and `upload_error` is OK; an upload error
+  // fails the attempt), and the upload's size and time in its stats.
+  // FailedPrecondition if the lease is no longer held.
+  absl::Status Finish(DatumResult result, const absl::Status& upload_error);
+
+ private:
+  friend class Dispatcher;
+  DatumOutput(Dispatcher* dispatcher, std::string lease, std::unique_ptr<pfs::Upload> upload)
+      : dispatcher_(dispatcher),
+        lease_(std::move(lease)),
+        upload_(std::move(upload)),
+        start_(absl::Now()) {}
+  Dispatcher* const dispatcher_;
+  const std::string lease_;
+  std::unique_ptr<pfs::Upload> upload_;
+  const absl::Time start_;
 };
 
 class Dispatcher : public pfs::CommitHook {
@@ -111,6 +137,9 @@ class Dispatcher : public pfs::CommitHook {
   pps::v1::HeartbeatResponse Heartbeat(const pps::v1::HeartbeatRequest& req);
   // FailedPrecondition if `lease` is not held (expired, or its job ended).
   absl::Status CheckLease(const std::string& lease);
+  // Receives the output of the attempt under `lease` (FailedPrecondition if
+  // it is not held).
+  absl::StatusOr<std::unique_ptr<DatumOutput>> BeginDatumOutput(const std::string& lease);
   // Records a datum attempt's result. For a success, `blobs` holds the
   // records of the output tree's new blobs (written together with the result).
   absl::Status CompleteDatum(const std::string& lease, const DatumResult& result,
@@ -140,12 +169,15 @@ class Dispatcher : public pfs::CommitHook {
                        const std::function<absl::Status(const LogMessage&)>& fn);
   // Whether every job of the commit set is done.
   absl::StatusOr<bool> CommitSetJobsDone(const std::string& commit_set);
+  // A count that moves whenever a commit finishes or a job ends.
+  uint64_t Changes();
+  // Waits until Changes() passes `seen`, or `deadline`.
+  void AwaitChange(uint64_t seen, absl::Time deadline);
 
   // Pipelines that want runners, with how many (running ones: parallelism).
   std::map<std::string, int> RunnerDemand();
 
  private:
-  struct Work;
   struct ActiveJob;
   struct Driver;
 
@@ -155,6 +187,8 @@ class Dispatcher : public pfs::CommitHook {
   void StartDriver(const PipelineInfo& info) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void StopDriver(const std::string& name);
   void DriverLoop(Driver* d);
+  // One turn of a driver: finish its job, or start the next one.
+  absl::Status DriverStep(Driver* d, bool* more);
   // Index of which pipelines read which branch.
   void RebuildTriggers(const std::vector<PipelineInfo>& all);
   // Writes a new JOB_CREATED job of `pipeline` to `batch`.
@@ -163,19 +197,33 @@ class Dispatcher : public pfs::CommitHook {
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(triggers_mu_);
   // Creates a job on the pipeline's current input heads (create/update).
   absl::Status TriggerOnHeads(const PipelineInfo& info);
+  void Wake(const std::string& pipeline) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void Changed();
 
   // Driver steps (driver thread; mu_ not held unless noted).
   absl::StatusOr<std::optional<JobInfo>> NextJob(Driver* d);
   absl::Status StartJob(Driver* d, JobInfo job);
+  // Resolves the job's inputs (into `a`) and returns its provenance.
+  absl::StatusOr<std::vector<pfs::v1::CommitRef>> ResolveInputs(JobInfo* job, ActiveJob* a);
+  // Opens the job's output commit, or finds it open after a restart.
+  absl::Status OpenOutputCommit(const std::string& pipeline, const JobInfo& job,
+                                const PipelineSpec& spec,
+                                const std::vector<pfs::v1::CommitRef>& provenance);
   absl::Status FinishJob(Driver* d);
   absl::Status FailJobEarly(Driver* d, JobInfo job, const std::string& reason);
+  // Times out a job past its deadline.
+  void CheckDeadline(Driver* d) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void CheckLeases(Driver* d) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // The job with its live counts if it is running.
   absl::StatusOr<std::optional<JobInfo>> FindJob(const std::string& pipeline,
                                                  const std::string& job);
-  absl::Status PutJob(const JobInfo& job, pfs::KvBatch* batch);
+  // The driver's active job if it is `job_id`; nullptr if not.
+  ActiveJob* Active(const std::string& pipeline, const std::string& job_id)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
   pfs::Pfs* const pfs_;
   Pipelines* const pipelines_;
+  const JobStore store_;
   const DispatcherOptions options_;
 
   absl::Mutex triggers_mu_;
@@ -188,9 +236,12 @@ class Dispatcher : public pfs::CommitHook {
   absl::CondVar work_cv_;  // new datums to lease
   absl::CondVar job_cv_;   // job progress
   std::map<std::string, std::unique_ptr<Driver>> drivers_ ABSL_GUARDED_BY(mu_);
-  // lease id -> (pipeline, datum key)
-  std::map<std::string, std::pair<std::string, std::string>> leases_ ABSL_GUARDED_BY(mu_);
+  // lease id -> pipeline (whose active job's queue holds the lease)
+  std::map<std::string, std::string> leases_ ABSL_GUARDED_BY(mu_);
   bool closing_ ABSL_GUARDED_BY(mu_) = false;
+
+  absl::Mutex changes_mu_;
+  uint64_t changes_ ABSL_GUARDED_BY(changes_mu_) = 0;
 };
 
 }  // namespace tusk::dispatcher

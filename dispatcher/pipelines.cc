@@ -9,19 +9,17 @@
 #include "common/status.h"
 #include "dispatcher/spec.h"
 #include "google/protobuf/util/time_util.h"
+#include "pfs/keys.h"
 
 namespace tusk::dispatcher {
 namespace {
-
-constexpr char kPipelinePrefix[] = "P";
-std::string PipelineKey(const std::string& name) { return absl::StrCat(kPipelinePrefix, name); }
 
 google::protobuf::Timestamp Now() { return google::protobuf::util::TimeUtil::GetCurrentTime(); }
 
 }  // namespace
 
 absl::StatusOr<std::optional<PipelineInfo>> Pipelines::Get(const std::string& name) {
-  ASSIGN_OR_RETURN(auto v, pfs_->kv()->Get(PipelineKey(name)));
+  ASSIGN_OR_RETURN(auto v, space_.Get(pfs::PipelineKey(name)));
   if (!v) return std::optional<PipelineInfo>();
   PipelineInfo info;
   if (!info.ParseFromString(*v))
@@ -31,7 +29,8 @@ absl::StatusOr<std::optional<PipelineInfo>> Pipelines::Get(const std::string& na
 
 absl::Status Pipelines::Put(const PipelineInfo& info) {
   // Logged to the object store too: a pipeline survives an index rebuild.
-  return pfs_->PutRecord(PipelineKey(info.spec().pipeline().name()), info.SerializeAsString());
+  return space_.PutRecord(pfs::PipelineKey(info.spec().pipeline().name()),
+                          info.SerializeAsString());
 }
 
 absl::Status Pipelines::CheckNoCycle(const PipelineSpec& spec) {
@@ -114,8 +113,8 @@ absl::StatusOr<PipelineInfo> Pipelines::Inspect(const std::string& name) {
 absl::StatusOr<std::vector<PipelineInfo>> Pipelines::List() {
   std::vector<PipelineInfo> out;
   absl::Status status;
-  RETURN_IF_ERROR(pfs_->kv()->ScanPrefix(kPipelinePrefix, [&](absl::string_view k,
-                                                              absl::string_view v) {
+  RETURN_IF_ERROR(space_.ScanPrefix(pfs::kPipelineSpace, [&](absl::string_view k,
+                                                             absl::string_view v) {
     PipelineInfo info;
     if (!info.ParseFromString(std::string(v))) {
       status = absl::DataLossError(absl::StrCat("pipeline record ", k.substr(1), " is corrupt"));
@@ -142,7 +141,7 @@ absl::Status Pipelines::Delete(const std::string& name, bool keep_repo) {
       }
     }
   }
-  RETURN_IF_ERROR(pfs_->DeleteRecord(PipelineKey(name)));
+  RETURN_IF_ERROR(space_.DeleteRecord(pfs::PipelineKey(name)));
   if (!keep_repo) {
     absl::Status st = pfs_->DeleteRepo(name, /*force=*/true);
     if (!st.ok() && st.code() != absl::StatusCode::kNotFound) return st;

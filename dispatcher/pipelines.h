@@ -4,7 +4,8 @@
 // between them and the repos: every input repo exists, pipelines form no
 // cycle, and each pipeline owns an output repo of its own name.
 //
-// Records live in the PFS index under "P<name>" (PipelineInfo).
+// Records live in the PFS index in kPipelineSpace (PipelineInfo; see
+// pfs/keys.h), logged to the object store (they survive an index rebuild).
 //
 // Thread-safe: changes are serialized by one mutex; reads go to the index.
 // Does not own `pfs`.
@@ -15,6 +16,7 @@
 
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
+#include "pfs/keys.h"
 #include "pfs/pfs.h"
 #include "proto/pps.pb.h"
 
@@ -25,7 +27,7 @@ using pps::v1::PipelineSpec;
 
 class Pipelines {
  public:
-  explicit Pipelines(pfs::Pfs* pfs) : pfs_(pfs) {}
+  explicit Pipelines(pfs::Pfs* pfs) : pfs_(pfs), space_(pfs->Space(pfs::kPipelineSpace)) {}
 
   // Validates and stores a new pipeline (AlreadyExists if there is one by
   // that name, unless `update`), creating its output repo. Errors:
@@ -47,7 +49,8 @@ class Pipelines {
   absl::Status CheckNoCycle(const PipelineSpec& spec);
 
   pfs::Pfs* const pfs_;
-  absl::Mutex mu_;  // serializes changes
+  const pfs::KeySpace space_;  // kPipelineSpace
+  absl::Mutex mu_;             // serializes changes
 };
 
 }  // namespace tusk::dispatcher

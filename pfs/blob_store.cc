@@ -11,12 +11,11 @@
 #include "absl/time/clock.h"
 #include "common/log.h"
 #include "common/status.h"
+#include "pfs/keys.h"
 
 namespace tusk::pfs {
 namespace {
 
-constexpr char kIndexPrefix = 'x';    // x<hash32> -> BlobLocation
-constexpr char kPendingPrefix = 'q';  // q<hash32> -> "" (blob is inline, not yet packed)
 // The pack trailer: the footer, its length (u32, little-endian), then (v2)
 // the first 8 bytes of the footer's SHA-256, then the magic. v1 packs (no
 // checksum) are still read.
@@ -24,16 +23,8 @@ constexpr char kPackMagicV1[] = "TUSKPAK1";
 constexpr char kPackMagic[] = "TUSKPAK2";
 constexpr uint64_t kFooterSumSize = 8;
 
-std::string IndexKey(const Hash& h) {
-  std::string k(1, kIndexPrefix);
-  k.append(reinterpret_cast<const char*>(h.bytes.data()), Hash::kSize);
-  return k;
-}
-std::string PendingKey(const Hash& h) {
-  std::string k(1, kPendingPrefix);
-  k.append(reinterpret_cast<const char*>(h.bytes.data()), Hash::kSize);
-  return k;
-}
+std::string IndexKey(const Hash& h) { return BlobIndexKey(h.Raw()); }
+std::string PendingKey(const Hash& h) { return PendingBlobKey(h.Raw()); }
 
 // 8 bytes of creation time (big-endian Unix nanoseconds: GC's grace period
 // needs a pack's age without another request), 8 random bytes.
@@ -141,7 +132,7 @@ std::pair<std::string, std::string> BlobIndexRecord(absl::string_view pack_id,
   loc.set_stored_size(item.stored_size());
   loc.set_raw_size(item.raw_size());
   loc.set_codec(item.codec());
-  return {std::string(1, kIndexPrefix) + item.hash(), loc.SerializeAsString()};
+  return {BlobIndexKey(item.hash()), loc.SerializeAsString()};
 }
 
 std::string PackIdFromKey(absl::string_view key) {
@@ -241,12 +232,11 @@ absl::StatusOr<std::unique_ptr<BlobStore>> BlobStore::Open(Kv* kv, ObjectStore* 
   // Count what is waiting to be packed (left by a previous run).
   uint64_t pending = 0;
   std::vector<Hash> hashes;
-  RETURN_IF_ERROR(
-      kv->ScanPrefix(std::string(1, kPendingPrefix), [&](absl::string_view key, absl::string_view) {
-        auto h = Hash::FromRaw(key.substr(1));
-        if (h.ok()) hashes.push_back(*h);
-        return true;
-      }));
+  RETURN_IF_ERROR(kv->ScanPrefix(kPendingBlobSpace, [&](absl::string_view key, absl::string_view) {
+    auto h = Hash::FromRaw(key.substr(1));
+    if (h.ok()) hashes.push_back(*h);
+    return true;
+  }));
   for (const Hash& h : hashes) {
     auto loc = bs->Locate(h);
     if (loc.ok()) pending += loc->inline_data().size();
@@ -425,8 +415,8 @@ absl::StatusOr<size_t> BlobStore::PackPending() {
     std::vector<PreparedBlob> blobs;
     size_t bytes = 0;
     std::vector<std::string> done_keys;
-    RETURN_IF_ERROR(kv_->ScanPrefix(
-        std::string(1, kPendingPrefix), [&](absl::string_view key, absl::string_view) {
+    RETURN_IF_ERROR(
+        kv_->ScanPrefix(kPendingBlobSpace, [&](absl::string_view key, absl::string_view) {
           done_keys.emplace_back(key);
           return done_keys.size() < 100000 && bytes < options_.pack_size;
         }));
@@ -561,17 +551,16 @@ absl::Status BlobStore::SweepIndex(
   }
   KvBatch batch;
   absl::Status parse;
-  RETURN_IF_ERROR(
-      kv_->ScanPrefix(std::string(1, kIndexPrefix), [&](absl::string_view k, absl::string_view v) {
-        auto h = Hash::FromRaw(k.substr(1));
-        storage::v1::BlobLocation loc;
-        if (!h.ok() || !loc.ParseFromString(std::string(v))) {
-          parse = absl::DataLossError("a blob index record is corrupt");
-          return false;
-        }
-        if (dead(*h, loc, live->contains(*h))) batch.Delete(k);
-        return true;
-      }));
+  RETURN_IF_ERROR(kv_->ScanPrefix(kBlobIndexSpace, [&](absl::string_view k, absl::string_view v) {
+    auto h = Hash::FromRaw(k.substr(1));
+    storage::v1::BlobLocation loc;
+    if (!h.ok() || !loc.ParseFromString(std::string(v))) {
+      parse = absl::DataLossError("a blob index record is corrupt");
+      return false;
+    }
+    if (dead(*h, loc, live->contains(*h))) batch.Delete(k);
+    return true;
+  }));
   RETURN_IF_ERROR(parse);
   return kv_->Write(&batch, /*sync=*/true);
 }

@@ -160,8 +160,8 @@ class CachedObjectStore : public ObjectStore {
   }
   ObjectStoreStats Stats() const override {
     ObjectStoreStats s = base_->Stats();
-    s.cache_hits = hits_;
-    s.cache_misses = misses_;
+    s.set_cache_hits(hits_);
+    s.set_cache_misses(misses_);
     return s;
   }
 

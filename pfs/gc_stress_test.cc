@@ -207,7 +207,7 @@ TEST_F(GcStressTest, AcknowledgedFilesSurviveGcRacingWriters) {
       }
       uint64_t seen = gcs_.load();
       while (!stop && gcs_.load() < seen + 1) std::this_thread::yield();
-      auto done = pfs_->FinishCommit("explicit", c->id(), "", {});
+      auto done = pfs_->FinishCommit("explicit", c->id(), FinishOptions());
       if (!done.ok()) {
         Fail("finish commit", done.status());
         continue;

@@ -141,6 +141,13 @@ absl::Status Kv::ScanPrefix(absl::string_view prefix,
   return Scan(prefix, end, fn);
 }
 
+absl::Status Kv::DeletePrefix(absl::string_view prefix, KvBatch* batch) {
+  return ScanPrefix(prefix, [&](absl::string_view k, absl::string_view) {
+    batch->Delete(k);
+    return true;
+  });
+}
+
 absl::Status Kv::Flush() {
   RETURN_IF_ERROR(FromRocks(db_->Flush(rocksdb::FlushOptions()), "flush"));
   return FromRocks(db_->SyncWAL(), "sync wal");

@@ -3,7 +3,7 @@
 // Kv: the RocksDB index, behind a small interface so that RocksDB stays private
 // to this file's implementation.
 //
-// Keys are byte strings; the first byte names the record kind (see pfs.cc).
+// Keys are byte strings; the first byte names the record kind (keys.h).
 // Thread-safe. Writes of one KvBatch are atomic; `sync` writes are durable when
 // Write returns (RocksDB's WAL is fsynced, covering every earlier write too).
 
@@ -61,6 +61,8 @@ class Kv {
   // Scan over every key starting with `prefix`.
   absl::Status ScanPrefix(absl::string_view prefix,
                           const std::function<bool(absl::string_view, absl::string_view)>& fn);
+  // Adds the deletes of every key starting with `prefix` to `batch`.
+  absl::Status DeletePrefix(absl::string_view prefix, KvBatch* batch);
   // Flushes memtables and syncs; used at shutdown.
   absl::Status Flush();
 

@@ -21,21 +21,13 @@
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
 #include "absl/time/time.h"
+#include "proto/pfs.pb.h"
 
 namespace tusk::pfs {
 
-struct ObjectStoreStats {
-  uint64_t puts = 0;  // PUT requests (a multipart upload counts each part, plus 2)
-  uint64_t gets = 0;  // GET requests (whole and ranged)
-  uint64_t heads = 0;
-  uint64_t lists = 0;  // List calls
-  uint64_t deletes = 0;
-  uint64_t retries = 0;  // requests sent again after a retryable failure
-  uint64_t bytes_written = 0;
-  uint64_t bytes_read = 0;
-  uint64_t cache_hits = 0;    // reads served by a local cache
-  uint64_t cache_misses = 0;  // reads a local cache passed on to the backend
-};
+// Request counters of an object store since it opened, as the Stats RPC
+// returns them (object_store is left for the caller to fill in).
+using ObjectStoreStats = v1::StatsResponse;
 
 class ObjectStore {
  public:

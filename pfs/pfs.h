@@ -33,6 +33,7 @@
 #include "common/thread_pool.h"
 #include "pfs/blob_store.h"
 #include "pfs/chunker.h"
+#include "pfs/key_space.h"
 #include "pfs/kv.h"
 #include "pfs/object_store.h"
 #include "pfs/tree.h"
@@ -104,77 +105,34 @@ struct AutoCommitOptions {
 // deleted).
 class Upload {
  public:
-  ~Upload();
-  Upload(const Upload&) = delete;
-  Upload& operator=(const Upload&) = delete;
+  virtual ~Upload() = default;
 
   // Begins file `path` (replacing it, or appending to it).
-  absl::Status BeginFile(absl::string_view path, bool append);
+  virtual absl::Status BeginFile(absl::string_view path, bool append) = 0;
   // Content of the current file.
-  absl::Status Write(absl::string_view data);
+  virtual absl::Status Write(absl::string_view data) = 0;
   // Ends the current file. `expected_size` is the number of bytes the client
   // sent; a mismatch means a truncated upload (InvalidArgument), and the file is
   // not kept.
-  absl::Status EndFile(uint64_t expected_size);
+  virtual absl::Status EndFile(uint64_t expected_size) = 0;
   // Deletes a file or directory (NotFound if neither exists).
-  absl::Status Delete(absl::string_view path);
+  virtual absl::Status Delete(absl::string_view path) = 0;
   // Stages a file made of existing chunks (by reference: no data moves).
-  absl::Status PutChunks(absl::string_view path, const std::vector<ChunkRef>& chunks);
+  virtual absl::Status PutChunks(absl::string_view path, const std::vector<ChunkRef>& chunks) = 0;
   // Makes the staged writes part of the commit; finishes an automatic commit.
-  absl::StatusOr<CommitInfo> Close();
+  virtual absl::StatusOr<CommitInfo> Close() = 0;
   // For an upload from BeginTreeUpload: builds a tree of what was written and
   // puts the records that make its blobs findable into `batch` (the caller
   // writes it). Returns the tree's summary (zero hash if nothing was written).
-  absl::StatusOr<DirInfo> CloseToTree(KvBatch* batch);
+  virtual absl::StatusOr<DirInfo> CloseToTree(KvBatch* batch) = 0;
 
-  const std::string& commit_id() const { return commit_id_; }
+  virtual const std::string& commit_id() const = 0;
   // Whether this upload started (and finishes at Close) its own commit.
-  bool automatic() const { return auto_commit_; }
-  uint64_t files() const { return files_; }
-  uint64_t bytes() const { return bytes_; }
-  uint64_t new_bytes() const { return writer_->new_bytes(); }
-
- private:
-  friend class Pfs;
-  Upload(Pfs* pfs, std::string repo, std::string commit_id, Hash parent_root, bool auto_commit);
-  absl::Status SubmitChunk(std::string chunk);
-  absl::Status DrainChunks(size_t keep);
-  absl::Status CheckPut(const std::string& path);
-  // Stages a PUT of the file at `path` made of `chunks`.
-  absl::Status StageFile(const std::string& path, const std::vector<ChunkRef>& chunks);
-  absl::StatusOr<std::optional<Entry>> CurrentEntry(const std::string& path);
-  void Abort();
-
-  Pfs* const pfs_;
-  const std::string repo_;
-  const std::string commit_id_;
-  const Hash parent_root_;
-  const bool auto_commit_;
-  // For an automatic commit: merged into its metadata and checked at finish.
-  std::map<std::string, std::string> auto_metadata_;
-  std::map<std::string, std::string> auto_expect_;
-  bool closed_ = false;
-  std::unique_ptr<BlobWriter> writer_;
-  Chunker chunker_;
-
-  // The current file.
-  bool in_file_ = false;
-  std::string path_;
-  std::vector<ChunkRef> chunks_;
-  uint64_t file_bytes_ = 0;
-  std::string chunk_;  // bytes of the current, unfinished chunk
-  std::deque<std::future<PreparedBlob>> in_flight_;
-
-  // Ops staged by this upload, applied in order at Close.
-  struct Op {
-    std::string path;
-    storage::v1::StagedOp op;
-  };
-  std::vector<Op> ops_;
-  std::map<std::string, size_t> op_index_;  // path -> index into ops_ of its latest op
-  absl::flat_hash_map<std::string, bool> checked_dirs_;
-  uint64_t files_ = 0;
-  uint64_t bytes_ = 0;
+  virtual bool automatic() const = 0;
+  virtual uint64_t files() const = 0;
+  virtual uint64_t bytes() const = 0;
+  // Bytes of content that was not stored before (after deduplication).
+  virtual uint64_t new_bytes() const = 0;
 };
 
 // Extra properties of a commit made by StartCommit.
@@ -212,10 +170,6 @@ struct GcOptions {
   // per commit) are merged into packs of the usual size either way.
   double rewrite_below = 0.5;
 };
-struct GcStats {
-  uint64_t commits_squashed = 0, live_blobs = 0, packs = 0, packs_deleted = 0, packs_rewritten = 0,
-           blobs_deleted = 0, bytes_deleted = 0, bytes_live = 0, checkpoint_seq = 0;
-};
 
 // Marks what another component keeps alive (a pipeline's datum outputs),
 // for Pfs::Gc.
@@ -230,7 +184,7 @@ class GcMarker {
 
 // Observes finished commits. BeforeFinish runs inside the finishing critical
 // section (Pfs's metadata lock is held: neither may call back into Pfs, but
-// BeforeFinish may read kv()) and may add records to the commit's atomic
+// BeforeFinish may read its KeySpace) and may add records to the commit's atomic
 // write; AfterFinish runs once the write is durable, still under the lock.
 class CommitHook {
  public:
@@ -241,63 +195,67 @@ class CommitHook {
 
 class Pfs {
  public:
+  // Opens (creating if needed) the file system in options.data_dir.
   static absl::StatusOr<std::unique_ptr<Pfs>> Open(const PfsOptions& options);
-  ~Pfs();
-  Pfs(const Pfs&) = delete;
-  Pfs& operator=(const Pfs&) = delete;
+  // Packs pending blobs, ships pending logs and closes the index.
+  virtual ~Pfs() = default;
 
   // Repos.
-  absl::StatusOr<RepoInfo> CreateRepo(const std::string& name, const std::string& description);
-  absl::StatusOr<RepoInfo> InspectRepo(const std::string& name);
-  absl::StatusOr<std::vector<RepoInfo>> ListRepo();
-  absl::Status DeleteRepo(const std::string& name, bool force);
+  virtual absl::StatusOr<RepoInfo> CreateRepo(const std::string& name,
+                                              const std::string& description) = 0;
+  virtual absl::StatusOr<RepoInfo> InspectRepo(const std::string& name) = 0;
+  virtual absl::StatusOr<std::vector<RepoInfo>> ListRepo() = 0;
+  virtual absl::Status DeleteRepo(const std::string& name, bool force) = 0;
   // Changes a repo's description and/or retention (nullopt: unchanged).
-  absl::StatusOr<RepoInfo> UpdateRepo(const std::string& name,
-                                      const std::optional<std::string>& description,
-                                      const std::optional<v1::Retention>& retention);
+  virtual absl::StatusOr<RepoInfo> UpdateRepo(const std::string& name,
+                                              const std::optional<std::string>& description,
+                                              const std::optional<v1::Retention>& retention) = 0;
 
   // Branches. CreateBranch with a head ref creates the branch or moves it.
-  absl::StatusOr<BranchInfo> CreateBranch(const std::string& repo, const std::string& branch,
-                                          const std::string& head_ref);
+  virtual absl::StatusOr<BranchInfo> CreateBranch(const std::string& repo,
+                                                  const std::string& branch,
+                                                  const std::string& head_ref) = 0;
   // The branch with its subvenance (the branches whose provenance names it).
-  absl::StatusOr<BranchInfo> InspectBranch(const std::string& repo, const std::string& branch);
+  virtual absl::StatusOr<BranchInfo> InspectBranch(const std::string& repo,
+                                                   const std::string& branch) = 0;
   // Records which branches `repo@branch` is computed from (a pipeline's
   // inputs), creating the branch (without a head) if it does not exist.
-  absl::StatusOr<BranchInfo> SetBranchProvenance(const std::string& repo, const std::string& branch,
-                                                 const std::vector<v1::BranchRef>& provenance);
-  absl::StatusOr<std::vector<BranchInfo>> ListBranch(const std::string& repo);
-  absl::Status DeleteBranch(const std::string& repo, const std::string& branch, bool force);
+  virtual absl::StatusOr<BranchInfo> SetBranchProvenance(
+      const std::string& repo, const std::string& branch,
+      const std::vector<v1::BranchRef>& provenance) = 0;
+  virtual absl::StatusOr<std::vector<BranchInfo>> ListBranch(const std::string& repo) = 0;
+  virtual absl::Status DeleteBranch(const std::string& repo, const std::string& branch,
+                                    bool force) = 0;
 
   // Commits. StartCommit opens a commit on `branch`; FailedPrecondition if
   // one is open there already, except that an automatic commit or one that
   // an upload owns is waited for (up to `options.wait`, then
   // DeadlineExceeded).
-  absl::StatusOr<CommitInfo> StartCommit(const std::string& repo, const std::string& branch,
-                                         const std::string& message, v1::Origin origin,
-                                         const std::map<std::string, std::string>& metadata,
-                                         const CommitOptions& options = {});
-  // `expect_metadata`: preconditions on the parent's metadata (see
-  // AutoCommitOptions); a mismatch is Aborted and leaves the commit open.
-  absl::StatusOr<CommitInfo> FinishCommit(
-      const std::string& repo, const std::string& ref, const std::string& message,
-      const std::map<std::string, std::string>& metadata,
-      const std::map<std::string, std::string>& expect_metadata = {});
-  absl::StatusOr<CommitInfo> FinishCommit(const std::string& repo, const std::string& ref,
-                                          const FinishOptions& options);
+  virtual absl::StatusOr<CommitInfo> StartCommit(const std::string& repo, const std::string& branch,
+                                                 const std::string& message, v1::Origin origin,
+                                                 const std::map<std::string, std::string>& metadata,
+                                                 const CommitOptions& options = {}) = 0;
+  // Finishes the open commit `ref` (its id, or a branch with one) as
+  // `options` say: applies its staged writes to the parent's tree and moves
+  // the branch head, in one atomic, synced write. Aborted (the commit stays
+  // open) if options.expect_metadata does not hold.
+  virtual absl::StatusOr<CommitInfo> FinishCommit(const std::string& repo, const std::string& ref,
+                                                  const FinishOptions& options) = 0;
   // The commits of a commit set, in no particular order.
-  absl::Status ListCommitSet(const std::string& commit_set,
-                             const std::function<absl::Status(const CommitInfo&)>& fn);
+  virtual absl::Status ListCommitSet(const std::string& commit_set,
+                                     const std::function<absl::Status(const CommitInfo&)>& fn) = 0;
   // Commits whose provenance names repo@id.
-  absl::StatusOr<std::vector<v1::CommitRef>> Subvenance(const std::string& repo,
-                                                        const std::string& id);
+  virtual absl::StatusOr<std::vector<v1::CommitRef>> Subvenance(const std::string& repo,
+                                                                const std::string& id) = 0;
   // Installs the hook called for every finished commit (not owned; set once,
   // before serving).
-  void SetCommitHook(CommitHook* hook) { hook_ = hook; }
+  virtual void SetCommitHook(CommitHook* hook) = 0;
   // Resolves a ref (branch: its head; id; with ^ and ~N) to a commit.
-  absl::StatusOr<CommitInfo> InspectCommit(const std::string& repo, const std::string& ref);
+  virtual absl::StatusOr<CommitInfo> InspectCommit(const std::string& repo,
+                                                   const std::string& ref) = 0;
   // Commits newest first: the ancestry of `ref`, or (empty ref) all of the repo's.
-  absl::Status ListCommit(const std::string& repo, const std::string& ref, uint64_t limit,
-                          const std::function<absl::Status(const CommitInfo&)>& fn);
+  virtual absl::Status ListCommit(const std::string& repo, const std::string& ref, uint64_t limit,
+                                  const std::function<absl::Status(const CommitInfo&)>& fn) = 0;
 
   // Files.
   // Opens an upload into `ref`: an open commit's id, or a branch (its open
@@ -305,182 +263,89 @@ class Pfs {
   // upload's automatic commit, or a commit that a resumable upload owns
   // (kUploadOwnerMetadataKey), is open on the branch, waits for it to end
   // (up to `auto_commit.wait`, then DeadlineExceeded) rather than joining it.
-  absl::StatusOr<std::unique_ptr<Upload>> BeginUpload(const std::string& repo,
-                                                      const std::string& ref,
-                                                      const AutoCommitOptions& auto_commit = {});
+  virtual absl::StatusOr<std::unique_ptr<Upload>> BeginUpload(
+      const std::string& repo, const std::string& ref,
+      const AutoCommitOptions& auto_commit = {}) = 0;
   // An upload that belongs to no commit: CloseToTree makes a tree of it (a
   // pipeline datum's output).
-  std::unique_ptr<Upload> BeginTreeUpload();
-  absl::StatusOr<FileInfo> InspectFile(const std::string& repo, const std::string& ref,
-                                       const std::string& path);
-  absl::Status ListFile(const std::string& repo, const std::string& ref, const std::string& path,
-                        const std::function<absl::Status(const FileInfo&)>& fn);
+  virtual std::unique_ptr<Upload> BeginTreeUpload() = 0;
+  virtual absl::StatusOr<FileInfo> InspectFile(const std::string& repo, const std::string& ref,
+                                               const std::string& path) = 0;
+  virtual absl::Status ListFile(const std::string& repo, const std::string& ref,
+                                const std::string& path,
+                                const std::function<absl::Status(const FileInfo&)>& fn) = 0;
   // Files staged in an open commit (`ref`: its id, or a branch with one) by
   // uploads that closed, in path order. FailedPrecondition if the commit is
   // finished.
-  absl::Status ListStagedFile(const std::string& repo, const std::string& ref,
-                              const std::function<absl::Status(const FileInfo&)>& fn);
-  absl::Status GlobFile(const std::string& repo, const std::string& ref, const std::string& pattern,
-                        const std::function<absl::Status(const FileInfo&)>& fn);
+  virtual absl::Status ListStagedFile(const std::string& repo, const std::string& ref,
+                                      const std::function<absl::Status(const FileInfo&)>& fn) = 0;
+  virtual absl::Status GlobFile(const std::string& repo, const std::string& ref,
+                                const std::string& pattern,
+                                const std::function<absl::Status(const FileInfo&)>& fn) = 0;
   // Streams the file at `path`, or every file beneath a directory: on_file for
   // each file, then on_data for its content in order.
-  absl::Status GetFile(const std::string& repo, const std::string& ref, const std::string& path,
-                       const std::function<absl::Status(const FileInfo&)>& on_file,
-                       const std::function<absl::Status(std::string data)>& on_data);
-  absl::StatusOr<CommitInfo> DeleteFile(const std::string& repo, const std::string& ref,
-                                        const std::string& path);
+  virtual absl::Status GetFile(const std::string& repo, const std::string& ref,
+                               const std::string& path,
+                               const std::function<absl::Status(const FileInfo&)>& on_file,
+                               const std::function<absl::Status(std::string data)>& on_data) = 0;
+  virtual absl::StatusOr<CommitInfo> DeleteFile(const std::string& repo, const std::string& ref,
+                                                const std::string& path) = 0;
   // Files that differ between two commits; `old_ref` empty: new's parent.
-  absl::Status DiffCommit(const std::string& repo, const std::string& new_ref,
-                          const std::string& old_ref,
-                          const std::function<absl::Status(const FileDiff&)>& fn);
+  virtual absl::Status DiffCommit(const std::string& repo, const std::string& new_ref,
+                                  const std::string& old_ref,
+                                  const std::function<absl::Status(const FileDiff&)>& fn) = 0;
   // A new commit on `branch` whose tree equals `to`'s.
-  absl::StatusOr<CommitInfo> Revert(const std::string& repo, const std::string& branch,
-                                    const std::string& to, const std::string& message);
+  virtual absl::StatusOr<CommitInfo> Revert(const std::string& repo, const std::string& branch,
+                                            const std::string& to, const std::string& message) = 0;
 
   // Deletes a finished commit that nothing depends on: FailedPrecondition if
   // it has a child commit or commits computed from it. A branch whose head it
   // is moves back to its parent (returned). Its data becomes garbage for Gc.
-  absl::StatusOr<std::vector<BranchInfo>> DeleteCommit(const std::string& repo,
-                                                       const std::string& ref);
+  virtual absl::StatusOr<std::vector<BranchInfo>> DeleteCommit(const std::string& repo,
+                                                               const std::string& ref) = 0;
   // Applies every repo's retention (see v1::Retention) at time `now`;
   // returns how many commits were squashed.
-  absl::StatusOr<uint64_t> ApplyRetention(absl::Time now);
+  virtual absl::StatusOr<uint64_t> ApplyRetention(absl::Time now) = 0;
   // Writes a checkpoint of every repo, branch and commit to the object store
   // (so that older log packs are needed for their blobs only), then deletes
   // unreferenced blobs from the index and packs from the object store, and
   // rewrites packs that are mostly garbage. Live: every commit's tree, open
   // commits' staged files, what the GcMarker sources mark, and every blob an
   // upload in progress has written or reused. One GC at a time.
-  absl::StatusOr<GcStats> Gc(const GcOptions& options);
+  virtual absl::StatusOr<v1::GcResponse> Gc(const GcOptions& options) = 0;
   // Adds a source of live data for Gc (set before serving).
-  void AddGcSource(std::function<absl::Status(GcMarker*)> source);
+  virtual void AddGcSource(std::function<absl::Status(GcMarker*)> source) = 0;
 
   // Another component's index record that must survive an index rebuild (a
   // pipeline spec): logged to the object store like a commit, then written.
-  absl::Status PutRecord(const std::string& key, const std::string& value);
-  absl::Status DeleteRecord(const std::string& key);
+  // `key` is in a component space (see Space); KeySpace::PutRecord calls it.
+  virtual absl::Status PutRecord(const std::string& key, const std::string& value) = 0;
+  virtual absl::Status DeleteRecord(const std::string& key) = 0;
 
   // Verifies every reachable commit, tree node, chunk list and chunk, and
   // every pack's footer (against its checksum). Calls on_problem for each
-  // problem found.
-  struct FsckStats {
-    uint64_t commits = 0, nodes = 0, chunks = 0, bytes = 0, problems = 0, packs = 0;
-  };
-  absl::StatusOr<FsckStats> Fsck(const std::function<void(const std::string&)>& on_problem);
+  // problem found; returns the summary (problem empty).
+  virtual absl::StatusOr<v1::FsckResponse> Fsck(
+      const std::function<void(const std::string&)>& on_problem) = 0;
 
   // Deletes an open commit and its staged writes (an automatic commit whose
   // stream went away or idle). OK if it is finished or gone already.
-  absl::Status DropOpenCommit(const std::string& repo, const std::string& id);
+  virtual absl::Status DropOpenCommit(const std::string& repo, const std::string& id) = 0;
 
   // Moves inline blobs into packs now (normally done in the background).
-  absl::Status PackPending();
+  virtual absl::Status PackPending() = 0;
   // Ships pending logs (log mode kShipped) to the object store now. Returns
   // how many it shipped.
-  absl::StatusOr<size_t> ShipLogs();
+  virtual absl::StatusOr<size_t> ShipLogs() = 0;
 
-  NodeStore* nodes() { return nodes_.get(); }
-  BlobStore* blobs() { return blobs_.get(); }
-  Kv* kv() { return kv_.get(); }
-  ThreadPool* workers() { return workers_.get(); }
-  const PfsOptions& options() const { return options_; }
+  // Another component's records in the index: the key space `prefix`, one
+  // of keys.h's component spaces (kJobSpace, kPipelineSpace, kSourceSpace).
+  virtual KeySpace Space(absl::string_view prefix) = 0;
 
- private:
-  friend class Upload;
-  explicit Pfs(const PfsOptions& options) : options_(options) {}
-
-  absl::StatusOr<std::optional<RepoInfo>> GetRepo(const std::string& name);
-  absl::StatusOr<std::optional<BranchInfo>> GetBranch(const std::string& repo,
-                                                      const std::string& branch);
-  absl::StatusOr<std::optional<CommitInfo>> GetCommit(const std::string& repo,
-                                                      const std::string& id);
-  absl::StatusOr<CommitInfo> ResolveCommit(const std::string& repo, const std::string& ref);
-  // The id in `ref` (a commit id, or a branch's open commit; FailedPrecondition
-  // if the branch has none). `what` names the operation in errors.
-  absl::StatusOr<std::string> OpenCommitId(const std::string& repo, const std::string& ref,
-                                           const std::string& what);
-  // A finished commit, for reading files.
-  absl::StatusOr<CommitInfo> ResolveForRead(const std::string& repo, const std::string& ref);
-  absl::StatusOr<CommitInfo> StartCommitLocked(const std::string& repo, const std::string& branch,
-                                               const std::string& message, v1::Origin origin,
-                                               const std::map<std::string, std::string>& metadata,
-                                               bool automatic = false,
-                                               const CommitOptions& options = {})
-      ABSL_EXCLUSIVE_LOCKS_REQUIRED(meta_mu_);
-  // The parent's carried ("state/") metadata, copied into `c`.
-  absl::Status CarryMetadata(const std::string& repo, const std::string& parent, CommitInfo* c);
-  absl::StatusOr<CommitInfo> FinishCommitById(const std::string& repo, const std::string& id,
-                                              const FinishOptions& options);
-  std::shared_ptr<absl::Mutex> CommitLock(const std::string& id);
-  absl::StatusOr<FileInfo> MakeFileInfo(const std::string& path, const Entry& e,
-                                        const std::string& commit);
-  // Cleans up after a crash; called by Open.
-  absl::Status Recover();
-  // The next log sequence number; reserves a block of them durably first.
-  absl::StatusOr<uint64_t> NextSeq() ABSL_EXCLUSIVE_LOCKS_REQUIRED(meta_mu_);
-  // Strict log mode: writes `events` to the object store as one log pack,
-  // together with `blobs` (see BlobStore::CollectInline), before the caller
-  // writes `batch` (to which it adds what points at the pack): what the index
-  // is about to say is in the object store first. Shipped mode: adds the
-  // events and `shipped_blobs` (hashes) to `batch` as a pending log.
-  // Returns the log's number.
-  absl::StatusOr<uint64_t> LogEvents(std::vector<storage::v1::MetaEvent> events, KvBatch* batch,
-                                     const std::vector<PreparedBlob>& blobs = {},
-                                     const std::vector<Hash>& shipped_blobs = {})
-      ABSL_EXCLUSIVE_LOCKS_REQUIRED(meta_mu_);
-  // LogEvents, then the synced write of `batch`: the one way a change to
-  // repos, branches, commits or durable records is made. If the index write
-  // fails after a strict log pack was written, the log's number is voided.
-  absl::Status WriteLogged(std::vector<storage::v1::MetaEvent> events, KvBatch* batch,
-                           const std::vector<PreparedBlob>& blobs = {},
-                           const std::vector<Hash>& shipped_blobs = {})
-      ABSL_EXCLUSIVE_LOCKS_REQUIRED(meta_mu_);
-  void PackerLoop();
-  // DropOpenCommit, or (if that fails: a full disk) again from the packer
-  // thread until it works.
-  void DropOrRetry(const std::string& repo, const std::string& id);
-  void RetryDrops();
-  // Gc's parts.
-  absl::StatusOr<uint64_t> WriteCheckpoint();
-  absl::Status Mark(absl::flat_hash_set<Hash>* live);
-  absl::StatusOr<uint64_t> SquashBranch(const RepoInfo& repo, const BranchInfo& branch,
-                                        absl::Time now) ABSL_EXCLUSIVE_LOCKS_REQUIRED(meta_mu_);
-
-  const PfsOptions options_;
-  std::unique_ptr<Kv> kv_;
-  std::unique_ptr<ObjectStore> owned_store_;
-  ObjectStore* store_ = nullptr;
-  std::unique_ptr<BlobStore> blobs_;
-  std::unique_ptr<NodeStore> nodes_;
-  std::unique_ptr<ThreadPool> workers_;
-  CommitHook* hook_ = nullptr;
-
-  // Serializes changes to repos, branches and commit records.
-  absl::Mutex meta_mu_;
-  uint64_t next_seq_ ABSL_GUARDED_BY(meta_mu_) = 1;
-  uint64_t reserved_seq_ ABSL_GUARDED_BY(meta_mu_) = 0;
-  // Signalled when an open commit ends (finished or dropped).
-  absl::CondVar auto_commit_done_;
-  // Whether a writer to `open`'s branch waits for it to end instead of
-  // joining it: an automatic commit, or one an upload owns.
-  static bool WaitsForIt(const CommitInfo& open);
-  // Why such a writer gave up after `waited`.
-  static std::string BusyMessage(const CommitInfo& open, absl::Duration waited);
-  // Per open commit: uploads hold it shared while writing their staged ops;
-  // FinishCommit holds it exclusively.
-  absl::Mutex locks_mu_;
-  absl::flat_hash_map<std::string, std::weak_ptr<absl::Mutex>> commit_locks_
-      ABSL_GUARDED_BY(locks_mu_);
-  size_t sweep_at_ ABSL_GUARDED_BY(locks_mu_) = 1024;
-
-  absl::Mutex gc_mu_;    // one GC at a time
-  absl::Mutex ship_mu_;  // one ShipLogs at a time; taken after meta_mu_ if both
-  uint64_t shipped_below_ ABSL_GUARDED_BY(ship_mu_) = 0;  // where ShipLogs' scan starts
-  std::vector<std::function<absl::Status(GcMarker*)>> gc_sources_;
-
-  absl::Mutex packer_mu_;
-  bool stopping_ ABSL_GUARDED_BY(packer_mu_) = false;
-  std::vector<std::pair<std::string, std::string>> pending_drops_ ABSL_GUARDED_BY(packer_mu_);
-  std::thread packer_;
+  virtual NodeStore* nodes() = 0;
+  virtual BlobStore* blobs() = 0;
+  virtual ThreadPool* workers() = 0;
+  virtual const PfsOptions& options() const = 0;
 };
 
 }  // namespace tusk::pfs

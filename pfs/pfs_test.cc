@@ -1,4 +1,3 @@
-#include "pfs/pfs.h"
 
 #include <gtest/gtest.h>
 
@@ -12,10 +11,17 @@
 #include "common/fs.h"
 #include "common/status.h"
 #include "pfs/file_hash.h"
+#include "pfs/keys.h"
 #include "pfs/test_env.h"
 
 namespace tusk::pfs {
 namespace {
+
+FinishOptions Expect(const std::string& key, const std::string& value) {
+  FinishOptions o;
+  o.expect_metadata[key] = value;
+  return o;
+}
 
 class PfsTest : public ::testing::Test {
  protected:
@@ -88,7 +94,7 @@ TEST_F(PfsTest, StagedFilesCarryTheHashAClientComputes) {
   }
   EXPECT_GT(staged["/dir/big"].chunk_count(), 8u);  // a chunk list stored as a blob
   // The finished commit gives the same hashes.
-  ASSERT_TRUE(pfs_->FinishCommit("data", "master", "", {}).ok());
+  ASSERT_TRUE(pfs_->FinishCommit("data", "master", FinishOptions()).ok());
   auto info = pfs_->InspectFile("data", "master", "/dir/big");
   ASSERT_TRUE(info.ok());
   EXPECT_EQ(info->hash(), staged["/dir/big"].hash());
@@ -168,8 +174,8 @@ TEST_F(PfsTest, PutGetHistoryDiffRevert) {
 
   auto stats = pfs_->Fsck([](const std::string& p) { ADD_FAILURE() << p; });
   ASSERT_TRUE(stats.ok());
-  EXPECT_EQ(stats->problems, 0u);
-  EXPECT_GE(stats->commits, 5u);
+  EXPECT_EQ(stats->problems(), 0u);
+  EXPECT_GE(stats->commits(), 5u);
 }
 
 TEST_F(PfsTest, OpenCommitParallelUploadsAndConflicts) {
@@ -191,7 +197,7 @@ TEST_F(PfsTest, OpenCommitParallelUploadsAndConflicts) {
   EXPECT_EQ((*u1)->BeginFile("/x", false).code(), absl::StatusCode::kFailedPrecondition);
   ASSERT_TRUE((*u1)->Close().ok());
   ASSERT_TRUE((*u2)->Close().ok());
-  auto f = pfs_->FinishCommit("data", "master", "", {});
+  auto f = pfs_->FinishCommit("data", "master", FinishOptions());
   ASSERT_TRUE(f.ok()) << f.status();
   EXPECT_EQ(f->file_count(), 2u);
   EXPECT_EQ(Get("master", "/x/2"), "two");
@@ -304,10 +310,9 @@ TEST_F(PfsTest, AutoCommitMetadataCarryAndPreconditions) {
   opts.metadata = {{"k", "v"}};
   EXPECT_EQ(pfs_->BeginUpload("data", "master", opts).status().code(),
             absl::StatusCode::kInvalidArgument);
-  EXPECT_EQ(
-      pfs_->FinishCommit("data", "master", "", {}, {{"state/kafka/t/0", "0"}}).status().code(),
-      absl::StatusCode::kAborted);
-  EXPECT_TRUE(pfs_->FinishCommit("data", "master", "", {}, {{"state/kafka/t/0", "20"}}).ok());
+  EXPECT_EQ(pfs_->FinishCommit("data", "master", Expect("state/kafka/t/0", "0")).status().code(),
+            absl::StatusCode::kAborted);
+  EXPECT_TRUE(pfs_->FinishCommit("data", "master", Expect("state/kafka/t/0", "20")).ok());
 }
 
 // A second stream on a branch waits for the first one's automatic commit to
@@ -360,7 +365,7 @@ TEST_F(PfsTest, RetentionByAgeMovesProvenanceToTheKeptChild) {
   co.provenance.push_back(from);
   auto out = pfs_->StartCommit("out", "master", "", v1::PIPELINE, {}, co);
   ASSERT_TRUE(out.ok()) << out.status();
-  ASSERT_TRUE(pfs_->FinishCommit("out", "master", "", {}).ok());
+  ASSERT_TRUE(pfs_->FinishCommit("out", "master", FinishOptions()).ok());
   // It depends on ids[1]: deleting that is refused, like deleting a parent.
   auto refused = pfs_->DeleteCommit("data", ids[1]);
   EXPECT_EQ(refused.status().code(), absl::StatusCode::kFailedPrecondition);
@@ -466,7 +471,7 @@ TEST(PfsFaultTest, FailedWritesLeaveNoCommitPointingAtMissingObjects) {
   ASSERT_TRUE(start.ok());
   // Small: inline in the index, no object yet.
   ASSERT_TRUE(PutOneFile(p, "r", start->id(), "/small", "tiny").ok());
-  auto fin = p->FinishCommit("r", "master", "", {});
+  auto fin = p->FinishCommit("r", "master", FinishOptions());
   ASSERT_FALSE(fin.ok());
   EXPECT_EQ(fin.status().code(), absl::StatusCode::kUnavailable);
   head = p->InspectCommit("r", "master");
@@ -475,12 +480,12 @@ TEST(PfsFaultTest, FailedWritesLeaveNoCommitPointingAtMissingObjects) {
 
   // The store is back: the same commit finishes, and the big file goes in.
   faulty.fail_prefix.clear();
-  fin = p->FinishCommit("r", "master", "", {});
+  fin = p->FinishCommit("r", "master", FinishOptions());
   ASSERT_TRUE(fin.ok()) << fin.status();
   ASSERT_TRUE(put("/big", big).ok());
   auto stats = p->Fsck([](const std::string& problem) { ADD_FAILURE() << problem; });
   ASSERT_TRUE(stats.ok());
-  EXPECT_EQ(stats->problems, 0u);
+  EXPECT_EQ(stats->problems(), 0u);
 }
 
 }  // namespace
@@ -538,7 +543,7 @@ TEST(PfsShippedLogTest, PendingLogsShipAndRebuild) {
   }
   auto stats = (*pfs)->Fsck([](const std::string& p) { ADD_FAILURE() << p; });
   ASSERT_TRUE(stats.ok());
-  EXPECT_EQ(stats->commits, 5u);
+  EXPECT_EQ(stats->commits(), 5u);
 }
 
 }  // namespace
@@ -671,7 +676,7 @@ TEST(PfsRebuildTest, LogsThatNeverReachedTheIndexAreVoid) {
     ASSERT_TRUE((*pfs)->CreateRepo("r", "").ok());
     auto c = (*pfs)->StartCommit("r", "master", "", v1::USER, {});
     ASSERT_TRUE(c.ok());
-    ASSERT_TRUE((*pfs)->FinishCommit("r", "master", "", {}).ok());
+    ASSERT_TRUE((*pfs)->FinishCommit("r", "master", FinishOptions()).ok());
     real_head = c->id();
   }
   {
@@ -868,8 +873,8 @@ TEST(PfsGcTest, FailedUploadPacksGoWithoutTheGrace) {
   GcOptions gc;  // the default grace: an hour
   auto stats = (*pfs)->Gc(gc);
   ASSERT_TRUE(stats.ok()) << stats.status();
-  EXPECT_GE(stats->packs_deleted, 1u);
-  EXPECT_GE(stats->bytes_deleted, 1u << 20);
+  EXPECT_GE(stats->packs_deleted(), 1u);
+  EXPECT_GE(stats->bytes_deleted(), 1u << 20);
   // And an acknowledged file next to it is untouched.
   ASSERT_TRUE(PutOneFile(pfs->get(), "r", "master", "/kept", big.substr(0, 2 << 20)).ok());
   stats = (*pfs)->Gc(gc);
@@ -894,7 +899,7 @@ TEST(PfsRebuildTest, RecordsSurviveARebuildACheckpointAndARebuild) {
   {
     auto pfs = Pfs::Open(opts);
     ASSERT_TRUE(pfs.ok()) << pfs.status();
-    ASSERT_TRUE((*pfs)->PutRecord("Ptest", "spec").ok());
+    ASSERT_TRUE((*pfs)->Space(kPipelineSpace).PutRecord(PipelineKey("test"), "spec").ok());
   }
   std::string summary;
   {
@@ -905,7 +910,7 @@ TEST(PfsRebuildTest, RecordsSurviveARebuildACheckpointAndARebuild) {
   }
   auto pfs = Rebuilt(opts, &summary);
   ASSERT_TRUE(pfs.ok()) << pfs.status();
-  auto v = (*pfs)->kv()->Get("Ptest");
+  auto v = (*pfs)->Space(kPipelineSpace).Get(PipelineKey("test"));
   ASSERT_TRUE(v.ok());
   ASSERT_TRUE(v->has_value()) << summary;
   EXPECT_EQ(**v, "spec");

@@ -28,13 +28,6 @@ absl::StatusOr<std::vector<std::pair<std::string, std::string>>> ScanCommitPairs
 // Deletes every key starting with `prefix`, one by one. RocksDB range
 // tombstones would be cheaper to write but make every later read in the
 // memtable slower (RocksDB 7.x rebuilds them per read), and commits are frequent.
-absl::Status DeletePrefix(Kv* kv, absl::string_view prefix, KvBatch* batch) {
-  return kv->ScanPrefix(prefix, [&](absl::string_view k, absl::string_view) {
-    batch->Delete(k);
-    return true;
-  });
-}
-
 google::protobuf::Timestamp Now() {
   return TimeUtil::NanosecondsToTimestamp(absl::GetCurrentTimeNanos());
 }

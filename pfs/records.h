@@ -19,8 +19,6 @@ namespace tusk::pfs {
 // (repo, id) pairs from keys "<prefix><repo>\0<id>".
 absl::StatusOr<std::vector<std::pair<std::string, std::string>>> ScanCommitPairs(
     Kv* kv, const std::string& prefix);
-// Deletes every key starting with `prefix` (adds the deletes to `batch`).
-absl::Status DeletePrefix(Kv* kv, absl::string_view prefix, KvBatch* batch);
 // Now, as a protobuf timestamp.
 google::protobuf::Timestamp Now();
 // A commit's root tree hash (zero for an empty tree).

@@ -84,14 +84,14 @@ class S3ObjectStore : public ObjectStore {
 
   ObjectStoreStats Stats() const override {
     ObjectStoreStats s;
-    s.puts = stats_.puts;
-    s.gets = stats_.gets;
-    s.heads = stats_.heads;
-    s.lists = stats_.lists;
-    s.deletes = stats_.deletes;
-    s.retries = stats_.retries;
-    s.bytes_written = stats_.bytes_written;
-    s.bytes_read = stats_.bytes_read;
+    s.set_puts(stats_.puts);
+    s.set_gets(stats_.gets);
+    s.set_heads(stats_.heads);
+    s.set_lists(stats_.lists);
+    s.set_deletes(stats_.deletes);
+    s.set_retries(stats_.retries);
+    s.set_bytes_written(stats_.bytes_written);
+    s.set_bytes_read(stats_.bytes_read);
     return s;
   }
 

@@ -87,7 +87,7 @@ TEST_F(S3StoreTest, MultipartUploadIsOneObject) {
                                           absl::string_view(data).substr(7 << 20)})
                   .ok());
   ObjectStoreStats after = store_->Stats();
-  EXPECT_EQ(after.puts - before.puts, 5u);  // create, 3 parts, complete
+  EXPECT_EQ(after.puts() - before.puts(), 5u);  // create, 3 parts, complete
   EXPECT_EQ(*store_->Size("big.pack"), data.size());
   EXPECT_EQ(*store_->GetRange("big.pack", (5 << 20) - 10, 20), data.substr((5 << 20) - 10, 20));
   EXPECT_EQ(*store_->Get("big.pack"), data);
@@ -117,7 +117,7 @@ TEST_F(S3StoreTest, ListPagesThroughMoreThanAThousandKeys) {
   EXPECT_EQ(keys.front(), "many/00000");
   EXPECT_EQ(keys.back(), "many/01099");
   EXPECT_TRUE(std::is_sorted(keys.begin(), keys.end()));
-  EXPECT_EQ(store_->Stats().lists - before.lists, 1u);
+  EXPECT_EQ(store_->Stats().lists() - before.lists(), 1u);
 }
 
 TEST_F(S3StoreTest, MissingBucketIsAClearError) {
@@ -140,11 +140,11 @@ TEST_F(S3StoreTest, CacheServesRepeatedReadsAndSurvivesDamage) {
   auto cached = OpenCachedObjectStore(std::move(store_), co);
   ASSERT_TRUE(cached.ok()) << cached.status();
   ObjectStore* c = cached->get();
-  uint64_t gets0 = remote->Stats().gets;
+  uint64_t gets0 = remote->Stats().gets();
   EXPECT_EQ(*c->GetRange("c.pack", 0, 1 << 20), data.substr(0, 1 << 20));
   EXPECT_EQ(*c->GetRange("c.pack", 0, 1 << 20), data.substr(0, 1 << 20));
-  EXPECT_EQ(remote->Stats().gets - gets0, 1u);  // the second read: no request
-  EXPECT_EQ(c->Stats().cache_hits, 1u);
+  EXPECT_EQ(remote->Stats().gets() - gets0, 1u);  // the second read: no request
+  EXPECT_EQ(c->Stats().cache_hits(), 1u);
   // Damage every cache entry: a damaged entry is a miss, read again.
   for (const auto& e : std::filesystem::directory_iterator(co.dir)) {
     std::fstream f(e.path(), std::ios::in | std::ios::out | std::ios::binary);
@@ -152,19 +152,19 @@ TEST_F(S3StoreTest, CacheServesRepeatedReadsAndSurvivesDamage) {
     f.put('\x7f');
   }
   EXPECT_EQ(*c->GetRange("c.pack", 0, 1 << 20), data.substr(0, 1 << 20));
-  EXPECT_EQ(remote->Stats().gets - gets0, 2u);
+  EXPECT_EQ(remote->Stats().gets() - gets0, 2u);
   // A 2 MiB range evicts the 1 MiB one: the cache stays within its bound.
   EXPECT_EQ(*c->GetRange("c.pack", 1 << 20, 2 << 20), data.substr(1 << 20, 2 << 20));
   uint64_t on_disk = 0;
   for (const auto& e : std::filesystem::directory_iterator(co.dir)) on_disk += e.file_size();
   EXPECT_LE(on_disk, co.max_bytes);
   EXPECT_EQ(*c->GetRange("c.pack", 0, 1 << 20), data.substr(0, 1 << 20));
-  EXPECT_EQ(remote->Stats().gets - gets0, 4u);
+  EXPECT_EQ(remote->Stats().gets() - gets0, 4u);
   // Prefetch fills the cache in the background; the read then waits for it
   // or hits, and either way makes no second request.
   c->Prefetch("c.pack", 7, 1000);
   EXPECT_EQ(*c->GetRange("c.pack", 7, 1000), data.substr(7, 1000));
-  EXPECT_EQ(remote->Stats().gets - gets0, 5u);
+  EXPECT_EQ(remote->Stats().gets() - gets0, 5u);
   // Found again after a restart.
   cached->reset();
   auto again_remote = OpenS3ObjectStore(options_);
@@ -173,7 +173,7 @@ TEST_F(S3StoreTest, CacheServesRepeatedReadsAndSurvivesDamage) {
   auto again = OpenCachedObjectStore(std::move(*again_remote), co);
   ASSERT_TRUE(again.ok());
   EXPECT_EQ(*(*again)->GetRange("c.pack", 7, 1000), data.substr(7, 1000));
-  EXPECT_EQ(r2->Stats().gets, 0u);
+  EXPECT_EQ(r2->Stats().gets(), 0u);
 }
 
 }  // namespace

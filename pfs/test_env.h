@@ -8,6 +8,7 @@
 
 #include <atomic>
 #include <filesystem>
+#include <map>
 #include <memory>
 #include <string>
 
@@ -70,6 +71,24 @@ inline absl::StatusOr<CommitInfo> PutOneFile(Pfs* pfs, const std::string& repo,
   RETURN_IF_ERROR(up->BeginFile(path, false));
   RETURN_IF_ERROR(up->Write(data));
   RETURN_IF_ERROR(up->EndFile(data.size()));
+  return up->Close();
+}
+
+// Commits `files` (path -> content; empty content deletes the path) to
+// repo@master, creating the repo on first use.
+inline absl::StatusOr<CommitInfo> CommitFiles(Pfs* pfs, const std::string& repo,
+                                              const std::map<std::string, std::string>& files) {
+  if (!pfs->InspectRepo(repo).ok()) RETURN_IF_ERROR(pfs->CreateRepo(repo, "").status());
+  ASSIGN_OR_RETURN(auto up, pfs->BeginUpload(repo, "master"));
+  for (const auto& [path, data] : files) {
+    if (data.empty()) {
+      RETURN_IF_ERROR(up->Delete(path));
+      continue;
+    }
+    RETURN_IF_ERROR(up->BeginFile(path, false));
+    RETURN_IF_ERROR(up->Write(data));
+    RETURN_IF_ERROR(up->EndFile(data.size()));
+  }
   return up->Close();
 }
 

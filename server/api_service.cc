@@ -87,9 +87,11 @@ grpc::Status ApiService::StartCommit(grpc::ServerContext*, const StartCommitRequ
 
 grpc::Status ApiService::FinishCommit(grpc::ServerContext*, const FinishCommitRequest* req,
                                       CommitInfo* out) {
-  return Fill(pfs_->FinishCommit(req->repo(), req->ref(), req->message(), ToMap(req->metadata()),
-                                 ToMap(req->expect_metadata())),
-              out);
+  pfs::FinishOptions options;
+  options.message = req->message();
+  options.metadata = ToMap(req->metadata());
+  options.expect_metadata = ToMap(req->expect_metadata());
+  return Fill(pfs_->FinishCommit(req->repo(), req->ref(), options), out);
 }
 
 grpc::Status ApiService::InspectCommit(grpc::ServerContext*, const InspectCommitRequest* req,
@@ -105,6 +107,8 @@ grpc::Status ApiService::InspectCommitSet(grpc::ServerContext* ctx,
   }
   std::vector<CommitInfo> commits;
   while (true) {
+    // Read before looking, so that a change made meanwhile ends the wait.
+    const uint64_t seen = jobs_ != nullptr ? jobs_->Changes() : 0;
     commits.clear();
     bool open = false;
     absl::Status st = pfs_->ListCommitSet(req->commit_set(), [&](const CommitInfo& c) {
@@ -119,8 +123,8 @@ grpc::Status ApiService::InspectCommitSet(grpc::ServerContext* ctx,
     }
     if (!req->wait()) break;
     bool done = !open;
-    if (done && jobs_done_) {
-      auto jobs = jobs_done_(req->commit_set());
+    if (done && jobs_ != nullptr) {
+      auto jobs = jobs_->CommitSetJobsDone(req->commit_set());
       if (!jobs.ok()) return ToGrpcStatus(jobs.status());
       done = *jobs;
       if (done) {
@@ -140,7 +144,13 @@ grpc::Status ApiService::InspectCommitSet(grpc::ServerContext* ctx,
     }
     if (done) break;
     if (ctx->IsCancelled()) return grpc::Status::CANCELLED;
-    absl::SleepFor(absl::Milliseconds(50));
+    if (jobs_ != nullptr) {
+      // Woken by the next finished commit or ended job; a cancelled client
+      // is noticed within a second.
+      jobs_->AwaitChange(seen, absl::Now() + absl::Seconds(1));
+    } else {
+      absl::SleepFor(absl::Milliseconds(50));
+    }
   }
   std::sort(commits.begin(), commits.end(), [](const CommitInfo& a, const CommitInfo& b) {
     return a.started().seconds() != b.started().seconds()
@@ -331,37 +341,16 @@ grpc::Status ApiService::Gc(grpc::ServerContext*, const GcRequest* req, GcRespon
     options.rewrite_below = req->rewrite_below();
   }
   TUSK_LOG(INFO) << "gc started (grace " << absl::FormatDuration(options.grace) << ")";
-  const absl::Time start = absl::Now();
   auto stats = pfs_->Gc(options);
   if (!stats.ok()) return ToGrpcStatus(stats.status());
-  out->set_commits_squashed(stats->commits_squashed);
-  out->set_live_blobs(stats->live_blobs);
-  out->set_packs(stats->packs);
-  out->set_packs_deleted(stats->packs_deleted);
-  out->set_packs_rewritten(stats->packs_rewritten);
-  out->set_blobs_deleted(stats->blobs_deleted);
-  out->set_bytes_deleted(stats->bytes_deleted);
-  out->set_bytes_live(stats->bytes_live);
-  out->set_checkpoint_seq(stats->checkpoint_seq);
-  *out->mutable_took() = google::protobuf::util::TimeUtil::NanosecondsToDuration(
-      absl::ToInt64Nanoseconds(absl::Now() - start));
+  *out = *std::move(stats);
   return grpc::Status::OK;
 }
 
 grpc::Status ApiService::Stats(grpc::ServerContext*, const StatsRequest*, StatsResponse* out) {
   pfs::ObjectStore* store = pfs_->blobs()->object_store();
-  pfs::ObjectStoreStats st = store->Stats();
+  *out = store->Stats();
   out->set_object_store(store->Describe());
-  out->set_puts(st.puts);
-  out->set_gets(st.gets);
-  out->set_heads(st.heads);
-  out->set_lists(st.lists);
-  out->set_deletes(st.deletes);
-  out->set_retries(st.retries);
-  out->set_bytes_written(st.bytes_written);
-  out->set_bytes_read(st.bytes_read);
-  out->set_cache_hits(st.cache_hits);
-  out->set_cache_misses(st.cache_misses);
   return grpc::Status::OK;
 }
 
@@ -375,14 +364,8 @@ grpc::Status ApiService::Fsck(grpc::ServerContext*, const FsckRequest*,
     writer->Write(r);  // A client that went away misses the rest; fsck still completes.
   });
   if (!stats.ok()) return ToGrpcStatus(stats.status());
-  FsckResponse summary;
-  summary.set_commits(stats->commits);
-  summary.set_nodes(stats->nodes);
-  summary.set_chunks(stats->chunks);
-  summary.set_bytes(stats->bytes);
-  summary.set_problems(stats->problems);
-  writer->Write(summary);
-  TUSK_LOG(INFO) << "fsck done: " << stats->commits << " commits, " << stats->problems
+  writer->Write(*stats);
+  TUSK_LOG(INFO) << "fsck done: " << stats->commits() << " commits, " << stats->problems()
                  << " problems";
   return grpc::Status::OK;
 }

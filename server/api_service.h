@@ -1,11 +1,10 @@
 #pragma once
 
-#include <functional>
-
 // ApiService: the gRPC face of Pfs (service tusk.pfs.v1.API). Converts between
 // protobuf requests and Pfs calls and maps absl::Status to grpc::Status once,
 // here. Thread-safe (gRPC calls handlers concurrently); owns nothing.
 
+#include "dispatcher/dispatcher.h"
 #include "pfs/pfs.h"
 #include "proto/pfs.grpc.pb.h"
 #include "server/stream_watchdog.h"
@@ -15,11 +14,10 @@ namespace tusk::server {
 class ApiService final : public pfs::v1::API::Service {
  public:
   explicit ApiService(pfs::Pfs* pfs) : pfs_(pfs) {}
-  // How InspectCommitSet --wait learns whether jobs of a commit set are
-  // still to run (the dispatcher); set before serving.
-  void SetCommitSetJobsDone(std::function<absl::StatusOr<bool>(const std::string&)> fn) {
-    jobs_done_ = std::move(fn);
-  }
+  // Where InspectCommitSet --wait learns whether jobs of a commit set are
+  // still to run, and is woken when a commit finishes or a job ends (not
+  // owned; set before serving).
+  void SetDispatcher(dispatcher::Dispatcher* jobs) { jobs_ = jobs; }
 
   grpc::Status Version(grpc::ServerContext*, const pfs::v1::VersionRequest*,
                        pfs::v1::VersionResponse*) override;
@@ -87,7 +85,7 @@ class ApiService final : public pfs::v1::API::Service {
  private:
   pfs::GcOptions gc_defaults_;
   StreamWatchdog* put_watchdog_ = nullptr;
-  std::function<absl::StatusOr<bool>(const std::string&)> jobs_done_;
+  dispatcher::Dispatcher* jobs_ = nullptr;
   pfs::Pfs* const pfs_;
 };
 

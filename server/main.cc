@@ -274,7 +274,8 @@ int main(int argc, char **argv) {
   tusk::server::ApiService service(pfs->get());
   service.SetGcDefaults(opts.gc);
   service.SetPutWatchdog(&put_watchdog);
-  tusk::server::SourceService sources(pfs->get());
+  tusk::ingest::Sources source_store(pfs->get());
+  tusk::server::SourceService sources(&source_store);
   tusk::dispatcher::Pipelines pipelines(pfs->get());
   auto dispatcher = tusk::dispatcher::Dispatcher::Open(pfs->get(), &pipelines, {});
   if (!dispatcher.ok()) {
@@ -283,10 +284,9 @@ int main(int argc, char **argv) {
     return 1;
   }
   tusk::dispatcher::Dispatcher *jobs = dispatcher->get();
-  service.SetCommitSetJobsDone(
-      [jobs](const std::string &cs) { return jobs->CommitSetJobsDone(cs); });
+  service.SetDispatcher(jobs);
   tusk::server::PpsService pps(&pipelines, jobs);
-  tusk::server::WorkerService worker(pfs->get(), jobs);
+  tusk::server::WorkerService worker(jobs);
   grpc::ServerBuilder builder;
   int port = 0;
   builder.AddListeningPort(opts.listen, grpc::InsecureServerCredentials(), &port);
@@ -375,10 +375,10 @@ int main(int argc, char **argv) {
   pfs->reset();
   if (store) {
     tusk::pfs::ObjectStoreStats st = store->Stats();
-    TUSK_LOG(INFO) << "object store " << store->Describe() << ": " << st.puts << " PUT, " << st.gets
-                   << " GET, " << st.heads << " HEAD, " << st.lists << " LIST, " << st.deletes
-                   << " DELETE, " << st.retries << " retries; cache " << st.cache_hits << " hits, "
-                   << st.cache_misses << " misses";
+    TUSK_LOG(INFO) << "object store " << store->Describe() << ": " << st.puts() << " PUT, "
+                   << st.gets() << " GET, " << st.heads() << " HEAD, " << st.lists() << " LIST, "
+                   << st.deletes() << " DELETE, " << st.retries() << " retries; cache "
+                   << st.cache_hits() << " hits, " << st.cache_misses() << " misses";
   }
   TUSK_LOG(INFO) << "tuskd stopped";
   return 0;

@@ -133,51 +133,36 @@ grpc::Status WorkerService::FinishDatum(grpc::ServerContext*,
   if (!reader->Read(&first)) {
     return ToGrpcStatus(absl::InvalidArgumentError("FinishDatum stream is empty"));
   }
-  absl::Status st = dispatcher_->CheckLease(first.lease());
-  if (!st.ok()) return ToGrpcStatus(st);
-  const absl::Time start = absl::Now();
+  auto output = dispatcher_->BeginDatumOutput(first.lease());
+  if (!output.ok()) return ToGrpcStatus(output.status());
   dispatcher::DatumResult result;
   result.success = first.success();
   result.error = first.error();
   result.log = first.log();
   result.log_truncated = first.log_truncated();
   result.stats = first.stats();
-  auto upload = pfs_->BeginTreeUpload();
-  pfs::KvBatch batch;
+  absl::Status up;
   if (result.success) {
     pps::v1::FinishDatumRequest msg;
     bool closed = false;
     auto handle = [&](const pps::v1::FinishDatumRequest& m) -> absl::Status {
-      if (!m.path().empty()) RETURN_IF_ERROR(upload->BeginFile(m.path(), false));
-      if (!m.data().empty()) RETURN_IF_ERROR(upload->Write(m.data()));
-      if (m.eof()) RETURN_IF_ERROR(upload->EndFile(m.size()));
+      if (!m.path().empty()) RETURN_IF_ERROR((*output)->BeginFile(m.path()));
+      if (!m.data().empty()) RETURN_IF_ERROR((*output)->Write(m.data()));
+      if (m.eof()) RETURN_IF_ERROR((*output)->EndFile(m.size()));
       if (m.close()) closed = true;
       return absl::OkStatus();
     };
-    absl::Status up = handle(first);
+    up = handle(first);
     while (up.ok() && !closed && reader->Read(&msg)) up = handle(msg);
     if (up.ok() && !closed) {
       // The runner went away mid-upload: its lease runs out and the datum
       // is leased again; nothing of this attempt is kept.
       return ToGrpcStatus(absl::CancelledError("datum output stream ended before close"));
     }
-    if (up.ok()) {
-      auto root = upload->CloseToTree(&batch);
-      up = root.status();
-      if (root.ok()) result.output = *root;
-    }
-    if (!up.ok()) {
-      result.success = false;
-      result.error = absl::StrCat("uploading /pfs/out: ", up.message());
-      batch.Clear();
-    }
-    out->set_files(upload->files());
-    out->set_bytes(upload->bytes());
-    result.stats.set_upload_bytes(upload->bytes());
+    out->set_files((*output)->files());
+    out->set_bytes((*output)->bytes());
   }
-  *result.stats.mutable_upload_time() =
-      TimeUtil::NanosecondsToDuration(absl::ToInt64Nanoseconds(absl::Now() - start));
-  return ToGrpcStatus(dispatcher_->CompleteDatum(first.lease(), result, &batch));
+  return ToGrpcStatus((*output)->Finish(std::move(result), up));
 }
 
 }  // namespace tusk::server

@@ -48,8 +48,7 @@ class PpsService final : public pps::v1::Pps::Service {
 
 class WorkerService final : public pps::v1::Worker::Service {
  public:
-  WorkerService(pfs::Pfs* pfs, dispatcher::Dispatcher* dispatcher)
-      : pfs_(pfs), dispatcher_(dispatcher) {}
+  explicit WorkerService(dispatcher::Dispatcher* dispatcher) : dispatcher_(dispatcher) {}
 
   grpc::Status Lease(grpc::ServerContext*, const pps::v1::LeaseRequest*,
                      pps::v1::LeaseResponse*) override;
@@ -59,7 +58,6 @@ class WorkerService final : public pps::v1::Worker::Service {
                            pps::v1::FinishDatumResponse*) override;
 
  private:
-  pfs::Pfs* const pfs_;
   dispatcher::Dispatcher* const dispatcher_;
 };
 

@@ -1,0 +1,197 @@
+// The dispatcher's side of the runner protocol: leases, heartbeats, datum
+// results and their outputs.
+
+#include "absl/strings/str_cat.h"
+#include "common/log.h"
+#include "common/proto_util.h"
+#include "common/status.h"
+#include "dispatcher/dispatcher.h"
+#include "dispatcher/dispatcher_internal.h"
+#include "google/protobuf/util/time_util.h"
+#include "pfs/refs.h"
+
+namespace tusk::dispatcher {
+namespace {
+
+absl::Status LeaseNotHeld(const std::string& lease) {
+  return absl::FailedPreconditionError(
+      absl::StrCat("lease ", lease, " is not held (it expired, or its job or pipeline ended)"));
+}
+
+void AddStats(const pps::v1::ProcessStats& s, pps::v1::ProcessStats* sum) {
+  *sum->mutable_download_time() += s.download_time();
+  *sum->mutable_process_time() += s.process_time();
+  *sum->mutable_upload_time() += s.upload_time();
+  sum->set_download_bytes(sum->download_bytes() + s.download_bytes());
+  sum->set_upload_bytes(sum->upload_bytes() + s.upload_bytes());
+}
+
+}  // namespace
+
+absl::StatusOr<pps::v1::LeaseResponse> Dispatcher::Lease(const pps::v1::LeaseRequest& req) {
+  absl::Time deadline = absl::Now() + absl::Milliseconds(std::min<uint32_t>(req.wait_ms(), 30000));
+  absl::MutexLock l(&mu_);
+  while (true) {
+    if (closing_) return absl::UnavailableError("tuskd is shutting down");
+    auto it = drivers_.find(req.pipeline());
+    if (it == drivers_.end()) {
+      return absl::NotFoundError(absl::StrCat("pipeline ", req.pipeline(), " not found"));
+    }
+    Driver* d = it->second.get();
+    ActiveJob* a = d->active.get();
+    const DatumQueue::Work* w = nullptr;
+    if (a && !d->stop) {
+      w = a->queue.Take(pfs::NewCommitId(), req.runner(), absl::Now() + options_.lease_ttl);
+    }
+    if (w != nullptr) {
+      leases_[w->lease] = d->name;
+      pps::v1::LeaseResponse resp;
+      resp.set_lease(w->lease);
+      resp.set_job(a->job.id());
+      *resp.mutable_datum() = w->info;
+      *resp.mutable_transform() = a->spec.transform();
+      if (a->spec.has_datum_timeout()) *resp.mutable_datum_timeout() = a->spec.datum_timeout();
+      resp.set_heartbeat_ms(options_.heartbeat_ms);
+      *resp.mutable_output_commit() = a->job.output_commit();
+      return resp;
+    }
+    if (work_cv_.WaitWithDeadline(&mu_, deadline)) return pps::v1::LeaseResponse();
+  }
+}
+
+pps::v1::HeartbeatResponse Dispatcher::Heartbeat(const pps::v1::HeartbeatRequest& req) {
+  pps::v1::HeartbeatResponse resp;
+  absl::MutexLock l(&mu_);
+  const absl::Time expiry = absl::Now() + options_.lease_ttl;
+  for (const auto& lease : req.leases()) {
+    auto it = leases_.find(lease);
+    bool held = false;
+    if (it != leases_.end()) {
+      auto d = drivers_.find(it->second);
+      held = d != drivers_.end() && d->second->active &&
+             d->second->active->queue.Renew(lease, req.runner(), expiry);
+    }
+    if (!held) resp.add_lost(lease);
+  }
+  return resp;
+}
+
+absl::Status Dispatcher::CheckLease(const std::string& lease) {
+  absl::MutexLock l(&mu_);
+  if (!leases_.count(lease)) return LeaseNotHeld(lease);
+  return absl::OkStatus();
+}
+
+absl::StatusOr<std::unique_ptr<DatumOutput>> Dispatcher::BeginDatumOutput(
+    const std::string& lease) {
+  RETURN_IF_ERROR(CheckLease(lease));
+  return std::unique_ptr<DatumOutput>(new DatumOutput(this, lease, pfs_->BeginTreeUpload()));
+}
+
+absl::Status DatumOutput::Finish(DatumResult result, const absl::Status& upload_error) {
+  pfs::KvBatch batch;
+  if (result.success) {
+    absl::Status up = upload_error;
+    if (up.ok()) {
+      auto root = upload_->CloseToTree(&batch);
+      up = root.status();
+      if (root.ok()) result.output = *root;
+    }
+    if (!up.ok()) {
+      result.success = false;
+      result.error = absl::StrCat("uploading /pfs/out: ", up.message());
+      batch.Clear();
+    }
+    result.stats.set_upload_bytes(upload_->bytes());
+  }
+  *result.stats.mutable_upload_time() = ToDuration(absl::Now() - start_);
+  return dispatcher_->CompleteDatum(lease_, result, &batch);
+}
+
+absl::Status Dispatcher::CompleteDatum(const std::string& lease, const DatumResult& result,
+                                       pfs::KvBatch* blobs) {
+  absl::MutexLock l(&mu_);
+  auto it = leases_.find(lease);
+  if (it == leases_.end()) return LeaseNotHeld(lease);
+  const std::string pipeline = it->second;
+  Driver* d = drivers_[pipeline].get();
+  ActiveJob* a = d->active.get();
+  DatumQueue::Work* w = a ? a->queue.Leased(lease) : nullptr;
+  if (w == nullptr) return LeaseNotHeld(lease);
+  DatumInfo info = w->info;
+  info.set_attempts(info.attempts() + 1);
+  *info.mutable_finished() = NowTimestamp();
+  *info.mutable_stats() = result.stats;
+  LogMessage msg;
+  msg.set_pipeline(pipeline);
+  msg.set_job(a->job.id());
+  msg.set_datum(info.id());
+  msg.set_attempt(info.attempts());
+  msg.set_runner(w->runner);
+  *msg.mutable_time() = NowTimestamp();
+  msg.set_message(result.log);
+  msg.set_truncated(result.log_truncated);
+  store_.PutLog(msg, blobs);
+  if (result.success) {
+    info.set_state(pps::v1::DATUM_SUCCESS);
+    info.clear_error();
+    info.set_output_root(result.output.hash.IsZero() ? "" : result.output.hash.Hex());
+    info.set_output_files(result.output.file_count);
+    info.set_output_bytes(result.output.size);
+    Hash h;
+    auto parsed = Hash::FromHex(info.id());
+    if (parsed.ok()) h = *parsed;
+    store_.PutDone(pipeline, h, info, blobs);
+  } else {
+    info.set_error(result.error);
+    bool tries_left =
+        static_cast<int64_t>(info.attempts()) < std::max<int64_t>(1, a->spec.datum_tries());
+    info.set_state(tries_left ? pps::v1::DATUM_PENDING : pps::v1::DATUM_FAILED);
+  }
+  store_.PutJobDatum(a->job.id(), info, blobs);
+  RETURN_IF_ERROR(store_.Write(blobs, /*sync=*/false));
+  leases_.erase(it);
+  a->queue.Complete(lease, info);
+  if (info.state() == pps::v1::DATUM_PENDING) {
+    TUSK_LOG(INFO) << "pipeline " << pipeline << ": datum " << info.id().substr(0, 12)
+                   << " failed (attempt " << info.attempts() << "): " << result.error
+                   << "; retrying";
+    work_cv_.SignalAll();
+  } else if (result.success) {
+    a->job.set_datums_processed(a->job.datums_processed() + 1);
+    AddStats(result.stats, a->job.mutable_stats());
+  } else {
+    TUSK_LOG(WARNING) << "pipeline " << pipeline << ": datum " << info.id().substr(0, 12)
+                      << " failed " << info.attempts() << " times: " << result.error;
+    a->job.set_datums_failed(a->job.datums_failed() + 1);
+  }
+  d->wake = true;
+  job_cv_.SignalAll();
+  return absl::OkStatus();
+}
+
+void Dispatcher::ReleaseRunner(const std::string& runner) {
+  absl::MutexLock l(&mu_);
+  for (auto& [name, d] : drivers_) {
+    if (!d->active) continue;
+    for (const auto& r : d->active->queue.ReleaseRunner(runner)) {
+      TUSK_LOG(WARNING) << "runner " << runner << " ended while running datum "
+                        << r.datum.substr(0, 12) << "; leasing it again";
+      leases_.erase(r.lease);
+      work_cv_.SignalAll();
+    }
+  }
+}
+
+std::map<std::string, int> Dispatcher::RunnerDemand() {
+  std::map<std::string, int> out;
+  absl::MutexLock l(&mu_);
+  for (const auto& [name, d] : drivers_) {
+    if (d->info.state() == pps::v1::PAUSED) continue;
+    out[name] =
+        static_cast<int>(std::max<uint64_t>(1, d->info.spec().parallelism_spec().constant()));
+  }
+  return out;
+}
+
+}  // namespace tusk::dispatcher

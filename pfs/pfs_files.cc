@@ -1,0 +1,210 @@
+// Reading files: inspect, list, glob, get, diff; deleting a file.
+
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
+#include "common/log.h"
+#include "common/status.h"
+#include "google/protobuf/util/time_util.h"
+#include "pfs/keys.h"
+#include "pfs/pfs_impl.h"
+#include "pfs/records.h"
+#include "pfs/refs.h"
+
+namespace tusk::pfs {
+
+using google::protobuf::util::TimeUtil;
+using storage::v1::StagedOp;
+
+absl::StatusOr<FileInfo> PfsImpl::MakeFileInfo(const std::string& path, const Entry& e,
+                                               const std::string& commit) {
+  FileInfo info;
+  info.set_path(path);
+  info.set_type(e.type() == Entry::DIR ? v1::DIR : v1::FILE);
+  info.set_size_bytes(e.size());
+  if (!e.hash().empty()) {
+    ASSIGN_OR_RETURN(Hash h, Hash::FromRaw(e.hash()));
+    if (!h.IsZero()) info.set_hash(h.Hex());
+  }
+  info.set_commit(commit);
+  if (e.type() == Entry::DIR) {
+    info.set_file_count(e.file_count());
+  } else {
+    info.set_file_count(1);
+    if (e.chunk_list_blob()) {
+      ASSIGN_OR_RETURN(ChunkList list, nodes_->GetChunks(e));
+      info.set_chunk_count(static_cast<uint32_t>(list.chunks_size()));
+    } else {
+      info.set_chunk_count(static_cast<uint32_t>(e.chunks_size()));
+    }
+  }
+  return info;
+}
+
+absl::StatusOr<FileInfo> PfsImpl::InspectFile(const std::string& repo, const std::string& ref,
+                                              const std::string& path) {
+  ASSIGN_OR_RETURN(std::string p, NormalizePath(path));
+  ASSIGN_OR_RETURN(CommitInfo c, ResolveForRead(repo, ref));
+  ASSIGN_OR_RETURN(Hash root, RootHash(c));
+  ASSIGN_OR_RETURN(auto e, LookupPath(nodes_.get(), root, p));
+  if (!e) return absl::NotFoundError(absl::StrCat("file ", p, " not found in ", repo, "@", c.id()));
+  return MakeFileInfo(p, *e, c.id());
+}
+
+absl::Status PfsImpl::ListStagedFile(const std::string& repo, const std::string& ref,
+                                     const std::function<absl::Status(const FileInfo&)>& fn) {
+  ASSIGN_OR_RETURN(std::string id, OpenCommitId(repo, ref, "list staged files"));
+  ASSIGN_OR_RETURN(auto c, GetCommit(repo, id));
+  if (!c) return absl::NotFoundError(absl::StrCat("commit ", id, " not found in repo ", repo));
+  if (c->state() != v1::OPEN) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("commit ", repo, "@", id, " is finished; 'list file' shows its files"));
+  }
+  std::string prefix = StagePrefix(id);
+  absl::Status status;
+  RETURN_IF_ERROR(kv_->ScanPrefix(prefix, [&](absl::string_view k, absl::string_view v) {
+    StagedOp op;
+    if (!op.ParseFromString(std::string(v))) {
+      status = absl::DataLossError(
+          absl::StrCat("staged write ", k.substr(prefix.size()), " of commit ", id, " is corrupt"));
+      return false;
+    }
+    if (op.kind() != StagedOp::PUT) return true;
+    auto info = MakeFileInfo(std::string(k.substr(prefix.size())), op.entry(), id);
+    if (info.ok())
+      status = fn(*info);
+    else
+      status = info.status();
+    return status.ok();
+  }));
+  return status;
+}
+
+absl::Status PfsImpl::ListFile(const std::string& repo, const std::string& ref,
+                               const std::string& path,
+                               const std::function<absl::Status(const FileInfo&)>& fn) {
+  ASSIGN_OR_RETURN(std::string p, NormalizePath(path));
+  ASSIGN_OR_RETURN(CommitInfo c, ResolveForRead(repo, ref));
+  ASSIGN_OR_RETURN(Hash root, RootHash(c));
+  ASSIGN_OR_RETURN(auto e, LookupPath(nodes_.get(), root, p));
+  if (!e) return absl::NotFoundError(absl::StrCat("path ", p, " not found in ", repo, "@", c.id()));
+  if (e->type() == Entry::FILE) {
+    ASSIGN_OR_RETURN(FileInfo info, MakeFileInfo(p, *e, c.id()));
+    return fn(info);
+  }
+  ASSIGN_OR_RETURN(Hash dir, Hash::FromRaw(e->hash()));
+  return ForEachEntry(nodes_.get(), dir, [&](const Entry& child) -> absl::Status {
+    ASSIGN_OR_RETURN(FileInfo info, MakeFileInfo(JoinPath(p, child.name()), child, c.id()));
+    return fn(info);
+  });
+}
+
+absl::Status PfsImpl::GlobFile(const std::string& repo, const std::string& ref,
+                               const std::string& pattern,
+                               const std::function<absl::Status(const FileInfo&)>& fn) {
+  ASSIGN_OR_RETURN(CommitInfo c, ResolveForRead(repo, ref));
+  ASSIGN_OR_RETURN(Hash root, RootHash(c));
+  return Glob(nodes_.get(), root, pattern,
+              [&](const std::string& path, const Entry& e) -> absl::Status {
+                ASSIGN_OR_RETURN(FileInfo info, MakeFileInfo(path, e, c.id()));
+                return fn(info);
+              });
+}
+
+absl::Status PfsImpl::GetFile(const std::string& repo, const std::string& ref,
+                              const std::string& path,
+                              const std::function<absl::Status(const FileInfo&)>& on_file,
+                              const std::function<absl::Status(std::string data)>& on_data) {
+  ASSIGN_OR_RETURN(std::string p, NormalizePath(path));
+  ASSIGN_OR_RETURN(CommitInfo c, ResolveForRead(repo, ref));
+  ASSIGN_OR_RETURN(Hash root, RootHash(c));
+  ASSIGN_OR_RETURN(auto e, LookupPath(nodes_.get(), root, p));
+  if (!e) return absl::NotFoundError(absl::StrCat("path ", p, " not found in ", repo, "@", c.id()));
+  auto send_file = [&](const std::string& file_path, const Entry& file) -> absl::Status {
+    ASSIGN_OR_RETURN(FileInfo info, MakeFileInfo(file_path, file, c.id()));
+    RETURN_IF_ERROR(on_file(info));
+    ASSIGN_OR_RETURN(ChunkList list, nodes_->GetChunks(file));
+    // Read ahead a few chunks on the workers: reading and verifying overlap
+    // with sending.
+    // Further ahead, ask the object store to start fetching (on a local disk
+    // the kernel reads while the workers verify).
+    constexpr size_t kReadAhead = 4;
+    constexpr int kPrefetchAhead = 16;
+    std::deque<std::future<absl::StatusOr<std::string>>> ahead;
+    int next = 0;
+    int prefetched = 0;
+    auto submit = [&]() -> absl::Status {
+      for (; prefetched < list.chunks_size() && prefetched < next + kPrefetchAhead; ++prefetched) {
+        if (prefetched < next + static_cast<int>(kReadAhead)) continue;  // read right away anyway
+        auto ph = Hash::FromRaw(list.chunks(prefetched).hash());
+        if (ph.ok()) blobs_->Prefetch(*ph);
+      }
+      ASSIGN_OR_RETURN(Hash h, Hash::FromRaw(list.chunks(next).hash()));
+      ++next;
+      BlobStore* blobs = blobs_.get();
+      ahead.push_back(workers_->Submit([blobs, h] { return blobs->Read(h); }));
+      return absl::OkStatus();
+    };
+    absl::Status status;
+    while (status.ok() && (next < list.chunks_size() || !ahead.empty())) {
+      while (status.ok() && next < list.chunks_size() && ahead.size() < kReadAhead)
+        status = submit();
+      if (!status.ok()) break;
+      auto data = ahead.front().get();
+      ahead.pop_front();
+      if (!data.ok()) {
+        status = Annotate(data.status(), absl::StrCat("reading ", file_path));
+        break;
+      }
+      status = on_data(std::move(*data));
+    }
+    for (auto& f : ahead) f.wait();  // the tasks refer to nothing local, but finish them first
+    return status;
+  };
+  if (e->type() == Entry::FILE) return send_file(p, *e);
+  ASSIGN_OR_RETURN(Hash dir, Hash::FromRaw(e->hash()));
+  return WalkFiles(nodes_.get(), dir, p, send_file);
+}
+
+absl::StatusOr<CommitInfo> PfsImpl::DeleteFile(const std::string& repo, const std::string& ref,
+                                               const std::string& path) {
+  ASSIGN_OR_RETURN(auto upload, BeginUpload(repo, ref));
+  RETURN_IF_ERROR(upload->Delete(path));
+  return upload->Close();
+}
+
+absl::Status PfsImpl::DiffCommit(const std::string& repo, const std::string& new_ref,
+                                 const std::string& old_ref,
+                                 const std::function<absl::Status(const FileDiff&)>& fn) {
+  ASSIGN_OR_RETURN(CommitInfo n, ResolveForRead(repo, new_ref));
+  Hash old_root;
+  if (!old_ref.empty()) {
+    ASSIGN_OR_RETURN(CommitInfo o, ResolveForRead(repo, old_ref));
+    ASSIGN_OR_RETURN(old_root, RootHash(o));
+  } else if (!n.parent().empty()) {
+    ASSIGN_OR_RETURN(auto o, GetCommit(repo, n.parent()));
+    if (!o) return absl::DataLossError(absl::StrCat("parent commit ", n.parent(), " is missing"));
+    ASSIGN_OR_RETURN(old_root, RootHash(*o));
+  }
+  ASSIGN_OR_RETURN(Hash new_root, RootHash(n));
+  return DiffTrees(nodes_.get(), old_root, new_root, "/", [&](const PathDiff& d) -> absl::Status {
+    FileDiff out;
+    out.set_path(d.path);
+    out.set_change(d.kind == PathDiff::kAdded     ? FileDiff::ADDED
+                   : d.kind == PathDiff::kDeleted ? FileDiff::DELETED
+                                                  : FileDiff::MODIFIED);
+    if (d.old_entry) {
+      out.set_old_size(d.old_entry->size());
+      ASSIGN_OR_RETURN(Hash h, Hash::FromRaw(d.old_entry->hash()));
+      out.set_old_hash(h.Hex());
+    }
+    if (d.new_entry) {
+      out.set_new_size(d.new_entry->size());
+      ASSIGN_OR_RETURN(Hash h, Hash::FromRaw(d.new_entry->hash()));
+      out.set_new_hash(h.Hex());
+    }
+    return fn(out);
+  });
+}
+
+}  // namespace tusk::pfs
