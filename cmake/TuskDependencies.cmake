@@ -5,6 +5,9 @@ find_package(absl CONFIG REQUIRED)
 find_package(Protobuf REQUIRED)
 find_package(OpenSSL REQUIRED)
 find_package(Snappy CONFIG REQUIRED)
+# gflags (the daemons' flags) and glog (logging everywhere, crash traces).
+find_package(gflags CONFIG REQUIRED)
+find_package(glog CONFIG REQUIRED)
 
 # gRPC and RocksDB: Debian ships pkg-config files for both; use them.
 pkg_check_modules(GRPCPP REQUIRED IMPORTED_TARGET grpc++)

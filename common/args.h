@@ -1,6 +1,6 @@
 #pragma once
 
-// Command-line parsing for tusk binaries: positional arguments and flags.
+// Command-line parsing for the tusk CLI: positional arguments and flags.
 // Value flags take the next argument (or `--flag=value`); boolean flags take
 // none. Unknown flags are errors. "--" ends flag parsing.
 
@@ -36,24 +36,5 @@ struct FlagSpec {
 };
 
 absl::StatusOr<Args> ParseArgs(const std::vector<std::string> &argv, const FlagSpec &spec);
-
-// "16MiB", "64k", "1G", "1000" -> bytes (K, M, G are powers of 1024).
-// InvalidArgument naming `flag` for anything else.
-absl::StatusOr<uint64_t> ParseBytes(const std::string &flag, const std::string &s);
-
-// Blocks SIGINT and SIGTERM in this thread and the threads it starts (call it
-// first in main), and ignores SIGPIPE. Returns the set for sigwait().
-sigset_t BlockStopSignals();
-
-// Prints "<program>: <error>" and a pointer to --help on stderr; returns 2,
-// the exit code of bad usage.
-int UsageError(const std::string &program, const std::string &error);
-
-// The start of a server's or tool's main(): parses argv with `spec` plus
-// -h/--help/--version, and handles those. Returns the exit code to end with
-// (0 after help or version, 2 on bad usage) or nullopt to go on with *args.
-// With `positional_ok` false, positional arguments are bad usage.
-std::optional<int> ParseMainArgs(int argc, char **argv, FlagSpec spec, const std::string &program,
-                                 const char *usage, bool positional_ok, Args *args);
 
 }  // namespace tusk

@@ -27,8 +27,26 @@ absl::Status MkdirAll(const std::string& dir) {
 }
 
 absl::Status RemoveAll(const std::string& path) {
+  namespace fs = std::filesystem;
   std::error_code ec;
-  std::filesystem::remove_all(path, ec);
+  fs::remove_all(path, ec);
+  if (ec) {
+    // A directory without write permission (user code may leave one) keeps
+    // its entries: make every directory writable, then try again.
+    std::error_code walk;
+    if (fs::is_directory(fs::symlink_status(path, walk))) {
+      fs::permissions(path, fs::perms::owner_all, fs::perm_options::add, walk);
+      for (auto it = fs::recursive_directory_iterator(path, walk);
+           !walk && it != fs::recursive_directory_iterator(); it.increment(walk)) {
+        std::error_code ignored;  // the retry below reports what still fails
+        if (it->is_directory(ignored) && !it->is_symlink(ignored)) {
+          fs::permissions(it->path(), fs::perms::owner_all, fs::perm_options::add, ignored);
+        }
+      }
+    }
+    ec.clear();
+    fs::remove_all(path, ec);
+  }
   if (ec) return absl::InternalError(absl::StrCat("cannot remove ", path, ": ", ec.message()));
   return absl::OkStatus();
 }

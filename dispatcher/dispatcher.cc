@@ -186,8 +186,8 @@ absl::Status Dispatcher::TriggerOnHeads(const PipelineInfo& info) {
       absl::MutexLock l(&triggers_mu_);
       JobInfo job = NewJob(name, trigger, head.commit_set(), &batch);
       RETURN_IF_ERROR(store_.Write(&batch, /*sync=*/true));
-      TUSK_LOG(INFO) << "pipeline " << name << ": job " << job.id() << " on the current head of "
-                     << in->repo() << "@" << in->branch();
+      LOG(INFO) << "pipeline " << name << ": job " << job.id() << " on the current head of "
+                << in->repo() << "@" << in->branch();
     }
     absl::MutexLock l(&mu_);
     Wake(name);
@@ -246,8 +246,8 @@ absl::StatusOr<PipelineInfo> Dispatcher::CreatePipeline(PipelineSpec spec, bool 
     }
   }
   RETURN_IF_ERROR(TriggerOnHeads(info));
-  TUSK_LOG(INFO) << (update ? "updated" : "created") << " pipeline " << name << " (version "
-                 << info.version() << (reprocess ? ", reprocess" : "") << ")";
+  LOG(INFO) << (update ? "updated" : "created") << " pipeline " << name << " (version "
+            << info.version() << (reprocess ? ", reprocess" : "") << ")";
   return info;
 }
 
@@ -276,7 +276,7 @@ absl::Status Dispatcher::DeletePipeline(const std::string& name, bool keep_repo)
       fo.error = "pipeline deleted";
       auto st = pfs_->FinishCommit(name, j.id(), fo);
       if (!st.ok())
-        TUSK_LOG(WARNING) << "closing output commit of job " << j.id() << ": " << st.status();
+        LOG(WARNING) << "closing output commit of job " << j.id() << ": " << st.status();
     }
   }
   RETURN_IF_ERROR(store_.Write(&batch, /*sync=*/true));
@@ -318,7 +318,7 @@ void Dispatcher::DriverLoop(Driver* d) {
     bool more = false;
     absl::Status st = DriverStep(d, &more);
     if (!st.ok()) {
-      TUSK_LOG(ERROR) << "pipeline " << d->name << ": " << st;
+      LOG(ERROR) << "pipeline " << d->name << ": " << st;
       backoff = std::min(backoff * 2, absl::Seconds(5));
       continue;
     }
@@ -363,7 +363,7 @@ absl::Status Dispatcher::DriverStep(Driver* d, bool* more) {
 void Dispatcher::CheckDeadline(Driver* d) {
   ActiveJob* a = d->active.get();
   if (a->queue.remaining() == 0 || absl::Now() <= a->deadline) return;
-  TUSK_LOG(WARNING) << "pipeline " << d->name << ": job " << a->job.id() << " timed out";
+  LOG(WARNING) << "pipeline " << d->name << ": job " << a->job.id() << " timed out";
   a->job.set_reason("job timed out");
   uint64_t failed = 0;
   for (const auto& lease : a->queue.FailAll("job timed out", &failed)) leases_.erase(lease);
@@ -372,8 +372,8 @@ void Dispatcher::CheckDeadline(Driver* d) {
 
 void Dispatcher::CheckLeases(Driver* d) {
   for (const auto& r : d->active->queue.Expire(absl::Now())) {
-    TUSK_LOG(WARNING) << "pipeline " << d->name << ": lease of datum " << r.datum.substr(0, 12)
-                      << " on runner " << r.runner << " expired; leasing it again";
+    LOG(WARNING) << "pipeline " << d->name << ": lease of datum " << r.datum.substr(0, 12)
+                 << " on runner " << r.runner << " expired; leasing it again";
     leases_.erase(r.lease);
     work_cv_.SignalAll();
   }
@@ -401,7 +401,7 @@ absl::StatusOr<std::optional<JobInfo>> Dispatcher::NextJob(Driver* d) {
 }
 
 absl::Status Dispatcher::FailJobEarly(Driver* d, JobInfo job, const std::string& reason) {
-  TUSK_LOG(WARNING) << "pipeline " << d->name << ": job " << job.id() << " failed: " << reason;
+  LOG(WARNING) << "pipeline " << d->name << ": job " << job.id() << " failed: " << reason;
   job.set_state(pps::v1::JOB_FAILURE);
   job.set_reason(reason);
   *job.mutable_finished() = NowTimestamp();
@@ -534,9 +534,9 @@ absl::Status Dispatcher::StartJob(Driver* d, JobInfo job) {
   for (const auto& [key, di] : a->plan.touched) {
     if (di.state() == pps::v1::DATUM_PENDING) a->queue.Add(di);
   }
-  TUSK_LOG(INFO) << "pipeline " << d->name << ": job " << job.id() << " started: " << a->plan.total
-                 << " datums, " << a->queue.remaining() << " to run, " << a->plan.removed
-                 << " removed" << (a->plan.incremental ? " (incremental)" : "");
+  LOG(INFO) << "pipeline " << d->name << ": job " << job.id() << " started: " << a->plan.total
+            << " datums, " << a->queue.remaining() << " to run, " << a->plan.removed << " removed"
+            << (a->plan.incremental ? " (incremental)" : "");
   absl::MutexLock l(&mu_);
   d->active = std::move(a);
   d->wake = true;
@@ -611,10 +611,10 @@ absl::Status Dispatcher::FinishJob(Driver* d) {
   fo.extra = &batch;
   // After a failed merge nothing was staged: the commit keeps its parent's tree.
   RETURN_IF_ERROR(pfs_->FinishCommit(p, job.id(), fo).status());
-  TUSK_LOG(INFO) << "pipeline " << p << ": job " << job.id() << " "
-                 << (error.empty() ? "succeeded" : "failed: " + error) << " (" << processed
-                 << " processed, " << job.datums_skipped() << " skipped, " << failed << " failed, "
-                 << job.datums_removed() << " removed)";
+  LOG(INFO) << "pipeline " << p << ": job " << job.id() << " "
+            << (error.empty() ? "succeeded" : "failed: " + error) << " (" << processed
+            << " processed, " << job.datums_skipped() << " skipped, " << failed << " failed, "
+            << job.datums_removed() << " removed)";
   absl::MutexLock l(&mu_);
   d->active.reset();
   d->scan_from = job.seq() + 1;

@@ -153,16 +153,15 @@ absl::Status Dispatcher::CompleteDatum(const std::string& lease, const DatumResu
   leases_.erase(it);
   a->queue.Complete(lease, info);
   if (info.state() == pps::v1::DATUM_PENDING) {
-    TUSK_LOG(INFO) << "pipeline " << pipeline << ": datum " << info.id().substr(0, 12)
-                   << " failed (attempt " << info.attempts() << "): " << result.error
-                   << "; retrying";
+    LOG(INFO) << "pipeline " << pipeline << ": datum " << info.id().substr(0, 12)
+              << " failed (attempt " << info.attempts() << "): " << result.error << "; retrying";
     work_cv_.SignalAll();
   } else if (result.success) {
     a->job.set_datums_processed(a->job.datums_processed() + 1);
     AddStats(result.stats, a->job.mutable_stats());
   } else {
-    TUSK_LOG(WARNING) << "pipeline " << pipeline << ": datum " << info.id().substr(0, 12)
-                      << " failed " << info.attempts() << " times: " << result.error;
+    LOG(WARNING) << "pipeline " << pipeline << ": datum " << info.id().substr(0, 12) << " failed "
+                 << info.attempts() << " times: " << result.error;
     a->job.set_datums_failed(a->job.datums_failed() + 1);
   }
   d->wake = true;
@@ -175,8 +174,8 @@ void Dispatcher::ReleaseRunner(const std::string& runner) {
   for (auto& [name, d] : drivers_) {
     if (!d->active) continue;
     for (const auto& r : d->active->queue.ReleaseRunner(runner)) {
-      TUSK_LOG(WARNING) << "runner " << runner << " ended while running datum "
-                        << r.datum.substr(0, 12) << "; leasing it again";
+      LOG(WARNING) << "runner " << runner << " ended while running datum " << r.datum.substr(0, 12)
+                   << "; leasing it again";
       leases_.erase(r.lease);
       work_cv_.SignalAll();
     }

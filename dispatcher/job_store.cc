@@ -3,6 +3,7 @@
 #include "absl/strings/escaping.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "common/proto_util.h"
 #include "common/status.h"
 #include "pfs/keys.h"
 
@@ -13,11 +14,7 @@ using namespace pfs::jobkeys;  // NOLINT: the key makers of this store
 
 template <typename T>
 absl::StatusOr<T> ParseRecord(absl::string_view key, absl::string_view value) {
-  T msg;
-  if (!msg.ParseFromString(std::string(value))) {
-    return absl::DataLossError(absl::StrCat("index record ", absl::CEscape(key), " is corrupt"));
-  }
-  return msg;
+  return ParseProto<T>(value, absl::StrCat("index record ", absl::CEscape(key)));
 }
 
 // Calls fn with every record under `prefix`, parsed, and the rest of its key;

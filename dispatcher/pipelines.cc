@@ -6,18 +6,13 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "common/log.h"
+#include "common/proto_util.h"
 #include "common/status.h"
 #include "dispatcher/spec.h"
 #include "google/protobuf/util/time_util.h"
 #include "pfs/keys.h"
 
 namespace tusk::dispatcher {
-namespace {
-
-google::protobuf::Timestamp Now() { return google::protobuf::util::TimeUtil::GetCurrentTime(); }
-
-}  // namespace
-
 absl::StatusOr<std::optional<PipelineInfo>> Pipelines::Get(const std::string& name) {
   ASSIGN_OR_RETURN(auto v, space_.Get(pfs::PipelineKey(name)));
   if (!v) return std::optional<PipelineInfo>();
@@ -95,12 +90,12 @@ absl::StatusOr<PipelineInfo> Pipelines::Create(PipelineSpec spec, bool update) {
   info.set_version(existing ? existing->version() + 1 : 1);
   if (!existing) {
     info.set_state(pps::v1::RUNNING);
-    *info.mutable_created() = Now();
+    *info.mutable_created() = NowTimestamp();
   }
-  *info.mutable_updated() = Now();
+  *info.mutable_updated() = NowTimestamp();
   RETURN_IF_ERROR(Put(info));
-  TUSK_LOG(INFO) << (existing ? "updated" : "created") << " pipeline " << name << " (version "
-                 << info.version() << ")";
+  LOG(INFO) << (existing ? "updated" : "created") << " pipeline " << name << " (version "
+            << info.version() << ")";
   return info;
 }
 
@@ -146,7 +141,7 @@ absl::Status Pipelines::Delete(const std::string& name, bool keep_repo) {
     absl::Status st = pfs_->DeleteRepo(name, /*force=*/true);
     if (!st.ok() && st.code() != absl::StatusCode::kNotFound) return st;
   }
-  TUSK_LOG(INFO) << "deleted pipeline " << name << (keep_repo ? " (kept its repo)" : "");
+  LOG(INFO) << "deleted pipeline " << name << (keep_repo ? " (kept its repo)" : "");
   return absl::OkStatus();
 }
 
@@ -156,7 +151,7 @@ absl::StatusOr<PipelineInfo> Pipelines::SetState(const std::string& name,
   ASSIGN_OR_RETURN(auto p, Get(name));
   if (!p) return absl::NotFoundError(absl::StrCat("pipeline ", name, " not found"));
   p->set_state(state);
-  *p->mutable_updated() = Now();
+  *p->mutable_updated() = NowTimestamp();
   RETURN_IF_ERROR(Put(*p));
   return *p;
 }

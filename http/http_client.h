@@ -24,6 +24,7 @@
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
 #include "absl/time/time.h"
+#include "common/backoff.h"
 
 namespace tusk::http {
 
@@ -78,11 +79,6 @@ class HttpClient {
   explicit HttpClient(std::unique_ptr<State> state);
   std::unique_ptr<State> state_;
 };
-
-// How long to wait before retry `attempt` (0-based): uniformly random in
-// [0, min(cap, base * 2^attempt)] ("full jitter"), so that many clients
-// retrying at once spread out.
-absl::Duration RetryBackoff(int attempt, absl::Duration base, absl::Duration cap);
 
 // Percent-encodes `s` as RFC 3986 requires for a URI component: everything
 // but A-Z a-z 0-9 - _ . ~ is encoded; '/' too unless `keep_slash`.

@@ -1,6 +1,7 @@
 // tusk-dev-kafka: a Kafka-protocol cluster on 127.0.0.1 for tests and demos
 // (librdkafka's mock cluster), and a simple producer of test records.
 
+#include <gflags/gflags.h>
 #include <signal.h>
 
 #include <atomic>
@@ -16,10 +17,22 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "absl/time/clock.h"
-#include "common/args.h"
+#include "common/daemon.h"
+#include "common/flag_values.h"
 #include "common/log.h"
 #include "common/version.h"
 #include "ingest/kafka.h"
+
+DEFINE_string(topic, "", "serve: a topic to create (repeatable); produce: the topic");
+DEFINE_string(partitions, "4", "serve: partitions of each --topic");
+DEFINE_string(brokers, "", "serve: number of brokers (default 1); produce: bootstrap servers");
+DEFINE_string(bootstrap_file, "", "serve: also write the bootstrap address to this file");
+DEFINE_bool(json, false, "print JSON");
+DEFINE_string(count, "1000", "produce: records to send");
+DEFINE_string(size, "100", "produce: bytes per record");
+DEFINE_string(partition, "-1", "produce: send to this partition (default: by key)");
+DEFINE_string(rate, "0", "produce: at most this many records per second (0: unlimited)");
+DEFINE_string(key_prefix, "k", "produce: key prefix");
 
 namespace {
 
@@ -59,49 +72,47 @@ Exit codes: 0 ok, 1 failed (cluster could not start, records not delivered), 2 b
 
 int Usage(const std::string &error) { return tusk::UsageError("tusk-dev-kafka", error); }
 
-bool ParseCount(const tusk::Args &args, const std::string &flag, int64_t def, int64_t min,
-                int64_t *out, std::string *error) {
-  *out = def;
-  if (!args.Has(flag)) return true;
-  if (!absl::SimpleAtoi(args.Get(flag), out) || *out < min) {
-    *error = absl::StrCat(flag, " must be an integer >= ", min, ", not '", args.Get(flag), "'");
+// The value of integer flag `flag` (`value`: gflags' string), at least `min`.
+bool ParseCount(const char *flag, const std::string &value, int64_t min, int64_t *out,
+                std::string *error) {
+  auto n = tusk::ParseInt(flag, value, min, INT64_MAX);
+  if (!n.ok()) {
+    *error = absl::StrCat(flag, " must be an integer >= ", min, ", not '", value, "'");
     return false;
   }
+  *out = *n;
   return true;
 }
 
-int Serve(const tusk::Args &args) {
+int Serve() {
   int64_t partitions = 0, brokers = 0;
   std::string error;
-  if (!ParseCount(args, "--partitions", 4, 1, &partitions, &error) ||
-      !ParseCount(args, "--brokers", 1, 1, &brokers, &error)) {
+  if (!ParseCount("--partitions", FLAGS_partitions, 1, &partitions, &error) ||
+      !ParseCount("--brokers", FLAGS_brokers.empty() ? "1" : FLAGS_brokers, 1, &brokers, &error)) {
     return Usage(error);
   }
   sigset_t signals = tusk::BlockStopSignals();
 
   auto cluster = tusk::ingest::MockCluster::Start(static_cast<int>(brokers));
   if (!cluster.ok()) {
-    TUSK_LOG(ERROR) << cluster.status();
+    LOG(ERROR) << cluster.status();
     return 1;
   }
-  auto it = args.values.find("--topic");
-  if (it != args.values.end()) {
-    for (const auto &topic : it->second) {
-      auto s = (*cluster)->CreateTopic(topic, static_cast<int>(partitions));
-      if (!s.ok()) {
-        TUSK_LOG(ERROR) << s;
-        return 1;
-      }
+  for (const auto &topic : tusk::RepeatedFlag("topic")) {
+    auto s = (*cluster)->CreateTopic(topic, static_cast<int>(partitions));
+    if (!s.ok()) {
+      LOG(ERROR) << s;
+      return 1;
     }
   }
   std::string bootstrap = (*cluster)->bootstraps();
-  if (args.Has("--json")) {
+  if (FLAGS_json) {
     std::cout << "{\"bootstrap\":\"" << bootstrap << "\"}" << std::endl;
   } else {
     std::cout << bootstrap << std::endl;
   }
-  if (args.Has("--bootstrap-file")) {
-    std::string file = args.Get("--bootstrap-file");
+  if (!FLAGS_bootstrap_file.empty()) {
+    const std::string &file = FLAGS_bootstrap_file;
     std::string tmp = file + ".tmp";
     {
       std::ofstream f(tmp);
@@ -109,27 +120,27 @@ int Serve(const tusk::Args &args) {
     }
     std::rename(tmp.c_str(), file.c_str());
   }
-  TUSK_LOG(INFO) << "mock Kafka cluster serving on " << bootstrap;
+  LOG(INFO) << "mock Kafka cluster serving on " << bootstrap;
   int sig = 0;
   sigwait(&signals, &sig);
-  TUSK_LOG(INFO) << "received signal " << sig << ", stopping";
+  LOG(INFO) << "received signal " << sig << ", stopping";
   return 0;
 }
 
-int Produce(const tusk::Args &args) {
-  std::string brokers = args.Get("--brokers");
-  std::string topic = args.Get("--topic");
+int Produce() {
+  std::string brokers = FLAGS_brokers;
+  std::string topic = FLAGS_topic;
   if (brokers.empty()) return Usage("produce needs --brokers");
   if (topic.empty()) return Usage("produce needs --topic");
   int64_t count = 0, size = 0, partition = 0, rate = 0;
   std::string error;
-  if (!ParseCount(args, "--count", 1000, 0, &count, &error) ||
-      !ParseCount(args, "--size", 100, 0, &size, &error) ||
-      !ParseCount(args, "--partition", -1, -1, &partition, &error) ||
-      !ParseCount(args, "--rate", 0, 0, &rate, &error)) {
+  if (!ParseCount("--count", FLAGS_count, 0, &count, &error) ||
+      !ParseCount("--size", FLAGS_size, 0, &size, &error) ||
+      !ParseCount("--partition", FLAGS_partition, -1, &partition, &error) ||
+      !ParseCount("--rate", FLAGS_rate, 0, &rate, &error)) {
     return Usage(error);
   }
-  std::string prefix = args.Get("--key-prefix", "k");
+  const std::string &prefix = FLAGS_key_prefix;
   uint64_t delivered = 0, failed = 0;
   absl::Status first_error;
   auto producer = tusk::ingest::Producer::Open(brokers, {{"linger.ms", "5"}},
@@ -141,7 +152,7 @@ int Produce(const tusk::Args &args) {
                                                  }
                                                });
   if (!producer.ok()) {
-    TUSK_LOG(ERROR) << producer.status();
+    LOG(ERROR) << producer.status();
     return 1;
   }
   absl::Time start = absl::Now();
@@ -157,14 +168,14 @@ int Produce(const tusk::Args &args) {
     auto s = (*producer)->Produce(topic, static_cast<int32_t>(partition), absl::StrCat(prefix, i),
                                   value, {}, static_cast<uint64_t>(i));
     if (!s.ok()) {
-      TUSK_LOG(ERROR) << s;
+      LOG(ERROR) << s;
       return 1;
     }
     (*producer)->Poll(absl::ZeroDuration());
   }
   auto s = (*producer)->Flush(absl::Seconds(60));
   double secs = absl::ToDoubleSeconds(absl::Now() - start);
-  if (args.Has("--json")) {
+  if (FLAGS_json) {
     std::cout << "{\"delivered\":" << delivered << ",\"failed\":" << failed
               << ",\"seconds\":" << secs << "}\n";
   } else {
@@ -173,7 +184,7 @@ int Produce(const tusk::Args &args) {
     std::cout << "\n";
   }
   if (!s.ok() || failed) {
-    TUSK_LOG(ERROR) << (failed ? first_error : s);
+    LOG(ERROR) << (failed ? first_error : s);
     return 1;
   }
   return 0;
@@ -182,21 +193,19 @@ int Produce(const tusk::Args &args) {
 }  // namespace
 
 int main(int argc, char **argv) {
-  tusk::FlagSpec spec;
-  spec.value_flags = {"--topic", "--partitions", "--brokers", "--bootstrap-file", "--count",
-                      "--size",  "--partition",  "--rate",    "--key-prefix"};
-  spec.bool_flags = {"--json"};
-  tusk::Args parsed;
-  if (auto done = tusk::ParseMainArgs(argc, argv, spec, "tusk-dev-kafka", kUsage, true, &parsed))
+  std::vector<std::string> positional;
+  if (auto done =
+          tusk::InitDaemon(argc, argv, {"tusk-dev-kafka", kUsage, true, {"topic"}}, &positional)) {
     return *done;
-  const tusk::Args *args = &parsed;
-  std::string cmd = args->positional.empty() ? "serve" : args->positional[0];
-  if (args->positional.size() > 1)
-    return Usage("unexpected argument '" + args->positional[1] + "'");
-  if (cmd == "serve") {
-    if (args->Has("--count") || args->Has("--size")) return Usage("--count/--size are for produce");
-    return Serve(*args);
   }
-  if (cmd == "produce") return Produce(*args);
+  std::string cmd = positional.empty() ? "serve" : positional[0];
+  if (positional.size() > 1) return Usage("unexpected argument '" + positional[1] + "'");
+  if (cmd == "serve") {
+    if (tusk::FlagWasSet("count") || tusk::FlagWasSet("size")) {
+      return Usage("--count/--size are for produce");
+    }
+    return Serve();
+  }
+  if (cmd == "produce") return Produce();
   return Usage("unknown command '" + cmd + "' (serve or produce)");
 }

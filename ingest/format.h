@@ -29,6 +29,7 @@
 #include "absl/status/status.h"
 #include "absl/strings/string_view.h"
 #include "common/json.h"
+#include "pfs/refs.h"
 
 namespace tusk::ingest {
 
@@ -42,7 +43,7 @@ std::string KafkaLastGapKey(absl::string_view topic, int32_t partition);
 // this commit only: "a-b" offsets lost just before it; "a-b" offsets it holds
 std::string KafkaGapKey(absl::string_view topic, int32_t partition);
 std::string KafkaRangeKey(absl::string_view topic, int32_t partition);
-inline constexpr char kCarriedPrefix[] = "state/";
+inline constexpr const char *kCarriedPrefix = pfs::kCarriedMetadataPrefix;
 inline constexpr char kDeadLetterDir[] = "/_dead_letter";
 
 // A record as read from Kafka; views into the client's buffers.

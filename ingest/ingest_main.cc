@@ -1,6 +1,7 @@
 // tusk-ingest: one member of a Kafka source's consumer group; turns records
 // into exactly-once micro-commits in tuskd.
 
+#include <gflags/gflags.h>
 #include <malloc.h>
 #include <signal.h>
 
@@ -14,10 +15,18 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
-#include "common/args.h"
+#include "common/daemon.h"
+#include "common/flag_values.h"
 #include "common/log.h"
 #include "common/version.h"
 #include "ingest/ingester.h"
+
+DEFINE_string(source, "", "the source to run (required)");
+DEFINE_string(address, "", "tuskd address (default $TUSK_ADDRESS, else 127.0.0.1:1650)");
+DEFINE_string(member_id, "", "this member's name in reports (default HOST-PID)");
+DEFINE_string(fetch_buffer, "", "bound on records fetched ahead of the batches (default 64M)");
+DEFINE_string(kafka_config, "", "extra librdkafka property K=V (repeatable)");
+DEFINE_string(max_backoff, "", "longest wait between retries when tuskd is down (default 10s)");
 
 namespace {
 
@@ -67,49 +76,36 @@ std::atomic<bool> g_stop{false};
 }  // namespace
 
 int main(int argc, char **argv) {
-  tusk::FlagSpec spec;
-  spec.value_flags = {"--source",       "--address",   "--member-id",  "--fetch-buffer",
-                      "--kafka-config", "--log-level", "--max-backoff"};
-  tusk::Args parsed;
-  if (auto done = tusk::ParseMainArgs(argc, argv, spec, "tusk-ingest", kUsage, false, &parsed))
+  if (auto done = tusk::InitDaemon(argc, argv, {"tusk-ingest", kUsage, false, {"kafka_config"}})) {
     return *done;
-  const tusk::Args *args = &parsed;
+  }
   tusk::ingest::IngesterOptions opts;
-  opts.source = args->Get("--source");
+  opts.source = FLAGS_source;
   if (opts.source.empty()) return Usage("--source is required");
-  opts.tuskd = args->Get("--address");
+  opts.tuskd = FLAGS_address;
   if (opts.tuskd.empty()) {
     const char *env = std::getenv("TUSK_ADDRESS");
     opts.tuskd = env && *env ? env : "127.0.0.1:1650";
   }
-  opts.member_id = args->Get("--member-id");
-  if (args->Has("--fetch-buffer")) {
-    auto n = tusk::ParseBytes("--fetch-buffer", args->Get("--fetch-buffer"));
+  opts.member_id = FLAGS_member_id;
+  if (!FLAGS_fetch_buffer.empty()) {
+    auto n = tusk::ParseBytes("--fetch-buffer", FLAGS_fetch_buffer);
     if (!n.ok()) return Usage(std::string(n.status().message()));
     opts.fetch_buffer_bytes = *n;
   }
-  if (args->Has("--max-backoff")) {
-    if (!absl::ParseDuration(args->Get("--max-backoff"), &opts.max_backoff) ||
-        opts.max_backoff <= absl::ZeroDuration()) {
-      return Usage("--max-backoff must be a duration like 10s, not '" + args->Get("--max-backoff") +
-                   "'");
+  if (!FLAGS_max_backoff.empty()) {
+    auto d = tusk::ParseFlagDuration("--max-backoff", FLAGS_max_backoff);
+    if (!d.ok() || *d == absl::ZeroDuration()) {
+      return Usage("--max-backoff must be a duration like 10s, not '" + FLAGS_max_backoff + "'");
     }
+    opts.max_backoff = *d;
   }
-  auto kc = args->values.find("--kafka-config");
-  if (kc != args->values.end()) {
-    for (const auto &kv : kc->second) {
-      auto eq = kv.find('=');
-      if (eq == std::string::npos || eq == 0)
-        return Usage("--kafka-config needs KEY=VALUE, not '" + kv + "'");
-      opts.kafka_config[kv.substr(0, eq)] = kv.substr(eq + 1);
+  for (const auto &kv : tusk::RepeatedFlag("kafka_config")) {
+    auto eq = kv.find('=');
+    if (eq == std::string::npos || eq == 0) {
+      return Usage("--kafka-config needs KEY=VALUE, not '" + kv + "'");
     }
-  }
-  if (args->Has("--log-level")) {
-    tusk::LogLevel level;
-    if (!tusk::ParseLogLevel(args->Get("--log-level"), &level)) {
-      return Usage("--log-level must be debug, info, warning or error");
-    }
-    tusk::SetMinLogLevel(level);
+    opts.kafka_config[kv.substr(0, eq)] = kv.substr(eq + 1);
   }
   mallopt(M_ARENA_MAX, 2);
 
@@ -117,7 +113,7 @@ int main(int argc, char **argv) {
   std::thread waiter([&] {
     int sig = 0;
     sigwait(&signals, &sig);
-    TUSK_LOG(INFO) << "received signal " << sig << ", landing the current batch and stopping";
+    LOG(INFO) << "received signal " << sig << ", landing the current batch and stopping";
     g_stop = true;
   });
   waiter.detach();
@@ -125,20 +121,20 @@ int main(int argc, char **argv) {
   for (;;) {
     auto ingester = tusk::ingest::Ingester::Open(opts);
     if (!ingester.ok()) {
-      TUSK_LOG(ERROR) << "cannot start source " << opts.source << ": " << ingester.status();
+      LOG(ERROR) << "cannot start source " << opts.source << ": " << ingester.status();
       if (ingester.status().code() == absl::StatusCode::kNotFound) return 3;
       return 1;
     }
     absl::Status s = (*ingester)->Run(g_stop);
     if (s.code() == absl::StatusCode::kAborted && !g_stop) {
-      TUSK_LOG(INFO) << s.message() << "; restarting with the new spec";
+      LOG(INFO) << s.message() << "; restarting with the new spec";
       continue;
     }
     if (!s.ok()) {
-      TUSK_LOG(ERROR) << s;
+      LOG(ERROR) << s;
       return 1;
     }
-    TUSK_LOG(INFO) << "tusk-ingest stopped";
+    LOG(INFO) << "tusk-ingest stopped";
     return 0;
   }
 }

@@ -5,9 +5,7 @@
 #include <unistd.h>
 
 #include <algorithm>
-#include <condition_variable>
 #include <deque>
-#include <mutex>
 #include <optional>
 #include <thread>
 #include <tuple>
@@ -23,6 +21,7 @@
 #include "common/log.h"
 #include "common/status.h"
 #include "google/protobuf/util/message_differencer.h"
+#include "ingest/committer.h"
 #include "ingest/format.h"
 #include "ingest/kafka_status.h"
 #include "proto/ingest.grpc.pb.h"
@@ -33,64 +32,6 @@ namespace {
 
 namespace iv1 = ::tusk::ingest::v1;
 namespace pv1 = ::tusk::pfs::v1;
-
-using TopicPartition = std::pair<std::string, int32_t>;
-
-std::string Name(const TopicPartition &tp) { return absl::StrCat(tp.first, "/", tp.second); }
-
-// What this member knows of a partition it owns.
-struct PartState {
-  // The next offset the branch head will hold once every batch handed to the
-  // committer has landed; nullopt if the head has none for this partition.
-  std::optional<int64_t> planned_next;
-  // The next offset expected from Kafka: records below it are stale.
-  int64_t fetch_next = RD_KAFKA_OFFSET_INVALID;
-  uint64_t lost_total = 0;  // carried "lost" count, including pending gaps
-};
-
-// The records of one micro-commit being filled, or handed to the committer.
-struct Batch {
-  struct Part {
-    std::optional<int64_t> expect;  // precondition: the parent's next offset
-    int64_t first = -1, last = -1;  // offsets of records in this batch
-    int64_t next = -1;              // the next offset after this batch
-    uint64_t records = 0;
-    std::string gap;  // "a-b" if the broker lost records
-    uint64_t lost_total = 0;
-    bool lost_changed = false;
-  };
-  struct File {
-    std::string topic;
-    int32_t partition = 0;
-    bool dead = false;
-    int64_t hour = -1;  // layout HOUR: hours since the epoch
-    int64_t first = -1, last = -1;
-    std::string data;
-  };
-  std::map<TopicPartition, Part> parts;
-  std::map<std::tuple<std::string, int32_t, bool, int64_t>, File> files;
-  uint64_t records = 0;
-  uint64_t bytes = 0;
-  uint64_t dead_letters = 0;
-  absl::Time opened;
-
-  bool empty() const { return parts.empty(); }
-};
-
-enum class Outcome { kCommitted, kAborted, kAbandoned };
-
-struct CommitResult {
-  Outcome outcome;
-  std::string commit;
-  std::map<TopicPartition, int64_t> next;  // offsets to commit to Kafka
-  uint64_t records = 0;
-  absl::Status status;
-};
-
-absl::Duration Backoff(int attempt, absl::Duration max) {
-  absl::Duration d = absl::Milliseconds(100) * (1 << std::min(attempt, 10));
-  return std::min(d, max);
-}
 
 }  // namespace
 
@@ -125,15 +66,8 @@ struct Ingester::Impl {
   bool resync = false;
   const std::atomic<bool> *stop = nullptr;
 
-  // Committer thread: at most one batch in flight.
-  std::thread committer;
-  std::mutex mu;
-  std::condition_variable cv;
-  std::optional<Batch> inflight;     // guarded by mu
-  std::deque<CommitResult> results;  // guarded by mu
-  bool abandon = false;              // guarded by mu: give up the in-flight batch
-  bool quit = false;                 // guarded by mu
-  std::string wait_reason;           // guarded by mu: why commits are not landing
+  // Lands batches in tuskd: at most one in flight.
+  std::unique_ptr<Committer> committer;
 
   // Stats.
   uint64_t records_total = 0;
@@ -143,183 +77,11 @@ struct Ingester::Impl {
   double rate = 0;
 
   ~Impl() {
-    {
-      std::lock_guard<std::mutex> l(mu);
-      quit = true;
-      abandon = true;
-    }
-    cv.notify_all();
-    if (committer.joinable()) committer.join();
+    committer.reset();
     if (rk) rd_kafka_destroy(rk);
   }
 
   // ---- tuskd ----
-
-  // The branch head's metadata; empty if the branch has no commit yet.
-  // Retries while tuskd is unreachable.
-  absl::StatusOr<std::map<std::string, std::string>> ReadHead() {
-    for (int attempt = 0;; ++attempt) {
-      grpc::ClientContext ctx;
-      ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(10));
-      pv1::InspectCommitRequest req;
-      req.set_repo(spec.repo());
-      req.set_ref(spec.branch());
-      pv1::CommitInfo info;
-      absl::Status s = FromGrpcStatus(api->InspectCommit(&ctx, req, &info));
-      if (s.ok())
-        return std::map<std::string, std::string>(info.metadata().begin(), info.metadata().end());
-      if (s.code() == absl::StatusCode::kNotFound) return std::map<std::string, std::string>();
-      if (stop->load()) return absl::CancelledError("stopping");
-      absl::Duration d = Backoff(attempt, opts.max_backoff);
-      TUSK_LOG(WARNING) << "cannot read the head of " << spec.repo() << "@" << spec.branch() << ": "
-                        << s << "; retrying in " << d;
-      absl::SleepFor(d);
-    }
-  }
-
-  // One attempt at landing `b` as a micro-commit.
-  absl::StatusOr<std::string> CommitOnce(Batch &b) {
-    grpc::ClientContext ctx;
-    ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(120));
-    pv1::PutFileResponse resp;
-    auto w = api->PutFile(&ctx, &resp);
-    pv1::PutFileRequest req;
-    req.set_repo(spec.repo());
-    req.set_ref(spec.branch());
-    req.set_origin(pv1::INGEST);
-    auto &meta = *req.mutable_metadata();
-    auto &expect = *req.mutable_expect_metadata();
-    std::vector<std::string> ranges;
-    for (const auto &[tp, p] : b.parts) {
-      meta[KafkaOffsetKey(tp.first, tp.second)] = absl::StrCat(p.next);
-      expect[KafkaOffsetKey(tp.first, tp.second)] = p.expect ? absl::StrCat(*p.expect) : "";
-      if (p.records > 0) {
-        meta[KafkaRangeKey(tp.first, tp.second)] = absl::StrCat(p.first, "-", p.last);
-        ranges.push_back(absl::StrCat(Name(tp), "@", p.first, "-", p.last));
-      }
-      if (!p.gap.empty()) {
-        meta[KafkaGapKey(tp.first, tp.second)] = p.gap;
-        meta[KafkaLastGapKey(tp.first, tp.second)] = p.gap;
-      }
-      if (p.lost_changed) meta[KafkaLostKey(tp.first, tp.second)] = absl::StrCat(p.lost_total);
-    }
-    meta["ingest/source"] = spec.name();
-    meta["ingest/member"] = opts.member_id;
-    meta["ingest/records"] = absl::StrCat(b.records);
-    if (b.dead_letters) meta["ingest/dead_letters"] = absl::StrCat(b.dead_letters);
-    req.set_message(absl::StrCat("ingest ", spec.name(), ": ", b.records, " records (",
-                                 absl::StrJoin(ranges, ", "), ")"));
-    bool first = true;
-    bool ok = true;
-    for (auto &[key, f] : b.files) {
-      std::string path;
-      if (f.dead) {
-        path = DeadLetterPath(f.topic, f.partition, f.first, f.last);
-      } else if (spec.layout() == iv1::HOUR) {
-        path = HourFilePath(f.topic, f.hour, f.partition, f.first, f.last);
-      } else {
-        path = PartitionFilePath(f.topic, f.partition, f.first, f.last);
-      }
-      constexpr size_t kMessage = 4 << 20;
-      size_t off = 0;
-      do {
-        if (!first) {
-          req.Clear();
-        }
-        first = false;
-        if (off == 0) req.set_path(path);
-        size_t n = std::min(kMessage, f.data.size() - off);
-        req.set_data(f.data.data() + off, n);
-        off += n;
-        if (off == f.data.size()) {
-          req.set_eof(true);
-          req.set_size(f.data.size());
-        }
-        if (!w->Write(req)) {
-          ok = false;
-          break;
-        }
-      } while (off < f.data.size());
-      if (!ok) break;
-    }
-    if (ok) {
-      if (!first) req.Clear();
-      req.set_close(true);
-      ok = w->Write(req);
-    }
-    if (ok) w->WritesDone();
-    absl::Status s = FromGrpcStatus(w->Finish());
-    if (!s.ok()) return s;
-    return resp.commit().id();
-  }
-
-  void CommitterLoop() {
-    for (;;) {
-      Batch b;
-      {
-        std::unique_lock<std::mutex> l(mu);
-        cv.wait(l, [&] { return quit || inflight.has_value(); });
-        if (quit) return;
-        b = std::move(*inflight);
-        abandon = false;
-      }
-      CommitResult r;
-      r.records = b.records;
-      for (int attempt = 0;; ++attempt) {
-        auto id = CommitOnce(b);
-        if (id.ok()) {
-          r.outcome = Outcome::kCommitted;
-          r.commit = *id;
-          for (const auto &[tp, p] : b.parts) r.next[tp] = p.next;
-          if (attempt > 0) TUSK_LOG(INFO) << "tuskd accepts commits again";
-          break;
-        }
-        if (id.status().code() == absl::StatusCode::kAborted) {
-          r.outcome = Outcome::kAborted;
-          r.status = id.status();
-          break;
-        }
-        absl::Duration d = Backoff(attempt, opts.max_backoff);
-        std::string why = absl::StrCat("waiting for tuskd: ", id.status().message());
-        TUSK_LOG(WARNING) << "cannot commit " << b.records << " records (" << b.bytes
-                          << " bytes) to " << spec.repo() << "@" << spec.branch() << ": "
-                          << id.status() << "; fetching is paused, retrying in " << d;
-        std::unique_lock<std::mutex> l(mu);
-        wait_reason = why;
-        if (cv.wait_for(l, absl::ToChronoNanoseconds(d), [&] { return quit || abandon; })) {
-          r.outcome = Outcome::kAbandoned;
-          r.status = id.status();
-          break;
-        }
-      }
-      std::lock_guard<std::mutex> l(mu);
-      wait_reason.clear();
-      inflight.reset();
-      results.push_back(std::move(r));
-      cv.notify_all();
-    }
-  }
-
-  bool CommitterIdle() {
-    std::lock_guard<std::mutex> l(mu);
-    return !inflight.has_value();
-  }
-
-  // Waits until the in-flight batch (if any) is done, at most `limit`; then
-  // (if `give_up`) abandons it. Returns false if it was not done in time.
-  bool WaitCommitterIdle(absl::Duration limit, bool give_up = true) {
-    std::unique_lock<std::mutex> l(mu);
-    if (cv.wait_for(l, absl::ToChronoNanoseconds(limit), [&] { return !inflight.has_value(); })) {
-      return true;
-    }
-    if (!give_up) return false;
-    TUSK_LOG(WARNING) << "giving up the in-flight commit of " << inflight->records
-                      << " records; whoever owns the partitions next reads them again";
-    abandon = true;
-    cv.notify_all();
-    cv.wait(l, [&] { return !inflight.has_value(); });
-    return false;
-  }
 
   // ---- batches ----
 
@@ -331,11 +93,7 @@ struct Ingester::Impl {
       p.expect = it->second.planned_next;
       it->second.planned_next = p.next;
     }
-    {
-      std::lock_guard<std::mutex> l(mu);
-      inflight = std::move(batch);
-    }
-    cv.notify_all();
+    committer->Submit(std::move(batch));
     ResetBatch();
   }
 
@@ -448,7 +206,7 @@ struct Ingester::Impl {
     ++batch.records;
     ++batch.dead_letters;
     ++dead_total;
-    TUSK_LOG(WARNING) << "dead letter " << Name(tp) << "@" << m->offset << ": " << error;
+    LOG(WARNING) << "dead letter " << Name(tp) << "@" << m->offset << ": " << error;
   }
 
   // The broker no longer has the offset we asked for.
@@ -461,9 +219,8 @@ struct Ingester::Impl {
         rd_kafka_query_watermark_offsets(rk, tp.first.c_str(), tp.second, &lo, &hi, 10000),
         absl::StrCat("watermarks of ", Name(tp)));
     if (!s.ok()) {
-      TUSK_LOG(WARNING) << "offset " << ps.fetch_next << " of " << Name(tp)
-                        << " is out of range and the watermarks are unknown (" << s
-                        << "); retrying";
+      LOG(WARNING) << "offset " << ps.fetch_next << " of " << Name(tp)
+                   << " is out of range and the watermarks are unknown (" << s << "); retrying";
       Reassign();
       return;
     }
@@ -477,15 +234,14 @@ struct Ingester::Impl {
       std::string gap = absl::StrCat(want, "-", lo - 1);
       bp.gap = bp.gap.empty() ? gap : absl::StrCat(bp.gap, ",", gap);
       bp.next = lo;
-      TUSK_LOG(ERROR) << "RECORDS LOST: " << Name(tp) << " offsets " << gap << " (" << lost
-                      << " records) were deleted by the broker before source " << spec.name()
-                      << " read them (retention); the gap is recorded in the next commit's "
-                         "metadata and continuing at offset "
-                      << lo;
+      LOG(ERROR) << "RECORDS LOST: " << Name(tp) << " offsets " << gap << " (" << lost
+                 << " records) were deleted by the broker before source " << spec.name()
+                 << " read them (retention); the gap is recorded in the next commit's "
+                    "metadata and continuing at offset "
+                 << lo;
     } else {
-      TUSK_LOG(ERROR) << "offset " << want << " of " << Name(tp)
-                      << " is beyond the partition's end (" << hi
-                      << "): was the topic deleted and recreated? continuing at offset " << lo;
+      LOG(ERROR) << "offset " << want << " of " << Name(tp) << " is beyond the partition's end ("
+                 << hi << "): was the topic deleted and recreated? continuing at offset " << lo;
       Batch::Part &bp = BatchPart(tp, ps);
       bp.gap = absl::StrCat("reset ", want, "->", lo);
       bp.next = lo;
@@ -510,13 +266,13 @@ struct Ingester::Impl {
     auto *list = AssignmentList();
     absl::Status s = KafkaStatus(rd_kafka_assign(rk, list), "assign");
     rd_kafka_topic_partition_list_destroy(list);
-    if (!s.ok()) TUSK_LOG(ERROR) << s;
+    if (!s.ok()) LOG(ERROR) << s;
     paused = false;
   }
 
   // Positions every owned partition at the branch head's offsets.
   absl::Status PositionFromHead() {
-    ASSIGN_OR_RETURN(auto meta, ReadHead());
+    ASSIGN_OR_RETURN(auto meta, committer->ReadHead(*stop));
     for (auto &[tp, ps] : parts) {
       ps = PartState();
       auto next = meta.find(KafkaOffsetKey(tp.first, tp.second));
@@ -555,23 +311,23 @@ struct Ingester::Impl {
                                    : ps.fetch_next == RD_KAFKA_OFFSET_END ? "latest"
                                                                           : "earliest"));
     }
-    TUSK_LOG(INFO) << "assigned " << parts.size()
-                   << " partitions, from the branch head: " << absl::StrJoin(where, " ");
+    LOG(INFO) << "assigned " << parts.size()
+              << " partitions, from the branch head: " << absl::StrJoin(where, " ");
     Reassign();
   }
 
   void OnRevoke() {
     // Land what we have for these partitions, so the next owner continues from
     // there; anything not landed is read again by the next owner.
-    if (!WaitCommitterIdle(opts.revoke_wait)) ResetBatch();
+    if (!committer->WaitIdle(opts.revoke_wait)) ResetBatch();
     DrainResults();
     if (!batch.empty() && !resync) {
       HandOff();
-      WaitCommitterIdle(opts.revoke_wait);
+      committer->WaitIdle(opts.revoke_wait);
       DrainResults();
     }
     ResetBatch();
-    if (!parts.empty()) TUSK_LOG(INFO) << "revoked " << parts.size() << " partitions";
+    if (!parts.empty()) LOG(INFO) << "revoked " << parts.size() << " partitions";
     ClearParts();
     resync = false;
     rd_kafka_assign(rk, nullptr);
@@ -586,7 +342,7 @@ struct Ingester::Impl {
     } else if (err == RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS) {
       self->OnRevoke();
     } else {
-      TUSK_LOG(ERROR) << "rebalance failed: " << rd_kafka_err2str(err);
+      LOG(ERROR) << "rebalance failed: " << rd_kafka_err2str(err);
       self->ClearParts();
       self->ResetBatch();
       rd_kafka_assign(rk, nullptr);
@@ -595,31 +351,27 @@ struct Ingester::Impl {
 
   static void LogCb(const rd_kafka_t *, int level, const char *fac, const char *buf) {
     if (level <= 3) {
-      TUSK_LOG(ERROR) << "kafka " << fac << ": " << buf;
+      LOG(ERROR) << "kafka " << fac << ": " << buf;
     } else if (level <= 4) {
-      TUSK_LOG(WARNING) << "kafka " << fac << ": " << buf;
+      LOG(WARNING) << "kafka " << fac << ": " << buf;
     } else {
-      TUSK_LOG(DEBUG) << "kafka " << fac << ": " << buf;
+      VLOG(1) << "kafka " << fac << ": " << buf;
     }
   }
 
   static void ErrorCb(rd_kafka_t *, int err, const char *reason, void *) {
-    TUSK_LOG(WARNING) << "kafka: " << rd_kafka_err2name(static_cast<rd_kafka_resp_err_t>(err))
-                      << ": " << reason;
+    LOG(WARNING) << "kafka: " << rd_kafka_err2name(static_cast<rd_kafka_resp_err_t>(err)) << ": "
+                 << reason;
   }
 
   // ---- results, reports ----
 
   void DrainResults() {
-    std::deque<CommitResult> done;
-    {
-      std::lock_guard<std::mutex> l(mu);
-      done.swap(results);
-    }
+    std::deque<CommitResult> done = committer->TakeResults();
     for (auto &r : done) {
       if (r.outcome == Outcome::kCommitted) {
         records_total += r.records;
-        TUSK_LOG(DEBUG) << "commit " << r.commit << ": " << r.records << " records";
+        VLOG(1) << "commit " << r.commit << ": " << r.records << " records";
         // For lag monitors only: the branch head is what counts.
         auto *list = rd_kafka_topic_partition_list_new(static_cast<int>(r.next.size()));
         for (const auto &[tp, next] : r.next) {
@@ -629,9 +381,9 @@ struct Ingester::Impl {
         if (list->cnt > 0) rd_kafka_commit(rk, list, 1);
         rd_kafka_topic_partition_list_destroy(list);
       } else {
-        TUSK_LOG(WARNING) << "a micro-commit of " << r.records << " records did not land ("
-                          << (r.outcome == Outcome::kAborted ? "" : "given up: ") << r.status
-                          << "); re-reading offsets from the branch head";
+        LOG(WARNING) << "a micro-commit of " << r.records << " records did not land ("
+                     << (r.outcome == Outcome::kAborted ? "" : "given up: ") << r.status
+                     << "); re-reading offsets from the branch head";
         resync = true;
       }
     }
@@ -639,7 +391,7 @@ struct Ingester::Impl {
 
   // After a commit did not land: every batch built on it is void.
   void Resync() {
-    if (!CommitterIdle()) return;  // wait for the in-flight one to end too
+    if (!committer->Idle()) return;  // wait for the in-flight one to end too
     DrainResults();
     ResetBatch();
     resync = false;
@@ -665,12 +417,10 @@ struct Ingester::Impl {
     m->set_id(opts.member_id);
     m->set_host(host);
     m->mutable_last_seen()->set_seconds(absl::ToUnixSeconds(now));
-    {
-      std::lock_guard<std::mutex> l(mu);
-      m->set_state(!wait_reason.empty() ? wait_reason
-                   : parts.empty()      ? "waiting for partitions"
-                                        : "consuming");
-    }
+    std::string waiting = committer->WaitReason();
+    m->set_state(!waiting.empty() ? waiting
+                 : parts.empty()  ? "waiting for partitions"
+                                  : "consuming");
     m->set_records_per_s(rate);
     m->set_records(records_total);
     m->set_dead_letters(dead_total);
@@ -704,7 +454,7 @@ struct Ingester::Impl {
     auto *list = AssignmentList();
     if (pause) {
       rd_kafka_pause_partitions(rk, list);
-      TUSK_LOG(DEBUG) << "paused fetching: a full batch waits for the commit in flight";
+      VLOG(1) << "paused fetching: a full batch waits for the commit in flight";
     } else {
       rd_kafka_resume_partitions(rk, list);
     }
@@ -722,8 +472,8 @@ struct Ingester::Impl {
         if (m->rkt) HandleOutOfRange(tp);
         return;
       }
-      TUSK_LOG(WARNING) << "kafka" << (m->rkt ? absl::StrCat(" ", Name(tp)) : "") << ": "
-                        << rd_kafka_message_errstr(m);
+      LOG(WARNING) << "kafka" << (m->rkt ? absl::StrCat(" ", Name(tp)) : "") << ": "
+                   << rd_kafka_message_errstr(m);
       return;
     }
     Hot *h = nullptr;
@@ -757,7 +507,7 @@ struct Ingester::Impl {
       if (stop->load()) return absl::OkStatus();
       absl::Status rs = Report();
       if (rs.code() == absl::StatusCode::kNotFound) {
-        TUSK_LOG(INFO) << "source " << spec.name() << " was deleted; stopping";
+        LOG(INFO) << "source " << spec.name() << " was deleted; stopping";
         return absl::OkStatus();
       }
       if (!rs.ok()) return rs;
@@ -765,7 +515,7 @@ struct Ingester::Impl {
         // A full batch waits for the commit in flight. Briefly, just wait:
         // librdkafka keeps prefetching up to its bound. When tuskd is stuck,
         // pause fetching and keep polling, so that group rebalances are served.
-        if (!WaitCommitterIdle(absl::Milliseconds(100), /*give_up=*/false)) {
+        if (!committer->WaitIdle(absl::Milliseconds(100), /*give_up=*/false)) {
           if (blocked_since == absl::InfiniteFuture()) blocked_since = absl::Now();
           if (absl::Now() - blocked_since > absl::Seconds(2)) SetPaused(true);
         } else {
@@ -879,13 +629,13 @@ absl::StatusOr<std::unique_ptr<Ingester>> Ingester::Open(const IngesterOptions &
   absl::Status s = KafkaStatus(rd_kafka_subscribe(impl->rk, topics), "subscribe");
   rd_kafka_topic_partition_list_destroy(topics);
   if (!s.ok()) return s;
-  Impl *raw = impl.get();
-  impl->committer = std::thread([raw] { raw->CommitterLoop(); });
-  TUSK_LOG(INFO) << "member " << impl->opts.member_id << " of source " << spec.name() << ": "
-                 << absl::StrJoin(spec.kafka().topics(), ",") << " at " << spec.kafka().brokers()
-                 << " -> " << spec.repo() << "@" << spec.branch() << " (max " << spec.max_records()
-                 << " records, " << spec.max_bytes() << " bytes, " << spec.max_latency_ms()
-                 << " ms per commit)";
+  impl->committer = std::make_unique<Committer>(impl->opts, spec, impl->api.get());
+  impl->committer->Start();
+  LOG(INFO) << "member " << impl->opts.member_id << " of source " << spec.name() << ": "
+            << absl::StrJoin(spec.kafka().topics(), ",") << " at " << spec.kafka().brokers()
+            << " -> " << spec.repo() << "@" << spec.branch() << " (max " << spec.max_records()
+            << " records, " << spec.max_bytes() << " bytes, " << spec.max_latency_ms()
+            << " ms per commit)";
   return std::unique_ptr<Ingester>(new Ingester(std::move(impl)));
 }
 
@@ -894,7 +644,7 @@ absl::Status Ingester::Run(const std::atomic<bool> &stop) {
   absl::Status s = impl_->Loop();
   // Leave the group cleanly: the revoke callback lands the current batch.
   absl::Status c = KafkaStatus(rd_kafka_consumer_close(impl_->rk), "close consumer");
-  if (!c.ok()) TUSK_LOG(WARNING) << c;
+  if (!c.ok()) LOG(WARNING) << c;
   impl_->DrainResults();
   return s;
 }

@@ -7,6 +7,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "common/log.h"
+#include "common/proto_util.h"
 #include "common/status.h"
 #include "google/protobuf/util/time_util.h"
 #include "ingest/format.h"
@@ -125,7 +126,6 @@ absl::StatusOr<SourceInfo> Sources::Info(SourceInfo info) {
     return ps;
   };
   // ingest writes its offsets under the prefix tusk carries to child commits.
-  static_assert(std::string_view(ingest::kCarriedPrefix) == pfs::kCarriedMetadataPrefix);
   std::string kafka_prefix = absl::StrCat(ingest::kCarriedPrefix, "kafka/");
   for (const auto& [k, value] : meta) {
     if (!absl::StartsWith(k, kafka_prefix)) continue;
@@ -201,17 +201,17 @@ absl::StatusOr<SourceInfo> Sources::StoreSpec(const SourceSpec& spec, bool updat
     RETURN_IF_ERROR(
         pfs_->CreateRepo(spec.repo(), absl::StrCat("ingested from Kafka by source ", spec.name()))
             .status());
-    TUSK_LOG(INFO) << "created repo " << spec.repo() << " for source " << spec.name();
+    LOG(INFO) << "created repo " << spec.repo() << " for source " << spec.name();
   } else if (!repo.ok()) {
     return repo.status();
   }
   SourceInfo stored;
   *stored.mutable_spec() = spec;
-  *stored.mutable_created() = existing ? existing->created() : TimeUtil::GetCurrentTime();
+  *stored.mutable_created() = existing ? existing->created() : NowTimestamp();
   // Logged to the object store too: a source survives an index rebuild.
   RETURN_IF_ERROR(space_.PutRecord(pfs::SourceKey(spec.name()), stored.SerializeAsString()));
-  TUSK_LOG(INFO) << (existing ? "updated" : "created") << " source " << spec.name() << " -> "
-                 << spec.repo() << "@" << spec.branch();
+  LOG(INFO) << (existing ? "updated" : "created") << " source " << spec.name() << " -> "
+            << spec.repo() << "@" << spec.branch();
   return stored;
 }
 
@@ -255,7 +255,7 @@ absl::Status Sources::Delete(const std::string& name) {
   RETURN_IF_ERROR(space_.DeleteRecord(pfs::SourceKey(name)));
   reports_.erase(name);
   // The repo and its commits stay: they are data, not configuration.
-  TUSK_LOG(INFO) << "deleted source " << name;
+  LOG(INFO) << "deleted source " << name;
   return absl::OkStatus();
 }
 
@@ -264,7 +264,7 @@ absl::StatusOr<SourceSpec> Sources::Report(const ReportSourceRequest& report) {
   absl::MutexLock lock(&mu_);
   auto& r = reports_[report.name()][report.member().id()];
   r.report = report;
-  *r.report.mutable_member()->mutable_last_seen() = TimeUtil::GetCurrentTime();
+  *r.report.mutable_member()->mutable_last_seen() = NowTimestamp();
   r.at = absl::Now();
   return stored.spec();
 }

@@ -349,8 +349,8 @@ absl::Status BlobStore::CollectInline(const std::vector<Hash>& hashes,
     if (!loc.ok() && skip_missing && absl::IsNotFound(loc.status())) {
       // The change is made already; holding back its log (and every later
       // one) would not bring the blob back. fsck reports the commit.
-      TUSK_LOG(WARNING) << "a logged change references blob " << h.Hex()
-                        << ", which the index does not know";
+      LOG(WARNING) << "a logged change references blob " << h.Hex()
+                   << ", which the index does not know";
       continue;
     }
     if (!loc.ok()) {
@@ -377,8 +377,7 @@ absl::Status BlobStore::DropPackIfUnindexed(absl::Status index_write, const std:
   // attempt, filling a full disk again as soon as space comes back.
   absl::Status s = store_->Delete(PackKey(pack_id));
   if (!s.ok())
-    TUSK_LOG(WARNING) << "removing pack " << PackKey(pack_id)
-                      << " after a failed index write: " << s;
+    LOG(WARNING) << "removing pack " << PackKey(pack_id) << " after a failed index write: " << s;
   return index_write;
 }
 
@@ -448,7 +447,7 @@ absl::StatusOr<size_t> BlobStore::PackPending() {
     pending_bytes_ = cur > bytes ? cur - bytes : 0;
     if (done_keys.size() < 100000 && bytes < options_.pack_size) break;
   }
-  if (moved > 0) TUSK_LOG(DEBUG) << "packed " << moved << " inline blobs";
+  if (moved > 0) VLOG(1) << "packed " << moved << " inline blobs";
   return moved;
 }
 
@@ -498,8 +497,8 @@ void BlobWriter::Abandon() {
   WaitPacks(0).IgnoreError();  // the upload failed already; its cause was reported
   absl::MutexLock lock(&mu_);
   if (packs_.empty()) return;
-  TUSK_LOG(INFO) << "a failed upload leaves " << packs_.size()
-                 << " packs for the next gc to delete without waiting out the grace period";
+  LOG(INFO) << "a failed upload leaves " << packs_.size()
+            << " packs for the next gc to delete without waiting out the grace period";
   store_->AbandonPacks(packs_);
 }
 

@@ -82,8 +82,8 @@ class CachedObjectStore : public ObjectStore {
       used_ += f.bytes;
     }
     EvictLocked();
-    TUSK_LOG(INFO) << "object cache " << options_.dir << ": " << entries_.size() << " entries, "
-                   << used_ << " bytes (limit " << options_.max_bytes << ")";
+    LOG(INFO) << "object cache " << options_.dir << ": " << entries_.size() << " entries, " << used_
+              << " bytes (limit " << options_.max_bytes << ")";
     return absl::OkStatus();
   }
 
@@ -212,7 +212,7 @@ class CachedObjectStore : public ObjectStore {
       }
     }
     if (good) return out;
-    TUSK_LOG(WARNING) << "object cache entry " << path << " is damaged; reading from the store";
+    LOG(WARNING) << "object cache entry " << path << " is damaged; reading from the store";
     Remove(name);
     return std::nullopt;
   }

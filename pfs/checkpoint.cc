@@ -80,7 +80,7 @@ absl::StatusOr<uint64_t> PfsImpl::WriteCheckpoint() {
     uint64_t first = 0, last = 0;
     if (ParseVoidKey(k, &first, &last) && last <= cp.seq()) {
       absl::Status s = store_->Delete(k);
-      if (!s.ok()) TUSK_LOG(WARNING) << "deleting void range " << k << ": " << s;
+      if (!s.ok()) LOG(WARNING) << "deleting void range " << k << ": " << s;
     }
   }
   // Keep the two newest.
@@ -90,7 +90,7 @@ absl::StatusOr<uint64_t> PfsImpl::WriteCheckpoint() {
   std::sort(keys.begin(), keys.end());
   for (size_t i = 0; i + 2 < keys.size(); ++i) {
     absl::Status s = store_->Delete(keys[i]);
-    if (!s.ok()) TUSK_LOG(WARNING) << "deleting old checkpoint " << keys[i] << ": " << s;
+    if (!s.ok()) LOG(WARNING) << "deleting old checkpoint " << keys[i] << ": " << s;
   }
   return cp.seq();
 }

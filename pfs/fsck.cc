@@ -175,7 +175,7 @@ absl::Status PfsImpl::FsckPacks(FsckRun* run) {
     if (!footer.ok()) run->problem(std::string(footer.status().message()));
     packs_checked++;
   }
-  TUSK_LOG(INFO) << "fsck: checked the footers of " << packs_checked << " packs";
+  LOG(INFO) << "fsck: checked the footers of " << packs_checked << " packs";
   return absl::OkStatus();
 }
 

@@ -197,7 +197,7 @@ absl::Status PackPass::Consider(const std::string& key, uint64_t size) {
   std::string whole;
   auto footer = ReadPackFooter(store_, key, size, dead ? nullptr : &whole);
   if (!footer.ok()) {
-    TUSK_LOG(WARNING) << "gc: skipping " << key << ": " << footer.status();
+    LOG(WARNING) << "gc: skipping " << key << ": " << footer.status();
     return absl::OkStatus();
   }
   if (MustKeep(*footer)) return absl::OkStatus();
@@ -313,11 +313,11 @@ absl::StatusOr<v1::GcResponse> PfsImpl::Gc(const GcOptions& options) {
   RETURN_IF_ERROR(packs.Run());
   absl::Duration took = absl::Now() - start;
   *stats.mutable_took() = TimeUtil::NanosecondsToDuration(absl::ToInt64Nanoseconds(took));
-  TUSK_LOG(INFO) << "gc: " << stats.live_blobs() << " live blobs; deleted " << stats.packs_deleted()
-                 << " of " << stats.packs() << " packs and rewrote or merged "
-                 << stats.packs_rewritten() << " (" << stats.bytes_deleted() << " bytes freed), "
-                 << stats.blobs_deleted() << " index records; checkpoint at seq "
-                 << stats.checkpoint_seq() << "; took " << absl::FormatDuration(took);
+  LOG(INFO) << "gc: " << stats.live_blobs() << " live blobs; deleted " << stats.packs_deleted()
+            << " of " << stats.packs() << " packs and rewrote or merged " << stats.packs_rewritten()
+            << " (" << stats.bytes_deleted() << " bytes freed), " << stats.blobs_deleted()
+            << " index records; checkpoint at seq " << stats.checkpoint_seq() << "; took "
+            << absl::FormatDuration(took);
   return stats;
 }
 

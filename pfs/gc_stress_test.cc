@@ -56,7 +56,7 @@ struct Acked {
 class GcStressTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    SetMinLogLevel(LogLevel::kWarning);
+    FLAGS_minloglevel = google::GLOG_WARNING;
     PfsOptions opts;
     opts.data_dir = dir_.path();
     // Small chunks and packs: many of each, so that packs mix content.

@@ -13,7 +13,7 @@ KeySpace::KeySpace(Kv* kv, Pfs* pfs, std::string prefix)
 
 void KeySpace::Own(absl::string_view key) const {
   if (absl::StartsWith(key, prefix_)) return;
-  TUSK_LOG(ERROR) << "key " << absl::CEscape(key) << " is outside key space " << prefix_;
+  LOG(ERROR) << "key " << absl::CEscape(key) << " is outside key space " << prefix_;
   std::abort();
 }
 

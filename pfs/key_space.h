@@ -19,6 +19,7 @@
 #include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/string_view.h"
+#include "common/proto_util.h"
 #include "pfs/kv.h"
 
 namespace tusk::pfs {
@@ -36,11 +37,9 @@ class KeySpace {
     auto v = Get(key);
     if (!v.ok()) return v.status();
     if (!*v) return std::optional<T>();
-    T msg;
-    if (!msg.ParseFromString(**v)) {
-      return absl::DataLossError(absl::StrCat("index record ", absl::CEscape(key), " is corrupt"));
-    }
-    return std::optional<T>(std::move(msg));
+    auto msg = ParseProto<T>(**v, absl::StrCat("index record ", absl::CEscape(key)));
+    if (!msg.ok()) return msg.status();
+    return std::optional<T>(*std::move(msg));
   }
   absl::Status Put(absl::string_view key, absl::string_view value, bool sync) const;
   // Writes `batch`, whose keys must be in this space (see Put/Delete below).

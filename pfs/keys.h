@@ -80,12 +80,7 @@ inline constexpr absl::string_view kNul("\0", 1);
 // pfs
 
 // 16 lower-case hex digits of `v` (sortable: keys that hold numbers).
-inline std::string Hex16(uint64_t v) {
-  static const char* kHex = "0123456789abcdef";
-  std::string out;
-  for (int shift = 60; shift >= 0; shift -= 4) out.push_back(kHex[(v >> shift) & 15]);
-  return out;
-}
+inline std::string Hex16(uint64_t v) { return absl::StrCat(absl::Hex(v, absl::kZeroPad16)); }
 // The number of a Hex16; false if `hex` is not 16 hex digits.
 inline bool ParseHex16(absl::string_view hex, uint64_t* v) {
   return hex.size() == 16 && absl::SimpleHexAtoi(hex, v);

@@ -118,7 +118,7 @@ absl::Status Kv::WriteWithResume(const std::function<rocksdb::Status()>& write,
   // was not applied, so writing it again applies it once.
   rocksdb::Status resumed = db_->Resume();
   if (!resumed.ok()) return FromRocks(s, what);
-  TUSK_LOG(INFO) << "the index resumed writing after: " << s.ToString();
+  LOG(INFO) << "the index resumed writing after: " << s.ToString();
   return FromRocks(write(), what);
 }
 

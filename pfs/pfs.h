@@ -81,9 +81,6 @@ struct PfsOptions {
 
 class Pfs;
 
-// Metadata keys under this prefix are carried from a commit to its children.
-inline constexpr char kCarriedMetadataPrefix[] = "state/";
-
 // How BeginUpload makes an automatic commit (one it starts because the branch
 // has no open commit). Everything but `message` must stay at its default when
 // the upload joins an open commit.

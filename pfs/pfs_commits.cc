@@ -6,6 +6,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "common/log.h"
+#include "common/proto_util.h"
 #include "common/status.h"
 #include "google/protobuf/util/time_util.h"
 #include "pfs/keys.h"
@@ -92,7 +93,7 @@ absl::StatusOr<CommitInfo> PfsImpl::StartCommitLocked(
   } else {
     b.set_repo(repo);
     b.set_name(branch);
-    *b.mutable_created() = Now();
+    *b.mutable_created() = NowTimestamp();
   }
   CommitInfo c;
   c.set_id(options.id.empty() ? NewCommitId() : options.id);
@@ -109,7 +110,7 @@ absl::StatusOr<CommitInfo> PfsImpl::StartCommitLocked(
   c.set_state(v1::OPEN);
   c.set_origin(origin == v1::ORIGIN_UNSPECIFIED ? v1::USER : origin);
   c.set_message(message);
-  *c.mutable_started() = Now();
+  *c.mutable_started() = NowTimestamp();
   c.set_commit_set(options.commit_set.empty() ? c.id() : options.commit_set);
   c.set_automatic(automatic);
   for (const auto& p : options.provenance) *c.add_provenance() = p;
@@ -253,7 +254,7 @@ absl::StatusOr<CommitInfo> PfsImpl::FinishCommitById(const std::string& repo, co
   RETURN_IF_ERROR(CheckParentMetadata(repo, *c, options.expect_metadata));
   ASSIGN_OR_RETURN(auto b, GetBranch(repo, c->branch()));
   c->set_state(v1::FINISHED);
-  *c->mutable_finished() = Now();
+  *c->mutable_finished() = NowTimestamp();
   c->set_root(root.hash.IsZero() ? "" : root.hash.Hex());
   c->set_size_bytes(root.size);
   c->set_file_count(root.file_count);
@@ -276,8 +277,8 @@ absl::StatusOr<CommitInfo> PfsImpl::FinishCommitById(const std::string& repo, co
   RETURN_IF_ERROR(WriteLogged(std::move(events), &batch, log_blobs, new_blobs));
   auto_commit_done_.SignalAll();  // a waiting writer may go on
   if (hook_ != nullptr) hook_->AfterFinish(*c);
-  TUSK_LOG(DEBUG) << "finished commit " << repo << "@" << id << " (" << root.file_count
-                  << " files, " << root.size << " bytes)";
+  VLOG(1) << "finished commit " << repo << "@" << id << " (" << root.file_count << " files, "
+          << root.size << " bytes)";
   return *c;
 }
 
@@ -406,7 +407,7 @@ absl::StatusOr<CommitInfo> PfsImpl::Revert(const std::string& repo, const std::s
   c.set_state(v1::FINISHED);
   c.set_origin(v1::USER);
   c.set_message(message.empty() ? absl::StrCat("revert to ", target.id()) : message);
-  *c.mutable_started() = Now();
+  *c.mutable_started() = NowTimestamp();
   *c.mutable_finished() = c.started();
   c.set_root(target.root());
   c.set_size_bytes(target.size_bytes());
@@ -421,7 +422,7 @@ absl::StatusOr<CommitInfo> PfsImpl::Revert(const std::string& repo, const std::s
   batch.Put(CommitKey(repo, c.id()), c.SerializeAsString());
   batch.Put(BranchKey(repo, branch), b->SerializeAsString());
   RETURN_IF_ERROR(WriteLogged({CommitEvent(c), BranchEvent(*b)}, &batch));
-  TUSK_LOG(INFO) << "reverted " << repo << "@" << branch << " to " << target.id();
+  LOG(INFO) << "reverted " << repo << "@" << branch << " to " << target.id();
   return c;
 }
 
@@ -482,7 +483,7 @@ absl::StatusOr<std::vector<BranchInfo>> PfsImpl::DeleteCommit(const std::string&
   RETURN_IF_ERROR(kv_->DeletePrefix(SubvenancePrefix(repo, c.id()), &batch));
   for (const auto& b : moved) batch.Put(BranchKey(repo, b.name()), b.SerializeAsString());
   RETURN_IF_ERROR(WriteLogged(std::move(events), &batch));
-  TUSK_LOG(INFO) << "deleted commit " << repo << "@" << c.id();
+  LOG(INFO) << "deleted commit " << repo << "@" << c.id();
   return moved;
 }
 

@@ -38,9 +38,8 @@ absl::Status PfsImpl::WriteLogged(std::vector<storage::v1::MetaEvent> events, Kv
     // index: void its number, so that a rebuild does not make it.
     absl::Status voided = store_->Put(VoidKey(seq, seq), "");
     if (!voided.ok()) {
-      TUSK_LOG(WARNING) << "log " << seq
-                        << " was written but not applied, and recording that failed (" << voided
-                        << "); the next start voids it";
+      LOG(WARNING) << "log " << seq << " was written but not applied, and recording that failed ("
+                   << voided << "); the next start voids it";
     }
   }
   return written;

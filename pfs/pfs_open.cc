@@ -102,15 +102,15 @@ PfsImpl::~PfsImpl() {
   if (blobs_ && kv_ && options_.log_mode == LogMode::kShipped) {
     auto shipped = ShipLogs();
     if (!shipped.ok())
-      TUSK_LOG(WARNING) << "shipping the metadata log at shutdown: " << shipped.status();
+      LOG(WARNING) << "shipping the metadata log at shutdown: " << shipped.status();
   }
   if (blobs_) {
     auto packed = blobs_->PackPending();
-    if (!packed.ok()) TUSK_LOG(WARNING) << "packing at shutdown: " << packed.status();
+    if (!packed.ok()) LOG(WARNING) << "packing at shutdown: " << packed.status();
   }
   if (kv_) {
     absl::Status s = kv_->Flush();
-    if (!s.ok()) TUSK_LOG(WARNING) << "flushing the index at shutdown: " << s;
+    if (!s.ok()) LOG(WARNING) << "flushing the index at shutdown: " << s;
   }
 }
 
@@ -128,8 +128,8 @@ absl::Status PfsImpl::Recover() {
   for (const auto& [repo, id] : open) {
     ASSIGN_OR_RETURN(auto c, GetCommit(repo, id));
     if (c && (c->automatic() || c->origin() == v1::AUTO)) {
-      TUSK_LOG(INFO) << "dropping automatic commit " << repo << "@" << id
-                     << " left open by an interrupted upload";
+      LOG(INFO) << "dropping automatic commit " << repo << "@" << id
+                << " left open by an interrupted upload";
       RETURN_IF_ERROR(DropOpenCommit(repo, id));
     }
   }
@@ -149,7 +149,7 @@ void PfsImpl::PackerLoop() {
       if (msg == last && absl::Now() - at < absl::Minutes(1)) return;
       last = msg;
       at = absl::Now();
-      TUSK_LOG(WARNING) << what << ": " << s << " (retrying every tick; said again after a minute)";
+      LOG(WARNING) << what << ": " << s << " (retrying every tick; said again after a minute)";
     }
   } ship_warning, pack_warning;
   while (true) {
@@ -178,8 +178,8 @@ void PfsImpl::DropOrRetry(const std::string& repo, const std::string& id) {
   if (s.ok()) return;
   // A commit left open would hold its branch (writers wait for an automatic
   // commit) until a restart: try again in the background until it goes.
-  TUSK_LOG(WARNING) << "dropping automatic commit " << repo << "@" << id << ": " << s
-                    << "; retrying in the background";
+  LOG(WARNING) << "dropping automatic commit " << repo << "@" << id << ": " << s
+               << "; retrying in the background";
   absl::MutexLock lock(&packer_mu_);
   pending_drops_.emplace_back(repo, id);
 }
@@ -193,8 +193,8 @@ void PfsImpl::RetryDrops() {
   for (const auto& [repo, id] : drops) {
     absl::Status s = DropOpenCommit(repo, id);
     if (s.ok()) {
-      TUSK_LOG(INFO) << "dropped automatic commit " << repo << "@" << id
-                     << " (after an earlier failure)";
+      LOG(INFO) << "dropped automatic commit " << repo << "@" << id
+                << " (after an earlier failure)";
       continue;
     }
     absl::MutexLock lock(&packer_mu_);
@@ -207,7 +207,7 @@ KeySpace PfsImpl::Space(absl::string_view prefix) {
   for (auto space : kComponentSpaces)
     known = known || std::string_view(prefix.data(), prefix.size()) == space;
   if (!known) {
-    TUSK_LOG(ERROR) << "Pfs::Space: " << prefix << " is not a component key space (keys.h)";
+    LOG(ERROR) << "Pfs::Space: " << prefix << " is not a component key space (keys.h)";
     std::abort();
   }
   return KeySpace(kv_.get(), this, std::string(prefix));

@@ -4,6 +4,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "common/log.h"
+#include "common/proto_util.h"
 #include "common/status.h"
 #include "google/protobuf/util/time_util.h"
 #include "pfs/keys.h"
@@ -93,7 +94,7 @@ absl::StatusOr<RepoInfo> PfsImpl::CreateRepo(const std::string& name,
   RepoInfo info;
   info.set_name(name);
   info.set_description(description);
-  *info.mutable_created() = Now();
+  *info.mutable_created() = NowTimestamp();
   BranchInfo master;
   master.set_repo(name);
   master.set_name(kDefaultBranch);
@@ -102,7 +103,7 @@ absl::StatusOr<RepoInfo> PfsImpl::CreateRepo(const std::string& name,
   batch.Put(RepoKey(name), info.SerializeAsString());
   batch.Put(BranchKey(name, kDefaultBranch), master.SerializeAsString());
   RETURN_IF_ERROR(WriteLogged({RepoEvent(info), BranchEvent(master)}, &batch));
-  TUSK_LOG(INFO) << "created repo " << name;
+  LOG(INFO) << "created repo " << name;
   info.add_branches(kDefaultBranch);
   return info;
 }
@@ -166,7 +167,7 @@ absl::Status PfsImpl::DeleteRepo(const std::string& name, bool force) {
   RETURN_IF_ERROR(kv_->DeletePrefix(BranchPrefix(name), &batch));
   RETURN_IF_ERROR(kv_->DeletePrefix(CommitPrefix(name), &batch));
   RETURN_IF_ERROR(WriteLogged({gone}, &batch));
-  TUSK_LOG(INFO) << "deleted repo " << name;
+  LOG(INFO) << "deleted repo " << name;
   return absl::OkStatus();
 }
 
@@ -196,7 +197,7 @@ absl::StatusOr<RepoInfo> PfsImpl::UpdateRepo(const std::string& name,
     batch.Put(RepoKey(name), r->SerializeAsString());
     RETURN_IF_ERROR(WriteLogged({RepoEvent(*r)}, &batch));
   }
-  TUSK_LOG(INFO) << "updated repo " << name;
+  LOG(INFO) << "updated repo " << name;
   return InspectRepo(name);
 }
 
@@ -232,7 +233,7 @@ absl::StatusOr<BranchInfo> PfsImpl::CreateBranch(const std::string& repo, const 
   } else {
     info.set_repo(repo);
     info.set_name(branch);
-    *info.mutable_created() = Now();
+    *info.mutable_created() = NowTimestamp();
   }
   info.set_head(head);
   KvBatch batch;
@@ -282,7 +283,7 @@ absl::StatusOr<BranchInfo> PfsImpl::SetBranchProvenance(
   } else {
     info.set_repo(repo);
     info.set_name(branch);
-    *info.mutable_created() = Now();
+    *info.mutable_created() = NowTimestamp();
   }
   info.clear_provenance();
   for (const auto& p : provenance) *info.add_provenance() = p;

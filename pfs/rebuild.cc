@@ -98,80 +98,113 @@ class BatchWriter {
   KvBatch batch_;
 };
 
-}  // namespace
+// One rebuild, step by step.
+class Rebuilder {
+ public:
+  Rebuilder(ObjectStore* store, const std::string& data_dir,
+            const std::function<void(const std::string&)>& progress)
+      : store_(store), data_dir_(data_dir), progress_(progress) {}
 
-absl::StatusOr<RebuildStats> RebuildIndex(ObjectStore* store, const std::string& data_dir,
-                                          const std::function<void(const std::string&)>& progress) {
-  auto say = [&](const std::string& line) {
-    TUSK_LOG(INFO) << "rebuild-index: " << line;
-    if (progress) progress(line);
-  };
-  RebuildStats stats;
-  auto marker = store->Size(kStoreMarkerKey);
-  if (absl::IsNotFound(marker.status())) {
-    return absl::NotFoundError(absl::StrCat("object store ", store->Describe(),
-                                            " holds no tusk data (no ", kStoreMarkerKey, ")"));
-  }
-  RETURN_IF_ERROR(Annotate(marker.status(), "reading the object store"));
-  ASSIGN_OR_RETURN(std::string format, store->Get(kStoreMarkerKey));
-  if (format != kFormatVersion) {
-    return absl::FailedPreconditionError(absl::StrCat("object store ", store->Describe(),
-                                                      " has format ", format, ", this tuskd reads ",
-                                                      kFormatVersion));
-  }
-
-  // The latest checkpoint.
-  State state;
-  std::string checkpoint_key;
-  RETURN_IF_ERROR(store->List(kCheckpointPrefix, [&](const std::string& key, uint64_t) {
-    if (key > checkpoint_key) checkpoint_key = key;  // fixed-width hex: order is numeric
-  }));
-  if (!checkpoint_key.empty()) {
-    ASSIGN_OR_RETURN(std::string bytes, store->Get(checkpoint_key));
-    storage::v1::Checkpoint cp;
-    if (!cp.ParseFromString(bytes)) {
-      return absl::DataLossError(absl::StrCat("checkpoint ", checkpoint_key, " is corrupt"));
+  absl::StatusOr<RebuildStats> Run() {
+    RETURN_IF_ERROR(CheckStore());
+    RETURN_IF_ERROR(ReadCheckpoint());
+    RETURN_IF_ERROR(ReadVoids());
+    const std::string tmp_dir = data_dir_ + "/index.rebuild";
+    RETURN_IF_ERROR(RemoveAll(tmp_dir));
+    {
+      ASSIGN_OR_RETURN(auto kv, Kv::Open(tmp_dir));
+      BatchWriter out(kv.get());
+      RETURN_IF_ERROR(ReadPacks(&out));
+      RETURN_IF_ERROR(WriteRecords(&out));
+      RETURN_IF_ERROR(out.Flush());
+      RETURN_IF_ERROR(kv->Flush());
     }
-    stats.checkpoint_seq = cp.seq();
-    for (const auto& r : cp.repos()) state.repos[r.name()] = r;
-    for (const auto& b : cp.branches()) state.branches[{b.repo(), b.name()}] = b;
-    for (const auto& c : cp.commits()) state.commits[{c.repo(), c.id()}] = c;
-    for (const auto& r : cp.records()) state.records[r.key()] = r.value();
-    say(absl::StrCat("checkpoint ", checkpoint_key, " at seq ", cp.seq(), ": ", cp.repos_size(),
-                     " repos, ", cp.commits_size(), " commits"));
+    RETURN_IF_ERROR(SwapIn(tmp_dir));
+    Summary();
+    return stats_;
   }
 
-  // Numbers that never reached an index (see VoidKey).
-  std::vector<std::pair<uint64_t, uint64_t>> voids;
-  absl::Status void_parse;
-  RETURN_IF_ERROR(store->List(kVoidPrefix, [&](const std::string& key, uint64_t) {
-    uint64_t first = 0, last = 0;
-    if (!ParseVoidKey(key, &first, &last)) {
-      void_parse = absl::DataLossError(absl::StrCat("malformed void range ", key));
-      return;
-    }
-    voids.emplace_back(first, last);
-  }));
-  RETURN_IF_ERROR(void_parse);
-  auto is_void = [&](uint64_t seq) {
-    for (const auto& [first, last] : voids) {
+ private:
+  void say(const std::string& line) {
+    LOG(INFO) << "rebuild-index: " << line;
+    if (progress_) progress_(line);
+  }
+  bool IsVoid(uint64_t seq) const {
+    for (const auto& [first, last] : voids_) {
       if (seq >= first && seq <= last) return true;
     }
     return false;
-  };
+  }
 
-  // Every pack's footer, read in parallel.
-  std::vector<std::pair<std::string, uint64_t>> packs;
-  RETURN_IF_ERROR(store->List(kPackPrefix, [&](const std::string& key, uint64_t size) {
-    if (!PackIdFromKey(key).empty()) packs.emplace_back(key, size);
-  }));
-  say(absl::StrCat(packs.size(), " packs to read"));
+  absl::Status CheckStore() {
+    ObjectStore* store = store_;
+    auto marker = store->Size(kStoreMarkerKey);
+    if (absl::IsNotFound(marker.status())) {
+      return absl::NotFoundError(absl::StrCat("object store ", store->Describe(),
+                                              " holds no tusk data (no ", kStoreMarkerKey, ")"));
+    }
+    RETURN_IF_ERROR(Annotate(marker.status(), "reading the object store"));
+    ASSIGN_OR_RETURN(std::string format, store->Get(kStoreMarkerKey));
+    if (format != kFormatVersion) {
+      return absl::FailedPreconditionError(absl::StrCat("object store ", store->Describe(),
+                                                        " has format ", format,
+                                                        ", this tuskd reads ", kFormatVersion));
+    }
+    return absl::OkStatus();
+  }
 
-  const std::string tmp_dir = data_dir + "/index.rebuild";
-  RETURN_IF_ERROR(RemoveAll(tmp_dir));
-  {
-    ASSIGN_OR_RETURN(auto kv, Kv::Open(tmp_dir));
-    BatchWriter out(kv.get());
+  // The latest checkpoint.
+  absl::Status ReadCheckpoint() {
+    ObjectStore* store = store_;
+    State& state = state_;
+    RebuildStats& stats = stats_;
+    std::string checkpoint_key;
+    RETURN_IF_ERROR(store->List(kCheckpointPrefix, [&](const std::string& key, uint64_t) {
+      if (key > checkpoint_key) checkpoint_key = key;  // fixed-width hex: order is numeric
+    }));
+    if (!checkpoint_key.empty()) {
+      ASSIGN_OR_RETURN(std::string bytes, store->Get(checkpoint_key));
+      storage::v1::Checkpoint cp;
+      if (!cp.ParseFromString(bytes)) {
+        return absl::DataLossError(absl::StrCat("checkpoint ", checkpoint_key, " is corrupt"));
+      }
+      stats.checkpoint_seq = cp.seq();
+      for (const auto& r : cp.repos()) state.repos[r.name()] = r;
+      for (const auto& b : cp.branches()) state.branches[{b.repo(), b.name()}] = b;
+      for (const auto& c : cp.commits()) state.commits[{c.repo(), c.id()}] = c;
+      for (const auto& r : cp.records()) state.records[r.key()] = r.value();
+      say(absl::StrCat("checkpoint ", checkpoint_key, " at seq ", cp.seq(), ": ", cp.repos_size(),
+                       " repos, ", cp.commits_size(), " commits"));
+    }
+
+    return absl::OkStatus();
+  }
+
+  // Numbers that never reached an index (see VoidKey).
+  absl::Status ReadVoids() {
+    absl::Status void_parse;
+    RETURN_IF_ERROR(store_->List(kVoidPrefix, [&](const std::string& key, uint64_t) {
+      uint64_t first = 0, last = 0;
+      if (!ParseVoidKey(key, &first, &last)) {
+        void_parse = absl::DataLossError(absl::StrCat("malformed void range ", key));
+        return;
+      }
+      voids_.emplace_back(first, last);
+    }));
+    return void_parse;
+  }
+
+  // Every pack's footer, read in parallel: the blob index, and the logs
+  // after the checkpoint applied in order.
+  absl::Status ReadPacks(BatchWriter* out_writer) {
+    ObjectStore* store = store_;
+    RebuildStats& stats = stats_;
+    BatchWriter& out = *out_writer;
+    std::vector<std::pair<std::string, uint64_t>> packs;
+    RETURN_IF_ERROR(store->List(kPackPrefix, [&](const std::string& key, uint64_t size) {
+      if (!PackIdFromKey(key).empty()) packs.emplace_back(key, size);
+    }));
+    say(absl::StrCat(packs.size(), " packs to read"));
     std::vector<MetaLog> logs;
     ThreadPool readers(8);
     const size_t kWindow = 64;
@@ -220,7 +253,7 @@ absl::StatusOr<RebuildStats> RebuildIndex(ObjectStore* store, const std::string&
       for (const auto& log : footer->logs()) {
         stats.logs++;
         stats.last_seq = std::max(stats.last_seq, log.seq());
-        if (is_void(log.seq())) {
+        if (IsVoid(log.seq())) {
           stats.void_logs++;
         } else if (log.seq() > stats.checkpoint_seq) {
           logs.push_back(log);
@@ -236,10 +269,17 @@ absl::StatusOr<RebuildStats> RebuildIndex(ObjectStore* store, const std::string&
     std::sort(logs.begin(), logs.end(),
               [](const MetaLog& a, const MetaLog& b) { return a.seq() < b.seq(); });
     for (const auto& log : logs) {
-      for (const auto& e : log.events()) state.Apply(e);
+      for (const auto& e : log.events()) state_.Apply(e);
     }
 
-    // The index records.
+    return absl::OkStatus();
+  }
+
+  // The records of repos, branches, commits and components.
+  absl::Status WriteRecords(BatchWriter* out_writer) {
+    BatchWriter& out = *out_writer;
+    State& state = state_;
+    RebuildStats& stats = stats_;
     for (const auto& [name, r] : state.repos) {
       RETURN_IF_ERROR(out.Put(RepoKey(name), r.SerializeAsString()));
     }
@@ -271,42 +311,61 @@ absl::StatusOr<RebuildStats> RebuildIndex(ObjectStore* store, const std::string&
     // this one would ignore the change that reused it. All of them applied
     // (or void).
     uint64_t top_seq = std::max(stats.last_seq, stats.checkpoint_seq);
-    for (const auto& [first, last] : voids) top_seq = std::max(top_seq, last);
+    for (const auto& [first, last] : voids_) top_seq = std::max(top_seq, last);
     std::string top = absl::StrCat(top_seq);
     RETURN_IF_ERROR(out.Put(kSeqKey, top));
     RETURN_IF_ERROR(out.Put(kAppliedSeqKey, top));
-    RETURN_IF_ERROR(out.Flush());
-    RETURN_IF_ERROR(kv->Flush());
+    return absl::OkStatus();
   }
 
-  // Swap the new index in.
-  const std::string index_dir = data_dir + "/index";
-  struct stat st;
-  if (::stat(index_dir.c_str(), &st) == 0) {
-    std::string old = absl::StrCat(index_dir, ".old-", absl::ToUnixSeconds(absl::Now()));
-    if (::rename(index_dir.c_str(), old.c_str()) != 0) {
-      return absl::InternalError(
-          absl::StrCat("cannot move the old index ", index_dir, " to ", old));
+  // Swaps the new index in, keeping an old one aside.
+  absl::Status SwapIn(const std::string& tmp_dir) {
+    const std::string index_dir = data_dir_ + "/index";
+    struct stat st;
+    if (::stat(index_dir.c_str(), &st) == 0) {
+      std::string old = absl::StrCat(index_dir, ".old-", absl::ToUnixSeconds(absl::Now()));
+      if (::rename(index_dir.c_str(), old.c_str()) != 0) {
+        return absl::InternalError(
+            absl::StrCat("cannot move the old index ", index_dir, " to ", old));
+      }
+      say(absl::StrCat("the previous index is kept as ", old));
     }
-    say(absl::StrCat("the previous index is kept as ", old));
+    if (::rename(tmp_dir.c_str(), index_dir.c_str()) != 0) {
+      return absl::InternalError(
+          absl::StrCat("cannot move the rebuilt index ", tmp_dir, " to ", index_dir));
+    }
+    return absl::OkStatus();
   }
-  if (::rename(tmp_dir.c_str(), index_dir.c_str()) != 0) {
-    return absl::InternalError(
-        absl::StrCat("cannot move the rebuilt index ", tmp_dir, " to ", index_dir));
+
+  void Summary() {
+    const RebuildStats& stats = stats_;
+    say(absl::StrCat(
+        "rebuilt: ", stats.repos, " repos, ", stats.branches, " branches, ", stats.commits,
+        " commits, ", stats.blobs, " blobs in ", stats.packs, " packs, ", stats.logs,
+        " logs (last seq ", stats.last_seq, "; ", stats.void_logs, " never applied, ignored)",
+        stats.damaged_packs > 0
+            ? absl::StrCat("; ", stats.damaged_packs, " damaged packs skipped: run tusk fsck")
+            : "",
+        stats.recovered_packs > 0
+            ? absl::StrCat("; ", stats.recovered_packs,
+                           " packs with a damaged footer: ", stats.recovered_blobs,
+                           " blobs recovered from their content, run tusk fsck")
+            : ""));
   }
-  say(absl::StrCat(
-      "rebuilt: ", stats.repos, " repos, ", stats.branches, " branches, ", stats.commits,
-      " commits, ", stats.blobs, " blobs in ", stats.packs, " packs, ", stats.logs,
-      " logs (last seq ", stats.last_seq, "; ", stats.void_logs, " never applied, ignored)",
-      stats.damaged_packs > 0
-          ? absl::StrCat("; ", stats.damaged_packs, " damaged packs skipped: run tusk fsck")
-          : "",
-      stats.recovered_packs > 0
-          ? absl::StrCat("; ", stats.recovered_packs,
-                         " packs with a damaged footer: ", stats.recovered_blobs,
-                         " blobs recovered from their content, run tusk fsck")
-          : ""));
-  return stats;
+
+  ObjectStore* const store_;
+  const std::string data_dir_;
+  const std::function<void(const std::string&)>& progress_;
+  RebuildStats stats_;
+  State state_;
+  std::vector<std::pair<uint64_t, uint64_t>> voids_;
+};
+
+}  // namespace
+
+absl::StatusOr<RebuildStats> RebuildIndex(ObjectStore* store, const std::string& data_dir,
+                                          const std::function<void(const std::string&)>& progress) {
+  return Rebuilder(store, data_dir, progress).Run();
 }
 
 }  // namespace tusk::pfs

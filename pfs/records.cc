@@ -28,10 +28,6 @@ absl::StatusOr<std::vector<std::pair<std::string, std::string>>> ScanCommitPairs
 // Deletes every key starting with `prefix`, one by one. RocksDB range
 // tombstones would be cheaper to write but make every later read in the
 // memtable slower (RocksDB 7.x rebuilds them per read), and commits are frequent.
-google::protobuf::Timestamp Now() {
-  return TimeUtil::NanosecondsToTimestamp(absl::GetCurrentTimeNanos());
-}
-
 absl::StatusOr<Hash> RootHash(const CommitInfo& c) {
   if (c.root().empty()) return Hash{};
   auto h = Hash::FromHex(c.root());

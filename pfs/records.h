@@ -10,6 +10,7 @@
 #include "absl/status/statusor.h"
 #include "absl/strings/str_cat.h"
 #include "common/hash.h"
+#include "common/proto_util.h"
 #include "pfs/kv.h"
 #include "proto/pfs.pb.h"
 #include "proto/storage.pb.h"
@@ -19,8 +20,6 @@ namespace tusk::pfs {
 // (repo, id) pairs from keys "<prefix><repo>\0<id>".
 absl::StatusOr<std::vector<std::pair<std::string, std::string>>> ScanCommitPairs(
     Kv* kv, const std::string& prefix);
-// Now, as a protobuf timestamp.
-google::protobuf::Timestamp Now();
 // A commit's root tree hash (zero for an empty tree).
 absl::StatusOr<Hash> RootHash(const v1::CommitInfo& c);
 
@@ -31,11 +30,7 @@ storage::v1::MetaEvent CommitEvent(const v1::CommitInfo& c);
 
 template <typename T>
 absl::StatusOr<T> Parse(const std::string& bytes, absl::string_view what) {
-  T msg;
-  if (!msg.ParseFromString(bytes)) {
-    return absl::DataLossError(absl::StrCat("index record of ", what, " is corrupt"));
-  }
-  return msg;
+  return ParseProto<T>(bytes, absl::StrCat("index record of ", what));
 }
 
 }  // namespace tusk::pfs

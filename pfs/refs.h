@@ -24,6 +24,10 @@ namespace tusk::pfs {
 
 inline constexpr char kDefaultBranch[] = "master";
 
+// Metadata keys under this prefix are carried from a commit to its children
+// (ingest keeps its Kafka offsets there).
+inline constexpr char kCarriedMetadataPrefix[] = "state/";
+
 // Metadata key of an open commit that belongs to one resumable upload (a
 // `tusk put file` with several streams, or one that was interrupted): its
 // value names the upload. Writes to its branch wait for it to end instead of

@@ -29,7 +29,7 @@ absl::StatusOr<uint64_t> PfsImpl::ApplyRetention(absl::Time now) {
       absl::MutexLock lock(&meta_mu_);
       auto n = SquashBranch(r, b, now);
       if (!n.ok()) {
-        TUSK_LOG(WARNING) << "retention of " << r.name() << "@" << b.name() << ": " << n.status();
+        LOG(WARNING) << "retention of " << r.name() << "@" << b.name() << ": " << n.status();
         continue;
       }
       squashed += *n;
@@ -89,8 +89,8 @@ absl::StatusOr<uint64_t> PfsImpl::SquashBranch(const RepoInfo& repo_info,
         }));
   }
   if (!blocker.empty()) {
-    TUSK_LOG(INFO) << "retention of " << repo << "@" << b->name() << ": " << drop.size()
-                   << " old commits are still needed by branch " << blocker << "; kept";
+    LOG(INFO) << "retention of " << repo << "@" << b->name() << ": " << drop.size()
+              << " old commits are still needed by branch " << blocker << "; kept";
     return 0;
   }
 
@@ -151,8 +151,8 @@ absl::StatusOr<uint64_t> PfsImpl::SquashBranch(const RepoInfo& repo_info,
     batch.Put(CommitKey(key.first, key.second), s.SerializeAsString());
   }
   RETURN_IF_ERROR(WriteLogged(std::move(events), &batch));
-  TUSK_LOG(INFO) << "retention of " << repo << "@" << b->name() << ": squashed " << drop.size()
-                 << " commits into " << child.id();
+  LOG(INFO) << "retention of " << repo << "@" << b->name() << ": squashed " << drop.size()
+            << " commits into " << child.id();
   return drop.size();
 }
 

@@ -175,8 +175,8 @@ class S3ObjectStore : public ObjectStore {
       return c->AbortMultipartUpload(options_.bucket, full, upload_id);
     });
     if (!aborted.ok()) {
-      TUSK_LOG(WARNING) << "could not abort the multipart upload of " << Describe() << full << ": "
-                        << aborted;
+      LOG(WARNING) << "could not abort the multipart upload of " << Describe() << full << ": "
+                   << aborted;
     }
     return failure;
   }

@@ -42,6 +42,9 @@ using storage::v1::TreeNode;
 
 inline constexpr int kInlineChunks = 16;
 
+// A hash from a node's raw bytes; DataLoss naming `what` if malformed.
+absl::StatusOr<Hash> HashOf(const std::string& raw, absl::string_view what);
+
 // Whether `name` ends a node at `level`. Part of the storage format.
 bool IsBoundary(int level, absl::string_view name);
 

@@ -1,15 +1,26 @@
 // tusk-runner: runs a pipeline's datums for tuskd (see runner/runner.h).
 
+#include <gflags/gflags.h>
 #include <signal.h>
+#include <unistd.h>
 
 #include <atomic>
 #include <iostream>
 #include <thread>
 
 #include "absl/strings/str_cat.h"
-#include "common/args.h"
+#include "common/daemon.h"
+#include "common/flag_values.h"
 #include "common/log.h"
 #include "runner/runner.h"
+
+DEFINE_string(tuskd, "", "tuskd's gRPC address, HOST:PORT (required)");
+DEFINE_string(pipeline, "", "the pipeline to work for (required)");
+DEFINE_string(name, "", "this runner's name, unique per process (default PIPELINE-<pid>)");
+DEFINE_string(work_dir, "", "scratch space for datums (default /tmp/tusk-runner-NAME)");
+DEFINE_string(hide, "", "a directory the command must not see (repeatable)");
+DEFINE_string(sandbox, "auto", "auto, bwrap or none");
+DEFINE_string(max_log, "64KiB", "log bytes kept per datum attempt");
 
 namespace {
 
@@ -45,35 +56,25 @@ not an error), 2 bad usage, 3 the pipeline does not exist.
 }  // namespace
 
 int main(int argc, char** argv) {
-  tusk::FlagSpec spec;
-  spec.value_flags = {"--tuskd", "--pipeline", "--name",    "--work-dir",
-                      "--hide",  "--sandbox",  "--max-log", "--log-level"};
-  tusk::Args args;
-  if (auto done = tusk::ParseMainArgs(argc, argv, spec, "tusk-runner", kUsage, false, &args)) {
+  if (auto done = tusk::InitDaemon(argc, argv, {"tusk-runner", kUsage, false, {"hide"}})) {
     return *done;
   }
   tusk::runner::RunnerOptions opts;
-  opts.address = args.Get("--tuskd");
-  opts.pipeline = args.Get("--pipeline");
+  opts.address = FLAGS_tuskd;
+  opts.pipeline = FLAGS_pipeline;
   if (opts.address.empty()) return tusk::UsageError("tusk-runner", "--tuskd is required");
   if (opts.pipeline.empty()) return tusk::UsageError("tusk-runner", "--pipeline is required");
-  opts.name = args.Get("--name", absl::StrCat(opts.pipeline, "-", getpid()));
-  opts.work_dir = args.Get("--work-dir", "/tmp/tusk-runner-" + opts.name);
-  if (args.values.count("--hide")) opts.hide = args.values.at("--hide");
-  opts.sandbox = args.Get("--sandbox", "auto");
-  if (opts.sandbox != "auto" && opts.sandbox != "bwrap" && opts.sandbox != "none") {
-    return tusk::UsageError("tusk-runner", "--sandbox must be auto, bwrap or none");
-  }
-  if (args.Has("--max-log")) {
-    auto n = tusk::ParseBytes("--max-log", args.Get("--max-log"));
-    if (!n.ok()) return tusk::UsageError("tusk-runner", std::string(n.status().message()));
-    opts.max_log_bytes = *n;
-  }
-  tusk::LogLevel level = tusk::LogLevel::kInfo;
-  if (args.Has("--log-level") && !tusk::ParseLogLevel(args.Get("--log-level"), &level)) {
-    return tusk::UsageError("tusk-runner", "--log-level must be debug, info, warning or error");
-  }
-  tusk::SetMinLogLevel(level);
+  opts.name = FLAGS_name.empty() ? absl::StrCat(opts.pipeline, "-", getpid()) : FLAGS_name;
+  opts.work_dir = FLAGS_work_dir.empty() ? "/tmp/tusk-runner-" + opts.name : FLAGS_work_dir;
+  opts.hide = tusk::RepeatedFlag("hide");
+  auto sandbox = tusk::ParseChoice("--sandbox", FLAGS_sandbox, {"auto", "bwrap", "none"});
+  if (!sandbox.ok())
+    return tusk::UsageError("tusk-runner", std::string(sandbox.status().message()));
+  opts.sandbox = *sandbox;
+  auto max_log = tusk::ParseBytes("--max-log", FLAGS_max_log);
+  if (!max_log.ok())
+    return tusk::UsageError("tusk-runner", std::string(max_log.status().message()));
+  opts.max_log_bytes = *max_log;
   sigset_t signals = tusk::BlockStopSignals();
   std::atomic<bool> stop{false};
   std::thread waiter([&] {
@@ -85,14 +86,14 @@ int main(int argc, char** argv) {
 
   auto runner = tusk::runner::Runner::Open(opts);
   if (!runner.ok()) {
-    TUSK_LOG(ERROR) << "runner " << opts.name << ": " << runner.status();
+    LOG(ERROR) << "runner " << opts.name << ": " << runner.status();
     return 1;
   }
-  TUSK_LOG(INFO) << "runner " << opts.name << " working for pipeline " << opts.pipeline << " at "
-                 << opts.address;
+  LOG(INFO) << "runner " << opts.name << " working for pipeline " << opts.pipeline << " at "
+            << opts.address;
   absl::Status st = (*runner)->Run(&stop);
   if (!st.ok()) {
-    TUSK_LOG(ERROR) << "runner " << opts.name << ": " << st;
+    LOG(ERROR) << "runner " << opts.name << ": " << st;
     return st.code() == absl::StatusCode::kNotFound ? 3 : 1;
   }
   return 0;

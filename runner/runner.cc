@@ -40,22 +40,11 @@ absl::Status Errno(const std::string& what) {
   return absl::InternalError(absl::StrCat(what, ": ", std::strerror(errno)));
 }
 
+// Removes a datum's directory tree; what cannot be removed is logged (the
+// next runner in this work directory tries again).
 void RemoveTree(const std::string& path) {
-  struct stat st;
-  if (::lstat(path.c_str(), &st) != 0) return;
-  if (S_ISDIR(st.st_mode)) {
-    if (DIR* d = ::opendir(path.c_str())) {
-      while (dirent* e = ::readdir(d)) {
-        std::string n = e->d_name;
-        if (n != "." && n != "..") RemoveTree(path + "/" + n);
-      }
-      ::closedir(d);
-    }
-    ::chmod(path.c_str(), 0700);
-    ::rmdir(path.c_str());
-  } else {
-    ::unlink(path.c_str());
-  }
+  absl::Status s = RemoveAll(path);
+  if (!s.ok()) LOG(WARNING) << s;
 }
 
 // Processes whose command line names something under `dir`, or whose
@@ -253,14 +242,14 @@ absl::StatusOr<std::unique_ptr<Runner>> Runner::Open(const RunnerOptions& option
         return absl::FailedPreconditionError(
             "bubblewrap (bwrap) is not installed or cannot create a sandbox here");
       }
-      TUSK_LOG(WARNING) << "bubblewrap is not available: commands run without a sandbox, with /pfs "
-                           "rewritten to the scratch directory";
+      LOG(WARNING) << "bubblewrap is not available: commands run without a sandbox, with /pfs "
+                      "rewritten to the scratch directory";
     }
   }
   int reaped = r->ReapEarlierAttempts();
   if (reaped > 0) {
-    TUSK_LOG(WARNING) << "killed " << reaped << " processes left running by an earlier runner in "
-                      << r->options_.work_dir;
+    LOG(WARNING) << "killed " << reaped << " processes left running by an earlier runner in "
+                 << r->options_.work_dir;
   }
   auto channel = NewChannel(options.address);
   r->api_ = pfs::v1::API::NewStub(channel);
@@ -283,7 +272,7 @@ absl::Status Runner::Run(const std::atomic<bool>* stop) {
     if (!s.ok()) {
       absl::Status st = FromGrpcStatus(s);
       if (st.code() == absl::StatusCode::kNotFound) return st;
-      TUSK_LOG(WARNING) << "lease from " << options_.address << ": " << st << "; retrying";
+      LOG(WARNING) << "lease from " << options_.address << ": " << st << "; retrying";
       absl::SleepFor(backoff);
       backoff = std::min(backoff * 2, absl::Seconds(5));
       continue;
@@ -291,7 +280,7 @@ absl::Status Runner::Run(const std::atomic<bool>* stop) {
     backoff = absl::Milliseconds(100);
     if (resp.lease().empty()) continue;
     absl::Status st = RunDatum(resp);
-    if (!st.ok()) TUSK_LOG(WARNING) << "datum " << resp.datum().id().substr(0, 12) << ": " << st;
+    if (!st.ok()) LOG(WARNING) << "datum " << resp.datum().id().substr(0, 12) << ": " << st;
   }
   return absl::OkStatus();
 }
@@ -410,14 +399,12 @@ absl::Status Runner::Materialize(const pps::v1::DatumInfo& datum, const std::str
   return absl::OkStatus();
 }
 
-absl::StatusOr<std::string> Runner::Execute(const pps::v1::LeaseResponse& lease,
-                                            const std::string& pfs_dir, std::string* log,
-                                            bool* truncated) {
+std::vector<std::string> Runner::CommandArgv(const pps::v1::LeaseResponse& lease,
+                                             const std::string& pfs_dir, std::string* workdir_out) {
   const auto& t = lease.transform();
-  if (t.cmd().empty()) return std::string("the transform has no cmd");
-  // argv
   std::vector<std::string> argv;
-  std::string workdir = t.working_dir().empty() ? "/pfs" : t.working_dir();
+  std::string& workdir = *workdir_out;
+  workdir = t.working_dir().empty() ? "/pfs" : t.working_dir();
   if (bwrap_) {
     argv = {"bwrap"};
     argv.insert(argv.end(), root_binds_.begin(), root_binds_.end());
@@ -440,6 +427,12 @@ absl::StatusOr<std::string> Runner::Execute(const pps::v1::LeaseResponse& lease,
     for (const auto& c : t.cmd()) argv.push_back(ToPfsDir(c, pfs_dir));
     workdir = ToPfsDir(workdir == "/pfs" ? "/pfs/" : workdir, pfs_dir);
   }
+  return argv;
+}
+
+std::vector<std::string> Runner::CommandEnv(const pps::v1::LeaseResponse& lease,
+                                            const std::string& pfs_dir) {
+  const auto& t = lease.transform();
   // Environment: PATH and locale from here, then the spec's, then ours.
   std::map<std::string, std::string> env;
   for (const char* keep : {"PATH", "LANG", "LC_ALL", "TZ"}) {
@@ -459,14 +452,13 @@ absl::StatusOr<std::string> Runner::Execute(const pps::v1::LeaseResponse& lease,
   std::vector<std::string> env_strings;
   for (const auto& [k, v] : env) env_strings.push_back(k + "=" + v);
 
-  // stdin from a file, so a large stdin cannot deadlock against the output pipe.
-  std::string stdin_path = pfs_dir + "/../stdin";
-  {
-    std::ofstream f(stdin_path, std::ios::binary | std::ios::trunc);
-    for (const auto& line : t.stdin()) f << (bwrap_ ? line : ToPfsDir(line, pfs_dir)) << "\n";
-  }
-  int pipefd[2];
-  if (::pipe2(pipefd, O_CLOEXEC) != 0) return Errno("pipe");
+  return env_strings;
+}
+
+absl::StatusOr<pid_t> Runner::Spawn(std::vector<std::string> argv,
+                                    std::vector<std::string> env_strings,
+                                    const std::string& stdin_path, const std::string& workdir,
+                                    int out_fd, std::string* error) {
   // posix_spawn (clone with CLONE_VM|CLONE_VFORK in glibc) rather than fork:
   // copying the page tables of a process with gRPC's threads and arenas cost
   // more than the rest of a small datum. The command gets its own session
@@ -477,8 +469,8 @@ absl::StatusOr<std::string> Runner::Execute(const pps::v1::LeaseResponse& lease,
   posix_spawn_file_actions_init(&actions);
   posix_spawnattr_init(&attr);
   posix_spawn_file_actions_addopen(&actions, 0, stdin_path.c_str(), O_RDONLY, 0);
-  posix_spawn_file_actions_adddup2(&actions, pipefd[1], 1);
-  posix_spawn_file_actions_adddup2(&actions, pipefd[1], 2);
+  posix_spawn_file_actions_adddup2(&actions, out_fd, 1);
+  posix_spawn_file_actions_adddup2(&actions, out_fd, 2);
   if (!bwrap_) posix_spawn_file_actions_addchdir_np(&actions, workdir.c_str());
   sigset_t none;
   sigemptyset(&none);
@@ -500,12 +492,14 @@ absl::StatusOr<std::string> Runner::Execute(const pps::v1::LeaseResponse& lease,
   posix_spawn_file_actions_destroy(&actions);
   posix_spawnattr_destroy(&attr);
   if (err != 0) {
-    ::close(pipefd[0]);
-    ::close(pipefd[1]);
-    *log = absl::StrCat("cannot run ", argv[0], ": ", std::strerror(err), "\n");
-    return absl::StrCat("cannot run ", argv[0], ": ", std::strerror(err));
+    *error = absl::StrCat("cannot run ", argv[0], ": ", std::strerror(err));
+    return pid_t{0};
   }
-  ::close(pipefd[1]);
+  return pid;
+}
+
+absl::StatusOr<std::string> Runner::Supervise(const pps::v1::LeaseResponse& lease, pid_t pid,
+                                              int in_fd, std::string* log, bool* truncated) {
   BoundedLog out(options_.max_log_bytes);
   absl::Time start = absl::Now();
   absl::Duration timeout = absl::InfiniteDuration();
@@ -518,10 +512,10 @@ absl::StatusOr<std::string> Runner::Execute(const pps::v1::LeaseResponse& lease,
   bool timed_out = false, lost = false;
   char buf[16384];
   while (true) {
-    pollfd p{pipefd[0], POLLIN, 0};
+    pollfd p{in_fd, POLLIN, 0};
     int n = ::poll(&p, 1, 100);
     if (n > 0) {
-      ssize_t r = ::read(pipefd[0], buf, sizeof(buf));
+      ssize_t r = ::read(in_fd, buf, sizeof(buf));
       if (r > 0) {
         out.Append(absl::string_view(buf, r));
         continue;
@@ -548,7 +542,7 @@ absl::StatusOr<std::string> Runner::Execute(const pps::v1::LeaseResponse& lease,
       }
     }
   }
-  ::close(pipefd[0]);
+  ::close(in_fd);
   int status = 0;
   while (::waitpid(pid, &status, 0) < 0 && errno == EINTR) {
   }
@@ -562,6 +556,34 @@ absl::StatusOr<std::string> Runner::Execute(const pps::v1::LeaseResponse& lease,
   if (WIFEXITED(status)) return absl::StrCat("command exited with status ", WEXITSTATUS(status));
   if (WIFSIGNALED(status)) return absl::StrCat("command killed by signal ", WTERMSIG(status));
   return std::string("command ended abnormally");
+}
+
+absl::StatusOr<std::string> Runner::Execute(const pps::v1::LeaseResponse& lease,
+                                            const std::string& pfs_dir, std::string* log,
+                                            bool* truncated) {
+  const auto& t = lease.transform();
+  if (t.cmd().empty()) return std::string("the transform has no cmd");
+  std::string workdir;
+  std::vector<std::string> argv = CommandArgv(lease, pfs_dir, &workdir);
+  std::vector<std::string> env = CommandEnv(lease, pfs_dir);
+  // stdin from a file, so a large stdin cannot deadlock against the output pipe.
+  std::string stdin_path = pfs_dir + "/../stdin";
+  {
+    std::ofstream f(stdin_path, std::ios::binary | std::ios::trunc);
+    for (const auto& line : t.stdin()) f << (bwrap_ ? line : ToPfsDir(line, pfs_dir)) << "\n";
+  }
+  int pipefd[2];
+  if (::pipe2(pipefd, O_CLOEXEC) != 0) return Errno("pipe");
+  std::string error;
+  auto pid = Spawn(std::move(argv), std::move(env), stdin_path, workdir, pipefd[1], &error);
+  ::close(pipefd[1]);
+  if (!pid.ok() || !error.empty()) {
+    ::close(pipefd[0]);
+    if (!pid.ok()) return pid.status();
+    *log = error + "\n";
+    return error;
+  }
+  return Supervise(lease, *pid, pipefd[0], log, truncated);
 }
 
 absl::Status Runner::SendResult(const pps::v1::LeaseResponse& lease, bool success,

@@ -25,6 +25,8 @@
 //
 // Lifecycle: Open, then Run until `stop` is set (SIGTERM). Single-threaded.
 
+#include <sys/types.h>
+
 #include <atomic>
 #include <memory>
 #include <string>
@@ -65,6 +67,19 @@ class Runner {
   absl::StatusOr<std::string> Execute(const pps::v1::LeaseResponse& lease,
                                       const std::string& pfs_dir, std::string* log,
                                       bool* truncated);
+  // Execute's parts: the command line (under bubblewrap or not) and its
+  // working directory; the environment; starting it with its output into
+  // `out_fd` (`*error` says why it could not start); watching it to its
+  // end (timeout, heartbeats, a lost lease).
+  std::vector<std::string> CommandArgv(const pps::v1::LeaseResponse& lease,
+                                       const std::string& pfs_dir, std::string* workdir);
+  std::vector<std::string> CommandEnv(const pps::v1::LeaseResponse& lease,
+                                      const std::string& pfs_dir);
+  absl::StatusOr<pid_t> Spawn(std::vector<std::string> argv, std::vector<std::string> env,
+                              const std::string& stdin_path, const std::string& workdir, int out_fd,
+                              std::string* error);
+  absl::StatusOr<std::string> Supervise(const pps::v1::LeaseResponse& lease, pid_t pid, int in_fd,
+                                        std::string* log, bool* truncated);
   absl::Status SendResult(const pps::v1::LeaseResponse& lease, bool success,
                           const std::string& error, const std::string& log, bool truncated,
                           const pps::v1::ProcessStats& stats, const std::string& out_dir);

@@ -6,7 +6,7 @@ set -euo pipefail
 PACKAGES=(
   build-essential cmake ninja-build pkg-config git
   libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler
-  librocksdb-dev libsnappy-dev libssl-dev libabsl-dev
+  librocksdb-dev libsnappy-dev libssl-dev libabsl-dev libgflags-dev libgoogle-glog-dev
   libgtest-dev libgmock-dev libbenchmark-dev
   librdkafka-dev kcat libarchive-dev libyaml-cpp-dev libcurl4-openssl-dev
   python3 procps bubblewrap clang-format

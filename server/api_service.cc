@@ -176,8 +176,8 @@ grpc::Status ApiService::PutFile(grpc::ServerContext* ctx,
   bool closed = false;
   auto fail = [&](const absl::Status& s) {
     // Destroying the upload discards everything it staged.
-    TUSK_LOG(INFO) << "put file" << (upload ? " into commit " + upload->commit_id() : "")
-                   << " failed: " << s;
+    LOG(INFO) << "put file" << (upload ? " into commit " + upload->commit_id() : "")
+              << " failed: " << s;
     upload.reset();
     return ToGrpcStatus(s);
   };
@@ -208,11 +208,10 @@ grpc::Status ApiService::PutFile(grpc::ServerContext* ctx,
       if (put_watchdog_ != nullptr && upload->automatic()) {
         watch = put_watchdog_->Start(ctx);
         watch->OnIdle([pfs = pfs_, repo = req.repo(), id = upload->commit_id()] {
-          TUSK_LOG(WARNING) << "put file stream into automatic commit " << repo << "@" << id
-                            << " went idle; dropping the commit";
+          LOG(WARNING) << "put file stream into automatic commit " << repo << "@" << id
+                       << " went idle; dropping the commit";
           absl::Status s = pfs->DropOpenCommit(repo, id);
-          if (!s.ok())
-            TUSK_LOG(WARNING) << "dropping idle commit " << repo << "@" << id << ": " << s;
+          if (!s.ok()) LOG(WARNING) << "dropping idle commit " << repo << "@" << id << ": " << s;
         });
       }
     }
@@ -340,7 +339,7 @@ grpc::Status ApiService::Gc(grpc::ServerContext*, const GcRequest* req, GcRespon
     }
     options.rewrite_below = req->rewrite_below();
   }
-  TUSK_LOG(INFO) << "gc started (grace " << absl::FormatDuration(options.grace) << ")";
+  LOG(INFO) << "gc started (grace " << absl::FormatDuration(options.grace) << ")";
   auto stats = pfs_->Gc(options);
   if (!stats.ok()) return ToGrpcStatus(stats.status());
   *out = *std::move(stats);
@@ -356,17 +355,17 @@ grpc::Status ApiService::Stats(grpc::ServerContext*, const StatsRequest*, StatsR
 
 grpc::Status ApiService::Fsck(grpc::ServerContext*, const FsckRequest*,
                               grpc::ServerWriter<FsckResponse>* writer) {
-  TUSK_LOG(INFO) << "fsck started";
+  LOG(INFO) << "fsck started";
   auto stats = pfs_->Fsck([&](const std::string& problem) {
-    TUSK_LOG(WARNING) << "fsck: " << problem;
+    LOG(WARNING) << "fsck: " << problem;
     FsckResponse r;
     r.set_problem(problem);
     writer->Write(r);  // A client that went away misses the rest; fsck still completes.
   });
   if (!stats.ok()) return ToGrpcStatus(stats.status());
   writer->Write(*stats);
-  TUSK_LOG(INFO) << "fsck done: " << stats->commits() << " commits, " << stats->problems()
-                 << " problems";
+  LOG(INFO) << "fsck done: " << stats->commits() << " commits, " << stats->problems()
+            << " problems";
   return grpc::Status::OK;
 }
 

@@ -57,12 +57,12 @@ void LocalRunners::Reconcile() {
                           : std::min(absl::Seconds(30),
                                      absl::Milliseconds(250) * (1 << std::min(s.failures, 7)));
       s.next_start = absl::Now() + backoff;
-      TUSK_LOG(WARNING) << "runner " << s.name << " ended ("
-                        << (WIFSIGNALED(status) ? absl::StrCat("signal ", WTERMSIG(status))
-                                                : absl::StrCat("exit ", WEXITSTATUS(status)))
-                        << "); restarting it"
-                        << (backoff > absl::ZeroDuration() ? " in " + absl::FormatDuration(backoff)
-                                                           : "");
+      LOG(WARNING) << "runner " << s.name << " ended ("
+                   << (WIFSIGNALED(status) ? absl::StrCat("signal ", WTERMSIG(status))
+                                           : absl::StrCat("exit ", WEXITSTATUS(status)))
+                   << "); restarting it"
+                   << (backoff > absl::ZeroDuration() ? " in " + absl::FormatDuration(backoff)
+                                                      : "");
     }
   }
   std::map<std::string, int> demand = dispatcher_->RunnerDemand();
@@ -76,7 +76,7 @@ void LocalRunners::Reconcile() {
         ::kill(s.pid, SIGKILL);
         ::waitpid(s.pid, nullptr, 0);
         dispatcher_->ReleaseRunner(s.name);
-        TUSK_LOG(INFO) << "stopped runner " << s.name;
+        LOG(INFO) << "stopped runner " << s.name;
       }
       it->second.pop_back();
     }
@@ -110,7 +110,7 @@ void LocalRunners::Spawn(const std::string& pipeline, int index, Slot* slot) {
   pid_t parent = ::getpid();
   pid_t pid = ::fork();
   if (pid < 0) {
-    TUSK_LOG(ERROR) << "cannot start runner " << slot->name << ": fork failed";
+    LOG(ERROR) << "cannot start runner " << slot->name << ": fork failed";
     slot->next_start = absl::Now() + absl::Seconds(1);
     return;
   }
@@ -128,7 +128,7 @@ void LocalRunners::Spawn(const std::string& pipeline, int index, Slot* slot) {
   }
   slot->pid = pid;
   slot->started = absl::Now();
-  TUSK_LOG(DEBUG) << "started runner " << slot->name << " (pid " << pid << ")";
+  VLOG(1) << "started runner " << slot->name << " (pid " << pid << ")";
 }
 
 }  // namespace tusk::server

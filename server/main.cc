@@ -1,30 +1,44 @@
-// tuskd: the tusk server. Serves the PFS API over gRPC from a data directory
-// (RocksDB index + local object store).
+// tuskd: the tusk server. Turns flags into TuskdOptions (server/tuskd.h),
+// runs the server until SIGINT or SIGTERM.
 
-#include <grpcpp/grpcpp.h>
+#include <gflags/gflags.h>
 #include <malloc.h>
 #include <signal.h>
+#include <unistd.h>
 
 #include <cstdio>
 #include <fstream>
-#include <iostream>
-#include <map>
 #include <string>
 #include <thread>
 
-#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
-#include "absl/synchronization/mutex.h"
-#include "absl/time/time.h"
-#include "common/args.h"
-#include "common/grpc_channel.h"
+#include "common/daemon.h"
+#include "common/flag_values.h"
 #include "common/log.h"
-#include "common/version.h"
-#include "pfs/pfs.h"
-#include "server/api_service.h"
-#include "server/local_runners.h"
-#include "server/pps_service.h"
-#include "server/source_service.h"
+#include "server/tuskd.h"
+
+DEFINE_string(data_dir, "", "where the index and the local object store live (required)");
+DEFINE_string(object_store, "", "s3://BUCKET/PREFIX or a local directory (default DIR/objects)");
+DEFINE_string(s3_endpoint, "", "S3-compatible server (path-style); default AWS");
+DEFINE_string(s3_region, "us-east-1", "region to sign S3 requests for");
+DEFINE_bool(s3_virtual_host, false, "with --s3-endpoint: BUCKET.host addressing");
+DEFINE_string(s3_credentials_file, "", "AWS shared credentials file");
+DEFINE_string(s3_parallelism, "8", "S3 requests in flight per upload (1 to 256)");
+DEFINE_string(s3_part_size, "8MiB", "S3 multipart part size (5MiB to 5GiB)");
+DEFINE_string(s3_retries, "5", "retries of a failed S3 request (0 to 100)");
+DEFINE_string(cache_dir, "", "local cache of objects read from S3 (default DIR/cache)");
+DEFINE_string(cache_size, "1GiB", "bound of that cache (0 disables it)");
+DEFINE_string(log_mode, "", "strict or shipped (default: strict with S3, else shipped)");
+DEFINE_bool(rebuild_index, false, "recreate the index from the object store first");
+DEFINE_string(gc_interval, "1h", "collect garbage this often (0: never)");
+DEFINE_string(gc_grace, "1h", "objects younger than this are never collected");
+DEFINE_string(put_idle_timeout, "1m", "abort a put file stream idle this long (0: never)");
+DEFINE_string(retention_interval, "1m", "apply repos' retention this often (0: never)");
+DEFINE_string(listen, "127.0.0.1:1650", "address to serve gRPC on (port 0 picks one)");
+DEFINE_string(port_file, "", "write the port bound to this file once serving");
+DEFINE_bool(local_runners, true, "start tusk-runner processes for pipelines on this machine");
+DEFINE_string(runner_binary, "", "the tusk-runner to start (default: next to tuskd)");
+DEFINE_string(sandbox, "auto", "for local runners: auto, bwrap or none");
 
 namespace {
 
@@ -93,8 +107,12 @@ Options:
   --sandbox MODE        for local runners: auto (bubblewrap if it works),
                         bwrap, or none
   --log-level LEVEL     debug, info (default), warning or error
+  --flagfile FILE       read flags from FILE (one --name=value per line)
+  --helpfull            every flag, glog's included; --helpon=tuskd: tuskd's
   --version             print the version and exit
   -h, --help            show this help
+
+Flags may be spelled with dashes or underscores (--data-dir, --data_dir).
 
 tuskd stops cleanly on SIGINT or SIGTERM. A crash at any moment loses no finished
 commit; open commits keep what was written into them.
@@ -102,284 +120,118 @@ commit; open commits keep what was written into them.
 Exit codes: 0 clean stop, 1 could not start (bad data directory, port in use), 2 bad usage.
 )";
 
-struct Options {
-  std::string data_dir;
-  std::string object_store;
-  tusk::pfs::S3StoreOptions s3;
-  std::string cache_dir;
-  uint64_t cache_size = 1ull << 30;
-  absl::Duration gc_interval = absl::Hours(1);
-  absl::Duration retention_interval = absl::Minutes(1);
-  absl::Duration put_idle_timeout = absl::Minutes(1);
-  tusk::pfs::GcOptions gc;
-  std::string listen = "127.0.0.1:1650";
-  std::string port_file;
-  bool local_runners = true;
-  std::string runner_binary;
-  std::string sandbox = "auto";
-  tusk::LogLevel log_level = tusk::LogLevel::kInfo;
-};
+int Usage(const std::string& error) { return tusk::UsageError("tuskd", error); }
+int Usage(const absl::Status& st) { return Usage(std::string(st.message())); }
 
-int Usage(const std::string &error) { return tusk::UsageError("tuskd", error); }
+// The runner binary next to this tuskd.
+std::string DefaultRunnerBinary(const char* argv0) {
+  char self[4096];
+  ssize_t n = readlink("/proc/self/exe", self, sizeof(self) - 1);
+  std::string exe = n > 0 ? std::string(self, n) : std::string(argv0);
+  return exe.substr(0, exe.rfind('/') + 1) + "tusk-runner";
+}
+
+// Flags into options; the exit code of bad usage, or nullopt.
+std::optional<int> ReadFlags(const char* argv0, tusk::server::TuskdOptions* o) {
+  o->data_dir = FLAGS_data_dir;
+  if (o->data_dir.empty()) return Usage("--data-dir is required");
+  o->listen = FLAGS_listen;
+  o->local_runners = FLAGS_local_runners;
+  auto sandbox = tusk::ParseChoice("--sandbox", FLAGS_sandbox, {"auto", "bwrap", "none"});
+  if (!sandbox.ok()) return Usage(sandbox.status());
+  o->sandbox = *sandbox;
+  o->runner_binary = FLAGS_runner_binary.empty() ? DefaultRunnerBinary(argv0) : FLAGS_runner_binary;
+  for (auto [flag, value, target] :
+       {std::tuple<const char*, const std::string&, absl::Duration*>{
+            "--gc-interval", FLAGS_gc_interval, &o->gc_interval},
+        {"--gc-grace", FLAGS_gc_grace, &o->gc.grace},
+        {"--retention-interval", FLAGS_retention_interval, &o->retention_interval},
+        {"--put-idle-timeout", FLAGS_put_idle_timeout, &o->put_idle_timeout}}) {
+    auto d = tusk::ParseFlagDuration(flag, value);
+    if (!d.ok()) return Usage(d.status());
+    *target = *d;
+  }
+  o->object_store = FLAGS_object_store;
+  bool s3 = o->object_store.rfind("s3://", 0) == 0;
+  for (const char* flag :
+       {"s3_endpoint", "s3_region", "s3_parallelism", "s3_part_size", "s3_retries",
+        "s3_virtual_host", "s3_credentials_file", "cache_dir", "cache_size"}) {
+    if (tusk::FlagWasSet(flag) && !s3) {
+      std::string name = absl::StrCat("--", flag);
+      for (char& c : name) c = c == '_' ? '-' : c;
+      return Usage(name + " needs --object-store s3://...");
+    }
+  }
+  if (s3) {
+    absl::Status st = tusk::pfs::ParseS3StoreUrl(o->object_store, &o->s3);
+    if (!st.ok()) return Usage(st);
+    o->s3.endpoint = FLAGS_s3_endpoint;
+    o->s3.region = FLAGS_s3_region;
+    o->s3.virtual_host = FLAGS_s3_virtual_host;
+    auto parallelism = tusk::ParseInt("--s3-parallelism", FLAGS_s3_parallelism, 1, 256);
+    if (!parallelism.ok()) return Usage(parallelism.status());
+    o->s3.parallelism = static_cast<int>(*parallelism);
+    auto retries = tusk::ParseInt("--s3-retries", FLAGS_s3_retries, 0, 100);
+    if (!retries.ok()) return Usage(retries.status());
+    o->s3.max_retries = static_cast<int>(*retries);
+    auto part = tusk::ParseBytes("--s3-part-size", FLAGS_s3_part_size);
+    if (!part.ok()) return Usage(part.status());
+    if (*part < (5u << 20) || *part > (5ull << 30))
+      return Usage("--s3-part-size must be 5MiB to 5GiB");
+    o->s3.part_size = *part;
+    if (!FLAGS_s3_credentials_file.empty()) {
+      setenv("AWS_SHARED_CREDENTIALS_FILE", FLAGS_s3_credentials_file.c_str(), 1);
+    }
+    o->cache_dir = FLAGS_cache_dir.empty() ? o->data_dir + "/cache" : FLAGS_cache_dir;
+    auto cache = tusk::ParseBytes("--cache-size", FLAGS_cache_size);
+    if (!cache.ok()) return Usage(cache.status());
+    o->cache_size = *cache;
+  }
+  if (!FLAGS_log_mode.empty()) {
+    auto mode = tusk::ParseChoice("--log-mode", FLAGS_log_mode, {"strict", "shipped"});
+    if (!mode.ok()) return Usage(mode.status());
+    o->log_mode = *mode == "strict" ? tusk::pfs::LogMode::kStrict : tusk::pfs::LogMode::kShipped;
+  }
+  o->rebuild_index = FLAGS_rebuild_index;
+  return std::nullopt;
+}
+
+void WritePortFile(const std::string& path, int port) {
+  std::string tmp = path + ".tmp";
+  {
+    std::ofstream f(tmp);
+    f << port << "\n";
+  }
+  std::rename(tmp.c_str(), path.c_str());
+}
 
 }  // namespace
 
-int main(int argc, char **argv) {
-  tusk::FlagSpec spec;
-  spec.value_flags = {"--data-dir",           "--listen",
-                      "--port-file",          "--log-level",
-                      "--runner-binary",      "--sandbox",
-                      "--object-store",       "--s3-endpoint",
-                      "--s3-region",          "--s3-parallelism",
-                      "--s3-part-size",       "--cache-dir",
-                      "--cache-size",         "--s3-credentials-file",
-                      "--gc-interval",        "--gc-grace",
-                      "--retention-interval", "--s3-retries",
-                      "--log-mode",           "--put-idle-timeout"};
-  spec.bool_flags = {"--local-runners", "--no-local-runners", "--s3-virtual-host",
-                     "--rebuild-index"};
-  tusk::Args parsed;
-  if (auto done = tusk::ParseMainArgs(argc, argv, spec, "tuskd", kUsage, false, &parsed))
-    return *done;
-  const tusk::Args *args = &parsed;
-  Options opts;
-  opts.data_dir = args->Get("--data-dir");
-  opts.listen = args->Get("--listen", opts.listen);
-  opts.port_file = args->Get("--port-file");
-  opts.local_runners = !args->Has("--no-local-runners");
-  opts.sandbox = args->Get("--sandbox", opts.sandbox);
-  if (opts.sandbox != "auto" && opts.sandbox != "bwrap" && opts.sandbox != "none") {
-    return Usage("--sandbox must be auto, bwrap or none");
-  }
-  opts.runner_binary = args->Get("--runner-binary");
-  if (opts.runner_binary.empty()) {
-    char self[4096];
-    ssize_t n = readlink("/proc/self/exe", self, sizeof(self) - 1);
-    std::string exe = n > 0 ? std::string(self, n) : std::string(argv[0]);
-    opts.runner_binary = exe.substr(0, exe.rfind('/') + 1) + "tusk-runner";
-  }
-  if (args->Has("--log-level") && !tusk::ParseLogLevel(args->Get("--log-level"), &opts.log_level)) {
-    return Usage("--log-level must be debug, info, warning or error, not '" +
-                 args->Get("--log-level") + "'");
-  }
-  if (opts.data_dir.empty()) return Usage("--data-dir is required");
-  for (auto [flag, target] :
-       {std::pair<const char *, absl::Duration *>{"--gc-interval", &opts.gc_interval},
-        {"--gc-grace", &opts.gc.grace},
-        {"--retention-interval", &opts.retention_interval},
-        {"--put-idle-timeout", &opts.put_idle_timeout}}) {
-    if (!args->Has(flag)) continue;
-    std::string v = args->Get(flag);
-    if (v == "0") v = "0s";
-    if (!absl::ParseDuration(v, target) || *target < absl::ZeroDuration()) {
-      return Usage(std::string(flag) + " must be a duration like 90s, 30m or 2h, not '" + v + "'");
-    }
-  }
-  opts.object_store = args->Get("--object-store");
-  bool s3 = opts.object_store.rfind("s3://", 0) == 0;
-  for (const char *flag :
-       {"--s3-endpoint", "--s3-region", "--s3-parallelism", "--s3-part-size", "--s3-retries",
-        "--s3-virtual-host", "--s3-credentials-file", "--cache-dir", "--cache-size"}) {
-    if (args->Has(flag) && !s3) return Usage(std::string(flag) + " needs --object-store s3://...");
-  }
-  if (s3) {
-    absl::Status st = tusk::pfs::ParseS3StoreUrl(opts.object_store, &opts.s3);
-    if (!st.ok()) return Usage(std::string(st.message()));
-    opts.s3.endpoint = args->Get("--s3-endpoint");
-    opts.s3.region = args->Get("--s3-region", opts.s3.region);
-    opts.s3.virtual_host = args->Has("--s3-virtual-host");
-    if (args->Has("--s3-parallelism") &&
-        (!absl::SimpleAtoi(args->Get("--s3-parallelism"), &opts.s3.parallelism) ||
-         opts.s3.parallelism < 1 || opts.s3.parallelism > 256)) {
-      return Usage("--s3-parallelism must be a number from 1 to 256");
-    }
-    if (args->Has("--s3-retries") &&
-        (!absl::SimpleAtoi(args->Get("--s3-retries"), &opts.s3.max_retries) ||
-         opts.s3.max_retries < 0 || opts.s3.max_retries > 100)) {
-      return Usage("--s3-retries must be a number from 0 to 100");
-    }
-    if (args->Has("--s3-part-size")) {
-      auto v = tusk::ParseBytes("--s3-part-size", args->Get("--s3-part-size"));
-      if (!v.ok()) return Usage(std::string(v.status().message()));
-      if (*v < (5u << 20) || *v > (5ull << 30)) return Usage("--s3-part-size must be 5MiB to 5GiB");
-      opts.s3.part_size = *v;
-    }
-    if (args->Has("--s3-credentials-file")) {
-      setenv("AWS_SHARED_CREDENTIALS_FILE", args->Get("--s3-credentials-file").c_str(), 1);
-    }
-    opts.cache_dir = args->Get("--cache-dir", opts.data_dir + "/cache");
-    if (args->Has("--cache-size")) {
-      auto v = tusk::ParseBytes("--cache-size", args->Get("--cache-size"));
-      if (!v.ok()) return Usage(std::string(v.status().message()));
-      opts.cache_size = *v;
-    }
-  }
-  tusk::SetMinLogLevel(opts.log_level);
+int main(int argc, char** argv) {
+  if (auto done = tusk::InitDaemon(argc, argv, {"tuskd", kUsage})) return *done;
+  tusk::server::TuskdOptions options;
+  if (auto done = ReadFlags(argv[0], &options)) return *done;
   // Few malloc arenas: many threads each holding a large arena inflates RSS
   // with memory that is free but not returned.
   mallopt(M_ARENA_MAX, 2);
-
   // Signals are handled by one thread with sigwait; block them everywhere else.
   sigset_t signals = tusk::BlockStopSignals();
 
-  tusk::pfs::PfsOptions pfs_options;
-  pfs_options.data_dir = opts.data_dir;
-  std::unique_ptr<tusk::pfs::ObjectStore> store;
-  if (s3) {
-    auto remote = tusk::pfs::OpenS3ObjectStore(opts.s3);
-    if (!remote.ok()) {
-      TUSK_LOG(ERROR) << "cannot open object store " << opts.object_store << ": "
-                      << remote.status();
-      return 1;
-    }
-    store = std::move(*remote);
-    if (opts.cache_size > 0) {
-      tusk::pfs::CacheOptions co;
-      co.dir = opts.cache_dir;
-      co.max_bytes = opts.cache_size;
-      auto cached = tusk::pfs::OpenCachedObjectStore(std::move(store), co);
-      if (!cached.ok()) {
-        TUSK_LOG(ERROR) << "cannot open the object cache " << opts.cache_dir << ": "
-                        << cached.status();
-        return 1;
-      }
-      store = std::move(*cached);
-    }
-    // Pack uploads overlap: each is a round trip to S3.
-    pfs_options.blobs.packs_in_flight = opts.s3.parallelism;
-  } else if (!opts.object_store.empty()) {
-    auto local = tusk::pfs::OpenLocalObjectStore(opts.object_store);
-    if (!local.ok()) {
-      TUSK_LOG(ERROR) << "cannot open object store " << opts.object_store << ": " << local.status();
-      return 1;
-    }
-    store = std::move(*local);
-  }
-  pfs_options.object_store = store.get();
-  pfs_options.rebuild_index = args->Has("--rebuild-index");
-  std::string log_mode = args->Get("--log-mode", s3 ? "strict" : "shipped");
-  if (log_mode == "strict") {
-    pfs_options.log_mode = tusk::pfs::LogMode::kStrict;
-  } else if (log_mode == "shipped") {
-    pfs_options.log_mode = tusk::pfs::LogMode::kShipped;
-  } else {
-    return Usage("--log-mode must be strict or shipped, not '" + log_mode + "'");
-  }
-  auto pfs = tusk::pfs::Pfs::Open(pfs_options);
-  if (!pfs.ok()) {
-    TUSK_LOG(ERROR) << "cannot open data directory " << opts.data_dir << ": " << pfs.status();
+  auto tuskd = tusk::server::Tuskd::Open(std::move(options));
+  if (!tuskd.ok()) {
+    LOG(ERROR) << "cannot start: " << tuskd.status();
     return 1;
   }
-  tusk::server::StreamWatchdog put_watchdog(opts.put_idle_timeout);
-  tusk::server::ApiService service(pfs->get());
-  service.SetGcDefaults(opts.gc);
-  service.SetPutWatchdog(&put_watchdog);
-  tusk::ingest::Sources source_store(pfs->get());
-  tusk::server::SourceService sources(&source_store);
-  tusk::dispatcher::Pipelines pipelines(pfs->get());
-  auto dispatcher = tusk::dispatcher::Dispatcher::Open(pfs->get(), &pipelines, {});
-  if (!dispatcher.ok()) {
-    TUSK_LOG(ERROR) << "cannot load pipelines and jobs from " << opts.data_dir << ": "
-                    << dispatcher.status();
-    return 1;
-  }
-  tusk::dispatcher::Dispatcher *jobs = dispatcher->get();
-  service.SetDispatcher(jobs);
-  tusk::server::PpsService pps(&pipelines, jobs);
-  tusk::server::WorkerService worker(jobs);
-  grpc::ServerBuilder builder;
-  int port = 0;
-  builder.AddListeningPort(opts.listen, grpc::InsecureServerCredentials(), &port);
-  builder.RegisterService(&service);
-  builder.RegisterService(&sources);
-  builder.RegisterService(&pps);
-  builder.RegisterService(&worker);
-  tusk::ApplyMessageLimits(&builder);
-  std::unique_ptr<grpc::Server> server = builder.BuildAndStart();
-  if (!server || port == 0) {
-    TUSK_LOG(ERROR) << "cannot listen on " << opts.listen << " (address in use or invalid)";
-    return 1;
-  }
-  std::string host = opts.listen.substr(0, opts.listen.rfind(':'));
-  TUSK_LOG(INFO) << "tuskd " << tusk::kTuskVersion << " serving on " << host << ":" << port
-                 << " with data in " << opts.data_dir << " and objects in "
-                 << (store ? store->Describe() : opts.data_dir + "/objects");
-  if (!opts.port_file.empty()) {
-    std::string tmp = opts.port_file + ".tmp";
-    {
-      std::ofstream f(tmp);
-      f << port << "\n";
-    }
-    std::rename(tmp.c_str(), opts.port_file.c_str());
-  }
-
-  std::unique_ptr<tusk::server::LocalRunners> runners;
-  if (opts.local_runners) {
-    tusk::server::LocalRunnersOptions ro;
-    ro.runner_binary = opts.runner_binary;
-    ro.address =
-        (host == "0.0.0.0" || host == "[::]" ? "127.0.0.1" : host) + ":" + std::to_string(port);
-    // Absolute: runners chdir into their datum directories.
-    char real[PATH_MAX];
-    std::string data_dir =
-        realpath(opts.data_dir.c_str(), real) ? std::string(real) : opts.data_dir;
-    ro.work_root = data_dir + "/runners";
-    ro.hide = {data_dir};
-    ro.sandbox = opts.sandbox;
-    runners = std::make_unique<tusk::server::LocalRunners>(jobs, ro);
-    runners->Start();
-  }
-
-  // Retention and GC in the background.
-  absl::Mutex maintenance_mu;
-  bool stopping = false;
-  std::thread maintenance([&] {
-    absl::Time next_gc = absl::Now() + opts.gc_interval;
-    absl::Time next_retention = absl::Now() + opts.retention_interval;
-    for (;;) {
-      {
-        absl::MutexLock lock(&maintenance_mu);
-        maintenance_mu.AwaitWithTimeout(absl::Condition(&stopping), absl::Seconds(1));
-        if (stopping) return;
-      }
-      absl::Time now = absl::Now();
-      if (opts.gc_interval > absl::ZeroDuration() && now >= next_gc) {
-        auto st = (*pfs)->Gc(opts.gc);
-        if (!st.ok()) TUSK_LOG(WARNING) << "periodic gc: " << st.status();
-        next_gc = absl::Now() + opts.gc_interval;
-        next_retention = absl::Now() + opts.retention_interval;  // gc applied it
-      } else if (opts.retention_interval > absl::ZeroDuration() && now >= next_retention) {
-        auto n = (*pfs)->ApplyRetention(now);
-        if (!n.ok()) TUSK_LOG(WARNING) << "retention: " << n.status();
-        next_retention = absl::Now() + opts.retention_interval;
-      }
-    }
-  });
-
+  if (!FLAGS_port_file.empty()) WritePortFile(FLAGS_port_file, (*tuskd)->port());
   std::thread waiter([&] {
     int sig = 0;
     sigwait(&signals, &sig);
-    TUSK_LOG(INFO) << "received signal " << sig << ", shutting down";
-    runners.reset();
-    server->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(5));
+    LOG(INFO) << "received signal " << sig << ", shutting down";
+    (*tuskd)->Shutdown();
   });
-  server->Wait();
+  (*tuskd)->Wait();
   waiter.join();
-  {
-    absl::MutexLock lock(&maintenance_mu);
-    stopping = true;
-  }
-  maintenance.join();
-  server.reset();
-  dispatcher->reset();
-  pfs->reset();
-  if (store) {
-    tusk::pfs::ObjectStoreStats st = store->Stats();
-    TUSK_LOG(INFO) << "object store " << store->Describe() << ": " << st.puts() << " PUT, "
-                   << st.gets() << " GET, " << st.heads() << " HEAD, " << st.lists() << " LIST, "
-                   << st.deletes() << " DELETE, " << st.retries() << " retries; cache "
-                   << st.cache_hits() << " hits, " << st.cache_misses() << " misses";
-  }
-  TUSK_LOG(INFO) << "tuskd stopped";
+  tuskd->reset();
+  LOG(INFO) << "tuskd stopped";
   return 0;
 }

@@ -7,6 +7,7 @@ import json
 import os
 import re
 import shutil
+import signal
 import subprocess
 import tempfile
 import time
@@ -53,7 +54,8 @@ class DiskFullTest(TuskTestCase):
         with open(cls.log_path, "ab") as log:
             cls.proc = subprocess.Popen(
                 ["bwrap", "--dev-bind", "/", "/", "--size", str(64 << 20), "--tmpfs", cls.mnt,
-                 "--die-with-parent", "sh", "-c", script], env=env, stdout=log, stderr=log)
+                 "--die-with-parent", "sh", "-c", script], env=env, stdout=log, stderr=log,
+                start_new_session=True)
         deadline = time.monotonic() + 30
         while not (os.path.exists(port_file) and open(port_file).read().strip()):
             if cls.proc.poll() is not None or time.monotonic() > deadline:
@@ -70,6 +72,12 @@ class DiskFullTest(TuskTestCase):
 
     @classmethod
     def tearDownClass(cls):
+        # bwrap does not pass signals on: stop the whole group (bwrap, the
+        # script and tuskd), or tuskd outlives the test.
+        try:
+            os.killpg(cls.proc.pid, signal.SIGTERM)
+        except ProcessLookupError:
+            pass
         stop_process(cls.proc)
         shutil.rmtree(cls.tmp, ignore_errors=True)
 

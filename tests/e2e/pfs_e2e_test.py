@@ -107,6 +107,23 @@ class PfsEndToEnd(TuskTestCase):
         self.assertEqual(int(fsck[-1]["problems"]), 0)
         self.assertGreaterEqual(int(fsck[-1]["commits"]), 6)
 
+    def test_several_files_and_flags_a_command_does_not_take(self):
+        t = self.tusk
+        t("create", "repo", "many")
+        a = self.write("many/a.txt", b"alpha\n")
+        b = self.write("many/b.txt", b"beta\n")
+        r = t("put", "file", "many@master:/in/", "-f", a, "-f", b, "--json").json()
+        self.assertEqual(int(r["files"]), 2)
+        self.assertEqual(t("get", "file", "many@master:/in/a.txt").stdout, b"alpha\n")
+        self.assertEqual(t("get", "file", "many@master:/in/b.txt").stdout, b"beta\n")
+        self.assertEqual(len(t("list", "commit", "many", "--json").json_lines()), 1)
+        # A flag the command does not take is bad usage, before any call.
+        self.tusk_fails(2, "list", "repo", "--untar", "--staged", mentions="does not take --untar")
+        self.tusk_fails(2, "create", "repo", "x", "--description", "a", "--description", "b",
+                        mentions="given more than once")
+        self.tusk_fails(2, "put", "file", "many@master:/c.txt", "-f", a, "-f", a,
+                        mentions="would both be")
+
     def test_open_commit_workflow(self):
         t = self.tusk
         t("create", "repo", "open")

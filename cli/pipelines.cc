@@ -1,0 +1,231 @@
+// Pipelines: create, update, list, inspect, delete, stop, start.
+
+#include <fcntl.h>
+#include <grpcpp/grpcpp.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <filesystem>
+#include <iostream>
+#include <string>
+#include <vector>
+
+#include "absl/strings/ascii.h"
+#include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "absl/strings/str_join.h"
+#include "absl/strings/str_split.h"
+#include "cli/command.h"
+#include "cli/command_base.h"
+#include "cli/output.h"
+#include "cli/spec_file.h"
+#include "common/status.h"
+#include "common/version.h"
+#include "google/protobuf/util/json_util.h"
+#include "google/protobuf/util/time_util.h"
+
+namespace tusk::cli {
+namespace {
+
+class PipelineCommands : public CommandBase {
+ public:
+  using CommandBase::CommandBase;
+
+  // Every pipeline in the spec file (-f; YAML may hold several documents).
+  absl::StatusOr<std::vector<ppsv1::PipelineSpec>> PipelineSpecs() {
+    std::string path = args_.Get("-f");
+    ASSIGN_OR_RETURN(std::string text, ReadSpecText(path));
+    ASSIGN_OR_RETURN(auto docs, SpecDocuments(text, path));
+    std::vector<ppsv1::PipelineSpec> out;
+    for (const auto& doc : docs) {
+      ppsv1::PipelineSpec spec;
+      RETURN_IF_ERROR(ParseSpecJson(doc, path, &spec));
+      out.push_back(std::move(spec));
+    }
+    return out;
+  }
+
+  int PutPipelines(bool update) {
+    if (!NeedPositional(0, "")) return kExitUsage;
+    if (!args_.Has("-f"))
+      return UsageError("needs -f SPEC (a YAML or JSON pipeline spec; - for stdin)");
+    auto specs = PipelineSpecs();
+    if (!specs.ok()) return Fail(specs.status());
+    for (const auto& spec : *specs) {
+      ppsv1::CreatePipelineRequest req;
+      *req.mutable_spec() = spec;
+      req.set_update(update);
+      req.set_reprocess(args_.Has("--reprocess"));
+      int rc =
+          CallOn(pps_, &ppsv1::Pps::Stub::CreatePipeline, req, [&](const ppsv1::PipelineInfo& p) {
+            std::cout << (update ? "updated" : "created") << " pipeline "
+                      << p.spec().pipeline().name() << " (version " << p.version() << ")\n";
+          });
+      if (rc != kExitOk) return rc;
+    }
+    return kExitOk;
+  }
+
+  int CreatePipeline() { return PutPipelines(false); }
+
+  int UpdatePipeline() { return PutPipelines(true); }
+
+  static std::string InputSummary(const ppsv1::Input& in) {
+    if (in.has_pfs())
+      return absl::StrCat(in.pfs().repo(), "@", in.pfs().branch(), ":", in.pfs().glob());
+    std::vector<std::string> parts;
+    const char* kind = !in.cross().empty()    ? "cross"
+                       : !in.union_().empty() ? "union"
+                       : !in.join().empty()   ? "join"
+                                              : "group";
+    for (const auto* list : {&in.cross(), &in.union_(), &in.join(), &in.group()}) {
+      for (const auto& c : *list) parts.push_back(InputSummary(c));
+    }
+    return absl::StrCat(kind, "(", absl::StrJoin(parts, ", "), ")");
+  }
+
+  int ListPipeline() {
+    if (!NeedPositional(0, "")) return kExitUsage;
+    ppsv1::ListPipelineResponse resp;
+    auto ctx = Ctx();
+    grpc::Status s = pps_->ListPipeline(ctx.get(), ppsv1::ListPipelineRequest(), &resp);
+    if (!s.ok()) return Fail(s);
+    if (json_) {
+      for (const auto& p : resp.pipelines()) PrintJson(p);
+      return kExitOk;
+    }
+    Table t({"NAME", "VERSION", "STATE", "INPUT", "CREATED", "DESCRIPTION"});
+    for (const auto& p : resp.pipelines()) {
+      t.Add({p.spec().pipeline().name(), absl::StrCat(p.version()),
+             ppsv1::PipelineState_Name(p.state()), InputSummary(p.spec().input()),
+             Time(p.created()), p.spec().description()});
+    }
+    t.Print();
+    return kExitOk;
+  }
+
+  int InspectPipeline() {
+    if (!NeedPositional(1, "pipeline name")) return kExitUsage;
+    ppsv1::InspectPipelineRequest req;
+    req.set_name(args_.positional[0]);
+    return CallOn(pps_, &ppsv1::Pps::Stub::InspectPipeline, req, [&](const ppsv1::PipelineInfo& p) {
+      const auto& spec = p.spec();
+      std::cout << "Name: " << spec.pipeline().name() << "\nDescription: " << spec.description()
+                << "\nVersion: " << p.version()
+                << "\nState: " << ppsv1::PipelineState_Name(p.state())
+                << "\nCommand: " << absl::StrJoin(spec.transform().cmd(), " ") << "\nImage: "
+                << (spec.transform().image().empty() ? "-" : spec.transform().image())
+                << "\nInput: " << InputSummary(spec.input())
+                << "\nOutput: " << spec.pipeline().name() << "@" << spec.output_branch()
+                << "\nParallelism: " << spec.parallelism_spec().constant()
+                << "\nDatum tries: " << spec.datum_tries() << "\nCreated: " << Time(p.created())
+                << "\nUpdated: " << Time(p.updated()) << "\n";
+    });
+  }
+
+  int DeletePipeline() {
+    if (!NeedPositional(1, "pipeline name")) return kExitUsage;
+    ppsv1::DeletePipelineRequest req;
+    req.set_name(args_.positional[0]);
+    req.set_keep_repo(args_.Has("--keep-repo"));
+    return CallOn(pps_, &ppsv1::Pps::Stub::DeletePipeline, req,
+                  [&](const ppsv1::DeletePipelineResponse&) {
+                    std::cout << "deleted pipeline " << req.name()
+                              << (req.keep_repo() ? " (kept its repo)" : "") << "\n";
+                  });
+  }
+
+  template <typename Req>
+  int SetPipelineState(grpc::Status (ppsv1::Pps::Stub::*method)(grpc::ClientContext*, const Req&,
+                                                                ppsv1::PipelineInfo*),
+                       const char* verb) {
+    if (!NeedPositional(1, "pipeline name")) return kExitUsage;
+    Req req;
+    req.set_name(args_.positional[0]);
+    return CallOn(pps_, method, req, [&](const ppsv1::PipelineInfo& p) {
+      std::cout << verb << " pipeline " << p.spec().pipeline().name() << "\n";
+    });
+  }
+  // --- jobs and datums ----------------------------------------------------
+
+  int StopPipeline() {
+    return SetPipelineState<ppsv1::StopPipelineRequest>(&ppsv1::Pps::Stub::StopPipeline, "stopped");
+  }
+
+  int StartPipeline() {
+    return SetPipelineState<ppsv1::StartPipelineRequest>(&ppsv1::Pps::Stub::StartPipeline,
+                                                         "started");
+  }
+};
+
+}  // namespace
+
+void AddPipelineCommands(CommandTable* table) {
+  table->Add(
+      {"create pipeline",
+       "Pipelines (specs in YAML or JSON, Pachyderm's field names)",
+       "create pipeline -f SPEC.yaml|SPEC.json|-",
+       "  Creates the pipelines in a spec file (Pachyderm's field names: pipeline.name,\n"
+       "  transform.cmd, input.pfs {repo, branch, glob, name}, cross, union, join (join_on,\n"
+       "  outer_join), group (group_by), parallelism_spec.constant, datum_tries,\n"
+       "  datum_timeout, job_timeout, output_branch). A field tusk does not support, a bad\n"
+       "  glob, an unknown input repo or a cycle is an error naming it. The output repo\n"
+       "  has the pipeline's name.\n",
+       0,
+       0,
+       {{"-f", true, false, "--file"}},
+       Run<PipelineCommands, &PipelineCommands::CreatePipeline>});
+  table->Add({"update pipeline",
+              "Pipelines (specs in YAML or JSON, Pachyderm's field names)",
+              "update pipeline -f SPEC [--reprocess]",
+              "  Replaces a pipeline's spec (a new version).\n",
+              0,
+              0,
+              {{"-f", true, false, "--file"}, {"--reprocess", false, false}},
+              Run<PipelineCommands, &PipelineCommands::UpdatePipeline>});
+  table->Add({"list pipeline",
+              "Pipelines (specs in YAML or JSON, Pachyderm's field names)",
+              "list pipeline",
+              "",
+              0,
+              0,
+              {},
+              Run<PipelineCommands, &PipelineCommands::ListPipeline>});
+  table->Add({"inspect pipeline",
+              "Pipelines (specs in YAML or JSON, Pachyderm's field names)",
+              "inspect pipeline NAME",
+              "",
+              1,
+              1,
+              {},
+              Run<PipelineCommands, &PipelineCommands::InspectPipeline>});
+  table->Add({"delete pipeline",
+              "Pipelines (specs in YAML or JSON, Pachyderm's field names)",
+              "delete pipeline NAME [--keep-repo]",
+              "  Deletes a pipeline and its output repo (unless --keep-repo).\n"
+              "  Refused while another pipeline reads its output.\n",
+              1,
+              1,
+              {{"--keep-repo", false, false}},
+              Run<PipelineCommands, &PipelineCommands::DeletePipeline>});
+  table->Add({"stop pipeline",
+              "Pipelines (specs in YAML or JSON, Pachyderm's field names)",
+              "stop pipeline NAME",
+              "  New input commits wait until 'start pipeline'.\n",
+              1,
+              1,
+              {},
+              Run<PipelineCommands, &PipelineCommands::StopPipeline>});
+  table->Add({"start pipeline",
+              "Pipelines (specs in YAML or JSON, Pachyderm's field names)",
+              "start pipeline NAME",
+              "",
+              1,
+              1,
+              {},
+              Run<PipelineCommands, &PipelineCommands::StartPipeline>});
+}
+
+}  // namespace tusk::cli

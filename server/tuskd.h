@@ -1,0 +1,117 @@
+#pragma once
+
+// Tuskd: the tusk server assembled from its options: the object store (a
+// local directory or S3 with a local cache), the Pfs, the dispatcher and the
+// stores of pipelines and sources, the gRPC services, local runners, and the
+// background retention and GC. tuskd's main() only turns flags into
+// TuskdOptions; tests start a Tuskd in process.
+//
+// Lifecycle: Open() builds and starts everything (serving when it returns);
+// Shutdown() stops serving (in-flight calls get a few seconds), the local
+// runners and the maintenance thread; the destructor shuts down if needed
+// and then closes the dispatcher, the Pfs and the object store, in that
+// order. Thread-safe: Shutdown may be called from any thread, once or more.
+
+#include <memory>
+#include <string>
+#include <thread>
+
+#include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/time/time.h"
+#include "pfs/object_store.h"
+#include "pfs/pfs.h"
+
+namespace grpc {
+class Server;
+}  // namespace grpc
+
+namespace tusk::dispatcher {
+class Dispatcher;
+class Pipelines;
+}  // namespace tusk::dispatcher
+
+namespace tusk::ingest {
+class Sources;
+}  // namespace tusk::ingest
+
+namespace tusk::server {
+
+class ApiService;
+class LocalRunners;
+class PpsService;
+class SourceService;
+class StreamWatchdog;
+class WorkerService;
+
+struct TuskdOptions {
+  // Where the index (data_dir/index), the local object store (unless
+  // object_store says otherwise) and the cache live. Required.
+  std::string data_dir;
+  // "" (data_dir/objects), a local directory, or s3://BUCKET/PREFIX.
+  std::string object_store;
+  pfs::S3StoreOptions s3;            // with s3://: endpoint, region, retries...
+  std::string cache_dir;             // default data_dir/cache
+  uint64_t cache_size = 1ull << 30;  // 0: no cache
+  // Default: strict with S3, shipped with a local store.
+  std::optional<pfs::LogMode> log_mode;
+  bool rebuild_index = false;
+  std::function<void(const std::string&)> rebuild_progress;
+  absl::Duration gc_interval = absl::Hours(1);           // 0: no periodic GC
+  absl::Duration retention_interval = absl::Minutes(1);  // 0: none between GCs
+  absl::Duration put_idle_timeout = absl::Minutes(1);    // 0: never
+  pfs::GcOptions gc;
+  std::string listen = "127.0.0.1:1650";  // port 0 picks one
+  bool local_runners = true;
+  std::string runner_binary;  // the tusk-runner local runners run
+  std::string sandbox = "auto";
+};
+
+class Tuskd {
+ public:
+  // Errors: InvalidArgument (options), and whatever opening the object
+  // store, the data directory or the listening port gives.
+  static absl::StatusOr<std::unique_ptr<Tuskd>> Open(TuskdOptions options);
+  ~Tuskd();
+  Tuskd(const Tuskd&) = delete;
+  Tuskd& operator=(const Tuskd&) = delete;
+
+  // The port bound (the one asked for, or the one picked for port 0).
+  int port() const { return port_; }
+  // host:port to reach it on.
+  std::string address() const;
+  // Blocks until Shutdown.
+  void Wait();
+  void Shutdown();
+
+  pfs::Pfs* pfs() { return pfs_.get(); }
+
+ private:
+  explicit Tuskd(TuskdOptions options);
+  absl::Status OpenStore();
+  absl::Status OpenServices();
+  absl::Status StartServer();
+  void StartRunners();
+  void MaintenanceLoop();
+
+  const TuskdOptions options_;
+  std::unique_ptr<pfs::ObjectStore> store_;
+  std::unique_ptr<pfs::Pfs> pfs_;
+  std::unique_ptr<StreamWatchdog> put_watchdog_;
+  std::unique_ptr<ApiService> api_;
+  std::unique_ptr<ingest::Sources> sources_;
+  std::unique_ptr<SourceService> source_service_;
+  std::unique_ptr<dispatcher::Pipelines> pipelines_;
+  std::unique_ptr<dispatcher::Dispatcher> dispatcher_;
+  std::unique_ptr<PpsService> pps_;
+  std::unique_ptr<WorkerService> worker_;
+  std::unique_ptr<grpc::Server> server_;
+  std::unique_ptr<LocalRunners> runners_;
+  std::thread maintenance_;
+  int port_ = 0;
+
+  absl::Mutex mu_;
+  bool stopping_ ABSL_GUARDED_BY(mu_) = false;
+};
+
+}  // namespace tusk::server
