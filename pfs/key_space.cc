@@ -1,7 +1,5 @@
 #include "pfs/key_space.h"
 
-#include <cstdlib>
-
 #include "absl/strings/match.h"
 #include "common/log.h"
 #include "pfs/pfs.h"
@@ -12,9 +10,8 @@ KeySpace::KeySpace(Kv* kv, Pfs* pfs, std::string prefix)
     : kv_(kv), pfs_(pfs), prefix_(std::move(prefix)) {}
 
 void KeySpace::Own(absl::string_view key) const {
-  if (absl::StartsWith(key, prefix_)) return;
-  LOG(ERROR) << "key " << absl::CEscape(key) << " is outside key space " << prefix_;
-  std::abort();
+  CHECK(absl::StartsWith(key, prefix_))
+      << "key " << absl::CEscape(key) << " is outside key space " << prefix_;
 }
 
 absl::StatusOr<std::optional<std::string>> KeySpace::Get(absl::string_view key) const {

@@ -206,10 +206,7 @@ KeySpace PfsImpl::Space(absl::string_view prefix) {
   bool known = false;
   for (auto space : kComponentSpaces)
     known = known || std::string_view(prefix.data(), prefix.size()) == space;
-  if (!known) {
-    LOG(ERROR) << "Pfs::Space: " << prefix << " is not a component key space (keys.h)";
-    std::abort();
-  }
+  CHECK(known) << "Pfs::Space: " << prefix << " is not a component key space (keys.h)";
   return KeySpace(kv_.get(), this, std::string(prefix));
 }
 
