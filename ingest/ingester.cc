@@ -265,8 +265,12 @@ struct Ingester::Impl {
   void Reassign() {
     auto *list = AssignmentList();
     absl::Status s = KafkaStatus(rd_kafka_assign(rk, list), "assign");
-    rd_kafka_topic_partition_list_destroy(list);
     if (!s.ok()) LOG(ERROR) << s;
+    // A re-assignment keeps librdkafka's pause of a partition: resume them,
+    // or a member that paused (a full batch waiting for tuskd) and then
+    // resynced would wait forever with an empty batch.
+    if (paused) rd_kafka_resume_partitions(rk, list);
+    rd_kafka_topic_partition_list_destroy(list);
     paused = false;
   }
 

@@ -39,6 +39,8 @@ DEFINE_string(port_file, "", "write the port bound to this file once serving");
 DEFINE_bool(local_runners, true, "start tusk-runner processes for pipelines on this machine");
 DEFINE_string(runner_binary, "", "the tusk-runner to start (default: next to tuskd)");
 DEFINE_string(sandbox, "auto", "for local runners: auto, bwrap or none");
+DEFINE_bool(insecure_allow_remote, false,
+            "serve on a non-loopback address without authentication or TLS");
 
 namespace {
 
@@ -98,7 +100,9 @@ Options:
                         apply repos' retention (tusk update repo --keep-last
                         N --keep-for DUR) this often (default 1m; 0 turns it off)
   --listen HOST:PORT    address to serve gRPC on (default 127.0.0.1:1650; port 0
-                        picks a free port)
+                        picks a free port). A non-loopback address needs
+                        --insecure-allow-remote: tuskd has no authentication
+                        or TLS yet, so anyone who reaches it may do anything.
   --port-file FILE      write the port actually bound to FILE once serving
   --local-runners       start tusk-runner processes for pipelines on this
                         machine (default; --no-local-runners when runners are
@@ -131,11 +135,26 @@ std::string DefaultRunnerBinary(const char* argv0) {
   return exe.substr(0, exe.rfind('/') + 1) + "tusk-runner";
 }
 
+// Whether `listen` (HOST:PORT) is only reachable from this machine.
+bool IsLoopback(const std::string& listen) {
+  std::string host = listen.substr(0, listen.rfind(':'));
+  if (host.size() > 1 && host.front() == '[' && host.back() == ']') {
+    host = host.substr(1, host.size() - 2);
+  }
+  return host == "localhost" || host == "::1" || host.rfind("127.", 0) == 0;
+}
+
 // Flags into options; the exit code of bad usage, or nullopt.
 std::optional<int> ReadFlags(const char* argv0, tusk::server::TuskdOptions* o) {
   o->data_dir = FLAGS_data_dir;
   if (o->data_dir.empty()) return Usage("--data-dir is required");
   o->listen = FLAGS_listen;
+  if (!IsLoopback(o->listen) && !FLAGS_insecure_allow_remote) {
+    return Usage("--listen " + o->listen +
+                 " is reachable from other machines, and tuskd has no authentication or TLS "
+                 "yet: anyone who reaches it may read and delete every repo. Pass "
+                 "--insecure-allow-remote to serve there anyway.");
+  }
   o->local_runners = FLAGS_local_runners;
   auto sandbox = tusk::ParseChoice("--sandbox", FLAGS_sandbox, {"auto", "bwrap", "none"});
   if (!sandbox.ok()) return Usage(sandbox.status());

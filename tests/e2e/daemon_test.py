@@ -34,6 +34,8 @@ class DaemonFlagsTest(unittest.TestCase):
             (TUSKD, ["--data-dir", self.tmp, "extra"], "unexpected argument 'extra'"),
             (TUSKD, ["--data-dir", self.tmp, "--log-level", "loud"], "--log-level must be"),
             (TUSKD, ["--data-dir", self.tmp, "--rebuild-index=maybe"], "rebuild_index"),
+            (TUSKD, ["--data-dir", self.tmp, "--listen", "0.0.0.0:0"], "--insecure-allow-remote"),
+            (TUSKD, ["--data-dir", self.tmp, "--listen", "[::]:0"], "no authentication"),
             (INGEST, ["--source"], "--source needs a value"),
             (INGEST, ["--source", "s", "--kafka-config", "novalue"], "KEY=VALUE"),
             (RUNNER, ["--pipeline", "p"], "--tuskd is required"),
@@ -99,6 +101,16 @@ class DaemonFlagsTest(unittest.TestCase):
             self.assertIn("cannot listen on", r.stderr.decode())
         finally:
             first.stop()
+
+    def test_a_remote_address_is_served_only_when_asked(self):
+        proc, log, port_file = self.start(["--data-dir", os.path.join(self.tmp, "data"),
+                                           "--listen", "0.0.0.0:0", "--no-local-runners",
+                                           "--insecure-allow-remote"])
+        try:
+            self.assertTrue(os.path.exists(port_file), open(log).read())
+        finally:
+            proc.send_signal(signal.SIGTERM)
+            self.assertEqual(proc.wait(timeout=20), 0)
 
     def test_a_crash_prints_a_stack_trace(self):
         proc, log, port_file = self.start(["--data-dir", os.path.join(self.tmp, "data"),

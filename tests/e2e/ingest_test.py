@@ -119,7 +119,7 @@ class IngestTest(TuskTestCase):
             recs.sort()
         return parts
 
-    def wait_ingested(self, source, expected, timeout=120):
+    def wait_ingested(self, source, expected, timeout=120, member=None):
         """Until the branch head records every partition's end offset."""
         want = {p: recs[-1][0] + 1 for p, recs in expected.items()}
         deadline = time.time() + timeout
@@ -131,7 +131,11 @@ class IngestTest(TuskTestCase):
             if all(got.get(p, -1) >= n for p, n in want.items()):
                 return info
             time.sleep(0.2)
-        self.fail("source %s did not catch up: head %s, broker %s" % (source, got, want))
+        logs = ""
+        if member is not None:
+            logs = "\nmember log:\n%s\ntuskd log:\n%s" % (member.log()[-4000:],
+                                                            self.server.log()[-4000:])
+        self.fail("source %s did not catch up: head %s, broker %s%s" % (source, got, want, logs))
 
     def check_exactly_once(self, repo, topic, expected):
         """Each broker record appears once, in offset order, with its key and value."""
@@ -243,7 +247,7 @@ class IngestTest(TuskTestCase):
         self.server.start(same_address=True)
         self.finish_producer(ours)
         expected = self.broker_records("restart")
-        self.wait_ingested("restart", expected)
+        self.wait_ingested("restart", expected, member=m)
         self.assertEqual(m.stop(), 0)
         self.check_exactly_once("restart", "restart", expected)
         self.assertIn("retrying", m.log())
