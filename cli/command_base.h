@@ -49,11 +49,6 @@ class CommandBase {
         json_(inv.args.Has("--json")) {}
   virtual ~CommandBase() = default;
 
-  static int UsageError(const std::string& msg) {
-    std::cerr << "tusk: " << msg << "\nRun 'tusk --help' for usage.\n";
-    return kExitUsage;
-  }
-
  protected:
   int Fail(const absl::Status& s) {
     std::cerr << "tusk: " << absl::StatusCodeToString(s.code()) << ": " << s.message() << "\n";

@@ -3,33 +3,30 @@
 
 #include <cstdlib>
 #include <iostream>
+#include <optional>
 #include <string>
 #include <vector>
 
 #include "cli/command.h"
+#include "cli/output.h"
 #include "common/grpc_channel.h"
 #include "pfs/refs.h"
 
 namespace {
-
-int UsageError(const std::string& msg) {
-  std::cerr << "tusk: " << msg << "\nRun 'tusk --help' for usage.\n";
-  return tusk::cli::kExitUsage;
-}
 
 // Names, refs, paths and messages travel in protobuf strings, which must be
 // UTF-8; local paths (-f, -o) are the file system's business.
 std::optional<int> CheckUtf8(const tusk::Args& args) {
   for (const auto& p : args.positional) {
     if (auto st = tusk::pfs::CheckUtf8("argument", p); !st.ok()) {
-      return UsageError(std::string(st.message()));
+      return tusk::cli::UsageError(std::string(st.message()));
     }
   }
   for (const auto& [flag, values] : args.values) {
     if (flag == "-f" || flag == "-o") continue;
     for (const auto& v : values) {
       if (auto st = tusk::pfs::CheckUtf8(flag, v); !st.ok()) {
-        return UsageError(std::string(st.message()));
+        return tusk::cli::UsageError(std::string(st.message()));
       }
     }
   }
@@ -45,7 +42,7 @@ int main(int argc, char** argv) {
   bool help = !argv_s.empty() && argv_s[0] == "help";
   if (help) argv_s.erase(argv_s.begin());
   auto parsed = table.Parse(argv_s);
-  if (!parsed.ok()) return UsageError(std::string(parsed.status().message()));
+  if (!parsed.ok()) return tusk::cli::UsageError(std::string(parsed.status().message()));
   help = help || parsed->args.Has("-h");
   if (parsed->command == nullptr) {
     // 'tusk' alone is bad usage; 'tusk help' and 'tusk --help' are not.

@@ -1,6 +1,7 @@
 #include "cli/output.h"
 
 #include <ctime>
+#include <iostream>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
@@ -50,6 +51,11 @@ std::string Time(const google::protobuf::Timestamp& t) {
   char buf[32];
   strftime(buf, sizeof(buf), "%Y-%m-%d %H:%M:%S", &tm);
   return buf;
+}
+
+int UsageError(const std::string& msg) {
+  std::cerr << "tusk: " << msg << "\nRun 'tusk --help' for usage.\n";
+  return kExitUsage;
 }
 
 std::string Short(const std::string& id) { return id.empty() ? "-" : id; }

@@ -24,6 +24,8 @@ int ExitCodeFor(const absl::Status& s);
 std::string HumanBytes(uint64_t n);
 // "2026-11-21 09:51:00" (UTC), or "-" for an unset time.
 std::string Time(const google::protobuf::Timestamp& t);
+// Prints "tusk: <msg>" and a pointer to --help on stderr; returns kExitUsage.
+int UsageError(const std::string& msg);
 // An id, or "-" if empty.
 std::string Short(const std::string& id);
 

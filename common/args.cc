@@ -1,10 +1,6 @@
 #include "common/args.h"
 
-#include <iostream>
-
-#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
-#include "common/version.h"
 
 namespace tusk {
 

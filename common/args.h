@@ -4,10 +4,7 @@
 // Value flags take the next argument (or `--flag=value`); boolean flags take
 // none. Unknown flags are errors. "--" ends flag parsing.
 
-#include <csignal>
-#include <cstdint>
 #include <map>
-#include <optional>
 #include <set>
 #include <string>
 #include <vector>
