@@ -20,7 +20,8 @@ Global flags:
 
 Exit codes: 0 ok, 1 error, 2 bad usage, 3 not found, 4 conflict (exists, open or
 finished commit, file/directory clash), 5 tuskd or its object store unreachable
-(worth retrying), 6 corrupt data (fsck).
+(worth retrying), 6 corrupt data (fsck), 7 not allowed (no token, or its role
+does not allow the call).
 )";
 
 // Every flag of every command, by name (and alias): whether it takes a
@@ -181,6 +182,7 @@ CommandTable AllCommands() {
   AddPipelineCommands(&t);
   AddJobCommands(&t);
   AddAdminCommands(&t);
+  AddAuthCommands(&t);
   return t;
 }
 

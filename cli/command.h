@@ -34,6 +34,7 @@ inline constexpr int kExitNotFound = 3;
 inline constexpr int kExitConflict = 4;
 inline constexpr int kExitUnavailable = 5;
 inline constexpr int kExitCorrupt = 6;
+inline constexpr int kExitDenied = 7;  // no token, or its role does not allow it
 
 struct FlagDef {
   std::string name;          // "--description", "-f"
@@ -99,6 +100,7 @@ void AddSourceCommands(CommandTable* table);
 void AddPipelineCommands(CommandTable* table);
 void AddJobCommands(CommandTable* table);
 void AddAdminCommands(CommandTable* table);
+void AddAuthCommands(CommandTable* table);
 
 // The whole table.
 CommandTable AllCommands();

@@ -61,6 +61,10 @@ int main(int argc, char** argv) {
     const char* env = std::getenv("TUSK_ADDRESS");
     inv.address = env && *env ? env : "127.0.0.1:1650";
   }
-  inv.channel = tusk::NewChannel(inv.address);
+  tusk::ChannelOptions channel;
+  tusk::ApplyChannelEnv(&channel);
+  auto ch = tusk::NewChannel(inv.address, channel);
+  if (!ch.ok()) return tusk::cli::UsageError(std::string(ch.status().message()));
+  inv.channel = *ch;
   return parsed->command->run(inv);
 }

@@ -27,6 +27,9 @@ int ExitCodeFor(const absl::Status& s) {
       return kExitUnavailable;
     case absl::StatusCode::kDataLoss:
       return kExitCorrupt;
+    case absl::StatusCode::kUnauthenticated:
+    case absl::StatusCode::kPermissionDenied:
+      return kExitDenied;
     default:
       return kExitError;
   }

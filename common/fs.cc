@@ -1,6 +1,8 @@
 #include "common/fs.h"
 
+#include <fcntl.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <cerrno>
 #include <cstring>
@@ -48,6 +50,35 @@ absl::Status RemoveAll(const std::string& path) {
     fs::remove_all(path, ec);
   }
   if (ec) return absl::InternalError(absl::StrCat("cannot remove ", path, ": ", ec.message()));
+  return absl::OkStatus();
+}
+
+absl::Status WriteSecretFile(const std::string& path, const std::string& content) {
+  const std::string tmp = path + ".tmp";
+  auto fail = [&](const std::string& what) {
+    absl::Status s = absl::InternalError(absl::StrCat(what, " ", tmp, ": ", std::strerror(errno)));
+    ::unlink(tmp.c_str());
+    return s;
+  };
+  ::unlink(tmp.c_str());
+  int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+  if (fd < 0) return fail("cannot create");
+  size_t done = 0;
+  while (done < content.size()) {
+    ssize_t n = ::write(fd, content.data() + done, content.size() - done);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) {
+      ::close(fd);
+      return fail("cannot write");
+    }
+    done += n;
+  }
+  if (::fsync(fd) != 0) {
+    ::close(fd);
+    return fail("cannot sync");
+  }
+  ::close(fd);
+  if (::rename(tmp.c_str(), path.c_str()) != 0) return fail("cannot rename into place");
   return absl::OkStatus();
 }
 

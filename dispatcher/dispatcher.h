@@ -137,6 +137,8 @@ class Dispatcher : public pfs::CommitHook {
   pps::v1::HeartbeatResponse Heartbeat(const pps::v1::HeartbeatRequest& req);
   // FailedPrecondition if `lease` is not held (expired, or its job ended).
   absl::Status CheckLease(const std::string& lease);
+  // The pipeline whose datum `lease` holds (FailedPrecondition as CheckLease).
+  absl::StatusOr<std::string> LeasePipeline(const std::string& lease);
   // Receives the output of the attempt under `lease` (FailedPrecondition if
   // it is not held).
   absl::StatusOr<std::unique_ptr<DatumOutput>> BeginDatumOutput(const std::string& lease);

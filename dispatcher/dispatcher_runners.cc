@@ -82,6 +82,13 @@ absl::Status Dispatcher::CheckLease(const std::string& lease) {
   return absl::OkStatus();
 }
 
+absl::StatusOr<std::string> Dispatcher::LeasePipeline(const std::string& lease) {
+  absl::MutexLock l(&mu_);
+  auto it = leases_.find(lease);
+  if (it == leases_.end()) return LeaseNotHeld(lease);
+  return it->second;
+}
+
 absl::StatusOr<std::unique_ptr<DatumOutput>> Dispatcher::BeginDatumOutput(
     const std::string& lease) {
   RETURN_IF_ERROR(CheckLease(lease));

@@ -15,6 +15,7 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
+#include "common/client_flags.h"
 #include "common/daemon.h"
 #include "common/flag_values.h"
 #include "common/log.h"
@@ -30,7 +31,7 @@ DEFINE_string(max_backoff, "", "longest wait between retries when tuskd is down 
 
 namespace {
 
-constexpr char kUsage[] =
+constexpr char kUsageHead[] =
     R"(tusk-ingest: run one member of a Kafka source (see 'tusk create source')
 
 Usage: tusk-ingest --source NAME [options]
@@ -52,7 +53,9 @@ Options:
                          (repeatable; e.g. security.protocol=SSL)
   --max-backoff D        longest wait between retries when tuskd is down
                          (default 10s)
-  --log-level LEVEL      debug, info (default), warning or error
+)";
+constexpr char kUsageTail[] =
+    R"(  --log-level LEVEL      debug, info (default), warning or error
   --version              print the version and exit
   -h, --help             show this help
 
@@ -76,7 +79,9 @@ std::atomic<bool> g_stop{false};
 }  // namespace
 
 int main(int argc, char **argv) {
-  if (auto done = tusk::InitDaemon(argc, argv, {"tusk-ingest", kUsage, false, {"kafka_config"}})) {
+  const std::string usage = std::string(kUsageHead) + tusk::kClientFlagsHelp + kUsageTail;
+  if (auto done =
+          tusk::InitDaemon(argc, argv, {"tusk-ingest", usage.c_str(), false, {"kafka_config"}})) {
     return *done;
   }
   tusk::ingest::IngesterOptions opts;
@@ -87,6 +92,9 @@ int main(int argc, char **argv) {
     const char *env = std::getenv("TUSK_ADDRESS");
     opts.tuskd = env && *env ? env : "127.0.0.1:1650";
   }
+  auto channel = tusk::ChannelOptionsFromFlags();
+  if (!channel.ok()) return Usage(std::string(channel.status().message()));
+  opts.channel = *channel;
   opts.member_id = FLAGS_member_id;
   if (!FLAGS_fetch_buffer.empty()) {
     auto n = tusk::ParseBytes("--fetch-buffer", FLAGS_fetch_buffer);

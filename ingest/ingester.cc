@@ -562,19 +562,27 @@ absl::StatusOr<std::unique_ptr<Ingester>> Ingester::Open(const IngesterOptions &
   gethostname(host, sizeof(host) - 1);
   impl->host = host;
   if (impl->opts.member_id.empty()) impl->opts.member_id = absl::StrCat(host, "-", getpid());
-  impl->channel = NewChannel(options.tuskd);
+  auto channel = NewChannel(options.tuskd, options.channel);
+  if (!channel.ok()) return channel.status();
+  impl->channel = *channel;
   impl->api = pv1::API::NewStub(impl->channel);
   impl->sources = iv1::Sources::NewStub(impl->channel);
 
   {
     grpc::ClientContext ctx;
     ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(10));
-    iv1::InspectSourceRequest req;
+    // A report (not InspectSource) returns the spec with its Kafka
+    // credentials, which inspection hides.
+    iv1::ReportSourceRequest req;
     req.set_name(options.source);
-    iv1::SourceInfo info;
-    absl::Status s = FromGrpcStatus(impl->sources->InspectSource(&ctx, req, &info));
+    req.mutable_member()->set_id(impl->opts.member_id);
+    req.mutable_member()->set_host(impl->host);
+    req.mutable_member()->set_state("starting");
+    req.mutable_member()->mutable_last_seen()->set_seconds(absl::ToUnixSeconds(absl::Now()));
+    iv1::ReportSourceResponse resp;
+    absl::Status s = FromGrpcStatus(impl->sources->ReportSource(&ctx, req, &resp));
     if (!s.ok()) return s;
-    impl->spec = info.spec();
+    impl->spec = resp.spec();
   }
   const iv1::SourceSpec &spec = impl->spec;
   impl->value_format = spec.value_format() == iv1::JSON ? ValueFormat::kJson : ValueFormat::kRaw;

@@ -37,11 +37,13 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
+#include "common/grpc_channel.h"
 
 namespace tusk::ingest {
 
 struct IngesterOptions {
   std::string tuskd = "127.0.0.1:1650";  // gRPC address of tuskd
+  ChannelOptions channel;                // token and TLS
   std::string source;                    // source name (and consumer group)
   std::string member_id;                 // default: <hostname>-<pid>
   // Bound on records fetched from Kafka and not yet handed to a batch

@@ -41,6 +41,7 @@ namespace tusk::pfs {
 //   J...                         the dispatcher's jobs and datums (below)
 //   P<pipeline>                  PipelineInfo (durable record)
 //   i<source>                    SourceInfo (durable record)
+//   T<token id>                  TokenRecord (durable record; server/tokens)
 inline constexpr char kRepoSpace[] = "r";
 inline constexpr char kBranchSpace[] = "b";
 inline constexpr char kCommitSpace[] = "c";
@@ -55,14 +56,15 @@ inline constexpr char kRecordMarkerPrefix[] = "d";
 inline constexpr char kJobSpace[] = "J";
 inline constexpr char kPipelineSpace[] = "P";
 inline constexpr char kSourceSpace[] = "i";
+inline constexpr char kTokenSpace[] = "T";
 
-inline constexpr std::array<std::string_view, 14> kAllSpaces = {
-    kRepoSpace,          kBranchSpace,    kCommitSpace,      kStageSpace, kCommitSetSpace,
-    kSubvenanceSpace,    kBlobIndexSpace, kPendingBlobSpace, kMetaSpace,  kPendingLogSpace,
-    kRecordMarkerPrefix, kJobSpace,       kPipelineSpace,    kSourceSpace};
+inline constexpr std::array<std::string_view, 15> kAllSpaces = {
+    kRepoSpace,          kBranchSpace,    kCommitSpace,      kStageSpace,  kCommitSetSpace,
+    kSubvenanceSpace,    kBlobIndexSpace, kPendingBlobSpace, kMetaSpace,   kPendingLogSpace,
+    kRecordMarkerPrefix, kJobSpace,       kPipelineSpace,    kSourceSpace, kTokenSpace};
 // The spaces Pfs::Space hands to other components.
-inline constexpr std::array<std::string_view, 3> kComponentSpaces = {kJobSpace, kPipelineSpace,
-                                                                     kSourceSpace};
+inline constexpr std::array<std::string_view, 4> kComponentSpaces = {kJobSpace, kPipelineSpace,
+                                                                     kSourceSpace, kTokenSpace};
 
 constexpr bool SpacesAreDisjoint() {
   for (size_t i = 0; i < kAllSpaces.size(); ++i) {
@@ -235,5 +237,8 @@ inline std::string PipelineKey(absl::string_view name) {
   return absl::StrCat(kPipelineSpace, name);
 }
 inline std::string SourceKey(absl::string_view name) { return absl::StrCat(kSourceSpace, name); }
+
+// Tokens (kTokenSpace), by public id.
+inline std::string TokenKey(absl::string_view id) { return absl::StrCat(kTokenSpace, id); }
 
 }  // namespace tusk::pfs

@@ -9,6 +9,7 @@
 #include <thread>
 
 #include "absl/strings/str_cat.h"
+#include "common/client_flags.h"
 #include "common/daemon.h"
 #include "common/flag_values.h"
 #include "common/log.h"
@@ -24,7 +25,7 @@ DEFINE_string(max_log, "64KiB", "log bytes kept per datum attempt");
 
 namespace {
 
-constexpr char kUsage[] =
+constexpr char kUsageHead[] =
     R"(tusk-runner: runs the datums of one pipeline for tuskd
 
 Usage: tusk-runner --tuskd HOST:PORT --pipeline NAME [options]
@@ -46,7 +47,9 @@ Options:
   --sandbox MODE        auto (default: bubblewrap if it works here), bwrap
                         (required), or none
   --max-log SIZE        log bytes kept per datum attempt (default 64KiB)
-  --log-level LEVEL     debug, info (default), warning or error
+)";
+constexpr char kUsageTail[] =
+    R"(  --log-level LEVEL     debug, info (default), warning or error
   -h, --help            show this help
 
 Exit codes: 0 stopped by SIGTERM/SIGINT, 1 error (tuskd unreachable is retried,
@@ -56,7 +59,8 @@ not an error), 2 bad usage, 3 the pipeline does not exist.
 }  // namespace
 
 int main(int argc, char** argv) {
-  if (auto done = tusk::InitDaemon(argc, argv, {"tusk-runner", kUsage, false, {"hide"}})) {
+  const std::string usage = std::string(kUsageHead) + tusk::kClientFlagsHelp + kUsageTail;
+  if (auto done = tusk::InitDaemon(argc, argv, {"tusk-runner", usage.c_str(), false, {"hide"}})) {
     return *done;
   }
   tusk::runner::RunnerOptions opts;
@@ -75,6 +79,10 @@ int main(int argc, char** argv) {
   if (!max_log.ok())
     return tusk::UsageError("tusk-runner", std::string(max_log.status().message()));
   opts.max_log_bytes = *max_log;
+  auto channel = tusk::ChannelOptionsFromFlags();
+  if (!channel.ok())
+    return tusk::UsageError("tusk-runner", std::string(channel.status().message()));
+  opts.channel = *channel;
   sigset_t signals = tusk::BlockStopSignals();
   std::atomic<bool> stop{false};
   std::thread waiter([&] {

@@ -251,9 +251,10 @@ absl::StatusOr<std::unique_ptr<Runner>> Runner::Open(const RunnerOptions& option
     LOG(WARNING) << "killed " << reaped << " processes left running by an earlier runner in "
                  << r->options_.work_dir;
   }
-  auto channel = NewChannel(options.address);
-  r->api_ = pfs::v1::API::NewStub(channel);
-  r->worker_ = pps::v1::Worker::NewStub(channel);
+  auto channel = NewChannel(options.address, options.channel);
+  if (!channel.ok()) return channel.status();
+  r->api_ = pfs::v1::API::NewStub(*channel);
+  r->worker_ = pps::v1::Worker::NewStub(*channel);
   return r;
 }
 

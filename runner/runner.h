@@ -33,13 +33,15 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "common/grpc_channel.h"
 #include "proto/pfs.grpc.pb.h"
 #include "proto/pps.grpc.pb.h"
 
 namespace tusk::runner {
 
 struct RunnerOptions {
-  std::string address;  // tuskd host:port
+  std::string address;     // tuskd host:port (or unix:PATH)
+  ChannelOptions channel;  // token and TLS
   std::string pipeline;
   std::string name;      // unique per runner process
   std::string work_dir;  // scratch space for datums

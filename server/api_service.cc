@@ -21,8 +21,9 @@ absl::Status Cancelled() { return absl::CancelledError("client closed the stream
 
 }  // namespace
 
-grpc::Status ApiService::Version(grpc::ServerContext*, const VersionRequest*,
+grpc::Status ApiService::Version(grpc::ServerContext* ctx, const VersionRequest*,
                                  VersionResponse* out) {
+  TUSK_AUTHORIZE(auth_->RequireAuthenticated(ctx));
   out->set_version(kTuskVersion);
   out->set_api("tusk.pfs.v1");
   const auto& chunker = pfs_->options().chunker;
@@ -32,61 +33,73 @@ grpc::Status ApiService::Version(grpc::ServerContext*, const VersionRequest*,
   return grpc::Status::OK;
 }
 
-grpc::Status ApiService::CreateRepo(grpc::ServerContext*, const CreateRepoRequest* req,
+grpc::Status ApiService::CreateRepo(grpc::ServerContext* ctx, const CreateRepoRequest* req,
                                     RepoInfo* out) {
+  TUSK_AUTHORIZE(auth_->Require(ctx, Access::kWrite, req->name()));
   return Fill(pfs_->CreateRepo(req->name(), req->description()), out);
 }
 
-grpc::Status ApiService::InspectRepo(grpc::ServerContext*, const InspectRepoRequest* req,
+grpc::Status ApiService::InspectRepo(grpc::ServerContext* ctx, const InspectRepoRequest* req,
                                      RepoInfo* out) {
+  TUSK_AUTHORIZE(auth_->Require(ctx, Access::kRead, req->name()));
   return Fill(pfs_->InspectRepo(req->name()), out);
 }
 
-grpc::Status ApiService::ListRepo(grpc::ServerContext*, const ListRepoRequest*,
+grpc::Status ApiService::ListRepo(grpc::ServerContext* ctx, const ListRepoRequest*,
                                   ListRepoResponse* out) {
+  TUSK_AUTHORIZE_AS(Caller caller, auth_->RequireAuthenticated(ctx));
   auto repos = pfs_->ListRepo();
   if (!repos.ok()) return ToGrpcStatus(repos.status());
-  for (auto& r : *repos) *out->add_repos() = std::move(r);
+  for (auto& r : *repos) {
+    if (auth_->Can(caller, Access::kRead, r.name())) *out->add_repos() = std::move(r);
+  }
   return grpc::Status::OK;
 }
 
-grpc::Status ApiService::DeleteRepo(grpc::ServerContext*, const DeleteRepoRequest* req,
+grpc::Status ApiService::DeleteRepo(grpc::ServerContext* ctx, const DeleteRepoRequest* req,
                                     DeleteRepoResponse*) {
+  TUSK_AUTHORIZE(auth_->Require(ctx, Access::kWrite, req->name()));
   return ToGrpcStatus(pfs_->DeleteRepo(req->name(), req->force()));
 }
 
-grpc::Status ApiService::CreateBranch(grpc::ServerContext*, const CreateBranchRequest* req,
+grpc::Status ApiService::CreateBranch(grpc::ServerContext* ctx, const CreateBranchRequest* req,
                                       BranchInfo* out) {
+  TUSK_AUTHORIZE(auth_->Require(ctx, Access::kWrite, req->repo()));
   return Fill(pfs_->CreateBranch(req->repo(), req->branch(), req->head()), out);
 }
 
-grpc::Status ApiService::InspectBranch(grpc::ServerContext*, const InspectBranchRequest* req,
+grpc::Status ApiService::InspectBranch(grpc::ServerContext* ctx, const InspectBranchRequest* req,
                                        BranchInfo* out) {
+  TUSK_AUTHORIZE(auth_->Require(ctx, Access::kRead, req->repo()));
   return Fill(pfs_->InspectBranch(req->repo(), req->branch()), out);
 }
 
-grpc::Status ApiService::ListBranch(grpc::ServerContext*, const ListBranchRequest* req,
+grpc::Status ApiService::ListBranch(grpc::ServerContext* ctx, const ListBranchRequest* req,
                                     ListBranchResponse* out) {
+  TUSK_AUTHORIZE(auth_->Require(ctx, Access::kRead, req->repo()));
   auto branches = pfs_->ListBranch(req->repo());
   if (!branches.ok()) return ToGrpcStatus(branches.status());
   for (auto& b : *branches) *out->add_branches() = std::move(b);
   return grpc::Status::OK;
 }
 
-grpc::Status ApiService::DeleteBranch(grpc::ServerContext*, const DeleteBranchRequest* req,
+grpc::Status ApiService::DeleteBranch(grpc::ServerContext* ctx, const DeleteBranchRequest* req,
                                       DeleteBranchResponse*) {
+  TUSK_AUTHORIZE(auth_->Require(ctx, Access::kWrite, req->repo()));
   return ToGrpcStatus(pfs_->DeleteBranch(req->repo(), req->branch(), req->force()));
 }
 
-grpc::Status ApiService::StartCommit(grpc::ServerContext*, const StartCommitRequest* req,
+grpc::Status ApiService::StartCommit(grpc::ServerContext* ctx, const StartCommitRequest* req,
                                      CommitInfo* out) {
+  TUSK_AUTHORIZE(auth_->Require(ctx, Access::kWrite, req->repo()));
   return Fill(pfs_->StartCommit(req->repo(), req->branch(), req->message(), req->origin(),
                                 ToMap(req->metadata())),
               out);
 }
 
-grpc::Status ApiService::FinishCommit(grpc::ServerContext*, const FinishCommitRequest* req,
+grpc::Status ApiService::FinishCommit(grpc::ServerContext* ctx, const FinishCommitRequest* req,
                                       CommitInfo* out) {
+  TUSK_AUTHORIZE(auth_->Require(ctx, Access::kWrite, req->repo()));
   pfs::FinishOptions options;
   options.message = req->message();
   options.metadata = ToMap(req->metadata());
@@ -94,14 +107,16 @@ grpc::Status ApiService::FinishCommit(grpc::ServerContext*, const FinishCommitRe
   return Fill(pfs_->FinishCommit(req->repo(), req->ref(), options), out);
 }
 
-grpc::Status ApiService::InspectCommit(grpc::ServerContext*, const InspectCommitRequest* req,
+grpc::Status ApiService::InspectCommit(grpc::ServerContext* ctx, const InspectCommitRequest* req,
                                        CommitInfo* out) {
+  TUSK_AUTHORIZE(auth_->Require(ctx, Access::kRead, req->repo()));
   return Fill(pfs_->InspectCommit(req->repo(), req->ref()), out);
 }
 
 grpc::Status ApiService::InspectCommitSet(grpc::ServerContext* ctx,
                                           const pfs::v1::InspectCommitSetRequest* req,
                                           grpc::ServerWriter<CommitInfo>* writer) {
+  TUSK_AUTHORIZE_AS(Caller caller, auth_->RequireAuthenticated(ctx));
   if (req->commit_set().empty()) {
     return ToGrpcStatus(absl::InvalidArgumentError("commit set id is empty"));
   }
@@ -157,12 +172,16 @@ grpc::Status ApiService::InspectCommitSet(grpc::ServerContext* ctx,
                ? a.started().seconds() < b.started().seconds()
                : a.started().nanos() < b.started().nanos();
   });
-  for (const auto& c : commits) writer->Write(c);
+  // A commit set spans repos: the caller sees the commits of those it may read.
+  for (const auto& c : commits) {
+    if (auth_->Can(caller, Access::kRead, c.repo())) writer->Write(c);
+  }
   return grpc::Status::OK;
 }
 
-grpc::Status ApiService::ListCommit(grpc::ServerContext*, const ListCommitRequest* req,
+grpc::Status ApiService::ListCommit(grpc::ServerContext* ctx, const ListCommitRequest* req,
                                     grpc::ServerWriter<CommitInfo>* writer) {
+  TUSK_AUTHORIZE(auth_->Require(ctx, Access::kRead, req->repo()));
   return ToGrpcStatus(pfs_->ListCommit(req->repo(), req->ref(), req->limit(),
                                        [&](const CommitInfo& c) -> absl::Status {
                                          return writer->Write(c) ? absl::OkStatus() : Cancelled();
@@ -171,6 +190,8 @@ grpc::Status ApiService::ListCommit(grpc::ServerContext*, const ListCommitReques
 
 grpc::Status ApiService::PutFile(grpc::ServerContext* ctx,
                                  grpc::ServerReader<PutFileRequest>* reader, PutFileResponse* out) {
+  // Fail before reading data from a caller that may write nothing.
+  TUSK_AUTHORIZE(auth_->RequireAuthenticated(ctx));
   PutFileRequest req;
   std::unique_ptr<pfs::Upload> upload;
   bool closed = false;
@@ -197,6 +218,8 @@ grpc::Status ApiService::PutFile(grpc::ServerContext* ctx,
       watch->Touch();
     }
     if (!upload) {
+      auto allowed = auth_->Require(ctx, Access::kWrite, req.repo());
+      if (!allowed.ok()) return ToGrpcStatus(allowed.status());
       pfs::AutoCommitOptions opts;
       opts.message = req.message();
       if (req.origin() != ORIGIN_UNSPECIFIED) opts.origin = req.origin();
@@ -243,8 +266,9 @@ grpc::Status ApiService::PutFile(grpc::ServerContext* ctx,
   return grpc::Status::OK;
 }
 
-grpc::Status ApiService::GetFile(grpc::ServerContext*, const GetFileRequest* req,
+grpc::Status ApiService::GetFile(grpc::ServerContext* ctx, const GetFileRequest* req,
                                  grpc::ServerWriter<GetFileResponse>* writer) {
+  TUSK_AUTHORIZE(auth_->Require(ctx, Access::kRead, req->repo()));
   GetFileResponse msg;
   return ToGrpcStatus(pfs_->GetFile(
       req->repo(), req->ref(), req->path(),
@@ -260,57 +284,66 @@ grpc::Status ApiService::GetFile(grpc::ServerContext*, const GetFileRequest* req
       }));
 }
 
-grpc::Status ApiService::InspectFile(grpc::ServerContext*, const InspectFileRequest* req,
+grpc::Status ApiService::InspectFile(grpc::ServerContext* ctx, const InspectFileRequest* req,
                                      FileInfo* out) {
+  TUSK_AUTHORIZE(auth_->Require(ctx, Access::kRead, req->repo()));
   return Fill(pfs_->InspectFile(req->repo(), req->ref(), req->path()), out);
 }
 
-grpc::Status ApiService::ListFile(grpc::ServerContext*, const ListFileRequest* req,
+grpc::Status ApiService::ListFile(grpc::ServerContext* ctx, const ListFileRequest* req,
                                   grpc::ServerWriter<FileInfo>* writer) {
+  TUSK_AUTHORIZE(auth_->Require(ctx, Access::kRead, req->repo()));
   return ToGrpcStatus(
       pfs_->ListFile(req->repo(), req->ref(), req->path(), [&](const FileInfo& f) -> absl::Status {
         return writer->Write(f) ? absl::OkStatus() : Cancelled();
       }));
 }
 
-grpc::Status ApiService::ListStagedFile(grpc::ServerContext*, const ListStagedFileRequest* req,
+grpc::Status ApiService::ListStagedFile(grpc::ServerContext* ctx, const ListStagedFileRequest* req,
                                         grpc::ServerWriter<FileInfo>* writer) {
+  TUSK_AUTHORIZE(auth_->Require(ctx, Access::kRead, req->repo()));
   return ToGrpcStatus(
       pfs_->ListStagedFile(req->repo(), req->ref(), [&](const FileInfo& f) -> absl::Status {
         return writer->Write(f) ? absl::OkStatus() : Cancelled();
       }));
 }
 
-grpc::Status ApiService::GlobFile(grpc::ServerContext*, const GlobFileRequest* req,
+grpc::Status ApiService::GlobFile(grpc::ServerContext* ctx, const GlobFileRequest* req,
                                   grpc::ServerWriter<FileInfo>* writer) {
+  TUSK_AUTHORIZE(auth_->Require(ctx, Access::kRead, req->repo()));
   return ToGrpcStatus(pfs_->GlobFile(req->repo(), req->ref(), req->pattern(),
                                      [&](const FileInfo& f) -> absl::Status {
                                        return writer->Write(f) ? absl::OkStatus() : Cancelled();
                                      }));
 }
 
-grpc::Status ApiService::DeleteFile(grpc::ServerContext*, const DeleteFileRequest* req,
+grpc::Status ApiService::DeleteFile(grpc::ServerContext* ctx, const DeleteFileRequest* req,
                                     DeleteFileResponse* out) {
+  TUSK_AUTHORIZE(auth_->Require(ctx, Access::kWrite, req->repo()));
   auto c = pfs_->DeleteFile(req->repo(), req->ref(), req->path());
   if (!c.ok()) return ToGrpcStatus(c.status());
   *out->mutable_commit() = *c;
   return grpc::Status::OK;
 }
 
-grpc::Status ApiService::DiffCommit(grpc::ServerContext*, const DiffCommitRequest* req,
+grpc::Status ApiService::DiffCommit(grpc::ServerContext* ctx, const DiffCommitRequest* req,
                                     grpc::ServerWriter<FileDiff>* writer) {
+  TUSK_AUTHORIZE(auth_->Require(ctx, Access::kRead, req->repo()));
   return ToGrpcStatus(pfs_->DiffCommit(req->repo(), req->new_ref(), req->old_ref(),
                                        [&](const FileDiff& d) -> absl::Status {
                                          return writer->Write(d) ? absl::OkStatus() : Cancelled();
                                        }));
 }
 
-grpc::Status ApiService::Revert(grpc::ServerContext*, const RevertRequest* req, CommitInfo* out) {
+grpc::Status ApiService::Revert(grpc::ServerContext* ctx, const RevertRequest* req,
+                                CommitInfo* out) {
+  TUSK_AUTHORIZE(auth_->Require(ctx, Access::kWrite, req->repo()));
   return Fill(pfs_->Revert(req->repo(), req->branch(), req->to(), req->message()), out);
 }
 
-grpc::Status ApiService::UpdateRepo(grpc::ServerContext*, const UpdateRepoRequest* req,
+grpc::Status ApiService::UpdateRepo(grpc::ServerContext* ctx, const UpdateRepoRequest* req,
                                     RepoInfo* out) {
+  TUSK_AUTHORIZE(auth_->Require(ctx, Access::kWrite, req->name()));
   std::optional<std::string> description;
   if (req->has_description()) description = req->description();
   std::optional<pfs::v1::Retention> retention;
@@ -318,15 +351,17 @@ grpc::Status ApiService::UpdateRepo(grpc::ServerContext*, const UpdateRepoReques
   return Fill(pfs_->UpdateRepo(req->name(), description, retention), out);
 }
 
-grpc::Status ApiService::DeleteCommit(grpc::ServerContext*, const DeleteCommitRequest* req,
+grpc::Status ApiService::DeleteCommit(grpc::ServerContext* ctx, const DeleteCommitRequest* req,
                                       DeleteCommitResponse* out) {
+  TUSK_AUTHORIZE(auth_->Require(ctx, Access::kWrite, req->repo()));
   auto moved = pfs_->DeleteCommit(req->repo(), req->ref());
   if (!moved.ok()) return ToGrpcStatus(moved.status());
   for (auto& b : *moved) *out->add_moved() = std::move(b);
   return grpc::Status::OK;
 }
 
-grpc::Status ApiService::Gc(grpc::ServerContext*, const GcRequest* req, GcResponse* out) {
+grpc::Status ApiService::Gc(grpc::ServerContext* ctx, const GcRequest* req, GcResponse* out) {
+  TUSK_AUTHORIZE(auth_->RequireAdmin(ctx));
   pfs::GcOptions options = gc_defaults_;
   if (req->has_grace()) {
     int64_t ns = google::protobuf::util::TimeUtil::DurationToNanoseconds(req->grace());
@@ -346,15 +381,17 @@ grpc::Status ApiService::Gc(grpc::ServerContext*, const GcRequest* req, GcRespon
   return grpc::Status::OK;
 }
 
-grpc::Status ApiService::Stats(grpc::ServerContext*, const StatsRequest*, StatsResponse* out) {
+grpc::Status ApiService::Stats(grpc::ServerContext* ctx, const StatsRequest*, StatsResponse* out) {
+  TUSK_AUTHORIZE(auth_->RequireAdmin(ctx));
   pfs::ObjectStore* store = pfs_->blobs()->object_store();
   *out = store->Stats();
   out->set_object_store(store->Describe());
   return grpc::Status::OK;
 }
 
-grpc::Status ApiService::Fsck(grpc::ServerContext*, const FsckRequest*,
+grpc::Status ApiService::Fsck(grpc::ServerContext* ctx, const FsckRequest*,
                               grpc::ServerWriter<FsckResponse>* writer) {
+  TUSK_AUTHORIZE(auth_->RequireAdmin(ctx));
   LOG(INFO) << "fsck started";
   auto stats = pfs_->Fsck([&](const std::string& problem) {
     LOG(WARNING) << "fsck: " << problem;

@@ -7,13 +7,15 @@
 #include "dispatcher/dispatcher.h"
 #include "pfs/pfs.h"
 #include "proto/pfs.grpc.pb.h"
+#include "server/auth.h"
 #include "server/stream_watchdog.h"
 
 namespace tusk::server {
 
 class ApiService final : public pfs::v1::API::Service {
  public:
-  explicit ApiService(pfs::Pfs* pfs) : pfs_(pfs) {}
+  // Every call is checked by `auth` (not owned).
+  ApiService(pfs::Pfs* pfs, const Authorizer* auth) : pfs_(pfs), auth_(auth) {}
   // Where InspectCommitSet --wait learns whether jobs of a commit set are
   // still to run, and is woken when a commit finishes or a job ends (not
   // owned; set before serving).
@@ -87,6 +89,7 @@ class ApiService final : public pfs::v1::API::Service {
   StreamWatchdog* put_watchdog_ = nullptr;
   dispatcher::Dispatcher* jobs_ = nullptr;
   pfs::Pfs* const pfs_;
+  const Authorizer* const auth_;
 };
 
 }  // namespace tusk::server

@@ -5,6 +5,8 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <cstring>
+
 #include "absl/strings/str_cat.h"
 #include "common/log.h"
 
@@ -80,7 +82,12 @@ void LocalRunners::Reconcile() {
       }
       it->second.pop_back();
     }
-    it = it->second.empty() ? slots_.erase(it) : std::next(it);
+    if (it->second.empty()) {
+      tokens_.erase(it->first);  // a pipeline made again gets a new token
+      it = slots_.erase(it);
+    } else {
+      ++it;
+    }
   }
   for (const auto& [pipeline, n] : demand) {
     auto& slots = slots_[pipeline];
@@ -107,6 +114,30 @@ void LocalRunners::Spawn(const std::string& pipeline, int index, Slot* slot) {
                                    "--sandbox",
                                    options_.sandbox};
   for (const auto& h : options_.hide) argv.insert(argv.end(), {"--hide", h});
+  std::vector<std::string> env;
+  for (char** e = environ; *e != nullptr; ++e) {
+    if (std::strncmp(*e, "TUSK_TOKEN=", 11) != 0) env.push_back(*e);
+  }
+  if (options_.runner_token) {
+    auto& token = tokens_[pipeline];
+    if (token.empty()) {
+      auto made = options_.runner_token(pipeline);
+      if (!made.ok()) {
+        LOG(ERROR) << "cannot start runner " << slot->name
+                   << ": no runner token: " << made.status();
+        slot->next_start = absl::Now() + absl::Seconds(5);
+        return;
+      }
+      token = made->token;
+    }
+    env.push_back("TUSK_TOKEN=" + token);
+  }
+  std::vector<char*> envp;
+  for (auto& e : env) envp.push_back(e.data());
+  envp.push_back(nullptr);
+  std::vector<char*> args;
+  for (auto& a : argv) args.push_back(a.data());
+  args.push_back(nullptr);
   pid_t parent = ::getpid();
   pid_t pid = ::fork();
   if (pid < 0) {
@@ -120,10 +151,7 @@ void LocalRunners::Spawn(const std::string& pipeline, int index, Slot* slot) {
     sigset_t none;
     sigemptyset(&none);
     sigprocmask(SIG_SETMASK, &none, nullptr);
-    std::vector<char*> args;
-    for (auto& a : argv) args.push_back(a.data());
-    args.push_back(nullptr);
-    ::execv(args[0], args.data());
+    ::execve(args[0], args.data(), envp.data());
     ::_exit(127);
   }
   slot->pid = pid;

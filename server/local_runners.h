@@ -9,6 +9,7 @@
 // Lifecycle: Start() launches the supervising thread; the destructor kills
 // every runner and joins it. Thread-safe.
 
+#include <functional>
 #include <map>
 #include <string>
 #include <thread>
@@ -17,6 +18,7 @@
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "dispatcher/dispatcher.h"
+#include "server/tokens.h"
 
 namespace tusk::server {
 
@@ -26,6 +28,9 @@ struct LocalRunnersOptions {
   std::string work_root;          // scratch directories, one per runner
   std::vector<std::string> hide;  // directories the commands must not see
   std::string sandbox = "auto";
+  // With authentication on: a new runner token for a pipeline (given to its
+  // runners in TUSK_TOKEN, which their commands do not inherit).
+  std::function<absl::StatusOr<TokenStore::Created>(const std::string& pipeline)> runner_token;
 };
 
 class LocalRunners {
@@ -54,6 +59,7 @@ class LocalRunners {
   absl::Mutex mu_;
   bool stop_ ABSL_GUARDED_BY(mu_) = false;
   std::map<std::string, std::vector<Slot>> slots_;  // supervising thread only
+  std::map<std::string, std::string> tokens_;       // supervising thread only
 };
 
 }  // namespace tusk::server

@@ -8,6 +8,7 @@
 
 #include <cstdio>
 #include <fstream>
+#include <iostream>
 #include <string>
 #include <thread>
 
@@ -41,6 +42,12 @@ DEFINE_string(runner_binary, "", "the tusk-runner to start (default: next to tus
 DEFINE_string(sandbox, "auto", "for local runners: auto, bwrap or none");
 DEFINE_bool(insecure_allow_remote, false,
             "serve on a non-loopback address without authentication or TLS");
+DEFINE_bool(auth, false, "require a token with every call (roles: admin, writer, reader, runner)");
+DEFINE_string(root_token_file, "", "write the root token here (mode 0600) when it is made");
+DEFINE_bool(rotate_root_token, false, "replace the root token with a new one at start");
+DEFINE_string(tls_cert, "", "PEM certificate (chain) to serve gRPC with TLS");
+DEFINE_string(tls_key, "", "PEM private key of --tls-cert");
+DEFINE_string(tls_client_ca, "", "PEM CA bundle: require client certificates it signed");
 
 namespace {
 
@@ -100,9 +107,24 @@ Options:
                         apply repos' retention (tusk update repo --keep-last
                         N --keep-for DUR) this often (default 1m; 0 turns it off)
   --listen HOST:PORT    address to serve gRPC on (default 127.0.0.1:1650; port 0
-                        picks a free port). A non-loopback address needs
-                        --insecure-allow-remote: tuskd has no authentication
-                        or TLS yet, so anyone who reaches it may do anything.
+                        picks a free port). A non-loopback address needs --auth
+                        and --tls-cert, or --insecure-allow-remote.
+  --auth                every call must carry a token (tusk: TUSK_TOKEN or
+                        'tusk auth login'); its role decides what it may do:
+                        admin, writer or reader of some repos, or a pipeline's
+                        runner. The first start makes the root token (admin)
+                        and shows it once; 'tusk auth create-token' makes more.
+  --root-token-file FILE
+                        write the root token to FILE (mode 0600) instead of
+                        printing it on standard output
+  --rotate-root-token   make a new root token (the old one stops working) and
+                        show it as above: for a lost root token
+  --tls-cert FILE       serve gRPC over TLS with this PEM certificate (chain)
+  --tls-key FILE        ... and this PEM private key
+  --tls-client-ca FILE  mutual TLS: clients must present a certificate signed
+                        by a CA in this PEM bundle
+  --insecure-allow-remote
+                        serve a non-loopback --listen without --auth or TLS
   --port-file FILE      write the port actually bound to FILE once serving
   --local-runners       start tusk-runner processes for pipelines on this
                         machine (default; --no-local-runners when runners are
@@ -149,11 +171,27 @@ std::optional<int> ReadFlags(const char* argv0, tusk::server::TuskdOptions* o) {
   o->data_dir = FLAGS_data_dir;
   if (o->data_dir.empty()) return Usage("--data-dir is required");
   o->listen = FLAGS_listen;
-  if (!IsLoopback(o->listen) && !FLAGS_insecure_allow_remote) {
-    return Usage("--listen " + o->listen +
-                 " is reachable from other machines, and tuskd has no authentication or TLS "
-                 "yet: anyone who reaches it may read and delete every repo. Pass "
-                 "--insecure-allow-remote to serve there anyway.");
+  o->auth = FLAGS_auth;
+  o->root_token_file = FLAGS_root_token_file;
+  o->rotate_root_token = FLAGS_rotate_root_token;
+  if (o->rotate_root_token && !o->auth) return Usage("--rotate-root-token needs --auth");
+  if (!o->root_token_file.empty() && !o->auth) return Usage("--root-token-file needs --auth");
+  o->tls.cert = FLAGS_tls_cert;
+  o->tls.key = FLAGS_tls_key;
+  o->tls.client_ca = FLAGS_tls_client_ca;
+  if (o->tls.cert.empty() != o->tls.key.empty()) {
+    return Usage("--tls-cert and --tls-key go together");
+  }
+  if (!o->tls.client_ca.empty() && o->tls.cert.empty()) {
+    return Usage("--tls-client-ca needs --tls-cert and --tls-key");
+  }
+  if (!IsLoopback(o->listen) && !FLAGS_insecure_allow_remote && (!o->auth || o->tls.cert.empty())) {
+    return Usage("--listen " + o->listen + " is reachable from other machines, and tuskd runs " +
+                 (o->auth ? "without TLS: tokens would cross the network in the clear"
+                          : "without --auth: anyone who reaches it may read and delete every "
+                            "repo") +
+                 ". Pass --auth with --tls-cert and --tls-key, or --insecure-allow-remote to "
+                 "serve there anyway.");
   }
   o->local_runners = FLAGS_local_runners;
   auto sandbox = tusk::ParseChoice("--sandbox", FLAGS_sandbox, {"auto", "bwrap", "none"});
@@ -240,6 +278,12 @@ int main(int argc, char** argv) {
   if (!tuskd.ok()) {
     LOG(ERROR) << "cannot start: " << tuskd.status();
     return 1;
+  }
+  if (!(*tuskd)->new_root_token().empty() && FLAGS_root_token_file.empty()) {
+    // Shown once, on standard output, never in the log.
+    std::cout << "Root token (shown once; keep it safe):\n  " << (*tuskd)->new_root_token()
+              << "\nUse it with: tusk auth login (or TUSK_TOKEN=...)\n"
+              << std::flush;
   }
   if (!FLAGS_port_file.empty()) WritePortFile(FLAGS_port_file, (*tuskd)->port());
   std::thread waiter([&] {

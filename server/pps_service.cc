@@ -4,6 +4,7 @@
 #include "absl/time/clock.h"
 #include "common/grpc_status.h"
 #include "common/status.h"
+#include "dispatcher/spec.h"
 #include "google/protobuf/util/time_util.h"
 
 namespace tusk::server {
@@ -20,25 +21,40 @@ absl::StatusOr<pps::v1::PipelineInfo> PpsService::WithLastJob(pps::v1::PipelineI
   return info;
 }
 
-grpc::Status PpsService::CreatePipeline(grpc::ServerContext*,
+absl::Status PpsService::CheckCreate(const grpc::ServerContext* ctx,
+                                     const pps::v1::PipelineSpec& spec) {
+  // A pipeline writes its output repo and reads its inputs, with the rights
+  // of the one who made it.
+  ASSIGN_OR_RETURN(Caller caller, auth_->Require(ctx, Access::kWrite, spec.pipeline().name()));
+  for (const pps::v1::PFSInput* in : dispatcher::PfsInputs(spec.input())) {
+    RETURN_IF_ERROR(auth_->Check(caller, Access::kRead, in->repo()));
+  }
+  return absl::OkStatus();
+}
+
+grpc::Status PpsService::CreatePipeline(grpc::ServerContext* ctx,
                                         const pps::v1::CreatePipelineRequest* req,
                                         pps::v1::PipelineInfo* out) {
+  TUSK_AUTHORIZE(CheckCreate(ctx, req->spec()));
   return Fill(dispatcher_->CreatePipeline(req->spec(), req->update(), req->reprocess()), out);
 }
 
-grpc::Status PpsService::InspectPipeline(grpc::ServerContext*,
+grpc::Status PpsService::InspectPipeline(grpc::ServerContext* ctx,
                                          const pps::v1::InspectPipelineRequest* req,
                                          pps::v1::PipelineInfo* out) {
+  TUSK_AUTHORIZE(auth_->Require(ctx, Access::kRead, req->name()));
   auto info = pipelines_->Inspect(req->name());
   if (!info.ok()) return ToGrpcStatus(info.status());
   return Fill(WithLastJob(*info), out);
 }
 
-grpc::Status PpsService::ListPipeline(grpc::ServerContext*, const pps::v1::ListPipelineRequest*,
+grpc::Status PpsService::ListPipeline(grpc::ServerContext* ctx, const pps::v1::ListPipelineRequest*,
                                       pps::v1::ListPipelineResponse* out) {
+  TUSK_AUTHORIZE_AS(Caller caller, auth_->RequireAuthenticated(ctx));
   auto list = pipelines_->List();
   if (!list.ok()) return ToGrpcStatus(list.status());
   for (auto& p : *list) {
+    if (!auth_->Can(caller, Access::kRead, p.spec().pipeline().name())) continue;
     auto full = WithLastJob(std::move(p));
     if (!full.ok()) return ToGrpcStatus(full.status());
     *out->add_pipelines() = std::move(*full);
@@ -46,25 +62,32 @@ grpc::Status PpsService::ListPipeline(grpc::ServerContext*, const pps::v1::ListP
   return grpc::Status::OK;
 }
 
-grpc::Status PpsService::DeletePipeline(grpc::ServerContext*,
+grpc::Status PpsService::DeletePipeline(grpc::ServerContext* ctx,
                                         const pps::v1::DeletePipelineRequest* req,
                                         pps::v1::DeletePipelineResponse*) {
-  return ToGrpcStatus(dispatcher_->DeletePipeline(req->name(), req->keep_repo()));
+  TUSK_AUTHORIZE(auth_->Require(ctx, Access::kWrite, req->name()));
+  absl::Status s = dispatcher_->DeletePipeline(req->name(), req->keep_repo());
+  if (s.ok() && auth_->tokens() != nullptr) s = auth_->tokens()->RevokeRunnerTokens(req->name());
+  return ToGrpcStatus(s);
 }
 
-grpc::Status PpsService::StartPipeline(grpc::ServerContext*,
+grpc::Status PpsService::StartPipeline(grpc::ServerContext* ctx,
                                        const pps::v1::StartPipelineRequest* req,
                                        pps::v1::PipelineInfo* out) {
+  TUSK_AUTHORIZE(auth_->Require(ctx, Access::kWrite, req->name()));
   return Fill(dispatcher_->SetPipelineState(req->name(), pps::v1::RUNNING), out);
 }
 
-grpc::Status PpsService::StopPipeline(grpc::ServerContext*, const pps::v1::StopPipelineRequest* req,
+grpc::Status PpsService::StopPipeline(grpc::ServerContext* ctx,
+                                      const pps::v1::StopPipelineRequest* req,
                                       pps::v1::PipelineInfo* out) {
+  TUSK_AUTHORIZE(auth_->Require(ctx, Access::kWrite, req->name()));
   return Fill(dispatcher_->SetPipelineState(req->name(), pps::v1::PAUSED), out);
 }
 
-grpc::Status PpsService::ListJob(grpc::ServerContext*, const pps::v1::ListJobRequest* req,
+grpc::Status PpsService::ListJob(grpc::ServerContext* ctx, const pps::v1::ListJobRequest* req,
                                  grpc::ServerWriter<pps::v1::JobInfo>* writer) {
+  TUSK_AUTHORIZE(auth_->Require(ctx, Access::kRead, req->pipeline()));
   return ToGrpcStatus(
       dispatcher_->ListJobs(req->pipeline(), req->limit(), [&](const pps::v1::JobInfo& j) {
         if (!writer->Write(j)) return absl::CancelledError("client went away");
@@ -74,6 +97,7 @@ grpc::Status PpsService::ListJob(grpc::ServerContext*, const pps::v1::ListJobReq
 
 grpc::Status PpsService::InspectJob(grpc::ServerContext* ctx, const pps::v1::InspectJobRequest* req,
                                     grpc::ServerWriter<pps::v1::JobInfo>* writer) {
+  TUSK_AUTHORIZE(auth_->Require(ctx, Access::kRead, req->pipeline()));
   if (!req->wait()) {
     auto j = dispatcher_->InspectJob(req->pipeline(), req->job());
     if (!j.ok()) return ToGrpcStatus(j.status());
@@ -88,8 +112,9 @@ grpc::Status PpsService::InspectJob(grpc::ServerContext* ctx, const pps::v1::Ins
       }));
 }
 
-grpc::Status PpsService::ListDatum(grpc::ServerContext*, const pps::v1::ListDatumRequest* req,
+grpc::Status PpsService::ListDatum(grpc::ServerContext* ctx, const pps::v1::ListDatumRequest* req,
                                    grpc::ServerWriter<pps::v1::DatumInfo>* writer) {
+  TUSK_AUTHORIZE(auth_->Require(ctx, Access::kRead, req->pipeline()));
   return ToGrpcStatus(
       dispatcher_->ListDatums(req->pipeline(), req->job(), [&](const pps::v1::DatumInfo& d) {
         if (!writer->Write(d)) return absl::CancelledError("client went away");
@@ -97,13 +122,16 @@ grpc::Status PpsService::ListDatum(grpc::ServerContext*, const pps::v1::ListDatu
       }));
 }
 
-grpc::Status PpsService::InspectDatum(grpc::ServerContext*, const pps::v1::InspectDatumRequest* req,
+grpc::Status PpsService::InspectDatum(grpc::ServerContext* ctx,
+                                      const pps::v1::InspectDatumRequest* req,
                                       pps::v1::DatumInfo* out) {
+  TUSK_AUTHORIZE(auth_->Require(ctx, Access::kRead, req->pipeline()));
   return Fill(dispatcher_->InspectDatum(req->pipeline(), req->job(), req->datum()), out);
 }
 
 grpc::Status PpsService::GetLogs(grpc::ServerContext* ctx, const pps::v1::GetLogsRequest* req,
                                  grpc::ServerWriter<pps::v1::LogMessage>* writer) {
+  TUSK_AUTHORIZE(auth_->Require(ctx, Access::kRead, req->pipeline()));
   return ToGrpcStatus(dispatcher_->GetLogs(
       req->pipeline(), req->job(), req->datum(), req->follow(),
       [ctx] { return ctx->IsCancelled(); },
@@ -115,23 +143,46 @@ grpc::Status PpsService::GetLogs(grpc::ServerContext* ctx, const pps::v1::GetLog
 
 // ---------------------------------------------------------------------------
 
-grpc::Status WorkerService::Lease(grpc::ServerContext*, const pps::v1::LeaseRequest* req,
+grpc::Status WorkerService::Lease(grpc::ServerContext* ctx, const pps::v1::LeaseRequest* req,
                                   pps::v1::LeaseResponse* out) {
+  TUSK_AUTHORIZE(auth_->RequireRunner(ctx, req->pipeline()));
   return Fill(dispatcher_->Lease(*req), out);
 }
 
-grpc::Status WorkerService::Heartbeat(grpc::ServerContext*, const pps::v1::HeartbeatRequest* req,
+grpc::Status WorkerService::Heartbeat(grpc::ServerContext* ctx,
+                                      const pps::v1::HeartbeatRequest* req,
                                       pps::v1::HeartbeatResponse* out) {
-  *out = dispatcher_->Heartbeat(*req);
+  TUSK_AUTHORIZE_AS(Caller caller, auth_->RequireAuthenticated(ctx));
+  pps::v1::HeartbeatRequest mine = *req;
+  if (!caller.everyone) {
+    // A runner renews only its own pipeline's leases; any other is lost to it.
+    mine.clear_leases();
+    for (const auto& lease : req->leases()) {
+      auto pipeline = dispatcher_->LeasePipeline(lease);
+      if (pipeline.ok() && auth_->RequireRunner(ctx, *pipeline).ok()) {
+        mine.add_leases(lease);
+      } else {
+        out->add_lost(lease);
+      }
+    }
+  }
+  pps::v1::HeartbeatResponse renewed = dispatcher_->Heartbeat(mine);
+  for (const auto& lost : renewed.lost()) out->add_lost(lost);
   return grpc::Status::OK;
 }
 
-grpc::Status WorkerService::FinishDatum(grpc::ServerContext*,
+grpc::Status WorkerService::FinishDatum(grpc::ServerContext* ctx,
                                         grpc::ServerReader<pps::v1::FinishDatumRequest>* reader,
                                         pps::v1::FinishDatumResponse* out) {
+  TUSK_AUTHORIZE_AS(Caller caller, auth_->RequireAuthenticated(ctx));
   pps::v1::FinishDatumRequest first;
   if (!reader->Read(&first)) {
     return ToGrpcStatus(absl::InvalidArgumentError("FinishDatum stream is empty"));
+  }
+  if (!caller.everyone) {
+    auto pipeline = dispatcher_->LeasePipeline(first.lease());
+    if (!pipeline.ok()) return ToGrpcStatus(pipeline.status());
+    TUSK_AUTHORIZE(auth_->RequireRunner(ctx, *pipeline));
   }
   auto output = dispatcher_->BeginDatumOutput(first.lease());
   if (!output.ok()) return ToGrpcStatus(output.status());

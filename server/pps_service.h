@@ -7,13 +7,15 @@
 #include "dispatcher/dispatcher.h"
 #include "pfs/pfs.h"
 #include "proto/pps.grpc.pb.h"
+#include "server/auth.h"
 
 namespace tusk::server {
 
 class PpsService final : public pps::v1::Pps::Service {
  public:
-  PpsService(dispatcher::Pipelines* pipelines, dispatcher::Dispatcher* dispatcher)
-      : pipelines_(pipelines), dispatcher_(dispatcher) {}
+  PpsService(dispatcher::Pipelines* pipelines, dispatcher::Dispatcher* dispatcher,
+             const Authorizer* auth)
+      : pipelines_(pipelines), dispatcher_(dispatcher), auth_(auth) {}
 
   grpc::Status CreatePipeline(grpc::ServerContext*, const pps::v1::CreatePipelineRequest*,
                               pps::v1::PipelineInfo*) override;
@@ -39,16 +41,21 @@ class PpsService final : public pps::v1::Pps::Service {
                        grpc::ServerWriter<pps::v1::LogMessage>*) override;
 
  private:
+  // Whether the caller may create or update the pipeline `spec` describes.
+  absl::Status CheckCreate(const grpc::ServerContext* ctx, const pps::v1::PipelineSpec& spec);
   // The pipeline's record with its last job filled in.
   absl::StatusOr<pps::v1::PipelineInfo> WithLastJob(pps::v1::PipelineInfo info);
 
   dispatcher::Pipelines* const pipelines_;
   dispatcher::Dispatcher* const dispatcher_;
+  const Authorizer* const auth_;
 };
 
 class WorkerService final : public pps::v1::Worker::Service {
  public:
-  explicit WorkerService(dispatcher::Dispatcher* dispatcher) : dispatcher_(dispatcher) {}
+  // Only a pipeline's runner token may lease, renew or finish its datums.
+  WorkerService(dispatcher::Dispatcher* dispatcher, const Authorizer* auth)
+      : dispatcher_(dispatcher), auth_(auth) {}
 
   grpc::Status Lease(grpc::ServerContext*, const pps::v1::LeaseRequest*,
                      pps::v1::LeaseResponse*) override;
@@ -59,6 +66,7 @@ class WorkerService final : public pps::v1::Worker::Service {
 
  private:
   dispatcher::Dispatcher* const dispatcher_;
+  const Authorizer* const auth_;
 };
 
 }  // namespace tusk::server

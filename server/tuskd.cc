@@ -3,16 +3,23 @@
 #include <grpcpp/grpcpp.h>
 #include <limits.h>
 #include <stdlib.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
 
 #include "absl/strings/str_cat.h"
+#include "common/fs.h"
 #include "common/grpc_channel.h"
 #include "common/log.h"
 #include "common/status.h"
 #include "common/version.h"
 #include "dispatcher/dispatcher.h"
 #include "dispatcher/pipelines.h"
+#include "dispatcher/spec.h"
 #include "ingest/sources.h"
 #include "server/api_service.h"
+#include "server/auth.h"
+#include "server/auth_service.h"
 #include "server/local_runners.h"
 #include "server/pps_service.h"
 #include "server/source_service.h"
@@ -26,6 +33,7 @@ absl::StatusOr<std::unique_ptr<Tuskd>> Tuskd::Open(TuskdOptions options) {
   if (options.data_dir.empty()) return absl::InvalidArgumentError("the data directory is not set");
   auto t = std::unique_ptr<Tuskd>(new Tuskd(std::move(options)));
   RETURN_IF_ERROR(t->OpenStore());
+  RETURN_IF_ERROR(t->OpenAuth());
   RETURN_IF_ERROR(t->OpenServices());
   RETURN_IF_ERROR(t->StartServer());
   LOG(INFO) << "tuskd " << kTuskVersion << " serving on " << t->address() << " with data in "
@@ -70,13 +78,51 @@ absl::Status Tuskd::OpenStore() {
   return absl::OkStatus();
 }
 
+absl::Status Tuskd::OpenAuth() {
+  if (options_.auth) {
+    auto tokens = TokenStore::Open(pfs_->Space(pfs::kTokenSpace));
+    if (!tokens.ok()) return Annotate(tokens.status(), "loading tokens");
+    tokens_ = std::move(*tokens);
+    std::optional<TokenStore::Created> root;
+    if (options_.rotate_root_token) {
+      ASSIGN_OR_RETURN(root, tokens_->RotateRoot("tuskd --rotate-root-token"));
+      LOG(INFO) << "rotated the root token (--rotate-root-token)";
+    } else {
+      ASSIGN_OR_RETURN(root, tokens_->EnsureRoot());
+      if (root) LOG(INFO) << "made the root token (first start with --auth)";
+    }
+    if (root) {
+      new_root_token_ = root->token;
+      if (!options_.root_token_file.empty()) {
+        RETURN_IF_ERROR(WriteSecretFile(options_.root_token_file, root->token + "\n"));
+        LOG(INFO) << "wrote the root token to " << options_.root_token_file;
+      }
+    }
+  } else if (options_.rotate_root_token) {
+    return absl::InvalidArgumentError("--rotate-root-token needs --auth");
+  }
+  // A runner token may read its pipeline's inputs.
+  auth_ = std::make_unique<Authorizer>(
+      tokens_.get(),
+      [this](const std::string& pipeline) -> absl::StatusOr<std::vector<std::string>> {
+        ASSIGN_OR_RETURN(auto info, pipelines_->Inspect(pipeline));
+        std::vector<std::string> repos;
+        for (const auto* in : dispatcher::PfsInputs(info.spec().input())) {
+          repos.push_back(in->repo());
+        }
+        return repos;
+      });
+  auth_service_ = std::make_unique<AuthService>(auth_.get());
+  return absl::OkStatus();
+}
+
 absl::Status Tuskd::OpenServices() {
   put_watchdog_ = std::make_unique<StreamWatchdog>(options_.put_idle_timeout);
-  api_ = std::make_unique<ApiService>(pfs_.get());
+  api_ = std::make_unique<ApiService>(pfs_.get(), auth_.get());
   api_->SetGcDefaults(options_.gc);
   api_->SetPutWatchdog(put_watchdog_.get());
   sources_ = std::make_unique<ingest::Sources>(pfs_.get());
-  source_service_ = std::make_unique<SourceService>(sources_.get());
+  source_service_ = std::make_unique<SourceService>(sources_.get(), auth_.get());
   pipelines_ = std::make_unique<dispatcher::Pipelines>(pfs_.get());
   auto d = dispatcher::Dispatcher::Open(pfs_.get(), pipelines_.get(), {});
   if (!d.ok()) {
@@ -84,8 +130,8 @@ absl::Status Tuskd::OpenServices() {
   }
   dispatcher_ = std::move(*d);
   api_->SetDispatcher(dispatcher_.get());
-  pps_ = std::make_unique<PpsService>(pipelines_.get(), dispatcher_.get());
-  worker_ = std::make_unique<WorkerService>(dispatcher_.get());
+  pps_ = std::make_unique<PpsService>(pipelines_.get(), dispatcher_.get(), auth_.get());
+  worker_ = std::make_unique<WorkerService>(dispatcher_.get(), auth_.get());
   return absl::OkStatus();
 }
 
@@ -94,7 +140,26 @@ absl::Status Tuskd::StartServer() {
   // gRPC sets SO_REUSEPORT by default: a second tuskd on a taken port would
   // bind it too and take half the calls. A taken port is an error instead.
   builder.AddChannelArgument(GRPC_ARG_ALLOW_REUSEPORT, 0);
-  builder.AddListeningPort(options_.listen, grpc::InsecureServerCredentials(), &port_);
+  auto creds = ServerCredentials(options_.tls);
+  if (!creds.ok()) return creds.status();
+  builder.AddListeningPort(options_.listen, *creds, &port_);
+  if (!options_.tls.cert.empty() && options_.local_runners) {
+    // Local runners reach tuskd over a unix socket in the data directory
+    // (its permissions guard it; sandboxed commands cannot see it), not
+    // over TLS, whose certificate may not name the loopback address.
+    char real[PATH_MAX];
+    std::string dir =
+        realpath(options_.data_dir.c_str(), real) ? std::string(real) : options_.data_dir;
+    runner_socket_ = dir + "/tuskd.sock";
+    if (runner_socket_.size() >= sizeof(sockaddr_un{}.sun_path)) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "the data directory's path is too long for the local runners' socket ", runner_socket_,
+          " (at most ", sizeof(sockaddr_un{}.sun_path) - 1, " bytes)"));
+    }
+    ::unlink(runner_socket_.c_str());
+    builder.AddListeningPort("unix:" + runner_socket_, grpc::InsecureServerCredentials());
+  }
+  builder.RegisterService(auth_service_.get());
   builder.RegisterService(api_.get());
   builder.RegisterService(source_service_.get());
   builder.RegisterService(pps_.get());
@@ -104,6 +169,9 @@ absl::Status Tuskd::StartServer() {
   if (!server_ || port_ == 0) {
     return absl::UnavailableError(
         absl::StrCat("cannot listen on ", options_.listen, " (address in use or invalid)"));
+  }
+  if (!runner_socket_.empty() && ::chmod(runner_socket_.c_str(), 0600) != 0) {
+    return absl::InternalError(absl::StrCat("cannot make ", runner_socket_, " private"));
   }
   return absl::OkStatus();
 }
@@ -119,6 +187,12 @@ void Tuskd::StartRunners() {
   ro.runner_binary = options_.runner_binary;
   std::string host = options_.listen.substr(0, options_.listen.rfind(':'));
   ro.address = absl::StrCat(host == "0.0.0.0" || host == "[::]" ? "127.0.0.1" : host, ":", port_);
+  if (!runner_socket_.empty()) ro.address = "unix:" + runner_socket_;
+  if (tokens_) {
+    ro.runner_token = [tokens = tokens_.get()](const std::string& pipeline) {
+      return tokens->MintRunnerToken(pipeline);
+    };
+  }
   // Absolute: runners chdir into their datum directories.
   char real[PATH_MAX];
   std::string data_dir =
@@ -172,6 +246,7 @@ Tuskd::~Tuskd() {
     server_->Wait();
   }
   server_.reset();
+  if (!runner_socket_.empty()) ::unlink(runner_socket_.c_str());
   dispatcher_.reset();
   pfs_.reset();
   if (store_) {

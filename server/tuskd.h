@@ -19,6 +19,7 @@
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
+#include "common/grpc_channel.h"
 #include "pfs/object_store.h"
 #include "pfs/pfs.h"
 
@@ -38,6 +39,9 @@ class Sources;
 namespace tusk::server {
 
 class ApiService;
+class AuthService;
+class Authorizer;
+class TokenStore;
 class LocalRunners;
 class PpsService;
 class SourceService;
@@ -62,6 +66,14 @@ struct TuskdOptions {
   absl::Duration put_idle_timeout = absl::Minutes(1);    // 0: never
   pfs::GcOptions gc;
   std::string listen = "127.0.0.1:1650";  // port 0 picks one
+  // Tokens and roles (server/auth.h). Off: every caller may do everything.
+  bool auth = false;
+  // Where the root token goes when it is made (first start with auth, or
+  // rotate_root_token): this file, mode 0600; empty: root_token() only.
+  std::string root_token_file;
+  bool rotate_root_token = false;
+  // TLS for the gRPC API (plaintext without a certificate).
+  ServerTlsOptions tls;
   bool local_runners = true;
   std::string runner_binary;  // the tusk-runner local runners run
   std::string sandbox = "auto";
@@ -85,11 +97,15 @@ class Tuskd {
   void Shutdown();
 
   pfs::Pfs* pfs() { return pfs_.get(); }
+  // The root token made by this Open (first start with auth, or
+  // rotate_root_token), else empty. main() shows it once.
+  const std::string& new_root_token() const { return new_root_token_; }
 
  private:
   explicit Tuskd(TuskdOptions options);
   absl::Status OpenStore();
   absl::Status OpenServices();
+  absl::Status OpenAuth();
   absl::Status StartServer();
   void StartRunners();
   void MaintenanceLoop();
@@ -97,6 +113,11 @@ class Tuskd {
   const TuskdOptions options_;
   std::unique_ptr<pfs::ObjectStore> store_;
   std::unique_ptr<pfs::Pfs> pfs_;
+  std::unique_ptr<TokenStore> tokens_;
+  std::unique_ptr<Authorizer> auth_;
+  std::unique_ptr<AuthService> auth_service_;
+  std::string new_root_token_;
+  std::string runner_socket_;  // with TLS: local runners' unix socket
   std::unique_ptr<StreamWatchdog> put_watchdog_;
   std::unique_ptr<ApiService> api_;
   std::unique_ptr<ingest::Sources> sources_;

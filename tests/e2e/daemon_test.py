@@ -35,7 +35,7 @@ class DaemonFlagsTest(unittest.TestCase):
             (TUSKD, ["--data-dir", self.tmp, "--log-level", "loud"], "--log-level must be"),
             (TUSKD, ["--data-dir", self.tmp, "--rebuild-index=maybe"], "rebuild_index"),
             (TUSKD, ["--data-dir", self.tmp, "--listen", "0.0.0.0:0"], "--insecure-allow-remote"),
-            (TUSKD, ["--data-dir", self.tmp, "--listen", "[::]:0"], "no authentication"),
+            (TUSKD, ["--data-dir", self.tmp, "--listen", "[::]:0"], "without --auth"),
             (INGEST, ["--source"], "--source needs a value"),
             (INGEST, ["--source", "s", "--kafka-config", "novalue"], "KEY=VALUE"),
             (RUNNER, ["--pipeline", "p"], "--tuskd is required"),

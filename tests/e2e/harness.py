@@ -283,17 +283,23 @@ class TuskTestCase(unittest.TestCase):
             cls.s3.stop()
         shutil.rmtree(cls.tmp, ignore_errors=True)
 
-    def tusk(self, *args, input=None, check=True, timeout=120):
+    # Extra environment for the CLI (TUSK_TOKEN, TUSK_TLS_CA...).
+    tusk_env = {}
+
+    def tusk(self, *args, input=None, check=True, timeout=120, env=None):
         cmd = [TUSK, "--address", self.server.address] + [str(a) for a in args]
-        proc = subprocess.run(cmd, input=input, capture_output=True, timeout=timeout)
+        full_env = dict(os.environ)
+        full_env.update(self.tusk_env)
+        full_env.update(env or {})
+        proc = subprocess.run(cmd, input=input, capture_output=True, timeout=timeout, env=full_env)
         r = Result(proc)
         if check and r.returncode != 0:
             self.fail("%s failed (%d): %s\ntuskd log:\n%s" % (" ".join(cmd), r.returncode, r.err,
                                                              self.server.log()))
         return r
 
-    def tusk_fails(self, expected_code, *args, input=None, mentions=None):
-        r = self.tusk(*args, input=input, check=False)
+    def tusk_fails(self, expected_code, *args, input=None, mentions=None, env=None):
+        r = self.tusk(*args, input=input, check=False, env=env)
         self.assertEqual(r.returncode, expected_code,
                          "%s: exit %d, stderr: %s" % (args, r.returncode, r.err))
         if mentions:
