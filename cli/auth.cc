@@ -87,15 +87,15 @@ class AuthCommands : public CommandBase {
   }
 
   int ListTokens() {
-    return CallOn(auth_.get(), &av1::Auth::Stub::ListTokens, av1::ListTokensRequest(),
-                  [&](const av1::ListTokensResponse& r) {
-                    Table t({"ID", "NAME", "ROLE", "SCOPE", "CREATED", "EXPIRES"});
-                    for (const auto& k : r.tokens()) {
-                      t.Add({k.id(), k.name(), RoleName(k.role()), Scope(k), Time(k.created()),
-                             Expires(k)});
-                    }
-                    t.Print();
-                  });
+    return CallOn(
+        auth_.get(), &av1::Auth::Stub::ListTokens, av1::ListTokensRequest(),
+        [&](const av1::ListTokensResponse& r) {
+          Table t({"ID", "NAME", "ROLE", "SCOPE", "CREATED", "EXPIRES"});
+          for (const auto& k : r.tokens()) {
+            t.Add({k.id(), k.name(), RoleName(k.role()), Scope(k), Time(k.created()), Expires(k)});
+          }
+          t.Print();
+        });
   }
 
   int RotateRootToken() {
@@ -109,9 +109,8 @@ class AuthCommands : public CommandBase {
   static void PrintCreated(const av1::CreateTokenResponse& resp) {
     std::cout << resp.token() << "\n";
     std::cerr << "token " << resp.info().id() << " (\"" << resp.info().name() << "\", "
-              << RoleName(resp.info().role()) << " on " << Scope(resp.info())
-              << ", expires " << Expires(resp.info())
-              << "): shown once; tuskd keeps only its hash\n";
+              << RoleName(resp.info().role()) << " on " << Scope(resp.info()) << ", expires "
+              << Expires(resp.info()) << "): shown once; tuskd keeps only its hash\n";
   }
 
   std::unique_ptr<av1::Auth::Stub> auth_;

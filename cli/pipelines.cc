@@ -120,8 +120,17 @@ class PipelineCommands : public CommandBase {
                 << "\nInput: " << InputSummary(spec.input())
                 << "\nOutput: " << spec.pipeline().name() << "@" << spec.output_branch()
                 << "\nParallelism: " << spec.parallelism_spec().constant()
-                << "\nDatum tries: " << spec.datum_tries() << "\nCreated: " << Time(p.created())
-                << "\nUpdated: " << Time(p.updated()) << "\n";
+                << "\nDatum tries: " << spec.datum_tries()
+                << "\nNetwork: " << (spec.transform().network() ? "yes (transform.network)" : "no")
+                << "\nLimits: memory "
+                << (spec.resource_limits().memory().empty() ? "unlimited"
+                                                            : spec.resource_limits().memory())
+                << ", processes "
+                << (spec.resource_limits().processes()
+                        ? absl::StrCat(spec.resource_limits().processes())
+                        : std::string("default"))
+                << "\nSandbox: " << (p.sandbox().empty() ? "- (no runner yet)" : p.sandbox())
+                << "\nCreated: " << Time(p.created()) << "\nUpdated: " << Time(p.updated()) << "\n";
     });
   }
 

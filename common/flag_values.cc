@@ -4,6 +4,7 @@
 #include <utility>
 #include <vector>
 
+#include "absl/strings/ascii.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
@@ -71,6 +72,32 @@ absl::StatusOr<int64_t> ParseInt(const std::string& flag, const std::string& s, 
         absl::StrCat(flag, " must be a number from ", min, " to ", max));
   }
   return n;
+}
+
+absl::StatusOr<uint64_t> ParseMemoryQuantity(const std::string& s) {
+  // Kubernetes quantities: 128974848, 129e6, 129M, 123Mi (k, M, G, T; Ki, Mi, Gi, Ti).
+  size_t i = 0;
+  while (i < s.size() && (absl::ascii_isdigit(s[i]) || s[i] == '.')) ++i;
+  double n = 0;
+  if (i == 0 || !absl::SimpleAtod(s.substr(0, i), &n)) {
+    return absl::InvalidArgumentError(absl::StrCat("'", s, "' is not a size such as 512Mi or 2G"));
+  }
+  static const std::pair<const char*, double> kUnits[] = {{"", 1},
+                                                          {"k", 1e3},
+                                                          {"K", 1e3},
+                                                          {"M", 1e6},
+                                                          {"G", 1e9},
+                                                          {"T", 1e12},
+                                                          {"Ki", 1024.0},
+                                                          {"Mi", 1048576.0},
+                                                          {"Gi", 1073741824.0},
+                                                          {"Ti", 1099511627776.0}};
+  const std::string unit = s.substr(i);
+  for (const auto& [name, factor] : kUnits) {
+    if (unit == name) return static_cast<uint64_t>(n * factor);
+  }
+  return absl::InvalidArgumentError(
+      absl::StrCat("'", s, "' has an unknown unit '", unit, "' (k, M, G, T, Ki, Mi, Gi, Ti)"));
 }
 
 }  // namespace tusk

@@ -26,4 +26,11 @@ absl::StatusOr<std::string> ParseChoice(const std::string& flag, const std::stri
 absl::StatusOr<int64_t> ParseInt(const std::string& flag, const std::string& s, int64_t min,
                                  int64_t max);
 
+// A Kubernetes memory quantity in bytes: "128974848", "129M", "123Mi",
+// "1.5Gi" (k M G T are powers of 1000, Ki Mi Gi Ti of 1024).
+absl::StatusOr<uint64_t> ParseMemoryQuantity(const std::string& s);
+
+// A pipeline's resource_limits.processes when it sets none.
+inline constexpr uint64_t kDefaultProcessLimit = 1024;
+
 }  // namespace tusk

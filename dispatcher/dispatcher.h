@@ -178,6 +178,9 @@ class Dispatcher : public pfs::CommitHook {
 
   // Pipelines that want runners, with how many (running ones: parallelism).
   std::map<std::string, int> RunnerDemand();
+  // How `pipeline`'s runners contain its command, as the last lease request
+  // said; empty if none has asked since tuskd started.
+  std::string RunnerSandbox(const std::string& pipeline);
 
  private:
   struct ActiveJob;

@@ -30,6 +30,7 @@ struct Dispatcher::Driver {
   bool wake = true;
   uint64_t scan_from = 0;  // jobs before this seq are done
   std::unique_ptr<ActiveJob> active;
+  std::string sandbox;  // as its runners last reported it (LeaseRequest.sandbox)
 };
 
 inline bool Terminal(pps::v1::JobState s) {

@@ -38,6 +38,7 @@ absl::StatusOr<pps::v1::LeaseResponse> Dispatcher::Lease(const pps::v1::LeaseReq
       return absl::NotFoundError(absl::StrCat("pipeline ", req.pipeline(), " not found"));
     }
     Driver* d = it->second.get();
+    if (!req.sandbox().empty()) d->sandbox = req.sandbox();
     ActiveJob* a = d->active.get();
     const DatumQueue::Work* w = nullptr;
     if (a && !d->stop) {
@@ -51,6 +52,7 @@ absl::StatusOr<pps::v1::LeaseResponse> Dispatcher::Lease(const pps::v1::LeaseReq
       *resp.mutable_datum() = w->info;
       *resp.mutable_transform() = a->spec.transform();
       if (a->spec.has_datum_timeout()) *resp.mutable_datum_timeout() = a->spec.datum_timeout();
+      *resp.mutable_resource_limits() = a->spec.resource_limits();
       resp.set_heartbeat_ms(options_.heartbeat_ms);
       *resp.mutable_output_commit() = a->job.output_commit();
       return resp;
@@ -80,6 +82,12 @@ absl::Status Dispatcher::CheckLease(const std::string& lease) {
   absl::MutexLock l(&mu_);
   if (!leases_.count(lease)) return LeaseNotHeld(lease);
   return absl::OkStatus();
+}
+
+std::string Dispatcher::RunnerSandbox(const std::string& pipeline) {
+  absl::MutexLock l(&mu_);
+  auto it = drivers_.find(pipeline);
+  return it == drivers_.end() ? std::string() : it->second->sandbox;
 }
 
 absl::StatusOr<std::string> Dispatcher::LeasePipeline(const std::string& lease) {

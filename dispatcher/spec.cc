@@ -8,6 +8,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
+#include "common/flag_values.h"
 #include "common/status.h"
 #include "google/protobuf/util/time_util.h"
 #include "pfs/refs.h"
@@ -236,6 +237,15 @@ absl::Status NormalizePipelineSpec(PipelineSpec* spec) {
   if (spec->datum_tries() == 0) spec->set_datum_tries(3);
   RETURN_IF_ERROR(CheckDuration("datum_timeout", spec->datum_timeout()));
   RETURN_IF_ERROR(CheckDuration("job_timeout", spec->job_timeout()));
+  if (!spec->resource_limits().memory().empty()) {
+    auto bytes = ParseMemoryQuantity(spec->resource_limits().memory());
+    if (!bytes.ok()) return Bad("resource_limits.memory", std::string(bytes.status().message()));
+    if (*bytes < (4u << 20)) return Bad("resource_limits.memory", "is less than 4Mi");
+  }
+  if (spec->resource_limits().cpu() < 0) return Bad("resource_limits.cpu", "is negative");
+  if (spec->resource_limits().processes() == 0) {
+    spec->mutable_resource_limits()->set_processes(kDefaultProcessLimit);
+  }
   if (spec->output_branch().empty()) spec->set_output_branch(pfs::kDefaultBranch);
   if (auto st = pfs::ValidateBranchName(spec->output_branch()); !st.ok()) {
     return Bad("output_branch", std::string(st.message()));

@@ -22,9 +22,11 @@
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_replace.h"
 #include "absl/time/clock.h"
+#include "common/flag_values.h"
 #include "common/fs.h"
 #include "common/grpc_channel.h"
 #include "common/grpc_status.h"
+#include "common/hash.h"
 #include "common/log.h"
 #include "common/status.h"
 #include "google/protobuf/util/time_util.h"
@@ -78,28 +80,6 @@ std::vector<pid_t> ProcessesUsing(const std::string& dir) {
 
 google::protobuf::Duration Since(absl::Time t) {
   return TimeUtil::NanosecondsToDuration(absl::ToInt64Nanoseconds(absl::Now() - t));
-}
-
-// Runs argv and reports whether it exited 0 (used to probe for bwrap).
-bool RunQuietly(const std::vector<std::string>& argv) {
-  pid_t pid = ::fork();
-  if (pid < 0) return false;
-  if (pid == 0) {
-    sigset_t all;
-    sigemptyset(&all);
-    sigprocmask(SIG_SETMASK, &all, nullptr);
-    int devnull = ::open("/dev/null", O_RDWR);
-    ::dup2(devnull, 1);
-    ::dup2(devnull, 2);
-    std::vector<char*> args;
-    for (const auto& a : argv) args.push_back(const_cast<char*>(a.c_str()));
-    args.push_back(nullptr);
-    ::execvp(args[0], args.data());
-    ::_exit(127);
-  }
-  int status = 0;
-  ::waitpid(pid, &status, 0);
-  return WIFEXITED(status) && WEXITSTATUS(status) == 0;
 }
 
 // Keeps the first and last `cap/2` bytes of a stream.
@@ -211,41 +191,32 @@ absl::StatusOr<std::unique_ptr<Runner>> Runner::Open(const RunnerOptions& option
   if (::realpath(options.work_dir.c_str(), real) == nullptr)
     return Errno("resolve " + options.work_dir);
   absolute.work_dir = real;
-  auto r = std::unique_ptr<Runner>(new Runner(absolute));
-  if (options.sandbox != "none") {
-    // The host's root, entry by entry, so that /pfs can be created on top.
-    if (DIR* d = ::opendir("/")) {
-      while (dirent* e = ::readdir(d)) {
-        std::string n = e->d_name;
-        if (n == "." || n == ".." || n == "proc" || n == "dev" || n == "tmp" || n == "pfs")
-          continue;
-        std::string p = "/" + n;
-        struct stat st;
-        if (::lstat(p.c_str(), &st) != 0) continue;
-        if (S_ISLNK(st.st_mode)) {
-          char buf[4096];
-          ssize_t len = ::readlink(p.c_str(), buf, sizeof(buf) - 1);
-          if (len <= 0) continue;
-          r->root_binds_.insert(r->root_binds_.end(), {"--symlink", std::string(buf, len), p});
-        } else if (S_ISDIR(st.st_mode)) {
-          r->root_binds_.insert(r->root_binds_.end(), {"--ro-bind", p, p});
-        }
-      }
-      ::closedir(d);
+  if (Sandbox::DropsUid(options.sandbox)) {
+    // The sandbox's user must reach the attempts' directories: where it
+    // cannot pass through work_dir's parents (a private data directory),
+    // the attempts go to a place of their own.
+    if (!OthersCanReach(absolute.work_dir)) {
+      std::string base = "/var/tmp/tusk-sandbox";
+      RETURN_IF_ERROR(MkdirAll(base));
+      ::chmod(base.c_str(), 0711);
+      absolute.work_dir = absl::StrCat(base, "/", Sha256(real).ShortHex());
+      RETURN_IF_ERROR(MkdirAll(absolute.work_dir));
+      LOG(INFO) << "runner " << options.name << ": datums run in " << absolute.work_dir << " ("
+                << real << " is not reachable by the sandbox's user)";
     }
-    std::vector<std::string> probe = {"bwrap"};
-    probe.insert(probe.end(), r->root_binds_.begin(), r->root_binds_.end());
-    probe.insert(probe.end(), {"--dev", "/dev", "--proc", "/proc", "--tmpfs", "/pfs", "true"});
-    r->bwrap_ = RunQuietly(probe);
-    if (!r->bwrap_) {
-      if (options.sandbox == "bwrap") {
-        return absl::FailedPreconditionError(
-            "bubblewrap (bwrap) is not installed or cannot create a sandbox here");
-      }
-      LOG(WARNING) << "bubblewrap is not available: commands run without a sandbox, with /pfs "
-                      "rewritten to the scratch directory";
-    }
+    ::chmod(absolute.work_dir.c_str(), 0711);
   }
+  auto r = std::unique_ptr<Runner>(new Runner(absolute));
+  SandboxOptions so;
+  so.mode = options.sandbox;
+  so.hide = options.hide;
+  so.work_dir = absolute.work_dir;
+  so.runner_name = options.name;
+  auto sandbox = Sandbox::Open(so);
+  if (!sandbox.ok()) return sandbox.status();
+  r->sandbox_ = std::move(*sandbox);
+  r->bwrap_ = r->sandbox_->isolated();
+  LOG(INFO) << "runner " << options.name << " sandbox: " << r->sandbox_->Describe();
   int reaped = r->ReapEarlierAttempts();
   if (reaped > 0) {
     LOG(WARNING) << "killed " << reaped << " processes left running by an earlier runner in "
@@ -265,6 +236,7 @@ absl::Status Runner::Run(const std::atomic<bool>* stop) {
     req.set_pipeline(options_.pipeline);
     req.set_runner(options_.name);
     req.set_wait_ms(options_.lease_wait_ms);
+    req.set_sandbox(sandbox_->Describe());
     pps::v1::LeaseResponse resp;
     grpc::ClientContext ctx;
     ctx.set_deadline(std::chrono::system_clock::now() +
@@ -319,7 +291,8 @@ absl::Status Runner::RunDatum(const pps::v1::LeaseResponse& lease) {
   for (;;) {
     dir = absl::StrCat(options_.work_dir, "/attempt-", ++attempts_, "-",
                        absl::Hex(::random() & 0xffffff));
-    if (::mkdir(dir.c_str(), 0700) == 0) break;
+    // 0711: the sandbox's user passes through to /pfs, but cannot list.
+    if (::mkdir(dir.c_str(), 0711) == 0) break;
     if (errno != EEXIST) return Errno("mkdir " + dir);
   }
   struct Cleanup {
@@ -400,35 +373,33 @@ absl::Status Runner::Materialize(const pps::v1::DatumInfo& datum, const std::str
   return absl::OkStatus();
 }
 
-std::vector<std::string> Runner::CommandArgv(const pps::v1::LeaseResponse& lease,
-                                             const std::string& pfs_dir, std::string* workdir_out) {
+AttemptSpec Runner::CommandSpec(const pps::v1::LeaseResponse& lease, const std::string& pfs_dir) {
   const auto& t = lease.transform();
-  std::vector<std::string> argv;
-  std::string& workdir = *workdir_out;
-  workdir = t.working_dir().empty() ? "/pfs" : t.working_dir();
+  AttemptSpec spec;
+  spec.pfs_dir = pfs_dir;
+  spec.workdir = t.working_dir().empty() ? "/pfs" : t.working_dir();
   if (bwrap_) {
-    argv = {"bwrap"};
-    argv.insert(argv.end(), root_binds_.begin(), root_binds_.end());
-    argv.insert(argv.end(), {"--dev", "/dev", "--proc", "/proc", "--tmpfs", "/tmp"});
-    for (const auto& h : options_.hide) {
-      struct stat st;
-      if (!absl::StartsWith(h, "/tmp/") && ::stat(h.c_str(), &st) == 0) {
-        argv.insert(argv.end(), {"--tmpfs", h});
-      }
-    }
     std::set<std::string> names;
     for (const auto& in : lease.datum().inputs()) names.insert(in.name());
-    for (const auto& n : names) {
-      argv.insert(argv.end(), {"--ro-bind", pfs_dir + "/" + n, "/pfs/" + n});
-    }
-    argv.insert(argv.end(), {"--bind", pfs_dir + "/out", "/pfs/out", "--chdir", workdir,
-                             "--unshare-pid", "--die-with-parent", "--"});
-    for (const auto& c : t.cmd()) argv.push_back(c);
+    spec.inputs.assign(names.begin(), names.end());
+    spec.cmd.assign(t.cmd().begin(), t.cmd().end());
   } else {
-    for (const auto& c : t.cmd()) argv.push_back(ToPfsDir(c, pfs_dir));
-    workdir = ToPfsDir(workdir == "/pfs" ? "/pfs/" : workdir, pfs_dir);
+    for (const auto& c : t.cmd()) spec.cmd.push_back(ToPfsDir(c, pfs_dir));
+    spec.workdir = ToPfsDir(spec.workdir == "/pfs" ? "/pfs/" : spec.workdir, pfs_dir);
   }
-  return argv;
+  spec.network = t.network();
+  const auto& limits = lease.resource_limits();
+  if (!limits.memory().empty()) {
+    // tuskd checked the spec; an unparsable value here means no limit.
+    auto bytes = ParseMemoryQuantity(limits.memory());
+    if (bytes.ok()) spec.memory = *bytes;
+  }
+  spec.processes = limits.processes() > 0 ? limits.processes() : kDefaultProcessLimit;
+  if (lease.has_datum_timeout()) {
+    int64_t ns = TimeUtil::DurationToNanoseconds(lease.datum_timeout());
+    if (ns > 0) spec.timeout = absl::Nanoseconds(ns);
+  }
+  return spec;
 }
 
 std::vector<std::string> Runner::CommandEnv(const pps::v1::LeaseResponse& lease,
@@ -564,8 +535,9 @@ absl::StatusOr<std::string> Runner::Execute(const pps::v1::LeaseResponse& lease,
                                             bool* truncated) {
   const auto& t = lease.transform();
   if (t.cmd().empty()) return std::string("the transform has no cmd");
-  std::string workdir;
-  std::vector<std::string> argv = CommandArgv(lease, pfs_dir, &workdir);
+  AttemptSpec spec = CommandSpec(lease, pfs_dir);
+  auto command = sandbox_->Prepare(spec, absl::StrCat(attempts_));
+  if (!command.ok()) return command.status();
   std::vector<std::string> env = CommandEnv(lease, pfs_dir);
   // stdin from a file, so a large stdin cannot deadlock against the output pipe.
   std::string stdin_path = pfs_dir + "/../stdin";
@@ -576,7 +548,7 @@ absl::StatusOr<std::string> Runner::Execute(const pps::v1::LeaseResponse& lease,
   int pipefd[2];
   if (::pipe2(pipefd, O_CLOEXEC) != 0) return Errno("pipe");
   std::string error;
-  auto pid = Spawn(std::move(argv), std::move(env), stdin_path, workdir, pipefd[1], &error);
+  auto pid = Spawn((*command)->argv(), std::move(env), stdin_path, spec.workdir, pipefd[1], &error);
   ::close(pipefd[1]);
   if (!pid.ok() || !error.empty()) {
     ::close(pipefd[0]);
@@ -584,7 +556,13 @@ absl::StatusOr<std::string> Runner::Execute(const pps::v1::LeaseResponse& lease,
     *log = error + "\n";
     return error;
   }
-  return Supervise(lease, *pid, pipefd[0], log, truncated);
+  auto failure = Supervise(lease, *pid, pipefd[0], log, truncated);
+  if (!failure.ok()) return failure;
+  std::string reason = (*command)->LimitReason(!failure->empty());
+  if (reason.empty()) return failure;
+  // The reason leads: it is what the datum's error should say first.
+  *log += reason + "\n";
+  return failure->empty() ? reason : absl::StrCat(reason, " (", *failure, ")");
 }
 
 absl::Status Runner::SendResult(const pps::v1::LeaseResponse& lease, bool success,

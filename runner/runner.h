@@ -8,10 +8,12 @@
 // the files of /pfs/out. It talks to tuskd only over gRPC, so it runs the same
 // as a local process or in a pod.
 //
-// Sandbox: with bubblewrap (bwrap), the command sees the host's file system
-// read-only, a private /tmp, /pfs as above, and nothing of the directories
-// named in `hide` (tuskd's data directory). Without it (sandbox "none"),
-// /pfs in the command and its stdin is rewritten to the scratch directory.
+// Sandbox (runner/sandbox.h): with bubblewrap, the command runs as an
+// unprivileged host user in new namespaces without capabilities or network,
+// sees a read-only system tree, a private /tmp, /pfs as above and nothing of
+// the directories named in `hide` (tuskd's data directory), within the
+// pipeline's resource_limits. Without it (sandbox "none"), /pfs in the
+// command and its stdin is rewritten to the scratch directory.
 //
 // Symlinks in /pfs/out are uploaded as the file they point to when that file
 // is inside /pfs/out; any other symlink fails the datum.
@@ -36,6 +38,7 @@
 #include "common/grpc_channel.h"
 #include "proto/pfs.grpc.pb.h"
 #include "proto/pps.grpc.pb.h"
+#include "runner/sandbox.h"
 
 namespace tusk::runner {
 
@@ -73,8 +76,7 @@ class Runner {
   // working directory; the environment; starting it with its output into
   // `out_fd` (`*error` says why it could not start); watching it to its
   // end (timeout, heartbeats, a lost lease).
-  std::vector<std::string> CommandArgv(const pps::v1::LeaseResponse& lease,
-                                       const std::string& pfs_dir, std::string* workdir);
+  AttemptSpec CommandSpec(const pps::v1::LeaseResponse& lease, const std::string& pfs_dir);
   std::vector<std::string> CommandEnv(const pps::v1::LeaseResponse& lease,
                                       const std::string& pfs_dir);
   absl::StatusOr<pid_t> Spawn(std::vector<std::string> argv, std::vector<std::string> env,
@@ -92,8 +94,8 @@ class Runner {
 
   const RunnerOptions options_;
   uint64_t attempts_ = 0;
-  bool bwrap_ = false;
-  std::vector<std::string> root_binds_;  // bwrap arguments for the host's root
+  std::unique_ptr<Sandbox> sandbox_;
+  bool bwrap_ = false;  // sandbox_->isolated()
   std::unique_ptr<pfs::v1::API::Stub> api_;
   std::unique_ptr<pps::v1::Worker::Stub> worker_;
   std::string buf_;  // file reads for the upload, reused across datums

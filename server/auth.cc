@@ -6,9 +6,9 @@
 
 #include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
-#include "absl/strings/strip.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "absl/strings/strip.h"
 #include "absl/time/clock.h"
 
 namespace tusk::server {
@@ -63,8 +63,8 @@ bool Authorizer::Can(const Caller& caller, Access access, const std::string& rep
                          [&](const std::string& g) { return RepoGlobMatches(g, repo); });
     case auth::v1::RUNNER: {
       if (access != Access::kRead) return false;
-      auto inputs = input_repos_ ? input_repos_(t.pipeline())
-                                 : absl::StatusOr<std::vector<std::string>>();
+      auto inputs =
+          input_repos_ ? input_repos_(t.pipeline()) : absl::StatusOr<std::vector<std::string>>();
       return inputs.ok() && std::find(inputs->begin(), inputs->end(), repo) != inputs->end();
     }
     default:
@@ -110,9 +110,9 @@ absl::StatusOr<Caller> Authorizer::RequireRunner(const grpc::ServerContext* ctx,
   if (caller->token.role() == auth::v1::RUNNER && caller->token.pipeline() == pipeline) {
     return caller;
   }
-  return absl::PermissionDeniedError(
-      absl::StrCat(caller->Describe(), " may not run datums of pipeline \"", pipeline,
-                   "\": that needs the pipeline's runner token"));
+  return absl::PermissionDeniedError(absl::StrCat(caller->Describe(),
+                                                  " may not run datums of pipeline \"", pipeline,
+                                                  "\": that needs the pipeline's runner token"));
 }
 
 }  // namespace tusk::server

@@ -89,19 +89,19 @@ const absl::Status& StatusOf(const absl::StatusOr<T>& s) {
 
 // Returns the grpc::Status of a failed check (a Require* or an absl::Status)
 // from the handler.
-#define TUSK_AUTHORIZE(expr)                                                              \
-  do {                                                                                    \
-    const auto& tusk_auth_ = (expr);                                                      \
-    if (!tusk_auth_.ok()) {                                                               \
+#define TUSK_AUTHORIZE(expr)                                                            \
+  do {                                                                                  \
+    const auto& tusk_auth_ = (expr);                                                    \
+    if (!tusk_auth_.ok()) {                                                             \
       return ::tusk::ToGrpcStatus(::tusk::server::auth_internal::StatusOf(tusk_auth_)); \
-    }                                                                                     \
+    }                                                                                   \
   } while (0)
 
 // As TUSK_AUTHORIZE, keeping the Caller: TUSK_AUTHORIZE_AS(Caller c, ...).
 #define TUSK_AUTHORIZE_AS(lhs, expr) \
   TUSK_AUTHORIZE_AS_IMPL_(TUSK_STATUS_CONCAT_(tusk_caller_, __LINE__), lhs, expr)
-#define TUSK_AUTHORIZE_AS_IMPL_(tmp, lhs, expr)               \
-  auto tmp = (expr);                                          \
+#define TUSK_AUTHORIZE_AS_IMPL_(tmp, lhs, expr)             \
+  auto tmp = (expr);                                        \
   if (!tmp.ok()) return ::tusk::ToGrpcStatus(tmp.status()); \
   lhs = std::move(*tmp)
 

@@ -12,6 +12,7 @@ namespace tusk::server {
 using google::protobuf::util::TimeUtil;
 
 absl::StatusOr<pps::v1::PipelineInfo> PpsService::WithLastJob(pps::v1::PipelineInfo info) {
+  info.set_sandbox(dispatcher_->RunnerSandbox(info.spec().pipeline().name()));
   RETURN_IF_ERROR(
       dispatcher_->ListJobs(info.spec().pipeline().name(), 1, [&](const pps::v1::JobInfo& j) {
         info.set_last_job(j.id());

@@ -49,7 +49,8 @@ absl::Status ValidateGlob(const std::string& glob) {
   std::string probe;
   for (char c : glob) probe.push_back(c == '*' || c == '?' || c == '[' || c == ']' ? 'x' : c);
   absl::Status s = pfs::ValidateRepoName(probe);
-  if (!s.ok()) return absl::InvalidArgumentError(absl::StrCat("repo glob \"", glob, "\": ", s.message()));
+  if (!s.ok())
+    return absl::InvalidArgumentError(absl::StrCat("repo glob \"", glob, "\": ", s.message()));
   return absl::OkStatus();
 }
 
@@ -63,16 +64,16 @@ absl::StatusOr<std::unique_ptr<TokenStore>> TokenStore::Open(pfs::KeySpace space
   auto store = std::unique_ptr<TokenStore>(new TokenStore(std::move(space)));
   absl::Status parse = absl::OkStatus();
   absl::MutexLock lock(&store->mu_);
-  RETURN_IF_ERROR(store->space_.ScanPrefix(pfs::kTokenSpace, [&](absl::string_view key,
-                                                                   absl::string_view value) {
-    auto rec = ParseProto<TokenRecord>(value, absl::StrCat("token record ", key));
-    if (!rec.ok()) {
-      parse = rec.status();
-      return false;
-    }
-    store->records_[rec->info().id()] = *std::move(rec);
-    return true;
-  }));
+  RETURN_IF_ERROR(store->space_.ScanPrefix(
+      pfs::kTokenSpace, [&](absl::string_view key, absl::string_view value) {
+        auto rec = ParseProto<TokenRecord>(value, absl::StrCat("token record ", key));
+        if (!rec.ok()) {
+          parse = rec.status();
+          return false;
+        }
+        store->records_[rec->info().id()] = *std::move(rec);
+        return true;
+      }));
   RETURN_IF_ERROR(parse);
   return store;
 }
@@ -130,14 +131,14 @@ absl::StatusOr<TokenStore::Created> TokenStore::Create(const auth::v1::CreateTok
       }
       break;
     case auth::v1::RUNNER:
-      if (req.pipeline().empty()) return absl::InvalidArgumentError("a runner token needs a pipeline");
+      if (req.pipeline().empty())
+        return absl::InvalidArgumentError("a runner token needs a pipeline");
       if (req.repos_size() > 0) return absl::InvalidArgumentError("a runner token takes no repos");
       RETURN_IF_ERROR(pfs::ValidateRepoName(req.pipeline()));
       info.set_pipeline(req.pipeline());
       break;
     default:
-      return absl::InvalidArgumentError(
-          "a token needs a role: admin, writer, reader or runner");
+      return absl::InvalidArgumentError("a token needs a role: admin, writer, reader or runner");
   }
   if (req.has_ttl()) {
     absl::Duration ttl = FromDuration(req.ttl());
@@ -248,8 +249,8 @@ absl::StatusOr<TokenInfo> TokenStore::Verify(absl::string_view token, absl::Time
   }
   const TokenInfo& info = it->second.info();
   if (info.has_expires() && FromTimestamp(info.expires()) <= now) {
-    return absl::UnauthenticatedError(
-        absl::StrCat("token ", id, " expired at ", absl::FormatTime(FromTimestamp(info.expires()))));
+    return absl::UnauthenticatedError(absl::StrCat(
+        "token ", id, " expired at ", absl::FormatTime(FromTimestamp(info.expires()))));
   }
   return info;
 }
