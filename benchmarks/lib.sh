@@ -18,6 +18,11 @@ bench_setup() {
 now() { date +%s.%N; }
 elapsed() { python3 -c "print(f'{$2 - $1:.3f}')"; }
 ratio() { python3 -c "print(f'{$1 / $2:.2f}')"; }
+# MB/s of $1 MiB moved from time $2 to $3; a field of a JSON file; the median
+# of a space-separated list.
+mbps() { python3 -c "print(f'{$1 * 1.048576 / ($3 - $2):.0f}')"; }
+json_field() { python3 -c "import json; print(json.load(open('$1'))['$2'])"; }
+median() { python3 -c "import statistics,sys; print(f'{statistics.median(float(x) for x in sys.argv[1:]):.0f}')" $1; }
 rss_kib() { awk '/VmHWM/ {print $2}' "/proc/$1/status"; }
 
 ROWS=()

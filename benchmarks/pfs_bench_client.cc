@@ -38,15 +38,17 @@ double Seconds(Clock::time_point a, Clock::time_point b) {
   std::exit(1);
 }
 
+// tusk's own client channel (common/grpc_channel.h), with TUSK_TOKEN and
+// TUSK_TLS_* from the environment: what the CLI and tusk-ingest use.
 std::unique_ptr<API::Stub> Connect(const std::string& address) {
-  grpc::ChannelArguments args;
-  args.SetMaxReceiveMessageSize(tusk::kMaxGrpcMessageBytes);
-  args.SetMaxSendMessageSize(tusk::kMaxGrpcMessageBytes);
-  // tusk's calls are not retried transparently; skipping the retry machinery
-  // (which buffers every message) saves per-call work.
-  args.SetInt(GRPC_ARG_ENABLE_RETRIES, 0);
-  args.SetInt(GRPC_ARG_HTTP2_BDP_PROBE, 0);
-  return API::NewStub(grpc::CreateCustomChannel(address, grpc::InsecureChannelCredentials(), args));
+  tusk::ChannelOptions options;
+  tusk::ApplyChannelEnv(&options);
+  auto channel = tusk::NewChannel(address, options);
+  if (!channel.ok()) {
+    std::cerr << channel.status() << "\n";
+    std::exit(2);
+  }
+  return API::NewStub(*channel);
 }
 
 void EnsureRepo(API::Stub* stub, const std::string& repo) {

@@ -28,8 +28,6 @@ start_tuskd() {  # $1: bin dir
 stop_tuskd() { if [[ -n "$TUSKD_PID" ]]; then kill "$TUSKD_PID" 2>/dev/null || true; wait "$TUSKD_PID" 2>/dev/null || true; TUSKD_PID=""; fi; }
 trap stop_tuskd EXIT
 
-mbps() { python3 -c "print(f'{$1 * 1.048576 / ($3 - $2):.0f}')"; }
-json_field() { python3 -c "import json; print(json.load(open('$1'))['$2'])"; }
 head -c $((BIG_MB << 20)) /dev/urandom >"$W/big.bin"
 python3 - "$W/small" "$FILES" <<'PY'
 import os, sys
@@ -62,7 +60,6 @@ for run in $(seq 1 "$RUNS"); do
     echo "  run $run $side: one-stream $(json_field "$W/one.json" commits_per_s) three-RPC $(json_field "$W/three.json" commits_per_s)" >&2
   done
 done
-median() { python3 -c "import statistics,sys; print(f'{statistics.median(float(x) for x in sys.argv[1:]):.0f}')" $1; }
 cmp_row() {  # name, base values, this values, unit
   local b t; b=$(median "$2"); t=$(median "$3")
   row "$1 (runs: base ${2% }; this ${3% })" "$t $4" "$b $4" "$(ratio "$t" "$b")" "no regression: ratio ~1 within the runs' spread"

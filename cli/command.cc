@@ -183,6 +183,7 @@ CommandTable AllCommands() {
   AddJobCommands(&t);
   AddAdminCommands(&t);
   AddAuthCommands(&t);
+  AddContextCommands(&t);
   return t;
 }
 

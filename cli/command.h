@@ -101,6 +101,7 @@ void AddPipelineCommands(CommandTable* table);
 void AddJobCommands(CommandTable* table);
 void AddAdminCommands(CommandTable* table);
 void AddAuthCommands(CommandTable* table);
+void AddContextCommands(CommandTable* table);
 
 // The whole table.
 CommandTable AllCommands();

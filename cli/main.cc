@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "cli/command.h"
+#include "cli/config.h"
 #include "cli/output.h"
 #include "common/grpc_channel.h"
 #include "pfs/refs.h"
@@ -56,13 +57,11 @@ int main(int argc, char** argv) {
   if (auto bad = CheckUtf8(parsed->args)) return *bad;
   Invocation inv;
   inv.args = std::move(parsed->args);
-  inv.address = inv.args.Get("--address");
-  if (inv.address.empty()) {
-    const char* env = std::getenv("TUSK_ADDRESS");
-    inv.address = env && *env ? env : "127.0.0.1:1650";
-  }
   tusk::ChannelOptions channel;
-  tusk::ApplyChannelEnv(&channel);
+  if (absl::Status s = ResolveConnection(inv.args.Get("--address"), &inv.address, &channel);
+      !s.ok()) {
+    return tusk::cli::UsageError(std::string(s.message()));
+  }
   auto ch = tusk::NewChannel(inv.address, channel);
   if (!ch.ok()) return tusk::cli::UsageError(std::string(ch.status().message()));
   inv.channel = *ch;

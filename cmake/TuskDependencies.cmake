@@ -21,6 +21,11 @@ pkg_check_modules(LIBARCHIVE REQUIRED IMPORTED_TARGET libarchive)
 pkg_check_modules(LIBCURL REQUIRED IMPORTED_TARGET libcurl)
 pkg_check_modules(YAML_CPP REQUIRED IMPORTED_TARGET yaml-cpp)
 find_program(GRPC_CPP_PLUGIN grpc_cpp_plugin REQUIRED)
+# prometheus-cpp (metric types and the text format): only common/metrics
+# links it. civetweb (the HTTP listener for /metrics, health, later the S3
+# gateway): only http/http_server links it.
+find_package(prometheus-cpp CONFIG REQUIRED)
+find_package(civetweb CONFIG REQUIRED)
 
 if(TUSK_BUILD_TESTS)
   find_package(GTest CONFIG REQUIRED)

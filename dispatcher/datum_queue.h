@@ -41,6 +41,8 @@ class DatumQueue {
   void Add(const pps::v1::DatumInfo& info);
   // Datums not yet succeeded or failed for good.
   size_t remaining() const { return remaining_; }
+  // Datums waiting for a runner.
+  size_t pending() const { return pending_.size(); }
 
   // Leases the next pending datum to `runner` until `expiry` under the new
   // lease id `lease`; nullptr if none is pending.

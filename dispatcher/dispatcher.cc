@@ -7,6 +7,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "common/log.h"
+#include "common/metrics.h"
 #include "common/proto_util.h"
 #include "common/status.h"
 #include "dispatcher/dispatcher_internal.h"
@@ -30,6 +31,7 @@ absl::StatusOr<std::unique_ptr<Dispatcher>> Dispatcher::Open(pfs::Pfs* pfs, Pipe
   auto d = std::unique_ptr<Dispatcher>(new Dispatcher(pfs, pipelines, options));
   RETURN_IF_ERROR(d->Load());
   pfs->SetCommitHook(d.get());
+  d->collector_ = metrics::OnCollect([p = d.get()] { p->CollectMetrics(); });
   // Datum outputs are live while a record names them (JobStore::MarkLive).
   pfs->AddGcSource([store = &d->store_](pfs::GcMarker* marker) { return store->MarkLive(marker); });
   return d;
@@ -52,6 +54,7 @@ absl::Status Dispatcher::Load() {
 }
 
 Dispatcher::~Dispatcher() {
+  if (collector_ != 0) metrics::RemoveCollector(collector_);
   pfs_->SetCommitHook(nullptr);
   std::vector<std::string> names;
   {
@@ -405,6 +408,7 @@ absl::Status Dispatcher::FailJobEarly(Driver* d, JobInfo job, const std::string&
   job.set_state(pps::v1::JOB_FAILURE);
   job.set_reason(reason);
   *job.mutable_finished() = NowTimestamp();
+  CountJob(d->name, job.state());
   KvBatch batch;
   store_.PutJob(job, &batch);
   // Close its output commit if it was opened, marked failed.
@@ -525,6 +529,7 @@ absl::Status Dispatcher::StartJob(Driver* d, JobInfo job) {
   job.set_datums_processed(processed);
   job.set_datums_failed(failed);
   job.set_datums_skipped(a->plan.total - to_run);
+  CountDatums(d->name, "skipped", job.datums_skipped());
   store_.PutJob(job, &batch);
   RETURN_IF_ERROR(store_.Write(&batch, /*sync=*/true));
   if (spec.has_job_timeout() && FromDuration(spec.job_timeout()) > absl::ZeroDuration()) {
@@ -598,6 +603,7 @@ absl::Status Dispatcher::FinishJob(Driver* d) {
     }
   }
   job.set_state(error.empty() ? pps::v1::JOB_SUCCESS : pps::v1::JOB_FAILURE);
+  CountJob(p, job.state());
   job.set_reason(error);
   *job.mutable_finished() = NowTimestamp();
   for (const auto& [key, di] : touched) {

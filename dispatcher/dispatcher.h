@@ -247,6 +247,22 @@ class Dispatcher : public pfs::CommitHook {
 
   absl::Mutex changes_mu_;
   uint64_t changes_ ABSL_GUARDED_BY(changes_mu_) = 0;
+
+  // Metrics (dispatcher_metrics.cc).
+  struct RunnerSeen {
+    std::string pipeline;
+    absl::Time at;
+  };
+  void NoteRunner(const std::string& runner, const std::string& pipeline)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void CollectMetrics();
+  std::map<std::string, RunnerSeen> runners_ ABSL_GUARDED_BY(mu_);
+  int collector_ = 0;
 };
+
+// Metrics of datums and jobs as they end (dispatcher_metrics.cc).
+void CountDatums(const std::string& pipeline, const char* result, uint64_t n);
+void ObserveDatumPhases(const std::string& pipeline, const pps::v1::ProcessStats& stats);
+void CountJob(const std::string& pipeline, pps::v1::JobState state);
 
 }  // namespace tusk::dispatcher

@@ -39,6 +39,7 @@ absl::StatusOr<pps::v1::LeaseResponse> Dispatcher::Lease(const pps::v1::LeaseReq
     }
     Driver* d = it->second.get();
     if (!req.sandbox().empty()) d->sandbox = req.sandbox();
+    NoteRunner(req.runner(), req.pipeline());
     ActiveJob* a = d->active.get();
     const DatumQueue::Work* w = nullptr;
     if (a && !d->stop) {
@@ -65,6 +66,7 @@ pps::v1::HeartbeatResponse Dispatcher::Heartbeat(const pps::v1::HeartbeatRequest
   pps::v1::HeartbeatResponse resp;
   absl::MutexLock l(&mu_);
   const absl::Time expiry = absl::Now() + options_.lease_ttl;
+  if (runners_.count(req.runner())) NoteRunner(req.runner(), "");
   for (const auto& lease : req.leases()) {
     auto it = leases_.find(lease);
     bool held = false;
@@ -165,6 +167,12 @@ absl::Status Dispatcher::CompleteDatum(const std::string& lease, const DatumResu
   }
   store_.PutJobDatum(a->job.id(), info, blobs);
   RETURN_IF_ERROR(store_.Write(blobs, /*sync=*/false));
+  CountDatums(pipeline,
+              info.state() == pps::v1::DATUM_SUCCESS  ? "processed"
+              : info.state() == pps::v1::DATUM_FAILED ? "failed"
+                                                      : "retried",
+              1);
+  ObserveDatumPhases(pipeline, result.stats);
   leases_.erase(it);
   a->queue.Complete(lease, info);
   if (info.state() == pps::v1::DATUM_PENDING) {

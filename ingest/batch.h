@@ -67,6 +67,9 @@ struct CommitResult {
   std::string commit;
   std::map<TopicPartition, int64_t> next;  // offsets to commit to Kafka
   uint64_t records = 0;
+  uint64_t bytes = 0;
+  absl::Time opened;     // when the batch's first record arrived
+  absl::Time committed;  // when its commit landed
   absl::Status status;
 };
 

@@ -139,11 +139,14 @@ void Committer::Loop() {
     }
     CommitResult r;
     r.records = b.records;
+    r.bytes = b.bytes;
+    r.opened = b.opened;
     for (int attempt = 0;; ++attempt) {
       auto id = CommitOnce(b);
       if (id.ok()) {
         r.outcome = Outcome::kCommitted;
         r.commit = *id;
+        r.committed = absl::Now();
         for (const auto &[tp, p] : b.parts) r.next[tp] = p.next;
         if (attempt > 0) LOG(INFO) << "tuskd accepts commits again";
         break;

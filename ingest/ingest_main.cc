@@ -20,6 +20,7 @@
 #include "common/flag_values.h"
 #include "common/log.h"
 #include "common/version.h"
+#include "http/http_server.h"
 #include "ingest/ingester.h"
 
 DEFINE_string(source, "", "the source to run (required)");
@@ -27,6 +28,7 @@ DEFINE_string(address, "", "tuskd address (default $TUSK_ADDRESS, else 127.0.0.1
 DEFINE_string(member_id, "", "this member's name in reports (default HOST-PID)");
 DEFINE_string(fetch_buffer, "", "bound on records fetched ahead of the batches (default 64M)");
 DEFINE_string(kafka_config, "", "extra librdkafka property K=V (repeatable)");
+DEFINE_string(http_listen, "", "serve /metrics, /healthz and /readyz here (HOST:PORT)");
 DEFINE_string(max_backoff, "", "longest wait between retries when tuskd is down (default 10s)");
 
 namespace {
@@ -53,6 +55,9 @@ Options:
                          (repeatable; e.g. security.protocol=SSL)
   --max-backoff D        longest wait between retries when tuskd is down
                          (default 10s)
+  --http-listen H:P      serve Prometheus metrics at /metrics (records, bytes,
+                         commits, commit latency, lag per partition, records
+                         lost, dead letters), /healthz and /readyz
 )";
 constexpr char kUsageTail[] =
     R"(  --log-level LEVEL      debug, info (default), warning or error
@@ -117,6 +122,23 @@ int main(int argc, char **argv) {
   }
   mallopt(M_ARENA_MAX, 2);
 
+  // Ready once the source's spec is read and the consumer runs.
+  std::atomic<bool> running{false};
+  std::unique_ptr<tusk::http::HttpServer> http;
+  if (!FLAGS_http_listen.empty()) {
+    auto server = tusk::http::HttpServer::Start(
+        FLAGS_http_listen, tusk::http::ObservabilityRoutes([&running]() -> absl::Status {
+          if (running) return absl::OkStatus();
+          return absl::UnavailableError("the source's spec is not read yet (is tuskd reachable?)");
+        }));
+    if (!server.ok()) {
+      LOG(ERROR) << server.status();
+      return 1;
+    }
+    http = std::move(*server);
+    LOG(INFO) << "serving /metrics, /healthz and /readyz on port " << http->port();
+  }
+
   sigset_t signals = tusk::BlockStopSignals();
   std::thread waiter([&] {
     int sig = 0;
@@ -133,7 +155,9 @@ int main(int argc, char **argv) {
       if (ingester.status().code() == absl::StatusCode::kNotFound) return 3;
       return 1;
     }
+    running = true;
     absl::Status s = (*ingester)->Run(g_stop);
+    running = false;
     if (s.code() == absl::StatusCode::kAborted && !g_stop) {
       LOG(INFO) << s.message() << "; restarting with the new spec";
       continue;

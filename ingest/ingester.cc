@@ -19,6 +19,7 @@
 #include "common/grpc_channel.h"
 #include "common/grpc_status.h"
 #include "common/log.h"
+#include "common/metrics.h"
 #include "common/status.h"
 #include "google/protobuf/util/message_differencer.h"
 #include "ingest/committer.h"
@@ -72,6 +73,11 @@ struct Ingester::Impl {
   // Stats.
   uint64_t records_total = 0;
   uint64_t dead_total = 0;
+  // Prometheus metrics (common/metrics), labelled by source.
+  struct Metrics {
+    metrics::Counter *records, *bytes, *commits, *dead_letters, *lost;
+    metrics::Histogram *latency;
+  } mx;
   uint64_t records_at_report = 0;
   absl::Time last_report = absl::InfinitePast();
   double rate = 0;
@@ -206,6 +212,7 @@ struct Ingester::Impl {
     ++batch.records;
     ++batch.dead_letters;
     ++dead_total;
+    mx.dead_letters->Inc();
     LOG(WARNING) << "dead letter " << Name(tp) << "@" << m->offset << ": " << error;
   }
 
@@ -229,6 +236,7 @@ struct Ingester::Impl {
       Batch::Part &bp = BatchPart(tp, ps);
       uint64_t lost = static_cast<uint64_t>(lo - want);
       ps.lost_total += lost;
+      mx.lost->Inc(static_cast<double>(lost));
       bp.lost_total = ps.lost_total;
       bp.lost_changed = true;
       std::string gap = absl::StrCat(want, "-", lo - 1);
@@ -375,6 +383,12 @@ struct Ingester::Impl {
     for (auto &r : done) {
       if (r.outcome == Outcome::kCommitted) {
         records_total += r.records;
+        mx.records->Inc(static_cast<double>(r.records));
+        mx.bytes->Inc(static_cast<double>(r.bytes));
+        mx.commits->Inc();
+        if (r.opened != absl::Time()) {
+          mx.latency->Observe(absl::ToDoubleSeconds(r.committed - r.opened));
+        }
         VLOG(1) << "commit " << r.commit << ": " << r.records << " records";
         // For lag monitors only: the branch head is what counts.
         auto *list = rd_kafka_topic_partition_list_new(static_cast<int>(r.next.size()));
@@ -436,6 +450,14 @@ struct Ingester::Impl {
       if (rd_kafka_get_watermark_offsets(rk, tp.first.c_str(), tp.second, &lo, &hi) ==
           RD_KAFKA_RESP_ERR_NO_ERROR) {
         p->set_high_watermark(hi);
+        if (ps.fetch_next >= 0) {
+          metrics::GetGauge("tusk_ingest_partition_lag",
+                            "Records in a partition not yet read: high watermark - position",
+                            {{"source", spec.name()},
+                             {"topic", tp.first},
+                             {"partition", absl::StrCat(tp.second)}})
+              ->Set(static_cast<double>(std::max<int64_t>(0, hi - ps.fetch_next)));
+        }
       } else {
         p->set_high_watermark(-1);
       }
@@ -583,6 +605,22 @@ absl::StatusOr<std::unique_ptr<Ingester>> Ingester::Open(const IngesterOptions &
     absl::Status s = FromGrpcStatus(impl->sources->ReportSource(&ctx, req, &resp));
     if (!s.ok()) return s;
     impl->spec = resp.spec();
+  }
+  {
+    const metrics::Labels l = {{"source", impl->spec.name()}};
+    auto &m = impl->mx;
+    m.records = metrics::GetCounter("tusk_ingest_records_total", "Kafka records committed", l);
+    m.bytes = metrics::GetCounter("tusk_ingest_bytes_total",
+                                  "Bytes of Kafka records committed (as framed in files)", l);
+    m.commits = metrics::GetCounter("tusk_ingest_commits_total", "Micro-commits landed", l);
+    m.dead_letters = metrics::GetCounter("tusk_ingest_dead_letters_total",
+                                         "Records written to /_dead_letter/ instead", l);
+    m.lost = metrics::GetCounter("tusk_ingest_records_lost_total",
+                                 "Records the broker deleted before they were read", l);
+    m.latency =
+        metrics::GetHistogram("tusk_ingest_commit_latency_seconds",
+                              "From a micro-commit's first record arriving to the commit landing",
+                              metrics::SecondsBuckets(), l);
   }
   const iv1::SourceSpec &spec = impl->spec;
   impl->value_format = spec.value_format() == iv1::JSON ? ValueFormat::kJson : ValueFormat::kRaw;

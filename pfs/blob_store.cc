@@ -10,6 +10,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "common/log.h"
+#include "common/metrics.h"
 #include "common/status.h"
 #include "pfs/keys.h"
 
@@ -473,7 +474,20 @@ absl::StatusOr<bool> BlobWriter::Add(PreparedBlob blob) {
     absl::MutexLock lock(&mu_);
     added_.insert(blob.hash);
   }
-  if (exists) return false;
+  static metrics::Counter* reused = metrics::GetCounter(
+      "tusk_pfs_blobs_written_total", "Chunks and tree nodes written, new or found stored already",
+      {{"result", "deduplicated"}});
+  static metrics::Counter* fresh = metrics::GetCounter(
+      "tusk_pfs_blobs_written_total", "Chunks and tree nodes written, new or found stored already",
+      {{"result", "new"}});
+  static metrics::Counter* stored = metrics::GetCounter(
+      "tusk_pfs_stored_bytes_total", "Bytes of new chunks and nodes (before compression)");
+  if (exists) {
+    reused->Inc();
+    return false;
+  }
+  fresh->Inc();
+  stored->Inc(blob.raw_size);
   new_bytes_ += blob.raw_size;
   new_blobs_++;
   buffer_bytes_ += blob.stored.size();

@@ -111,4 +111,8 @@ struct CacheOptions {
 absl::StatusOr<std::unique_ptr<ObjectStore>> OpenCachedObjectStore(
     std::unique_ptr<ObjectStore> base, const CacheOptions& options);
 
+// `base`, with every operation counted and timed in the process's metrics
+// (tusk_object_store_*; common/metrics.h).
+std::unique_ptr<ObjectStore> InstrumentObjectStore(std::unique_ptr<ObjectStore> base);
+
 }  // namespace tusk::pfs

@@ -6,6 +6,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "common/log.h"
+#include "common/metrics.h"
 #include "common/proto_util.h"
 #include "common/status.h"
 #include "google/protobuf/util/time_util.h"
@@ -277,6 +278,9 @@ absl::StatusOr<CommitInfo> PfsImpl::FinishCommitById(const std::string& repo, co
   RETURN_IF_ERROR(WriteLogged(std::move(events), &batch, log_blobs, new_blobs));
   auto_commit_done_.SignalAll();  // a waiting writer may go on
   if (hook_ != nullptr) hook_->AfterFinish(*c);
+  static metrics::Counter* finished = metrics::GetCounter(
+      "tusk_pfs_commits_finished_total", "Commits finished (by users, ingest and pipelines)");
+  finished->Inc();
   VLOG(1) << "finished commit " << repo << "@" << id << " (" << root.file_count << " files, "
           << root.size << " bytes)";
   return *c;

@@ -4,6 +4,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "common/log.h"
+#include "common/metrics.h"
 #include "common/status.h"
 #include "google/protobuf/util/time_util.h"
 #include "pfs/keys.h"
@@ -149,6 +150,9 @@ absl::Status UploadImpl::BeginFile(absl::string_view path, bool append) {
 absl::Status UploadImpl::Write(absl::string_view data) {
   if (!in_file_) return absl::InvalidArgumentError("data sent before a file path");
   file_bytes_ += data.size();
+  static metrics::Counter* written =
+      metrics::GetCounter("tusk_pfs_written_bytes_total", "File bytes written into commits");
+  written->Inc(static_cast<double>(data.size()));
   while (!data.empty()) {
     Chunker::Result r = chunker_.FindBoundary(data);
     chunk_.append(data.data(), r.consumed);
@@ -186,7 +190,11 @@ absl::Status UploadImpl::DrainChunks(size_t keep) {
     // The oldest in-flight chunk is the (size - 1 - in_flight)-th of chunks_.
     size_t index = chunks_.size() - 1 - in_flight_.size();
     chunks_[index].set_hash(blob.hash.Raw());
-    RETURN_IF_ERROR(writer_->Add(std::move(blob)).status());
+    const uint64_t size = blob.raw_size;
+    ASSIGN_OR_RETURN(bool added, writer_->Add(std::move(blob)));
+    static metrics::Counter* new_chunks = metrics::GetCounter(
+        "tusk_pfs_new_chunk_bytes_total", "File bytes in chunks that were not stored before");
+    if (added) new_chunks->Inc(static_cast<double>(size));
   }
   return absl::OkStatus();
 }

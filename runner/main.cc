@@ -13,6 +13,7 @@
 #include "common/daemon.h"
 #include "common/flag_values.h"
 #include "common/log.h"
+#include "http/http_server.h"
 #include "runner/runner.h"
 
 DEFINE_string(tuskd, "", "tuskd's gRPC address, HOST:PORT (required)");
@@ -21,6 +22,7 @@ DEFINE_string(name, "", "this runner's name, unique per process (default PIPELIN
 DEFINE_string(work_dir, "", "scratch space for datums (default /tmp/tusk-runner-NAME)");
 DEFINE_string(hide, "", "a directory the command must not see (repeatable)");
 DEFINE_string(sandbox, "auto", "auto, bwrap or none");
+DEFINE_string(http_listen, "", "serve /metrics, /healthz and /readyz here (HOST:PORT)");
 DEFINE_string(max_log, "64KiB", "log bytes kept per datum attempt");
 
 namespace {
@@ -47,6 +49,8 @@ Options:
   --sandbox MODE        auto (default: bubblewrap if it works here), bwrap
                         (required), or none
   --max-log SIZE        log bytes kept per datum attempt (default 64KiB)
+  --http-listen H:P     serve Prometheus metrics at /metrics (datums by result,
+                        phase times, bytes), /healthz and /readyz
 )";
 constexpr char kUsageTail[] =
     R"(  --log-level LEVEL     debug, info (default), warning or error
@@ -96,6 +100,19 @@ int main(int argc, char** argv) {
   if (!runner.ok()) {
     LOG(ERROR) << "runner " << opts.name << ": " << runner.status();
     return 1;
+  }
+  std::unique_ptr<tusk::http::HttpServer> http;
+  if (!FLAGS_http_listen.empty()) {
+    // Ready once open (sandbox probed, channel made); tuskd being away is
+    // retried, not a reason to restart the runner.
+    auto server =
+        tusk::http::HttpServer::Start(FLAGS_http_listen, tusk::http::ObservabilityRoutes(nullptr));
+    if (!server.ok()) {
+      LOG(ERROR) << server.status();
+      return 1;
+    }
+    http = std::move(*server);
+    LOG(INFO) << "serving /metrics, /healthz and /readyz on port " << http->port();
   }
   LOG(INFO) << "runner " << opts.name << " working for pipeline " << opts.pipeline << " at "
             << opts.address;

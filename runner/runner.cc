@@ -28,6 +28,8 @@
 #include "common/grpc_status.h"
 #include "common/hash.h"
 #include "common/log.h"
+#include "common/metrics.h"
+#include "common/proto_util.h"
 #include "common/status.h"
 #include "google/protobuf/util/time_util.h"
 
@@ -309,6 +311,7 @@ absl::Status Runner::RunDatum(const pps::v1::LeaseResponse& lease) {
   uint64_t bytes = 0;
   absl::Status st = Materialize(lease.datum(), pfs_dir, &bytes);
   *stats.mutable_download_time() = Since(t0);
+  const absl::Duration t1_download = absl::Now() - t0;
   stats.set_download_bytes(bytes);
   if (!st.ok()) {
     failure = absl::StrCat("materializing inputs: ", st.message());
@@ -319,7 +322,26 @@ absl::Status Runner::RunDatum(const pps::v1::LeaseResponse& lease) {
     if (!run.ok()) return run.status();  // the lease was lost: someone else runs it now
     failure = *run;
   }
-  return SendResult(lease, failure.empty(), failure, log, truncated, stats, pfs_dir + "/out");
+  absl::Time t2 = absl::Now();
+  absl::Status sent =
+      SendResult(lease, failure.empty(), failure, log, truncated, stats, pfs_dir + "/out");
+  const metrics::Labels l = {{"pipeline", options_.pipeline}};
+  metrics::GetCounter(
+      "tusk_runner_datums_total", "Datum attempts this runner ran, by result",
+      {{"pipeline", options_.pipeline}, {"result", failure.empty() ? "success" : "failure"}})
+      ->Inc();
+  metrics::GetCounter("tusk_runner_downloaded_bytes_total", "Input bytes materialized", l)
+      ->Inc(static_cast<double>(bytes));
+  const char* help = "Time of this runner's datum attempts by phase";
+  for (auto [phase, secs] :
+       {std::pair<const char*, double>{"download", absl::ToDoubleSeconds(t1_download)},
+        {"command", absl::ToDoubleSeconds(FromDuration(stats.process_time()))},
+        {"upload", absl::ToDoubleSeconds(absl::Now() - t2)}}) {
+    metrics::GetHistogram("tusk_runner_datum_phase_seconds", help, metrics::SecondsBuckets(),
+                          {{"pipeline", options_.pipeline}, {"phase", phase}})
+        ->Observe(secs);
+  }
+  return sent;
 }
 
 absl::Status Runner::Materialize(const pps::v1::DatumInfo& datum, const std::string& pfs_dir,

@@ -28,7 +28,7 @@ constexpr char kJoinScript[] =
 
 // The parts of the host's root a command sees (read-only): the system, not
 // the home directories, /root, /var or /srv.
-constexpr const char* kSystemDirs[] = {"usr", "etc", "opt", "bin", "sbin",
+constexpr const char* kSystemDirs[] = {"usr", "etc",   "opt",   "bin",   "sbin",
                                        "lib", "lib32", "lib64", "libx32"};
 
 std::string HumanBytes(uint64_t n) {
@@ -106,7 +106,8 @@ absl::StatusOr<std::unique_ptr<Sandbox>> Sandbox::Open(const SandboxOptions& opt
     if (S_ISLNK(st.st_mode)) {
       char buf[4096];
       ssize_t len = ::readlink(p.c_str(), buf, sizeof(buf) - 1);
-      if (len > 0) s->system_binds_.insert(s->system_binds_.end(), {"--symlink", std::string(buf, len), p});
+      if (len > 0)
+        s->system_binds_.insert(s->system_binds_.end(), {"--symlink", std::string(buf, len), p});
     } else if (S_ISDIR(st.st_mode)) {
       s->system_binds_.insert(s->system_binds_.end(), {"--ro-bind", p, p});
     }
@@ -136,17 +137,17 @@ std::string Sandbox::Describe() const {
   std::string limits = cgroups_ ? "limits by " + cgroups_->Describe()
                                 : std::string("limits by rlimits (address space, processes)");
   if (!bwrap_) return "none (the runner's user, no namespaces); " + limits;
-  return absl::StrCat(
-      "bwrap (user, pid, ipc, network namespaces; ",
-      drop_uid_ ? absl::StrCat("uid ", kSandboxUid, " on the host")
-                : absl::StrCat("the runner's uid ", ::geteuid()),
-      "; no capabilities; read-only system tree); ", limits);
+  return absl::StrCat("bwrap (user, pid, ipc, network namespaces; ",
+                      drop_uid_ ? absl::StrCat("uid ", kSandboxUid, " on the host")
+                                : absl::StrCat("the runner's uid ", ::geteuid()),
+                      "; no capabilities; read-only system tree); ", limits);
 }
 
 std::vector<std::string> Sandbox::BwrapArgs(const AttemptSpec& spec) const {
-  std::vector<std::string> a = {"bwrap", "--unshare-user", "--unshare-ipc", "--unshare-pid",
-                                "--unshare-uts", "--unshare-cgroup-try", "--disable-userns",
-                                "--cap-drop", "ALL", "--new-session", "--die-with-parent"};
+  std::vector<std::string> a = {
+      "bwrap",         "--unshare-user",       "--unshare-ipc",    "--unshare-pid",
+      "--unshare-uts", "--unshare-cgroup-try", "--disable-userns", "--cap-drop",
+      "ALL",           "--new-session",        "--die-with-parent"};
   if (!spec.network) a.push_back("--unshare-net");
   a.insert(a.end(), system_binds_.begin(), system_binds_.end());
   a.insert(a.end(), {"--dev", "/dev", "--proc", "/proc", "--tmpfs", "/tmp"});
@@ -186,10 +187,9 @@ absl::StatusOr<std::unique_ptr<SandboxedCommand>> Sandbox::Prepare(const Attempt
     if (::access(out.c_str(), F_OK) == 0 && ::chown(out.c_str(), kSandboxUid, kSandboxUid) != 0) {
       return absl::InternalError(absl::StrCat("chown ", out, ": ", std::strerror(errno)));
     }
-    argv.insert(argv.end(),
-                {"setpriv", absl::StrCat("--reuid=", kSandboxUid),
-                 absl::StrCat("--regid=", kSandboxUid), "--clear-groups", "--no-new-privs",
-                 "--inh-caps=-all", "--bounding-set=-all", "--"});
+    argv.insert(argv.end(), {"setpriv", absl::StrCat("--reuid=", kSandboxUid),
+                             absl::StrCat("--regid=", kSandboxUid), "--clear-groups",
+                             "--no-new-privs", "--inh-caps=-all", "--bounding-set=-all", "--"});
   }
   std::vector<std::string> rlimits;
   if (!cgroups_) {
@@ -198,8 +198,8 @@ absl::StatusOr<std::unique_ptr<SandboxedCommand>> Sandbox::Prepare(const Attempt
   }
   if (spec.timeout != absl::InfiniteDuration()) {
     // CPU seconds per process, a backstop behind the runner's own timeout.
-    rlimits.push_back(
-        absl::StrCat("--cpu=", static_cast<int64_t>(std::ceil(absl::ToDoubleSeconds(spec.timeout))) + 1));
+    rlimits.push_back(absl::StrCat(
+        "--cpu=", static_cast<int64_t>(std::ceil(absl::ToDoubleSeconds(spec.timeout))) + 1));
   }
   if (!rlimits.empty()) {
     argv.push_back("prlimit");

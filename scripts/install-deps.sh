@@ -9,7 +9,9 @@ PACKAGES=(
   librocksdb-dev libsnappy-dev libssl-dev libabsl-dev libgflags-dev libgoogle-glog-dev
   libgtest-dev libgmock-dev libbenchmark-dev
   librdkafka-dev kcat libarchive-dev libyaml-cpp-dev libcurl4-openssl-dev
-  python3 procps bubblewrap clang-format openssl
+  prometheus-cpp-dev libcivetweb-dev
+  python3 procps bubblewrap util-linux clang-format openssl
+  prometheus
   awscli python3-botocore
 )
 # Node.js and npm run s3rver, the S3 server of the tests; a machine that has

@@ -5,7 +5,6 @@
 
 #include "server/auth.h"
 
-#include <grpcpp/generic/generic_stub.h>
 #include <grpcpp/grpcpp.h>
 
 #include <fstream>
@@ -20,6 +19,7 @@
 #include "proto/ingest.grpc.pb.h"
 #include "proto/pfs.grpc.pb.h"
 #include "proto/pps.grpc.pb.h"
+#include "server/raw_call_test_util.h"
 #include "server/tuskd.h"
 
 namespace tusk::server {
@@ -38,39 +38,6 @@ TuskdOptions Options(const std::string& dir) {
   o.auth = true;
   o.gc_interval = absl::ZeroDuration();
   return o;
-}
-
-// Calls `method` ("/pkg.Service/Method") with one empty message, whatever
-// its kind (a bidi call is a superset of the others on the wire).
-grpc::Status RawCall(const std::shared_ptr<grpc::Channel>& channel, const std::string& method,
-                     const std::string& token) {
-  grpc::GenericStub stub(channel);
-  grpc::CompletionQueue cq;
-  grpc::ClientContext ctx;
-  ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(10));
-  if (!token.empty()) ctx.AddMetadata("authorization", "Bearer " + token);
-  auto call = stub.PrepareCall(&ctx, method, &cq);
-  void* tag;
-  bool ok;
-  call->StartCall(reinterpret_cast<void*>(1));
-  cq.Next(&tag, &ok);
-  grpc::Slice empty("", 0);
-  grpc::ByteBuffer request(&empty, 1);
-  call->Write(request, reinterpret_cast<void*>(2));
-  cq.Next(&tag, &ok);
-  call->WritesDone(reinterpret_cast<void*>(3));
-  cq.Next(&tag, &ok);
-  grpc::ByteBuffer response;
-  call->Read(&response, reinterpret_cast<void*>(4));
-  cq.Next(&tag, &ok);
-  grpc::Status status;
-  call->Finish(&status, reinterpret_cast<void*>(5));
-  while (cq.Next(&tag, &ok) && tag != reinterpret_cast<void*>(5)) {
-  }
-  cq.Shutdown();
-  while (cq.Next(&tag, &ok)) {
-  }
-  return status;
 }
 
 class AuthTest : public ::testing::Test {

@@ -37,6 +37,8 @@ DEFINE_string(put_idle_timeout, "1m", "abort a put file stream idle this long (0
 DEFINE_string(retention_interval, "1m", "apply repos' retention this often (0: never)");
 DEFINE_string(listen, "127.0.0.1:1650", "address to serve gRPC on (port 0 picks one)");
 DEFINE_string(port_file, "", "write the port bound to this file once serving");
+DEFINE_string(http_listen, "", "serve /metrics, /healthz and /readyz here (HOST:PORT)");
+DEFINE_string(http_port_file, "", "write the HTTP port bound to this file once serving");
 DEFINE_bool(local_runners, true, "start tusk-runner processes for pipelines on this machine");
 DEFINE_string(runner_binary, "", "the tusk-runner to start (default: next to tuskd)");
 DEFINE_string(sandbox, "auto", "for local runners: auto, bwrap or none");
@@ -126,6 +128,11 @@ Options:
   --insecure-allow-remote
                         serve a non-loopback --listen without --auth or TLS
   --port-file FILE      write the port actually bound to FILE once serving
+  --http-listen HOST:PORT
+                        serve Prometheus metrics at /metrics, and /healthz and
+                        /readyz, over HTTP here (default: none; port 0 picks
+                        one). gRPC health (grpc.health.v1) is always on.
+  --http-port-file FILE write the HTTP port bound to FILE once serving
   --local-runners       start tusk-runner processes for pipelines on this
                         machine (default; --no-local-runners when runners are
                         started elsewhere, e.g. as pods)
@@ -192,6 +199,10 @@ std::optional<int> ReadFlags(const char* argv0, tusk::server::TuskdOptions* o) {
                             "repo") +
                  ". Pass --auth with --tls-cert and --tls-key, or --insecure-allow-remote to "
                  "serve there anyway.");
+  }
+  o->http_listen = FLAGS_http_listen;
+  if (!FLAGS_http_port_file.empty() && o->http_listen.empty()) {
+    return Usage("--http-port-file needs --http-listen");
   }
   o->local_runners = FLAGS_local_runners;
   auto sandbox = tusk::ParseChoice("--sandbox", FLAGS_sandbox, {"auto", "bwrap", "none"});
@@ -285,6 +296,7 @@ int main(int argc, char** argv) {
               << "\nUse it with: tusk auth login (or TUSK_TOKEN=...)\n"
               << std::flush;
   }
+  if (!FLAGS_http_port_file.empty()) WritePortFile(FLAGS_http_port_file, (*tuskd)->http_port());
   if (!FLAGS_port_file.empty()) WritePortFile(FLAGS_port_file, (*tuskd)->port());
   std::thread waiter([&] {
     int sig = 0;

@@ -16,10 +16,12 @@
 #include "dispatcher/dispatcher.h"
 #include "dispatcher/pipelines.h"
 #include "dispatcher/spec.h"
+#include "http/http_server.h"
 #include "ingest/sources.h"
 #include "server/api_service.h"
 #include "server/auth.h"
 #include "server/auth_service.h"
+#include "server/grpc_metrics.h"
 #include "server/local_runners.h"
 #include "server/pps_service.h"
 #include "server/source_service.h"
@@ -36,6 +38,7 @@ absl::StatusOr<std::unique_ptr<Tuskd>> Tuskd::Open(TuskdOptions options) {
   RETURN_IF_ERROR(t->OpenAuth());
   RETURN_IF_ERROR(t->OpenServices());
   RETURN_IF_ERROR(t->StartServer());
+  RETURN_IF_ERROR(t->StartHttp());
   LOG(INFO) << "tuskd " << kTuskVersion << " serving on " << t->address() << " with data in "
             << t->options_.data_dir << " and objects in "
             << (t->store_ ? t->store_->Describe() : t->options_.data_dir + "/objects");
@@ -63,11 +66,14 @@ absl::Status Tuskd::OpenStore() {
     }
     // Pack uploads overlap: each is a round trip to S3.
     po.blobs.packs_in_flight = options_.s3.parallelism;
-  } else if (!url.empty()) {
-    auto local = pfs::OpenLocalObjectStore(url);
-    if (!local.ok()) return Annotate(local.status(), "opening object store " + url);
+  } else {
+    const std::string dir = url.empty() ? options_.data_dir + "/objects" : url;
+    RETURN_IF_ERROR(MkdirAll(options_.data_dir));
+    auto local = pfs::OpenLocalObjectStore(dir);
+    if (!local.ok()) return Annotate(local.status(), "opening object store " + dir);
     store_ = std::move(*local);
   }
+  store_ = pfs::InstrumentObjectStore(std::move(store_));
   po.object_store = store_.get();
   po.rebuild_index = options_.rebuild_index;
   po.rebuild_progress = options_.rebuild_progress;
@@ -159,6 +165,9 @@ absl::Status Tuskd::StartServer() {
     ::unlink(runner_socket_.c_str());
     builder.AddListeningPort("unix:" + runner_socket_, grpc::InsecureServerCredentials());
   }
+  // grpc.health.v1.Health, answered by gRPC itself (no token needed).
+  grpc::EnableDefaultHealthCheckService(true);
+  builder.experimental().SetInterceptorCreators(MetricsInterceptors());
   builder.RegisterService(auth_service_.get());
   builder.RegisterService(api_.get());
   builder.RegisterService(source_service_.get());
@@ -174,6 +183,56 @@ absl::Status Tuskd::StartServer() {
     return absl::InternalError(absl::StrCat("cannot make ", runner_socket_, " private"));
   }
   return absl::OkStatus();
+}
+
+absl::Status Tuskd::StartHttp() {
+  collector_ = metrics::OnCollect([this] { CollectMetrics(); });
+  if (options_.http_listen.empty()) return absl::OkStatus();
+  auto http = http::HttpServer::Start(options_.http_listen,
+                                      http::ObservabilityRoutes([this]() -> absl::Status {
+                                        absl::MutexLock lock(&mu_);
+                                        if (stopping_)
+                                          return absl::UnavailableError("tuskd is shutting down");
+                                        return absl::OkStatus();
+                                      }));
+  if (!http.ok()) return http.status();
+  http_ = std::move(*http);
+  LOG(INFO) << "serving /metrics, /healthz and /readyz on "
+            << options_.http_listen.substr(0, options_.http_listen.rfind(':')) << ":"
+            << http_->port();
+  return absl::OkStatus();
+}
+
+int Tuskd::http_port() const { return http_ ? http_->port() : 0; }
+
+void Tuskd::CollectMetrics() {
+  // The object store's own counts (requests to its backend, retries, cache).
+  pfs::ObjectStoreStats st = store_->Stats();
+  if (store_mirrors_.empty()) {
+    const char* help = "Requests the object store made to its backend (S3), by kind";
+    for (const char* kind : {"put", "get", "head", "list", "delete"}) {
+      store_mirrors_.emplace_back(
+          metrics::GetCounter("tusk_object_store_backend_requests_total", help, {{"kind", kind}}));
+    }
+    store_mirrors_.emplace_back(metrics::GetCounter(
+        "tusk_object_store_retries_total", "Object-store requests retried after a failure"));
+    store_mirrors_.emplace_back(metrics::GetCounter("tusk_object_store_cache_hits_total",
+                                                    "Object reads served by the local cache"));
+    store_mirrors_.emplace_back(metrics::GetCounter("tusk_object_store_cache_misses_total",
+                                                    "Object reads the local cache had to fetch"));
+  }
+  const uint64_t values[] = {st.puts(),    st.gets(),    st.heads(),      st.lists(),
+                             st.deletes(), st.retries(), st.cache_hits(), st.cache_misses()};
+  for (size_t i = 0; i < store_mirrors_.size(); ++i) store_mirrors_[i].Sync(values[i]);
+  // Deduplication: file bytes written per byte stored anew.
+  static metrics::Counter* written =
+      metrics::GetCounter("tusk_pfs_written_bytes_total", "File bytes written into commits");
+  static metrics::Counter* stored = metrics::GetCounter(
+      "tusk_pfs_new_chunk_bytes_total", "File bytes in chunks that were not stored before");
+  static metrics::Gauge* ratio = metrics::GetGauge(
+      "tusk_pfs_dedup_ratio",
+      "File bytes written per byte of new chunks since tuskd started (1: no deduplication)");
+  ratio->Set(stored->Value() > 0 ? written->Value() / stored->Value() : 1);
 }
 
 std::string Tuskd::address() const {
@@ -236,11 +295,16 @@ void Tuskd::Shutdown() {
     stopping_ = true;
   }
   runners_.reset();
+  if (grpc::HealthCheckServiceInterface* health = server_->GetHealthCheckService()) {
+    health->Shutdown();  // NOT_SERVING from now on
+  }
   server_->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(5));
   if (maintenance_.joinable()) maintenance_.join();
 }
 
 Tuskd::~Tuskd() {
+  if (collector_ != 0) metrics::RemoveCollector(collector_);
+  http_.reset();
   if (server_) {
     Shutdown();
     server_->Wait();

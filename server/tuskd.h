@@ -15,11 +15,13 @@
 #include <memory>
 #include <string>
 #include <thread>
+#include <vector>
 
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "common/grpc_channel.h"
+#include "common/metrics.h"
 #include "pfs/object_store.h"
 #include "pfs/pfs.h"
 
@@ -35,6 +37,10 @@ class Pipelines;
 namespace tusk::ingest {
 class Sources;
 }  // namespace tusk::ingest
+
+namespace tusk::http {
+class HttpServer;
+}  // namespace tusk::http
 
 namespace tusk::server {
 
@@ -74,6 +80,9 @@ struct TuskdOptions {
   bool rotate_root_token = false;
   // TLS for the gRPC API (plaintext without a certificate).
   ServerTlsOptions tls;
+  // HTTP listener for /metrics, /healthz and /readyz (HOST:PORT, port 0
+  // picks one); empty: none.
+  std::string http_listen;
   bool local_runners = true;
   std::string runner_binary;  // the tusk-runner local runners run
   std::string sandbox = "auto";
@@ -90,6 +99,8 @@ class Tuskd {
 
   // The port bound (the one asked for, or the one picked for port 0).
   int port() const { return port_; }
+  // The HTTP listener's port; 0 without one.
+  int http_port() const;
   // host:port to reach it on.
   std::string address() const;
   // Blocks until Shutdown.
@@ -107,6 +118,8 @@ class Tuskd {
   absl::Status OpenServices();
   absl::Status OpenAuth();
   absl::Status StartServer();
+  absl::Status StartHttp();
+  void CollectMetrics();
   void StartRunners();
   void MaintenanceLoop();
 
@@ -128,6 +141,9 @@ class Tuskd {
   std::unique_ptr<WorkerService> worker_;
   std::unique_ptr<grpc::Server> server_;
   std::unique_ptr<LocalRunners> runners_;
+  std::unique_ptr<http::HttpServer> http_;
+  int collector_ = 0;
+  std::vector<metrics::CounterMirror> store_mirrors_;  // collector only
   std::thread maintenance_;
   int port_ = 0;
 

@@ -11,6 +11,7 @@
 #include "gtest/gtest.h"
 #include "pfs/test_env.h"
 #include "proto/pfs.grpc.pb.h"
+#include "server/raw_call_test_util.h"
 
 namespace tusk::server {
 namespace {
@@ -75,6 +76,21 @@ TEST(TuskdTest, BadOptionsAndATakenPortAreErrors) {
   grpc::ClientContext ctx;
   pfs::v1::ListRepoResponse repos;
   EXPECT_TRUE(stub->ListRepo(&ctx, pfs::v1::ListRepoRequest(), &repos).ok());
+}
+
+TEST(TuskdTest, HealthServiceSaysServingWithoutAToken) {
+  pfs::TempDir dir;
+  TuskdOptions o = Options(dir.path());
+  o.auth = true;
+  auto t = Tuskd::Open(o);
+  ASSERT_TRUE(t.ok()) << t.status();
+  // grpc.health.v1.Health/Check of the whole server: an empty request.
+  std::string reply;
+  grpc::Status st =
+      RawCall(NewChannel((*t)->address()), "/grpc.health.v1.Health/Check", "", "", &reply);
+  ASSERT_TRUE(st.ok()) << st.error_message();
+  // HealthCheckResponse{status: SERVING (1)}.
+  EXPECT_EQ(reply, std::string("\x08\x01", 2));
 }
 
 }  // namespace

@@ -124,6 +124,41 @@ class AuthCliTest(TuskTestCase):
         self.assertNotIn("hash", listing)
 
 
+class ContextTest(TuskTestCase):
+    """Contexts and login against a tuskd with --auth (a tuskd of its own)."""
+
+    setUpClass = classmethod(AuthCliTest.setUpClass.__func__)
+
+    def cli(self, *args, input=None, env=None):
+        """tusk with nothing but the config file: no --address, no TUSK_TOKEN."""
+        full = {k: v for k, v in os.environ.items() if not k.startswith("TUSK_")}
+        full.update({"TUSK_CONFIG": self.path("config.yaml")}, **(env or {}))
+        return subprocess.run([os.path.join(os.path.dirname(INGEST), "tusk")] + list(args),
+                              input=input, capture_output=True, env=full, timeout=60)
+
+    def test_contexts_and_login(self):
+        self.tusk("create", "repo", "ctx")
+        r = self.cli("config", "set-context", "here", "--address", self.server.address)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertEqual(self.cli("list", "repo").returncode, 7)  # no token yet
+        self.assertEqual(self.cli("auth", "login", input=b"tusk_nope_0000\n").returncode, 7)
+        r = self.cli("auth", "login", input=(self.root + "\n").encode())
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertEqual(os.stat(self.path("config.yaml")).st_mode & 0o777, 0o600)
+        r = self.cli("list", "repo", "--json")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertIn("ctx", [json.loads(l)["name"] for l in r.stdout.decode().splitlines()])
+        listed = self.cli("config", "get-contexts", "--json").stdout.decode()
+        self.assertEqual(json.loads(listed)["has_token"], True)
+        self.assertNotIn(self.root.split("_")[-1], listed)
+        # Another address does not get the context's token.
+        other = self.cli("list", "repo", env={"TUSK_ADDRESS": "localhost:" + self.server.address.split(":")[1]})
+        self.assertEqual(other.returncode, 7, other.stderr)
+        self.assertEqual(self.cli("config", "use-context", "nowhere").returncode, 3)
+        self.assertEqual(self.cli("auth", "logout").returncode, 0)
+        self.assertEqual(self.cli("list", "repo").returncode, 7)
+
+
 class RootTokenTest(unittest.TestCase):
     def test_root_token_is_shown_once_and_can_be_rotated(self):
         tmp = tempfile.mkdtemp(prefix="tusk-e2e-")
