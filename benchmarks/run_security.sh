@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
-# The cost of security: the same tuskd with tokens and TLS on (--auth,
-# --tls-cert/--tls-key, clients with TUSK_TOKEN and TUSK_TLS_CA) and off
-# (plaintext, no tokens), side by side on the same disk, interleaved run by
-# run: micro-commits per second in both forms (one PutFile stream;
+# The cost of security: the same tuskd off (plaintext, no tokens), with
+# tokens only (--auth; clients with TUSK_TOKEN), and with tokens and TLS
+# (--auth --tls-cert/--tls-key; clients also with TUSK_TLS_CA), side by side
+# on the same disk, interleaved run by run: micro-commits per second in both forms (one PutFile stream;
 # StartCommit + PutFile + FinishCommit), and put and get of a big file with
 # tusk.
 #
@@ -23,22 +23,19 @@ openssl x509 -req -in "$W/server.csr" -CA "$W/ca.pem" -CAkey "$W/ca.key" -CAcrea
   -out "$W/server.pem" -days 2 -extfile "$W/san.ext" 2>/dev/null
 
 TUSKD_PID=""
-start_tuskd() {  # $1: off or on
+start_tuskd() {  # $1: off, auth or on (auth and TLS)
   rm -rf "$W/data" "$W/port" "$W/root.token"
   local extra=()
-  if [[ "$1" == on ]]; then
-    extra=(--auth --root-token-file "$W/root.token" --tls-cert "$W/server.pem" --tls-key "$W/server.key")
-  fi
+  if [[ "$1" != off ]]; then extra=(--auth --root-token-file "$W/root.token"); fi
+  if [[ "$1" == on ]]; then extra+=(--tls-cert "$W/server.pem" --tls-key "$W/server.key"); fi
   "$BIN/tuskd" --data-dir "$W/data" --listen 127.0.0.1:0 --port-file "$W/port" --no-local-runners \
     "${extra[@]}" 2>>"$W/tuskd.log" &
   TUSKD_PID=$!
   for _ in $(seq 1 200); do [[ -s "$W/port" ]] && break; sleep 0.05; done
   ADDR="127.0.0.1:$(cat "$W/port")"
-  if [[ "$1" == on ]]; then
-    export TUSK_TOKEN="$(cat "$W/root.token")" TUSK_TLS_CA="$W/ca.pem"
-  else
-    unset TUSK_TOKEN TUSK_TLS_CA
-  fi
+  unset TUSK_TOKEN TUSK_TLS_CA
+  if [[ "$1" != off ]]; then export TUSK_TOKEN="$(cat "$W/root.token")"; fi
+  if [[ "$1" == on ]]; then export TUSK_TLS_CA="$W/ca.pem"; fi
 }
 stop_tuskd() { if [[ -n "$TUSKD_PID" ]]; then kill "$TUSKD_PID" 2>/dev/null || true; wait "$TUSKD_PID" 2>/dev/null || true; TUSKD_PID=""; fi; }
 trap stop_tuskd EXIT
@@ -46,7 +43,7 @@ trap stop_tuskd EXIT
 head -c $((BIG_MB << 20)) /dev/urandom >"$W/big.bin"
 declare -A one three put get
 for run in $(seq 1 "$RUNS"); do
-  for side in off on; do
+  for side in off auth on; do
     start_tuskd "$side"
     "$BIN/pfs_bench_client" microcommits --address "$ADDR" --repo m1 --count "$MICRO" --one-stream 1 >"$W/one.json"
     "$BIN/pfs_bench_client" microcommits --address "$ADDR" --repo m3 --count "$MICRO" >"$W/three.json"
@@ -62,12 +59,13 @@ for run in $(seq 1 "$RUNS"); do
     echo "  run $run $side: one-stream $(json_field "$W/one.json" commits_per_s) three-RPC $(json_field "$W/three.json" commits_per_s) put $(mbps "$BIG_MB" "$t0" "$t1") MB/s" >&2
   done
 done
-cmp_row() {  # name, off values, on values, unit
-  local b t; b=$(median "$2"); t=$(median "$3")
-  row "$1 (runs: off ${2% }; on ${3% })" "$t $4" "$b $4" "$(ratio "$t" "$b")" "security on costs little: ratio near 1"
+cmp_row() {  # name, off values, auth values, on values, unit
+  local b a t; b=$(median "$2"); a=$(median "$3"); t=$(median "$4")
+  row "$1, tokens (runs: off ${2% }; tokens ${3% })" "$a $5" "$b $5" "$(ratio "$a" "$b")" "ratio near 1"
+  row "$1, tokens + TLS (runs: off ${2% }; tokens + TLS ${4% })" "$t $5" "$b $5" "$(ratio "$t" "$b")" "ratio near 1"
 }
-cmp_row "$MICRO micro-commits, one PutFile stream (median)" "${one[off]}" "${one[on]}" "commits/s"
-cmp_row "$MICRO micro-commits, StartCommit + PutFile + FinishCommit (median)" "${three[off]}" "${three[on]}" "commits/s"
-cmp_row "put file $BIG_MB MiB (median)" "${put[off]}" "${put[on]}" "MB/s"
-cmp_row "get file $BIG_MB MiB to /dev/null (median)" "${get[off]}" "${get[on]}" "MB/s"
+cmp_row "$MICRO micro-commits, one PutFile stream (median)" "${one[off]}" "${one[auth]}" "${one[on]}" "commits/s"
+cmp_row "$MICRO micro-commits, StartCommit + PutFile + FinishCommit (median)" "${three[off]}" "${three[auth]}" "${three[on]}" "commits/s"
+cmp_row "put file $BIG_MB MiB (median)" "${put[off]}" "${put[auth]}" "${put[on]}" "MB/s"
+cmp_row "get file $BIG_MB MiB to /dev/null (median)" "${get[off]}" "${get[auth]}" "${get[on]}" "MB/s"
 print_table

@@ -14,9 +14,15 @@ or ~N (N-th ancestor). A put or delete on a branch without an open commit makes
 one commit around it; 'put file -r' of a directory is one commit.
 
 Global flags:
-  --address HOST:PORT   tuskd address (default: $TUSK_ADDRESS, else 127.0.0.1:1650)
+  --address HOST:PORT   tuskd address (default: $TUSK_ADDRESS, else the current
+                        context's, else 127.0.0.1:1650)
   --json                print the API's messages as JSON, one per line
   -h, --help            help for tusk or for one command ('tusk put file --help')
+
+Environment: TUSK_ADDRESS; TUSK_TOKEN (a token, for tuskd --auth); TUSK_TLS_CA
+(reach tuskd over TLS), TUSK_TLS_CERT and TUSK_TLS_KEY (mutual TLS); TUSK_CONFIG
+(the contexts file, default ~/.config/tusk/config.yaml). Each wins over the
+current context.
 
 Exit codes: 0 ok, 1 error, 2 bad usage, 3 not found, 4 conflict (exists, open or
 finished commit, file/directory clash), 5 tuskd or its object store unreachable

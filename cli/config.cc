@@ -17,9 +17,9 @@ constexpr char kDefaultAddress[] = "127.0.0.1:1650";
 
 // Context fields by their name in the file.
 std::map<std::string, std::string Context::*> Fields() {
-  return {{"address", &Context::address},   {"token", &Context::token},
-          {"tls-ca", &Context::tls_ca},     {"tls-cert", &Context::tls_cert},
-          {"tls-key", &Context::tls_key},   {"tls-server-name", &Context::tls_server_name}};
+  return {{"address", &Context::address}, {"token", &Context::token},
+          {"tls-ca", &Context::tls_ca},   {"tls-cert", &Context::tls_cert},
+          {"tls-key", &Context::tls_key}, {"tls-server-name", &Context::tls_server_name}};
 }
 
 std::string Env(const char* name) {
@@ -60,7 +60,8 @@ absl::StatusOr<Config> LoadConfig(const std::string& path) {
         Context ctx;
         const std::string name = kv.first.as<std::string>();
         if (!kv.second.IsMap()) {
-          return absl::InvalidArgumentError(absl::StrCat(path, ": context ", name, " is not a map"));
+          return absl::InvalidArgumentError(
+              absl::StrCat(path, ": context ", name, " is not a map"));
         }
         for (const auto& f : kv.second) {
           const std::string key = f.first.as<std::string>();

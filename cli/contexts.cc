@@ -51,12 +51,12 @@ class ContextCommands : public CommandBase {
     if (!config.ok()) return Fail(config.status());
     const std::string& name = args_.positional[0];
     Context& ctx = config->contexts[name];
-    for (auto [flag, member] : {std::pair<const char*, std::string Context::*>{
-                                    "--address", &Context::address},
-                                {"--tls-ca", &Context::tls_ca},
-                                {"--tls-cert", &Context::tls_cert},
-                                {"--tls-key", &Context::tls_key},
-                                {"--tls-server-name", &Context::tls_server_name}}) {
+    for (auto [flag, member] :
+         {std::pair<const char*, std::string Context::*>{"--address", &Context::address},
+          {"--tls-ca", &Context::tls_ca},
+          {"--tls-cert", &Context::tls_cert},
+          {"--tls-key", &Context::tls_key},
+          {"--tls-server-name", &Context::tls_server_name}}) {
       if (args_.Has(flag)) ctx.*member = args_.Get(flag);
     }
     if (args_.Has("--token-file")) {
@@ -161,10 +161,10 @@ class ContextCommands : public CommandBase {
     if (json_) {
       PrintJson(who);
     } else {
-      std::cout << "logged in to " << current.address << " as token " << who.token().id()
-                << " (\"" << who.token().name() << "\", "
-                << absl::AsciiStrToLower(av1::Role_Name(who.token().role())) << "); saved in context "
-                << config->current << " (" << path << ", mode 0600)\n";
+      std::cout << "logged in to " << current.address << " as token " << who.token().id() << " (\""
+                << who.token().name() << "\", "
+                << absl::AsciiStrToLower(av1::Role_Name(who.token().role()))
+                << "); saved in context " << config->current << " (" << path << ", mode 0600)\n";
     }
     return kExitOk;
   }

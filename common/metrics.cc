@@ -24,7 +24,8 @@ struct State {
   std::map<std::string, prometheus::Family<prometheus::Gauge>*> gauges ABSL_GUARDED_BY(mu);
   std::map<std::string, prometheus::Family<prometheus::Histogram>*> histograms ABSL_GUARDED_BY(mu);
   // The wrappers handed out, by name and labels.
-  std::map<std::pair<std::string, Labels>, std::unique_ptr<Counter>> counter_objs ABSL_GUARDED_BY(mu);
+  std::map<std::pair<std::string, Labels>, std::unique_ptr<Counter>> counter_objs
+      ABSL_GUARDED_BY(mu);
   std::map<std::pair<std::string, Labels>, std::unique_ptr<Gauge>> gauge_objs ABSL_GUARDED_BY(mu);
   std::map<std::pair<std::string, Labels>, std::unique_ptr<Histogram>> histogram_objs
       ABSL_GUARDED_BY(mu);

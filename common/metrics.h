@@ -58,8 +58,8 @@ class Histogram {
   void Observe(double v);
 
  private:
-  friend Histogram* GetHistogram(const std::string&, const std::string&,
-                                 const std::vector<double>&, const Labels&);
+  friend Histogram* GetHistogram(const std::string&, const std::string&, const std::vector<double>&,
+                                 const Labels&);
   explicit Histogram(prometheus::Histogram* h) : h_(h) {}
   prometheus::Histogram* h_;
 };

@@ -31,10 +31,10 @@ void CountDatums(const std::string& pipeline, const char* result, uint64_t n) {
 
 void ObserveDatumPhases(const std::string& pipeline, const pps::v1::ProcessStats& s) {
   const char* help = "Time of datum attempts by phase: download (inputs), command, upload (output)";
-  for (auto [phase, d] : {std::pair<const char*, const google::protobuf::Duration&>{
-                              "download", s.download_time()},
-                          {"command", s.process_time()},
-                          {"upload", s.upload_time()}}) {
+  for (auto [phase, d] :
+       {std::pair<const char*, const google::protobuf::Duration&>{"download", s.download_time()},
+        {"command", s.process_time()},
+        {"upload", s.upload_time()}}) {
     metrics::GetHistogram("tusk_datum_phase_seconds", help, metrics::SecondsBuckets(),
                           {{"pipeline", pipeline}, {"phase", phase}})
         ->Observe(absl::ToDoubleSeconds(FromDuration(d)));
@@ -67,7 +67,8 @@ void Dispatcher::CollectMetrics() {
   }
   for (const auto& [name, d] : drivers_) {
     const ActiveJob* a = d->active.get();
-    PipelineGauge("tusk_pipeline_queue_depth", "Datums of the running job waiting for a runner", name)
+    PipelineGauge("tusk_pipeline_queue_depth", "Datums of the running job waiting for a runner",
+                  name)
         ->Set(a ? static_cast<double>(a->queue.pending()) : 0);
     PipelineGauge("tusk_pipeline_datums_leased", "Datums being run now", name)
         ->Set(a ? static_cast<double>(a->queue.Leases().size()) : 0);

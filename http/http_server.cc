@@ -43,8 +43,8 @@ absl::StatusOr<std::unique_ptr<HttpServer>> HttpServer::Start(
   auto s = std::unique_ptr<HttpServer>(new HttpServer());
   s->routes_ = std::move(routes);
   const std::string nthreads = absl::StrCat(threads);
-  const char* options[] = {"listening_ports", listen.c_str(), "num_threads", nthreads.c_str(),
-                           "enable_keep_alive", "no", nullptr};
+  const char* options[] = {"listening_ports",   listen.c_str(), "num_threads", nthreads.c_str(),
+                           "enable_keep_alive", "no",           nullptr};
   mg_callbacks callbacks{};
   // civetweb logs bind errors through this callback; keep them for the status.
   callbacks.log_message = [](const mg_connection*, const char*) { return 1; };

@@ -38,9 +38,8 @@ class HttpServer {
  public:
   // Listens on `listen` (HOST:PORT; port 0 picks one). Unavailable if the
   // address cannot be bound.
-  static absl::StatusOr<std::unique_ptr<HttpServer>> Start(const std::string& listen,
-                                                           std::map<std::string, HttpHandler> routes,
-                                                           int threads = 4);
+  static absl::StatusOr<std::unique_ptr<HttpServer>> Start(
+      const std::string& listen, std::map<std::string, HttpHandler> routes, int threads = 4);
   ~HttpServer();
   HttpServer(const HttpServer&) = delete;
   HttpServer& operator=(const HttpServer&) = delete;

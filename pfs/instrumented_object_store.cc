@@ -17,14 +17,15 @@ struct OpMetrics {
 };
 
 OpMetrics ForOp(const std::string& op) {
-  return {metrics::GetCounter("tusk_object_store_operations_total",
-                              "Object-store operations tuskd asked for, by operation", {{"op", op}}),
-          metrics::GetCounter("tusk_object_store_errors_total",
-                              "Object-store operations that failed (not counting NotFound)",
-                              {{"op", op}}),
-          metrics::GetHistogram("tusk_object_store_operation_duration_seconds",
-                                "Time of object-store operations, by operation",
-                                metrics::SecondsBuckets(), {{"op", op}})};
+  return {
+      metrics::GetCounter("tusk_object_store_operations_total",
+                          "Object-store operations tuskd asked for, by operation", {{"op", op}}),
+      metrics::GetCounter("tusk_object_store_errors_total",
+                          "Object-store operations that failed (not counting NotFound)",
+                          {{"op", op}}),
+      metrics::GetHistogram("tusk_object_store_operation_duration_seconds",
+                            "Time of object-store operations, by operation",
+                            metrics::SecondsBuckets(), {{"op", op}})};
 }
 
 class InstrumentedObjectStore : public ObjectStore {
