@@ -16,6 +16,8 @@ one commit around it; 'put file -r' of a directory is one commit.
 Global flags:
   --address HOST:PORT   tuskd address (default: $TUSK_ADDRESS, else the current
                         context's, else 127.0.0.1:1650)
+  --tls-ca FILE         reach tuskd over TLS, trusting this PEM CA bundle
+                        (default: $TUSK_TLS_CA, else the current context's)
   --json                print the API's messages as JSON, one per line
   -h, --help            help for tusk or for one command ('tusk put file --help')
 
@@ -53,7 +55,7 @@ std::map<std::string, bool> AllFlags(const std::vector<Command>& commands) {
 
 const std::vector<FlagDef>& CommandTable::GlobalFlags() {
   static const auto* flags = new std::vector<FlagDef>{
-      {"--address", true}, {"--json", false}, {"-h", false, false, "--help"}};
+      {"--address", true}, {"--tls-ca", true}, {"--json", false}, {"-h", false, false, "--help"}};
   return *flags;
 }
 
@@ -85,7 +87,7 @@ std::string CommandTable::MainHelp() const {
 
 std::string CommandTable::CommandHelp(const Command& c) const {
   return absl::StrCat("Usage: tusk ", c.usage, "\n", c.help,
-                      "\nFlags: --address HOST:PORT, --json (see 'tusk --help')\n");
+                      "\nFlags: --address HOST:PORT, --tls-ca FILE, --json (see 'tusk --help')\n");
 }
 
 absl::StatusOr<CommandTable::Parsed> CommandTable::Parse(

@@ -45,8 +45,9 @@ std::string ConfigPath();
 absl::StatusOr<Config> LoadConfig(const std::string& path);
 absl::Status SaveConfig(const std::string& path, const Config& config);
 
-// The address and channel options a command uses, from the flag (may be
-// empty), the environment and the current context.
+// The address and channel options a command uses: the --address flag (may
+// be empty) and what `channel` holds already (--tls-ca) first, then the
+// environment, then the current context.
 absl::Status ResolveConnection(const std::string& address_flag, std::string* address,
                                ChannelOptions* channel);
 

@@ -58,6 +58,7 @@ int main(int argc, char** argv) {
   Invocation inv;
   inv.args = std::move(parsed->args);
   tusk::ChannelOptions channel;
+  channel.tls_ca = inv.args.Get("--tls-ca");
   if (absl::Status s = ResolveConnection(inv.args.Get("--address"), &inv.address, &channel);
       !s.ok()) {
     return tusk::cli::UsageError(std::string(s.message()));

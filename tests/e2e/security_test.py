@@ -208,6 +208,8 @@ class TlsTest(TuskTestCase):
         self.tusk_fails(5, "list", "repo", env={"TUSK_TLS_CA": self.path("other-ca.pem")})
         self.tusk_fails(2, "list", "repo", env={"TUSK_TLS_CA": self.path("nothing.pem")},
                         mentions="cannot read TLS CA bundle")
+        # The flag does what the variable does.
+        self.tusk("list", "repo", "--tls-ca", self.path("ca.pem"), env={"TUSK_TLS_CA": ""})
 
     def test_pipeline_under_tls(self):
         self.assertEqual(run_upper(self, b"abc\n"), "ABC\n")
