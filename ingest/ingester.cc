@@ -19,11 +19,11 @@
 #include "common/grpc_channel.h"
 #include "common/grpc_status.h"
 #include "common/log.h"
-#include "common/metrics.h"
 #include "common/status.h"
 #include "google/protobuf/util/message_differencer.h"
 #include "ingest/committer.h"
 #include "ingest/format.h"
+#include "ingest/ingest_metrics.h"
 #include "ingest/kafka_status.h"
 #include "proto/ingest.grpc.pb.h"
 #include "proto/pfs.grpc.pb.h"
@@ -74,10 +74,7 @@ struct Ingester::Impl {
   uint64_t records_total = 0;
   uint64_t dead_total = 0;
   // Prometheus metrics (common/metrics), labelled by source.
-  struct Metrics {
-    metrics::Counter *records, *bytes, *commits, *dead_letters, *lost;
-    metrics::Histogram *latency;
-  } mx;
+  IngestMetrics mx;
   uint64_t records_at_report = 0;
   absl::Time last_report = absl::InfinitePast();
   double rate = 0;
@@ -451,11 +448,7 @@ struct Ingester::Impl {
           RD_KAFKA_RESP_ERR_NO_ERROR) {
         p->set_high_watermark(hi);
         if (ps.fetch_next >= 0) {
-          metrics::GetGauge("tusk_ingest_partition_lag",
-                            "Records in a partition not yet read: high watermark - position",
-                            {{"source", spec.name()},
-                             {"topic", tp.first},
-                             {"partition", absl::StrCat(tp.second)}})
+          IngestMetrics::Lag(spec.name(), tp.first, tp.second)
               ->Set(static_cast<double>(std::max<int64_t>(0, hi - ps.fetch_next)));
         }
       } else {
@@ -606,22 +599,7 @@ absl::StatusOr<std::unique_ptr<Ingester>> Ingester::Open(const IngesterOptions &
     if (!s.ok()) return s;
     impl->spec = resp.spec();
   }
-  {
-    const metrics::Labels l = {{"source", impl->spec.name()}};
-    auto &m = impl->mx;
-    m.records = metrics::GetCounter("tusk_ingest_records_total", "Kafka records committed", l);
-    m.bytes = metrics::GetCounter("tusk_ingest_bytes_total",
-                                  "Bytes of Kafka records committed (as framed in files)", l);
-    m.commits = metrics::GetCounter("tusk_ingest_commits_total", "Micro-commits landed", l);
-    m.dead_letters = metrics::GetCounter("tusk_ingest_dead_letters_total",
-                                         "Records written to /_dead_letter/ instead", l);
-    m.lost = metrics::GetCounter("tusk_ingest_records_lost_total",
-                                 "Records the broker deleted before they were read", l);
-    m.latency =
-        metrics::GetHistogram("tusk_ingest_commit_latency_seconds",
-                              "From a micro-commit's first record arriving to the commit landing",
-                              metrics::SecondsBuckets(), l);
-  }
+  impl->mx = IngestMetrics::For(impl->spec.name());
   const iv1::SourceSpec &spec = impl->spec;
   impl->value_format = spec.value_format() == iv1::JSON ? ValueFormat::kJson : ValueFormat::kRaw;
 
