@@ -15,18 +15,18 @@ IngestMetrics IngestMetrics::For(const std::string& source) {
                                        "Records written to /_dead_letter/ instead", l);
   m.lost = metrics::GetCounter("tusk_ingest_records_lost_total",
                                "Records the broker deleted before they were read", l);
-  m.latency = metrics::GetHistogram(
-      "tusk_ingest_commit_latency_seconds",
-      "From a micro-commit's first record arriving to the commit landing",
-      metrics::SecondsBuckets(), l);
+  m.latency =
+      metrics::GetHistogram("tusk_ingest_commit_latency_seconds",
+                            "From a micro-commit's first record arriving to the commit landing",
+                            metrics::SecondsBuckets(), l);
   return m;
 }
 
 metrics::Gauge* IngestMetrics::Lag(const std::string& source, const std::string& topic,
                                    int partition) {
-  return metrics::GetGauge("tusk_ingest_partition_lag",
-                           "Records in a partition not yet read: high watermark - position",
-                           {{"source", source}, {"topic", topic}, {"partition", absl::StrCat(partition)}});
+  return metrics::GetGauge(
+      "tusk_ingest_partition_lag", "Records in a partition not yet read: high watermark - position",
+      {{"source", source}, {"topic", topic}, {"partition", absl::StrCat(partition)}});
 }
 
 }  // namespace tusk::ingest
