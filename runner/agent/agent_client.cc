@@ -26,8 +26,8 @@ absl::StatusOr<std::unique_ptr<AgentClient>> AgentClient::Start(const std::strin
   if (fd < 0) return absl::InternalError(absl::StrCat("socket: ", std::strerror(errno)));
   auto client = std::unique_ptr<AgentClient>(new AgentClient(fd));
   if (::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0) {
-    return absl::UnavailableError(absl::StrCat("no exec agent at ", socket_path, ": ",
-                                               std::strerror(errno)));
+    return absl::UnavailableError(
+        absl::StrCat("no exec agent at ", socket_path, ": ", std::strerror(errno)));
   }
   bool ok = true;
   for (const auto& a : cmd.argv) ok = ok && WriteFrame(fd, kArg, a);
@@ -75,7 +75,8 @@ absl::StatusOr<AgentEvent> AgentClient::Next() {
     default:
       break;
   }
-  return absl::DataLossError(absl::StrCat("the exec agent sent an unexpected frame '", std::string(1, type), "'"));
+  return absl::DataLossError(
+      absl::StrCat("the exec agent sent an unexpected frame '", std::string(1, type), "'"));
 }
 
 void AgentClient::Kill() {

@@ -3,8 +3,6 @@
 // working directory, stdin, a command that cannot start, kill, a runner that
 // goes away, several commands in a row; and the binary needs no loader.
 
-#include "runner/agent/agent_client.h"
-
 #include <elf.h>
 #include <signal.h>
 #include <sys/stat.h>
@@ -17,6 +15,7 @@
 #include "absl/time/clock.h"
 #include "gtest/gtest.h"
 #include "pfs/test_env.h"
+#include "runner/agent/agent_client.h"
 
 namespace tusk::runner::agent {
 namespace {
@@ -173,10 +172,12 @@ TEST(AgentBinaryTest, NeedsNoLoaderSoItRunsInAnyImage) {
   const std::string elf = ss.str();
   ASSERT_GE(elf.size(), sizeof(Elf64_Ehdr));
   const auto* eh = reinterpret_cast<const Elf64_Ehdr*>(elf.data());
-  ASSERT_EQ(std::string(reinterpret_cast<const char*>(eh->e_ident), 4), "\x7f" "ELF");
+  ASSERT_EQ(std::string(reinterpret_cast<const char*>(eh->e_ident), 4),
+            "\x7f"
+            "ELF");
   for (int i = 0; i < eh->e_phnum; ++i) {
-    const auto* ph = reinterpret_cast<const Elf64_Phdr*>(elf.data() + eh->e_phoff +
-                                                         i * eh->e_phentsize);
+    const auto* ph =
+        reinterpret_cast<const Elf64_Phdr*>(elf.data() + eh->e_phoff + i * eh->e_phentsize);
     EXPECT_NE(ph->p_type, static_cast<uint32_t>(PT_INTERP))
         << "tusk-exec-agent is dynamically linked: it would need the image's loader and libc";
     EXPECT_NE(ph->p_type, static_cast<uint32_t>(PT_DYNAMIC)) << "it has a dynamic section";

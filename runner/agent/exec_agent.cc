@@ -186,8 +186,9 @@ int main(int argc, char** argv) {
     } else if (a.rfind("--socket=", 0) == 0) {
       socket_path = a.substr(9);
     } else if (a == "-h" || a == "--help") {
-      std::printf("Usage: tusk-exec-agent --socket PATH\n"
-                  "Runs tusk-runner's commands in this container (one per connection).\n");
+      std::printf(
+          "Usage: tusk-exec-agent --socket PATH\n"
+          "Runs tusk-runner's commands in this container (one per connection).\n");
       return 0;
     } else {
       std::fprintf(stderr, "tusk-exec-agent: unknown argument '%s'\n", a.c_str());
