@@ -10,6 +10,7 @@
 #include <system_error>
 
 #include "absl/strings/str_cat.h"
+#include "common/status.h"
 
 namespace tusk {
 
@@ -50,6 +51,16 @@ absl::Status RemoveAll(const std::string& path) {
     fs::remove_all(path, ec);
   }
   if (ec) return absl::InternalError(absl::StrCat("cannot remove ", path, ": ", ec.message()));
+  return absl::OkStatus();
+}
+
+absl::Status EmptyDir(const std::string& dir) {
+  RETURN_IF_ERROR(MkdirAll(dir));
+  std::error_code ec;
+  for (const auto& entry : std::filesystem::directory_iterator(dir, ec)) {
+    RETURN_IF_ERROR(RemoveAll(entry.path().string()));
+  }
+  if (ec) return absl::InternalError(absl::StrCat("cannot list ", dir, ": ", ec.message()));
   return absl::OkStatus();
 }
 

@@ -16,6 +16,9 @@ absl::Status MkdirAll(const std::string& dir);
 // not followed). OK if it does not exist.
 absl::Status RemoveAll(const std::string& path);
 
+// Removes everything inside `dir` and keeps `dir` (made if missing).
+absl::Status EmptyDir(const std::string& dir);
+
 // Replaces `path` with `content`, readable and writable by its owner only
 // (mode 0600) from the moment it exists: for tokens and keys. Atomic (a
 // temporary file renamed over it) and durable when it returns.

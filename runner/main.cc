@@ -22,6 +22,8 @@ DEFINE_string(name, "", "this runner's name, unique per process (default PIPELIN
 DEFINE_string(work_dir, "", "scratch space for datums (default /tmp/tusk-runner-NAME)");
 DEFINE_string(hide, "", "a directory the command must not see (repeatable)");
 DEFINE_string(sandbox, "auto", "auto, bwrap or none");
+DEFINE_string(exec_agent, "", "run commands through tusk-exec-agent at this socket");
+DEFINE_string(pfs_dir, "", "with --exec-agent: the volume the user's container mounts at /pfs");
 DEFINE_string(http_listen, "", "serve /metrics, /healthz and /readyz here (HOST:PORT)");
 DEFINE_string(max_log, "64KiB", "log bytes kept per datum attempt");
 
@@ -49,6 +51,11 @@ Options:
   --sandbox MODE        auto (default: bubblewrap if it works here), bwrap
                         (required), or none
   --max-log SIZE        log bytes kept per datum attempt (default 64KiB)
+  --exec-agent SOCKET   run commands in the pipeline's image through
+                        tusk-exec-agent listening there (a volume shared with
+                        the user's container; the runner/README.md design)
+  --pfs-dir DIR         with --exec-agent: the volume the user's container
+                        mounts at /pfs
   --http-listen H:P     serve Prometheus metrics at /metrics (datums by result,
                         phase times, bytes), /healthz and /readyz
 )";
@@ -79,6 +86,11 @@ int main(int argc, char** argv) {
   if (!sandbox.ok())
     return tusk::UsageError("tusk-runner", std::string(sandbox.status().message()));
   opts.sandbox = *sandbox;
+  opts.exec_agent = FLAGS_exec_agent;
+  opts.pfs_dir = FLAGS_pfs_dir;
+  if (opts.exec_agent.empty() != opts.pfs_dir.empty()) {
+    return tusk::UsageError("tusk-runner", "--exec-agent and --pfs-dir go together");
+  }
   auto max_log = tusk::ParseBytes("--max-log", FLAGS_max_log);
   if (!max_log.ok())
     return tusk::UsageError("tusk-runner", std::string(max_log.status().message()));

@@ -32,6 +32,7 @@
 #include "common/proto_util.h"
 #include "common/status.h"
 #include "google/protobuf/util/time_util.h"
+#include "runner/bounded_log.h"
 
 extern char** environ;
 
@@ -83,35 +84,6 @@ std::vector<pid_t> ProcessesUsing(const std::string& dir) {
 google::protobuf::Duration Since(absl::Time t) {
   return TimeUtil::NanosecondsToDuration(absl::ToInt64Nanoseconds(absl::Now() - t));
 }
-
-// Keeps the first and last `cap/2` bytes of a stream.
-class BoundedLog {
- public:
-  explicit BoundedLog(size_t cap) : half_(cap / 2) {}
-  void Append(absl::string_view s) {
-    total_ += s.size();
-    size_t to_head = std::min(s.size(), half_ - std::min(half_, head_.size()));
-    head_.append(s.data(), to_head);
-    s.remove_prefix(to_head);
-    if (s.empty()) return;
-    tail_.append(s.data(), s.size());
-    if (tail_.size() > 2 * half_) tail_.erase(0, tail_.size() - half_);
-  }
-  std::string Get(bool* truncated) const {
-    if (tail_.size() > half_) {
-      *truncated = true;
-      return absl::StrCat(head_, "\n[... ", total_ - head_.size() - half_, " bytes cut ...]\n",
-                          tail_.substr(tail_.size() - half_));
-    }
-    *truncated = false;
-    return head_ + tail_;
-  }
-
- private:
-  size_t half_;
-  size_t total_ = 0;
-  std::string head_, tail_;
-};
 
 struct OutFile {
   std::string path;   // in /pfs/out, absolute ("/a/b")
@@ -193,7 +165,7 @@ absl::StatusOr<std::unique_ptr<Runner>> Runner::Open(const RunnerOptions& option
   if (::realpath(options.work_dir.c_str(), real) == nullptr)
     return Errno("resolve " + options.work_dir);
   absolute.work_dir = real;
-  if (Sandbox::DropsUid(options.sandbox)) {
+  if (options.exec_agent.empty() && Sandbox::DropsUid(options.sandbox)) {
     // The sandbox's user must reach the attempts' directories: where it
     // cannot pass through work_dir's parents (a private data directory),
     // the attempts go to a place of their own.
@@ -209,16 +181,26 @@ absl::StatusOr<std::unique_ptr<Runner>> Runner::Open(const RunnerOptions& option
     ::chmod(absolute.work_dir.c_str(), 0711);
   }
   auto r = std::unique_ptr<Runner>(new Runner(absolute));
-  SandboxOptions so;
-  so.mode = options.sandbox;
-  so.hide = options.hide;
-  so.work_dir = absolute.work_dir;
-  so.runner_name = options.name;
-  auto sandbox = Sandbox::Open(so);
-  if (!sandbox.ok()) return sandbox.status();
-  r->sandbox_ = std::move(*sandbox);
-  r->bwrap_ = r->sandbox_->isolated();
-  LOG(INFO) << "runner " << options.name << " sandbox: " << r->sandbox_->Describe();
+  if (!options.exec_agent.empty()) {
+    // The user's container is the sandbox; commands see /pfs as it mounts it.
+    if (options.pfs_dir.empty()) {
+      return absl::InvalidArgumentError("--exec-agent needs --pfs-dir (the volume at /pfs)");
+    }
+    r->bwrap_ = true;
+    LOG(INFO) << "runner " << options.name << " runs commands through the exec agent at "
+              << options.exec_agent;
+  } else {
+    SandboxOptions so;
+    so.mode = options.sandbox;
+    so.hide = options.hide;
+    so.work_dir = absolute.work_dir;
+    so.runner_name = options.name;
+    auto sandbox = Sandbox::Open(so);
+    if (!sandbox.ok()) return sandbox.status();
+    r->sandbox_ = std::move(*sandbox);
+    r->bwrap_ = r->sandbox_->isolated();
+    LOG(INFO) << "runner " << options.name << " sandbox: " << r->sandbox_->Describe();
+  }
   int reaped = r->ReapEarlierAttempts();
   if (reaped > 0) {
     LOG(WARNING) << "killed " << reaped << " processes left running by an earlier runner in "
@@ -238,7 +220,9 @@ absl::Status Runner::Run(const std::atomic<bool>* stop) {
     req.set_pipeline(options_.pipeline);
     req.set_runner(options_.name);
     req.set_wait_ms(options_.lease_wait_ms);
-    req.set_sandbox(sandbox_->Describe());
+    req.set_sandbox(sandbox_
+                        ? sandbox_->Describe()
+                        : "the pipeline's image (tusk-exec-agent at " + options_.exec_agent + ")");
     pps::v1::LeaseResponse resp;
     grpc::ClientContext ctx;
     ctx.set_deadline(std::chrono::system_clock::now() +
@@ -302,6 +286,17 @@ absl::Status Runner::RunDatum(const pps::v1::LeaseResponse& lease) {
     ~Cleanup() { RemoveTree(dir); }
   } cleanup{dir};
   std::string pfs_dir = dir + "/pfs";
+  if (!options_.exec_agent.empty()) {
+    // The user's container mounts this volume at /pfs: emptied per attempt.
+    pfs_dir = options_.pfs_dir;
+    RETURN_IF_ERROR(EmptyDir(pfs_dir));
+  }
+  struct EmptyAfter {
+    std::string dir;
+    ~EmptyAfter() {
+      if (!dir.empty()) EmptyDir(dir).IgnoreError();  // the next attempt empties it again
+    }
+  } empty_after{options_.exec_agent.empty() ? "" : pfs_dir};
   RETURN_IF_ERROR(MkdirAll(pfs_dir + "/out"));
   std::string log;
   bool truncated = false;
@@ -429,10 +424,14 @@ std::vector<std::string> Runner::CommandEnv(const pps::v1::LeaseResponse& lease,
   const auto& t = lease.transform();
   // Environment: PATH and locale from here, then the spec's, then ours.
   std::map<std::string, std::string> env;
+  // In a user's image its own PATH and locale count (the agent's environment).
   for (const char* keep : {"PATH", "LANG", "LC_ALL", "TZ"}) {
+    if (!options_.exec_agent.empty()) break;
     if (const char* v = ::getenv(keep)) env[keep] = v;
   }
-  if (!env.count("PATH")) env["PATH"] = "/usr/local/bin:/usr/bin:/bin";
+  if (!env.count("PATH") && options_.exec_agent.empty()) {
+    env["PATH"] = "/usr/local/bin:/usr/bin:/bin";
+  }
   env["HOME"] = "/tmp";
   for (const auto& [k, v] : t.env()) env[k] = v;
   std::string pfs_root = bwrap_ ? "/pfs" : pfs_dir;
@@ -492,6 +491,16 @@ absl::StatusOr<pid_t> Runner::Spawn(std::vector<std::string> argv,
   return pid;
 }
 
+bool Runner::LeaseLost(const pps::v1::LeaseResponse& lease) {
+  pps::v1::HeartbeatRequest hb;
+  hb.set_runner(options_.name);
+  hb.add_leases(lease.lease());
+  pps::v1::HeartbeatResponse hr;
+  grpc::ClientContext ctx;
+  ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(5));
+  return worker_->Heartbeat(&ctx, hb, &hr).ok() && hr.lost_size() > 0;
+}
+
 absl::StatusOr<std::string> Runner::Supervise(const pps::v1::LeaseResponse& lease, pid_t pid,
                                               int in_fd, std::string* log, bool* truncated) {
   BoundedLog out(options_.max_log_bytes);
@@ -524,13 +533,7 @@ absl::StatusOr<std::string> Runner::Supervise(const pps::v1::LeaseResponse& leas
     }
     if (now >= next_beat) {
       next_beat = now + beat;
-      pps::v1::HeartbeatRequest hb;
-      hb.set_runner(options_.name);
-      hb.add_leases(lease.lease());
-      pps::v1::HeartbeatResponse hr;
-      grpc::ClientContext ctx;
-      ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(5));
-      if (worker_->Heartbeat(&ctx, hb, &hr).ok() && hr.lost_size() > 0) {
+      if (!lost && LeaseLost(lease)) {
         lost = true;
         ::kill(-pid, SIGKILL);
       }
@@ -557,6 +560,7 @@ absl::StatusOr<std::string> Runner::Execute(const pps::v1::LeaseResponse& lease,
                                             bool* truncated) {
   const auto& t = lease.transform();
   if (t.cmd().empty()) return std::string("the transform has no cmd");
+  if (!options_.exec_agent.empty()) return ExecuteInAgent(lease, pfs_dir, log, truncated);
   AttemptSpec spec = CommandSpec(lease, pfs_dir);
   auto command = sandbox_->Prepare(spec, absl::StrCat(attempts_));
   if (!command.ok()) return command.status();

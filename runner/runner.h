@@ -50,6 +50,12 @@ struct RunnerOptions {
   std::string work_dir;  // scratch space for datums
   std::vector<std::string> hide;
   std::string sandbox = "auto";  // auto, bwrap or none
+  // Commands run in the user's image through tusk-exec-agent listening at
+  // this unix socket (in a volume shared with the user's container, at the
+  // same path); `pfs_dir` is the volume the user's container mounts at /pfs.
+  // Empty: commands run here (sandbox above).
+  std::string exec_agent;
+  std::string pfs_dir;
   size_t max_log_bytes = 64 << 10;
   uint32_t lease_wait_ms = 5000;
 };
@@ -82,6 +88,12 @@ class Runner {
   absl::StatusOr<pid_t> Spawn(std::vector<std::string> argv, std::vector<std::string> env,
                               const std::string& stdin_path, const std::string& workdir, int out_fd,
                               std::string* error);
+  // Execute through the exec agent (runner_agent.cc).
+  absl::StatusOr<std::string> ExecuteInAgent(const pps::v1::LeaseResponse& lease,
+                                             const std::string& pfs_dir, std::string* log,
+                                             bool* truncated);
+  // One heartbeat for `lease`: whether tuskd says it is lost.
+  bool LeaseLost(const pps::v1::LeaseResponse& lease);
   absl::StatusOr<std::string> Supervise(const pps::v1::LeaseResponse& lease, pid_t pid, int in_fd,
                                         std::string* log, bool* truncated);
   absl::Status SendResult(const pps::v1::LeaseResponse& lease, bool success,

@@ -5,9 +5,14 @@
 #include "runner/runner.h"
 
 #include <grpcpp/grpcpp.h>
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include <thread>
 
+#include "absl/time/clock.h"
+#include "common/fs.h"
 #include "common/grpc_channel.h"
 #include "gtest/gtest.h"
 #include "pfs/test_env.h"
@@ -52,8 +57,11 @@ class RunnerTest : public ::testing::Test {
     ASSERT_TRUE(s.ok()) << s.error_message();
   }
 
-  void StartRunner(const std::string& pipeline) {
+  void StartRunner(const std::string& pipeline, const std::string& exec_agent = "",
+                   const std::string& pfs_dir = "") {
     RunnerOptions o;
+    o.exec_agent = exec_agent;
+    o.pfs_dir = pfs_dir;
     o.address = tuskd_->address();
     o.pipeline = pipeline;
     o.name = pipeline + "-test";
@@ -141,6 +149,63 @@ TEST_F(RunnerTest, AFailingCommandFailsItsDatumWithItsLog) {
   EXPECT_TRUE(reader->Finish().ok());
   EXPECT_EQ(attempts, 2);  // datum_tries
   EXPECT_NE(text.find("something went wrong"), std::string::npos);
+}
+
+// An "image" without tusk: a bubblewrap root with only /usr (and its links),
+// /pfs mounted from the runner's volume and the agent's directory shared;
+// tusk-exec-agent, copied in, is its entrypoint. What a pod with a runner
+// sidecar does, without a container engine.
+TEST_F(RunnerTest, RunsCommandsInAnImageThroughTheExecAgent) {
+  const std::string pfs_dir = dir_.path() + "/volume-pfs";
+  const std::string agent_dir = dir_.path() + "/volume-agent";
+  ASSERT_TRUE(MkdirAll(pfs_dir).ok());
+  ASSERT_TRUE(MkdirAll(agent_dir).ok());
+  const std::string socket = agent_dir + "/agent.sock";
+  pid_t agent = ::fork();
+  ASSERT_GE(agent, 0);
+  if (agent == 0) {
+    ::execlp("bwrap", "bwrap", "--ro-bind", "/usr", "/usr", "--symlink", "usr/bin", "/bin",
+             "--symlink", "usr/lib", "/lib", "--symlink", "usr/lib64", "/lib64", "--proc", "/proc",
+             "--dev", "/dev", "--tmpfs", "/tmp", "--bind", pfs_dir.c_str(), "/pfs", "--bind",
+             agent_dir.c_str(), agent_dir.c_str(), "--ro-bind", TUSK_EXEC_AGENT,
+             "/tusk/tusk-exec-agent", "--setenv", "IMAGE_VAR", "from the image",
+             "--die-with-parent", "--", "/tusk/tusk-exec-agent", "--socket", socket.c_str(),
+             nullptr);
+    ::_exit(127);
+  }
+  struct Reap {
+    pid_t pid;
+    ~Reap() {
+      ::kill(pid, SIGKILL);
+      ::waitpid(pid, nullptr, 0);
+    }
+  } reap{agent};
+  for (int i = 0; i < 500 && ::access(socket.c_str(), F_OK) != 0; ++i) {
+    absl::SleepFor(absl::Milliseconds(10));
+  }
+  ASSERT_EQ(::access(socket.c_str(), F_OK), 0) << "the agent did not start";
+
+  pfs::Pfs* pfs = tuskd_->pfs();
+  ASSERT_TRUE(pfs::CommitFiles(pfs, "in", {{"/a", "one\n"}, {"/b", "two\n"}}).ok());
+  CreatePipeline("boxed", "in",
+                 {"sh", "-c",
+                  "tr a-z A-Z < $in > /pfs/out/$(basename $in); echo \"$IMAGE_VAR\" >> "
+                  "/pfs/out/$(basename $in); pwd >> /pfs/out/$(basename $in)"},
+                 1);
+  StartRunner("boxed", socket, pfs_dir);
+  ppsv1::JobInfo job = WaitJob("boxed");
+  EXPECT_EQ(job.state(), ppsv1::JOB_SUCCESS) << job.reason();
+  EXPECT_EQ(job.datums_processed(), 2u);
+  std::string content;
+  ASSERT_TRUE(pfs->GetFile(
+                     "boxed", "master", "/b", [](const pfs::FileInfo&) { return absl::OkStatus(); },
+                     [&](std::string d) {
+                       content += d;
+                       return absl::OkStatus();
+                     })
+                  .ok());
+  // The command saw /pfs, the image's environment, and /pfs as its directory.
+  EXPECT_EQ(content, "TWO\nfrom the image\n/pfs\n");
 }
 
 }  // namespace

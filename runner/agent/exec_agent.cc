@@ -89,16 +89,17 @@ bool ReadCommand(int conn, Command* c, std::string* error) {
   if (in < 0) fail("cannot open stdin " + c.stdin_path);
   if (::dup2(in, 0) < 0 || ::dup2(out_fd, 1) < 0 || ::dup2(out_fd, 2) < 0) fail("dup2");
   if (::chdir(c.cwd.c_str()) != 0) fail("cannot enter " + c.cwd);
-  std::vector<char*> argv, envp;
+  // The image's environment (the agent's own: the container's ENV), with
+  // the runner's variables over it; PATH lookup uses the result, as a shell
+  // in the image would.
+  for (const auto& e : c.env) {
+    size_t eq = e.find('=');
+    if (eq != std::string::npos && eq > 0) ::setenv(e.substr(0, eq).c_str(), e.c_str() + eq + 1, 1);
+  }
+  std::vector<char*> argv;
   for (const auto& a : c.argv) argv.push_back(const_cast<char*>(a.c_str()));
   argv.push_back(nullptr);
-  for (const auto& e : c.env) envp.push_back(const_cast<char*>(e.c_str()));
-  envp.push_back(nullptr);
-  // PATH lookup uses the command's PATH, as a shell in the image would.
-  for (const auto& e : c.env) {
-    if (e.rfind("PATH=", 0) == 0) ::setenv("PATH", e.c_str() + 5, 1);
-  }
-  ::execvpe(argv[0], argv.data(), envp.data());
+  ::execvp(argv[0], argv.data());
   fail("cannot run " + c.argv[0]);
   ::_exit(127);  // fail does not return
 }

@@ -5,7 +5,8 @@
 // a unix socket in a volume the runner and the user's container share.
 //
 // Runner to agent, one command per connection: kArg (repeated, argv in
-// order), kEnv (repeated, K=V), kCwd, kStdin (a file's path), then kRun.
+// order), kEnv (repeated, K=V: set over the agent's own environment, which
+// is the image's), kCwd, kStdin (a file's path), then kRun.
 // While the command runs: kKill kills its process group; closing the
 // connection does too.
 // Agent to runner: kOutput (stdout and stderr, interleaved as written), then

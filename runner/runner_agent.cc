@@ -1,0 +1,84 @@
+// Runner::ExecuteInAgent: a datum's command run in the user's image through
+// tusk-exec-agent (runner/agent/): the same environment, stdin, timeout,
+// heartbeats and bounded log as a local command.
+
+#include <poll.h>
+
+#include <fstream>
+
+#include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
+#include "common/proto_util.h"
+#include "runner/agent/agent_client.h"
+#include "runner/bounded_log.h"
+#include "runner/runner.h"
+
+namespace tusk::runner {
+
+absl::StatusOr<std::string> Runner::ExecuteInAgent(const pps::v1::LeaseResponse& lease,
+                                                   const std::string& pfs_dir, std::string* log,
+                                                   bool* truncated) {
+  const auto& t = lease.transform();
+  agent::AgentCommand cmd;
+  cmd.argv.assign(t.cmd().begin(), t.cmd().end());
+  cmd.env = CommandEnv(lease, pfs_dir);
+  cmd.cwd = t.working_dir().empty() ? "/pfs" : t.working_dir();
+  // stdin from a file beside the agent's socket: a path both containers see.
+  const std::string dir = options_.exec_agent.substr(0, options_.exec_agent.rfind('/'));
+  cmd.stdin_path = dir + "/stdin";
+  {
+    std::ofstream f(cmd.stdin_path, std::ios::binary | std::ios::trunc);
+    for (const auto& line : t.stdin()) f << line << "\n";
+  }
+  auto client = agent::AgentClient::Start(options_.exec_agent, cmd);
+  if (!client.ok()) return client.status();  // no agent: the attempt is retried elsewhere
+
+  BoundedLog out(options_.max_log_bytes);
+  const absl::Time start = absl::Now();
+  absl::Duration timeout = absl::InfiniteDuration();
+  if (lease.has_datum_timeout() && FromDuration(lease.datum_timeout()) > absl::ZeroDuration()) {
+    timeout = FromDuration(lease.datum_timeout());
+  }
+  const absl::Duration beat = absl::Milliseconds(std::max<uint32_t>(200, lease.heartbeat_ms()));
+  absl::Time next_beat = start + beat;
+  bool timed_out = false, lost = false;
+  std::string failure;
+  for (;;) {
+    pollfd p{(*client)->fd(), POLLIN, 0};
+    if (::poll(&p, 1, 100) > 0) {
+      auto e = (*client)->Next();
+      if (!e.ok()) return e.status();
+      if (e->kind == agent::AgentEvent::kOutput) {
+        out.Append(e->output);
+        continue;
+      }
+      if (e->kind == agent::AgentEvent::kFailed) {
+        out.Append(e->output + "\n");
+        failure = e->output;
+      } else if (e->kind == agent::AgentEvent::kSignal) {
+        failure = absl::StrCat("command killed by signal ", e->code);
+      } else if (e->code != 0) {
+        failure = absl::StrCat("command exited with status ", e->code);
+      }
+      break;
+    }
+    const absl::Time now = absl::Now();
+    if (!timed_out && now - start > timeout) {
+      timed_out = true;
+      (*client)->Kill();
+    }
+    if (now >= next_beat) {
+      next_beat = now + beat;
+      if (!lost && LeaseLost(lease)) {
+        lost = true;
+        (*client)->Kill();
+      }
+    }
+  }
+  *log = out.Get(truncated);
+  if (lost) return absl::AbortedError("lease lost while the command ran");
+  if (timed_out) return absl::StrCat("timed out after ", absl::FormatDuration(timeout));
+  return failure;
+}
+
+}  // namespace tusk::runner
