@@ -22,6 +22,10 @@ fi
 if [[ "${1:-}" == "--bench" ]]; then
   PACKAGES+=(borgbackup time s3cmd)
 fi
+# Images and pods (scripts/build-image.sh; podman with runc and cgroupfs).
+if [[ "${1:-}" == "--images" ]]; then
+  PACKAGES+=(mmdebstrap podman runc uidmap)
+fi
 
 missing=()
 for p in "${PACKAGES[@]}"; do
