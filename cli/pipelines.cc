@@ -62,6 +62,7 @@ class PipelineCommands : public CommandBase {
           CallOn(pps_, &ppsv1::Pps::Stub::CreatePipeline, req, [&](const ppsv1::PipelineInfo& p) {
             std::cout << (update ? "updated" : "created") << " pipeline "
                       << p.spec().pipeline().name() << " (version " << p.version() << ")\n";
+            for (const auto& w : p.warnings()) std::cerr << "tusk: warning: " << w << "\n";
           });
       if (rc != kExitOk) return rc;
     }
@@ -129,8 +130,9 @@ class PipelineCommands : public CommandBase {
                 << (spec.resource_limits().processes()
                         ? absl::StrCat(spec.resource_limits().processes())
                         : std::string("default"))
-                << "\nSandbox: " << (p.sandbox().empty() ? "- (no runner yet)" : p.sandbox())
-                << "\nCreated: " << Time(p.created()) << "\nUpdated: " << Time(p.updated()) << "\n";
+                << "\nSandbox: " << (p.sandbox().empty() ? "- (no runner yet)" : p.sandbox());
+      for (const auto& w : p.warnings()) std::cout << "\nWarning: " << w;
+      std::cout << "\nCreated: " << Time(p.created()) << "\nUpdated: " << Time(p.updated()) << "\n";
     });
   }
 

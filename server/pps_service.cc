@@ -11,8 +11,20 @@ namespace tusk::server {
 
 using google::protobuf::util::TimeUtil;
 
+void PpsService::AddWarnings(pps::v1::PipelineInfo* info) const {
+  const std::string& image = info->spec().transform().image();
+  if (local_runners_ && !image.empty()) {
+    info->add_warnings(absl::StrCat(
+        "transform.image ", image,
+        " is not used: this tuskd runs pipelines on local runners, as processes on its own "
+        "host (in bubblewrap), so the command must exist there; pods with the image are "
+        "not yet supported (issue 17: tuskd --runners podman or kubernetes)"));
+  }
+}
+
 absl::StatusOr<pps::v1::PipelineInfo> PpsService::WithLastJob(pps::v1::PipelineInfo info) {
   info.set_sandbox(dispatcher_->RunnerSandbox(info.spec().pipeline().name()));
+  AddWarnings(&info);
   RETURN_IF_ERROR(
       dispatcher_->ListJobs(info.spec().pipeline().name(), 1, [&](const pps::v1::JobInfo& j) {
         info.set_last_job(j.id());
@@ -37,7 +49,9 @@ grpc::Status PpsService::CreatePipeline(grpc::ServerContext* ctx,
                                         const pps::v1::CreatePipelineRequest* req,
                                         pps::v1::PipelineInfo* out) {
   TUSK_AUTHORIZE(CheckCreate(ctx, req->spec()));
-  return Fill(dispatcher_->CreatePipeline(req->spec(), req->update(), req->reprocess()), out);
+  auto info = dispatcher_->CreatePipeline(req->spec(), req->update(), req->reprocess());
+  if (info.ok()) AddWarnings(&*info);
+  return Fill(std::move(info), out);
 }
 
 grpc::Status PpsService::InspectPipeline(grpc::ServerContext* ctx,

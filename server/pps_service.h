@@ -17,6 +17,10 @@ class PpsService final : public pps::v1::Pps::Service {
              const Authorizer* auth)
       : pipelines_(pipelines), dispatcher_(dispatcher), auth_(auth) {}
 
+  // Pipelines run on local runners (processes on tuskd's host, no images):
+  // a spec's transform.image is not used, and PipelineInfo says so.
+  void SetLocalRunners(bool local) { local_runners_ = local; }
+
   grpc::Status CreatePipeline(grpc::ServerContext*, const pps::v1::CreatePipelineRequest*,
                               pps::v1::PipelineInfo*) override;
   grpc::Status InspectPipeline(grpc::ServerContext*, const pps::v1::InspectPipelineRequest*,
@@ -43,12 +47,15 @@ class PpsService final : public pps::v1::Pps::Service {
  private:
   // Whether the caller may create or update the pipeline `spec` describes.
   absl::Status CheckCreate(const grpc::ServerContext* ctx, const pps::v1::PipelineSpec& spec);
+  // The warnings of a pipeline as this tuskd runs it.
+  void AddWarnings(pps::v1::PipelineInfo* info) const;
   // The pipeline's record with its last job filled in.
   absl::StatusOr<pps::v1::PipelineInfo> WithLastJob(pps::v1::PipelineInfo info);
 
   dispatcher::Pipelines* const pipelines_;
   dispatcher::Dispatcher* const dispatcher_;
   const Authorizer* const auth_;
+  bool local_runners_ = false;
 };
 
 class WorkerService final : public pps::v1::Worker::Service {

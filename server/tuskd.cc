@@ -137,6 +137,7 @@ absl::Status Tuskd::OpenServices() {
   dispatcher_ = std::move(*d);
   api_->SetDispatcher(dispatcher_.get());
   pps_ = std::make_unique<PpsService>(pipelines_.get(), dispatcher_.get(), auth_.get());
+  pps_->SetLocalRunners(options_.local_runners);
   worker_ = std::make_unique<WorkerService>(dispatcher_.get(), auth_.get());
   return absl::OkStatus();
 }

@@ -147,6 +147,18 @@ class SandboxTest(TuskTestCase):
             self.assertIn("RLIMIT_AS", error)
         self.assertIn("32 MiB", error)
 
+    def test_an_image_is_never_silently_ignored(self):
+        spec = NETWORK.replace("name: online", "name: imaged").replace(
+            "  network: true\n", "  image: pachyderm/opencv\n").replace("PORT", self.port)
+        self.tusk("create", "repo", "in-imaged")
+        r = self.tusk("create", "pipeline", "-f", self.write("imaged.yaml",
+                                                               spec.replace("INPUT", "in-imaged").encode()))
+        self.assertIn("warning: transform.image pachyderm/opencv is not used", r.err)
+        info = self.tusk("inspect", "pipeline", "imaged").out
+        self.assertIn("Warning: transform.image pachyderm/opencv is not used", info)
+        warnings = self.tusk("inspect", "pipeline", "imaged", "--json").json()["warnings"]
+        self.assertEqual(len(warnings), 1)
+
     def test_network_when_the_pipeline_asks(self):
         job = self.run_pipeline("online", NETWORK)
         self.assertEqual(job["state"], "JOB_SUCCESS", job)
