@@ -8,11 +8,13 @@
 #include <string>
 
 #include "absl/strings/ascii.h"
+#include "absl/strings/str_cat.h"
 #include "cli/command.h"
 #include "cli/command_base.h"
 #include "cli/config.h"
 #include "cli/output.h"
 #include "common/grpc_channel.h"
+#include "common/json.h"
 #include "proto/auth.grpc.pb.h"
 
 namespace tusk::cli {
@@ -113,10 +115,14 @@ class ContextCommands : public CommandBase {
       const bool current = name == config->current;
       if (json_) {
         // Never the token itself.
-        std::cout << "{\"name\":\"" << name << "\",\"current\":" << (current ? "true" : "false")
-                  << ",\"address\":\"" << ctx.address
-                  << "\",\"has_token\":" << (ctx.token.empty() ? "false" : "true")
-                  << ",\"tls_ca\":\"" << ctx.tls_ca << "\"}\n";
+        std::string line = "{\"name\":";
+        AppendJsonString(name, &line);
+        line += absl::StrCat(",\"current\":", current ? "true" : "false", ",\"address\":");
+        AppendJsonString(ctx.address, &line);
+        line +=
+            absl::StrCat(",\"has_token\":", ctx.token.empty() ? "false" : "true", ",\"tls_ca\":");
+        AppendJsonString(ctx.tls_ca, &line);
+        std::cout << line << "}\n";
       }
       t.Add({current ? "*" : "", name, ctx.address, ctx.token.empty() ? "-" : "yes",
              ctx.tls_ca.empty() ? "-" : ctx.tls_ca});

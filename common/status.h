@@ -36,4 +36,11 @@ namespace tusk {
 // Returns `status` with `context` prefixed to its message, keeping its code.
 absl::Status Annotate(const absl::Status& status, absl::string_view context);
 
+// The status of a Status or a StatusOr, for code that handles either.
+inline const absl::Status& StatusOf(const absl::Status& s) { return s; }
+template <typename T>
+const absl::Status& StatusOf(const absl::StatusOr<T>& s) {
+  return s.status();
+}
+
 }  // namespace tusk

@@ -10,9 +10,9 @@
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "common/log.h"
-#include "common/metrics.h"
 #include "common/status.h"
 #include "pfs/keys.h"
+#include "pfs/pfs_metrics.h"
 
 namespace tusk::pfs {
 namespace {
@@ -474,20 +474,13 @@ absl::StatusOr<bool> BlobWriter::Add(PreparedBlob blob) {
     absl::MutexLock lock(&mu_);
     added_.insert(blob.hash);
   }
-  static metrics::Counter* reused = metrics::GetCounter(
-      "tusk_pfs_blobs_written_total", "Chunks and tree nodes written, new or found stored already",
-      {{"result", "deduplicated"}});
-  static metrics::Counter* fresh = metrics::GetCounter(
-      "tusk_pfs_blobs_written_total", "Chunks and tree nodes written, new or found stored already",
-      {{"result", "new"}});
-  static metrics::Counter* stored = metrics::GetCounter(
-      "tusk_pfs_stored_bytes_total", "Bytes of new chunks and nodes (before compression)");
+  const PfsMetrics& m = Metrics();
   if (exists) {
-    reused->Inc();
+    m.blobs_deduplicated->Inc();
     return false;
   }
-  fresh->Inc();
-  stored->Inc(blob.raw_size);
+  m.blobs_new->Inc();
+  m.stored_bytes->Inc(blob.raw_size);
   new_bytes_ += blob.raw_size;
   new_blobs_++;
   buffer_bytes_ += blob.stored.size();

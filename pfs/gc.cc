@@ -10,11 +10,11 @@
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "common/log.h"
-#include "common/metrics.h"
 #include "common/status.h"
 #include "google/protobuf/util/time_util.h"
 #include "pfs/keys.h"
 #include "pfs/pfs_impl.h"
+#include "pfs/pfs_metrics.h"
 #include "pfs/records.h"
 #include "pfs/refs.h"
 
@@ -313,12 +313,8 @@ absl::StatusOr<v1::GcResponse> PfsImpl::Gc(const GcOptions& options) {
   PackPass packs(blobs_.get(), store_, kv_.get(), options, cutoff, live, in_flight, use, &stats);
   RETURN_IF_ERROR(packs.Run());
   absl::Duration took = absl::Now() - start;
-  static metrics::Counter* runs =
-      metrics::GetCounter("tusk_gc_runs_total", "Garbage collections run");
-  static metrics::Counter* reclaimed = metrics::GetCounter(
-      "tusk_gc_reclaimed_bytes_total", "Object-store bytes garbage collection freed");
-  runs->Inc();
-  reclaimed->Inc(static_cast<double>(stats.bytes_deleted()));
+  Metrics().gc_runs->Inc();
+  Metrics().gc_reclaimed_bytes->Inc(static_cast<double>(stats.bytes_deleted()));
   *stats.mutable_took() = TimeUtil::NanosecondsToDuration(absl::ToInt64Nanoseconds(took));
   LOG(INFO) << "gc: " << stats.live_blobs() << " live blobs; deleted " << stats.packs_deleted()
             << " of " << stats.packs() << " packs and rewrote or merged " << stats.packs_rewritten()

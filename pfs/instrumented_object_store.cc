@@ -5,6 +5,7 @@
 
 #include "absl/time/clock.h"
 #include "common/metrics.h"
+#include "common/status.h"
 #include "pfs/object_store.h"
 
 namespace tusk::pfs {
@@ -69,11 +70,6 @@ class InstrumentedObjectStore : public ObjectStore {
   ObjectStoreStats Stats() const override { return base_->Stats(); }
 
  private:
-  static const absl::Status& StatusOf(const absl::Status& s) { return s; }
-  template <typename T>
-  static const absl::Status& StatusOf(const absl::StatusOr<T>& s) {
-    return s.status();
-  }
   template <typename Fn>
   static auto Timed(const OpMetrics& m, Fn fn) -> decltype(fn()) {
     const absl::Time start = absl::Now();

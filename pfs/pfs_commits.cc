@@ -6,12 +6,12 @@
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "common/log.h"
-#include "common/metrics.h"
 #include "common/proto_util.h"
 #include "common/status.h"
 #include "google/protobuf/util/time_util.h"
 #include "pfs/keys.h"
 #include "pfs/pfs_impl.h"
+#include "pfs/pfs_metrics.h"
 #include "pfs/records.h"
 #include "pfs/refs.h"
 #include "pfs/staged_tree.h"
@@ -278,9 +278,7 @@ absl::StatusOr<CommitInfo> PfsImpl::FinishCommitById(const std::string& repo, co
   RETURN_IF_ERROR(WriteLogged(std::move(events), &batch, log_blobs, new_blobs));
   auto_commit_done_.SignalAll();  // a waiting writer may go on
   if (hook_ != nullptr) hook_->AfterFinish(*c);
-  static metrics::Counter* finished = metrics::GetCounter(
-      "tusk_pfs_commits_finished_total", "Commits finished (by users, ingest and pipelines)");
-  finished->Inc();
+  Metrics().commits_finished->Inc();
   VLOG(1) << "finished commit " << repo << "@" << id << " (" << root.file_count << " files, "
           << root.size << " bytes)";
   return *c;

@@ -4,11 +4,11 @@
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "common/log.h"
-#include "common/metrics.h"
 #include "common/status.h"
 #include "google/protobuf/util/time_util.h"
 #include "pfs/keys.h"
 #include "pfs/pfs_impl.h"
+#include "pfs/pfs_metrics.h"
 #include "pfs/records.h"
 #include "pfs/refs.h"
 #include "pfs/staged_tree.h"
@@ -150,9 +150,7 @@ absl::Status UploadImpl::BeginFile(absl::string_view path, bool append) {
 absl::Status UploadImpl::Write(absl::string_view data) {
   if (!in_file_) return absl::InvalidArgumentError("data sent before a file path");
   file_bytes_ += data.size();
-  static metrics::Counter* written =
-      metrics::GetCounter("tusk_pfs_written_bytes_total", "File bytes written into commits");
-  written->Inc(static_cast<double>(data.size()));
+  Metrics().written_bytes->Inc(static_cast<double>(data.size()));
   while (!data.empty()) {
     Chunker::Result r = chunker_.FindBoundary(data);
     chunk_.append(data.data(), r.consumed);
@@ -192,9 +190,7 @@ absl::Status UploadImpl::DrainChunks(size_t keep) {
     chunks_[index].set_hash(blob.hash.Raw());
     const uint64_t size = blob.raw_size;
     ASSIGN_OR_RETURN(bool added, writer_->Add(std::move(blob)));
-    static metrics::Counter* new_chunks = metrics::GetCounter(
-        "tusk_pfs_new_chunk_bytes_total", "File bytes in chunks that were not stored before");
-    if (added) new_chunks->Inc(static_cast<double>(size));
+    if (added) Metrics().new_chunk_bytes->Inc(static_cast<double>(size));
   }
   return absl::OkStatus();
 }

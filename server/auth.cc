@@ -102,17 +102,23 @@ absl::StatusOr<Caller> Authorizer::RequireAuthenticated(const grpc::ServerContex
   return Authenticate(ctx);
 }
 
+absl::Status Authorizer::CheckRunner(const Caller& caller, const std::string& pipeline) const {
+  if (caller.everyone) return absl::OkStatus();
+  if (caller.token.role() == auth::v1::RUNNER && caller.token.pipeline() == pipeline) {
+    return absl::OkStatus();
+  }
+  return absl::PermissionDeniedError(absl::StrCat(caller.Describe(),
+                                                  " may not run datums of pipeline \"", pipeline,
+                                                  "\": that needs the pipeline's runner token"));
+}
+
 absl::StatusOr<Caller> Authorizer::RequireRunner(const grpc::ServerContext* ctx,
                                                  const std::string& pipeline) const {
   auto caller = Authenticate(ctx);
   if (!caller.ok()) return caller.status();
-  if (caller->everyone) return caller;
-  if (caller->token.role() == auth::v1::RUNNER && caller->token.pipeline() == pipeline) {
-    return caller;
-  }
-  return absl::PermissionDeniedError(absl::StrCat(caller->Describe(),
-                                                  " may not run datums of pipeline \"", pipeline,
-                                                  "\": that needs the pipeline's runner token"));
+  absl::Status s = CheckRunner(*caller, pipeline);
+  if (!s.ok()) return s;
+  return caller;
 }
 
 }  // namespace tusk::server

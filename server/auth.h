@@ -71,6 +71,7 @@ class Authorizer {
   // Any valid token (what it may see is filtered by Can).
   absl::StatusOr<Caller> RequireAuthenticated(const grpc::ServerContext* ctx) const;
   // The runner protocol for `pipeline`: only that pipeline's runner tokens.
+  absl::Status CheckRunner(const Caller& caller, const std::string& pipeline) const;
   absl::StatusOr<Caller> RequireRunner(const grpc::ServerContext* ctx,
                                        const std::string& pipeline) const;
 
@@ -79,22 +80,14 @@ class Authorizer {
   const InputRepos input_repos_;
 };
 
-namespace auth_internal {
-inline const absl::Status& StatusOf(const absl::Status& s) { return s; }
-template <typename T>
-const absl::Status& StatusOf(const absl::StatusOr<T>& s) {
-  return s.status();
-}
-}  // namespace auth_internal
-
 // Returns the grpc::Status of a failed check (a Require* or an absl::Status)
 // from the handler.
-#define TUSK_AUTHORIZE(expr)                                                            \
-  do {                                                                                  \
-    const auto& tusk_auth_ = (expr);                                                    \
-    if (!tusk_auth_.ok()) {                                                             \
-      return ::tusk::ToGrpcStatus(::tusk::server::auth_internal::StatusOf(tusk_auth_)); \
-    }                                                                                   \
+#define TUSK_AUTHORIZE(expr)                                     \
+  do {                                                           \
+    const auto& tusk_auth_ = (expr);                             \
+    if (!tusk_auth_.ok()) {                                      \
+      return ::tusk::ToGrpcStatus(::tusk::StatusOf(tusk_auth_)); \
+    }                                                            \
   } while (0)
 
 // As TUSK_AUTHORIZE, keeping the Caller: TUSK_AUTHORIZE_AS(Caller c, ...).

@@ -174,7 +174,7 @@ grpc::Status WorkerService::Heartbeat(grpc::ServerContext* ctx,
     mine.clear_leases();
     for (const auto& lease : req->leases()) {
       auto pipeline = dispatcher_->LeasePipeline(lease);
-      if (pipeline.ok() && auth_->RequireRunner(ctx, *pipeline).ok()) {
+      if (pipeline.ok() && auth_->CheckRunner(caller, *pipeline).ok()) {
         mine.add_leases(lease);
       } else {
         out->add_lost(lease);
@@ -197,7 +197,7 @@ grpc::Status WorkerService::FinishDatum(grpc::ServerContext* ctx,
   if (!caller.everyone) {
     auto pipeline = dispatcher_->LeasePipeline(first.lease());
     if (!pipeline.ok()) return ToGrpcStatus(pipeline.status());
-    TUSK_AUTHORIZE(auth_->RequireRunner(ctx, *pipeline));
+    TUSK_AUTHORIZE(auth_->CheckRunner(caller, *pipeline));
   }
   auto output = dispatcher_->BeginDatumOutput(first.lease());
   if (!output.ok()) return ToGrpcStatus(output.status());

@@ -18,6 +18,7 @@
 #include "dispatcher/spec.h"
 #include "http/http_server.h"
 #include "ingest/sources.h"
+#include "pfs/pfs_metrics.h"
 #include "server/api_service.h"
 #include "server/auth.h"
 #include "server/auth_service.h"
@@ -225,15 +226,7 @@ void Tuskd::CollectMetrics() {
   const uint64_t values[] = {st.puts(),    st.gets(),    st.heads(),      st.lists(),
                              st.deletes(), st.retries(), st.cache_hits(), st.cache_misses()};
   for (size_t i = 0; i < store_mirrors_.size(); ++i) store_mirrors_[i].Sync(values[i]);
-  // Deduplication: file bytes written per byte stored anew.
-  static metrics::Counter* written =
-      metrics::GetCounter("tusk_pfs_written_bytes_total", "File bytes written into commits");
-  static metrics::Counter* stored = metrics::GetCounter(
-      "tusk_pfs_new_chunk_bytes_total", "File bytes in chunks that were not stored before");
-  static metrics::Gauge* ratio = metrics::GetGauge(
-      "tusk_pfs_dedup_ratio",
-      "File bytes written per byte of new chunks since tuskd started (1: no deduplication)");
-  ratio->Set(stored->Value() > 0 ? written->Value() / stored->Value() : 1);
+  pfs::Metrics().UpdateDedupRatio();
 }
 
 std::string Tuskd::address() const {
