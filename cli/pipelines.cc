@@ -87,6 +87,24 @@ class PipelineCommands : public CommandBase {
     return absl::StrCat(kind, "(", absl::StrJoin(parts, ", "), ")");
   }
 
+  // RUNNING, PAUSED, or CRASHING: running, but its runners cannot start or
+  // keep dying (PipelineInfo.runners says why).
+  static std::string StateOf(const ppsv1::PipelineInfo& p) {
+    const auto& r = p.runners();
+    if (p.state() == ppsv1::RUNNING && !r.reason().empty() && r.ready() < r.desired()) {
+      return "CRASHING";
+    }
+    return ppsv1::PipelineState_Name(p.state());
+  }
+
+  // "2/4", or the trouble: "0/1 ImagePullBackOff"; "-" when no backend says.
+  static std::string RunnersSummary(const ppsv1::RunnerStatus& r) {
+    if (r.backend().empty()) return "-";
+    std::string out = absl::StrCat(r.ready(), "/", r.desired());
+    if (!r.reason().empty()) absl::StrAppend(&out, " ", r.reason());
+    return out;
+  }
+
   int ListPipeline() {
     if (!NeedPositional(0, "")) return kExitUsage;
     ppsv1::ListPipelineResponse resp;
@@ -97,11 +115,11 @@ class PipelineCommands : public CommandBase {
       for (const auto& p : resp.pipelines()) PrintJson(p);
       return kExitOk;
     }
-    Table t({"NAME", "VERSION", "STATE", "INPUT", "CREATED", "DESCRIPTION"});
+    Table t({"NAME", "VERSION", "STATE", "RUNNERS", "INPUT", "CREATED", "DESCRIPTION"});
     for (const auto& p : resp.pipelines()) {
-      t.Add({p.spec().pipeline().name(), absl::StrCat(p.version()),
-             ppsv1::PipelineState_Name(p.state()), InputSummary(p.spec().input()),
-             Time(p.created()), p.spec().description()});
+      t.Add({p.spec().pipeline().name(), absl::StrCat(p.version()), StateOf(p),
+             RunnersSummary(p.runners()), InputSummary(p.spec().input()), Time(p.created()),
+             p.spec().description()});
     }
     t.Print();
     return kExitOk;
@@ -114,8 +132,7 @@ class PipelineCommands : public CommandBase {
     return CallOn(pps_, &ppsv1::Pps::Stub::InspectPipeline, req, [&](const ppsv1::PipelineInfo& p) {
       const auto& spec = p.spec();
       std::cout << "Name: " << spec.pipeline().name() << "\nDescription: " << spec.description()
-                << "\nVersion: " << p.version()
-                << "\nState: " << ppsv1::PipelineState_Name(p.state())
+                << "\nVersion: " << p.version() << "\nState: " << StateOf(p)
                 << "\nCommand: " << absl::StrJoin(spec.transform().cmd(), " ") << "\nImage: "
                 << (spec.transform().image().empty() ? "-" : spec.transform().image())
                 << "\nInput: " << InputSummary(spec.input())
@@ -131,6 +148,15 @@ class PipelineCommands : public CommandBase {
                         ? absl::StrCat(spec.resource_limits().processes())
                         : std::string("default"))
                 << "\nSandbox: " << (p.sandbox().empty() ? "- (no runner yet)" : p.sandbox());
+      if (!p.runners().backend().empty()) {
+        const auto& r = p.runners();
+        std::cout << "\nRunners: " << r.ready() << " of " << r.desired() << " running ("
+                  << r.backend() << ", " << r.workload() << ")";
+        if (!r.reason().empty()) {
+          std::cout << "\nRunner trouble: " << r.reason() << ": " << r.message();
+          if (r.has_since()) std::cout << " (since " << Time(r.since()) << ")";
+        }
+      }
       for (const auto& w : p.warnings()) std::cout << "\nWarning: " << w;
       std::cout << "\nCreated: " << Time(p.created()) << "\nUpdated: " << Time(p.updated()) << "\n";
     });

@@ -26,6 +26,8 @@ find_program(GRPC_CPP_PLUGIN grpc_cpp_plugin REQUIRED)
 # gateway): only http/http_server links it.
 find_package(prometheus-cpp CONFIG REQUIRED)
 find_package(civetweb CONFIG REQUIRED)
+# JSON documents (pod specs, the Kubernetes API); header-only.
+find_package(nlohmann_json CONFIG REQUIRED)
 
 if(TUSK_BUILD_TESTS)
   find_package(GTest CONFIG REQUIRED)

@@ -100,4 +100,10 @@ absl::StatusOr<uint64_t> ParseMemoryQuantity(const std::string& s) {
       absl::StrCat("'", s, "' has an unknown unit '", unit, "' (k, M, G, T, Ki, Mi, Gi, Ti)"));
 }
 
+std::string FormatMemoryLimit(uint64_t n) {
+  if (n >= (1ull << 30) && n % (1ull << 30) == 0) return absl::StrCat(n >> 30, " GiB");
+  if (n >= (1ull << 20)) return absl::StrCat(n >> 20, " MiB");
+  return absl::StrCat(n, " bytes");
+}
+
 }  // namespace tusk

@@ -29,6 +29,8 @@ absl::StatusOr<int64_t> ParseInt(const std::string& flag, const std::string& s, 
 // A Kubernetes memory quantity in bytes: "128974848", "129M", "123Mi",
 // "1.5Gi" (k M G T are powers of 1000, Ki Mi Gi Ti of 1024).
 absl::StatusOr<uint64_t> ParseMemoryQuantity(const std::string& s);
+// A memory limit for messages: "2 GiB", "64 MiB", "1000 bytes".
+std::string FormatMemoryLimit(uint64_t n);
 
 // A pipeline's resource_limits.processes when it sets none.
 inline constexpr uint64_t kDefaultProcessLimit = 1024;

@@ -5,6 +5,7 @@
 #include <string>
 
 #include "absl/status/status.h"
+#include "absl/status/statusor.h"
 
 namespace tusk {
 
@@ -23,5 +24,9 @@ absl::Status EmptyDir(const std::string& dir);
 // (mode 0600) from the moment it exists: for tokens and keys. Atomic (a
 // temporary file renamed over it) and durable when it returns.
 absl::Status WriteSecretFile(const std::string& path, const std::string& content);
+
+// The whole of a small file. NotFound if it is missing; InvalidArgument if
+// it is longer than `max_bytes`; Internal for other errors.
+absl::StatusOr<std::string> ReadSmallFile(const std::string& path, size_t max_bytes);
 
 }  // namespace tusk

@@ -228,6 +228,9 @@ absl::StatusOr<PipelineInfo> Dispatcher::CreatePipeline(PipelineSpec spec, bool 
   if (reprocess) {
     ASSIGN_OR_RETURN(PipelineRuntime r, store_.Runtime(name));
     r.set_salt(r.salt() + 1);
+    // Every datum is new under the new salt: the next job lists them all
+    // instead of planning from what changed in the input (nothing).
+    r.set_has_base(false);
     KvBatch batch;
     store_.PutRuntime(name, r, &batch);
     RETURN_IF_ERROR(store_.Write(&batch, /*sync=*/true));

@@ -54,6 +54,7 @@
 #include "dispatcher/job_planner.h"
 #include "dispatcher/job_store.h"
 #include "dispatcher/pipelines.h"
+#include "dispatcher/runner_backend.h"
 #include "pfs/pfs.h"
 #include "proto/pps.pb.h"
 
@@ -146,8 +147,10 @@ class Dispatcher : public pfs::CommitHook {
   // records of the output tree's new blobs (written together with the result).
   absl::Status CompleteDatum(const std::string& lease, const DatumResult& result,
                              pfs::KvBatch* blobs);
-  // A runner process ended: its leases go back to the queue at once.
-  void ReleaseRunner(const std::string& runner);
+  // A runner process ended: its leases go back to the queue at once. With
+  // `reason` (OOMKilled: ...), each of its datums counts a failed attempt
+  // with that error instead.
+  void ReleaseRunner(const std::string& runner, const std::string& reason = "");
 
   // Inspection.
   absl::Status ListJobs(const std::string& pipeline, uint64_t limit,
@@ -178,6 +181,8 @@ class Dispatcher : public pfs::CommitHook {
 
   // Pipelines that want runners, with how many (running ones: parallelism).
   std::map<std::string, int> RunnerDemand();
+  // Every pipeline with its version, spec and work (for runner backends).
+  std::vector<RunnerWant> RunnerWants();
   // How `pipeline`'s runners contain its command, as the last lease request
   // said; empty if none has asked since tuskd started.
   std::string RunnerSandbox(const std::string& pipeline);

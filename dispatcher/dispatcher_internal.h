@@ -30,7 +30,8 @@ struct Dispatcher::Driver {
   bool wake = true;
   uint64_t scan_from = 0;  // jobs before this seq are done
   std::unique_ptr<ActiveJob> active;
-  std::string sandbox;  // as its runners last reported it (LeaseRequest.sandbox)
+  std::string sandbox;                 // as its runners last reported it (LeaseRequest.sandbox)
+  absl::Time last_busy = absl::Now();  // when its job last had datums to run
 };
 
 inline bool Terminal(pps::v1::JobState s) {

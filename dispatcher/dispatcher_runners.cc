@@ -38,6 +38,12 @@ absl::StatusOr<pps::v1::LeaseResponse> Dispatcher::Lease(const pps::v1::LeaseReq
       return absl::NotFoundError(absl::StrCat("pipeline ", req.pipeline(), " not found"));
     }
     Driver* d = it->second.get();
+    if (req.pipeline_version() != 0 && req.pipeline_version() != d->info.version()) {
+      // An old pod must never run the new spec's datums in the old image.
+      return absl::FailedPreconditionError(absl::StrCat(
+          "runner ", req.runner(), " was made for version ", req.pipeline_version(),
+          " of pipeline ", req.pipeline(), ", which is now at version ", d->info.version()));
+    }
     if (!req.sandbox().empty()) d->sandbox = req.sandbox();
     NoteRunner(req.runner(), req.pipeline());
     ActiveJob* a = d->active.get();
@@ -192,7 +198,28 @@ absl::Status Dispatcher::CompleteDatum(const std::string& lease, const DatumResu
   return absl::OkStatus();
 }
 
-void Dispatcher::ReleaseRunner(const std::string& runner) {
+void Dispatcher::ReleaseRunner(const std::string& runner, const std::string& reason) {
+  if (!reason.empty()) {
+    // The attempt failed for a reason the runner could not report (its pod
+    // was OOMKilled, ...): record it as the attempt's error.
+    std::vector<std::string> held;
+    {
+      absl::MutexLock l(&mu_);
+      for (const auto& [lease, pipeline] : leases_) {
+        auto d = drivers_.find(pipeline);
+        if (d == drivers_.end() || !d->second->active) continue;
+        const DatumQueue::Work* w = d->second->active->queue.Leased(lease);
+        if (w != nullptr && w->runner == runner) held.push_back(lease);
+      }
+    }
+    for (const auto& lease : held) {
+      DatumResult result;
+      result.error = reason;
+      pfs::KvBatch batch;
+      // Not held any more: the runner's own report came first.
+      CompleteDatum(lease, result, &batch).IgnoreError();
+    }
+  }
   absl::MutexLock l(&mu_);
   for (auto& [name, d] : drivers_) {
     if (!d->active) continue;
@@ -203,6 +230,25 @@ void Dispatcher::ReleaseRunner(const std::string& runner) {
       work_cv_.SignalAll();
     }
   }
+}
+
+std::vector<RunnerWant> Dispatcher::RunnerWants() {
+  std::vector<RunnerWant> out;
+  const absl::Time now = absl::Now();
+  absl::MutexLock l(&mu_);
+  for (const auto& [name, d] : drivers_) {
+    RunnerWant w;
+    w.pipeline = name;
+    w.version = d->info.version();
+    w.spec = d->info.spec();
+    w.paused = d->info.state() == pps::v1::PAUSED;
+    w.ceiling = static_cast<int>(std::max<uint64_t>(1, w.spec.parallelism_spec().constant()));
+    w.work = d->active && !d->stop ? d->active->queue.remaining() : 0;
+    if (w.work > 0) d->last_busy = now;
+    w.idle = w.work > 0 ? absl::ZeroDuration() : now - d->last_busy;
+    out.push_back(std::move(w));
+  }
+  return out;
 }
 
 std::map<std::string, int> Dispatcher::RunnerDemand() {

@@ -9,6 +9,7 @@
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
 #include "common/flag_values.h"
+#include "common/json_patch.h"
 #include "common/status.h"
 #include "google/protobuf/util/time_util.h"
 #include "pfs/refs.h"
@@ -18,6 +19,10 @@ namespace tusk::dispatcher {
 namespace {
 
 using google::protobuf::util::TimeUtil;
+using pps::v1::ResourceSpec;
+using pps::v1::SecretMount;
+using pps::v1::Toleration;
+using pps::v1::Transform;
 
 absl::Status Bad(const std::string& field, const std::string& what) {
   return absl::InvalidArgumentError(absl::StrCat(field, ": ", what));
@@ -175,6 +180,136 @@ absl::Status CheckDuration(const std::string& field, const google::protobuf::Dur
   return absl::OkStatus();
 }
 
+absl::Status CheckQuantity(const std::string& field, const std::string& q) {
+  if (q.empty()) return absl::OkStatus();
+  auto bytes = ParseMemoryQuantity(q);
+  if (!bytes.ok()) return Bad(field, std::string(bytes.status().message()));
+  return absl::OkStatus();
+}
+
+absl::Status CheckResources(const std::string& field, const ResourceSpec& r) {
+  RETURN_IF_ERROR(CheckQuantity(field + ".memory", r.memory()));
+  RETURN_IF_ERROR(CheckQuantity(field + ".disk", r.disk()));
+  if (r.cpu() < 0) return Bad(field + ".cpu", "is negative");
+  if (r.gpu().number() < 0) return Bad(field + ".gpu.number", "is negative");
+  if (r.gpu().number() > 0 && r.gpu().type().empty()) {
+    return Bad(field + ".gpu.type", "is required with gpu.number (e.g. nvidia.com/gpu)");
+  }
+  return absl::OkStatus();
+}
+
+// A Kubernetes object name (RFC 1123 subdomain), as Secrets are named.
+bool IsKubeName(const std::string& s) {
+  if (s.empty() || s.size() > 253) return false;
+  for (char c : s) {
+    if (!absl::ascii_islower(c) && !absl::ascii_isdigit(c) && c != '-' && c != '.') return false;
+  }
+  return absl::ascii_isalnum(s.front()) && absl::ascii_isalnum(s.back());
+}
+
+// Accepts Pachyderm's spelling (NO_SCHEDULE) and Kubernetes' (NoSchedule).
+absl::Status CheckChoice(const std::string& field, const std::string& v,
+                         std::initializer_list<std::pair<const char*, const char*>> choices) {
+  if (v.empty()) return absl::OkStatus();
+  std::vector<std::string> names;
+  for (const auto& [pachyderm, kube] : choices) {
+    if (v == pachyderm || v == kube) return absl::OkStatus();
+    names.push_back(pachyderm);
+  }
+  return Bad(field, absl::StrCat("'", v, "' is not one of ", absl::StrJoin(names, ", ")));
+}
+
+absl::Status CheckPodFields(PipelineSpec* spec) {
+  const Transform& t = spec->transform();
+  if (!t.image().empty()) {
+    for (char c : t.image()) {
+      if (absl::ascii_isspace(c) || absl::ascii_iscntrl(c)) {
+        return Bad("transform.image", absl::StrCat("'", t.image(), "' contains a space"));
+      }
+    }
+  }
+  if (!t.user().empty()) {
+    std::vector<std::string> ids = absl::StrSplit(t.user(), ':');
+    uint32_t uid = 0, gid = 0;
+    if (ids.size() > 2 || !absl::SimpleAtoi(ids[0], &uid) ||
+        (ids.size() == 2 && !absl::SimpleAtoi(ids[1], &gid))) {
+      return Bad("transform.user", absl::StrCat("'", t.user(),
+                                                "' is not UID or UID:GID (numbers: a pod's user is "
+                                                "numeric; the image's /etc/passwd is not read)"));
+    }
+    if (uid == 0)
+      return Bad("transform.user", "0 (root): pipelines run as a user that is not root");
+  }
+  for (const auto& s : t.image_pull_secrets()) {
+    if (!IsKubeName(s)) {
+      return Bad("transform.image_pull_secrets",
+                 absl::StrCat("'", s, "' is not a Kubernetes Secret name"));
+    }
+  }
+  for (int i = 0; i < t.secrets_size(); ++i) {
+    const SecretMount& m = t.secrets(i);
+    const std::string f = absl::StrCat("transform.secrets[", i, "]");
+    if (!IsKubeName(m.name())) {
+      return Bad(f + ".name", absl::StrCat("'", m.name(), "' is not a Kubernetes Secret name"));
+    }
+    if (m.mount_path().empty() && m.env_var().empty()) {
+      return Bad(f, "needs mount_path or env_var (or both)");
+    }
+    if (!m.env_var().empty() && m.key().empty()) return Bad(f + ".key", "is required with env_var");
+    if (m.env_var().find('=') != std::string::npos) {
+      return Bad(f + ".env_var", absl::StrCat("'", m.env_var(), "' is not a variable name"));
+    }
+    if (!m.key().empty() &&
+        (m.key().find('/') != std::string::npos || m.key() == "." || m.key() == "..")) {
+      return Bad(f + ".key", absl::StrCat("'", m.key(), "' is not a Secret key"));
+    }
+    if (!m.mount_path().empty()) {
+      const std::string& p = m.mount_path();
+      if (p[0] != '/' || absl::StrContains(p, "/../") || absl::EndsWith(p, "/..")) {
+        return Bad(f + ".mount_path", absl::StrCat("'", p, "' is not an absolute path"));
+      }
+      for (const char* taken : {"/pfs", "/tusk", "/tmp"}) {
+        if (p == taken || absl::StartsWith(p, absl::StrCat(taken, "/"))) {
+          return Bad(f + ".mount_path", absl::StrCat("'", p, "' is under ", taken,
+                                                     ", which the runner's volumes use"));
+        }
+      }
+    }
+  }
+  RETURN_IF_ERROR(CheckResources("resource_requests", spec->resource_requests()));
+  RETURN_IF_ERROR(CheckResources("sidecar_resource_limits", spec->sidecar_resource_limits()));
+  RETURN_IF_ERROR(CheckResources("sidecar_resource_requests", spec->sidecar_resource_requests()));
+  {
+    const ResourceSpec& r = spec->resource_limits();
+    RETURN_IF_ERROR(CheckQuantity("resource_limits.disk", r.disk()));
+    if (r.gpu().number() < 0) return Bad("resource_limits.gpu.number", "is negative");
+    if (r.gpu().number() > 0 && r.gpu().type().empty()) {
+      return Bad("resource_limits.gpu.type", "is required with gpu.number (e.g. nvidia.com/gpu)");
+    }
+  }
+  for (int i = 0; i < spec->tolerations_size(); ++i) {
+    const Toleration& t = spec->tolerations(i);
+    const std::string f = absl::StrCat("tolerations[", i, "]");
+    RETURN_IF_ERROR(
+        CheckChoice(f + ".operator", t.operator_(), {{"EXISTS", "Exists"}, {"EQUAL", "Equal"}}));
+    RETURN_IF_ERROR(CheckChoice(f + ".effect", t.effect(),
+                                {{"NO_SCHEDULE", "NoSchedule"},
+                                 {"PREFER_NO_SCHEDULE", "PreferNoSchedule"},
+                                 {"NO_EXECUTE", "NoExecute"}}));
+    if ((t.operator_() == "EXISTS" || t.operator_() == "Exists") && !t.value().empty()) {
+      return Bad(f + ".value", "must be empty with operator EXISTS");
+    }
+    if (t.toleration_seconds() < 0) return Bad(f + ".toleration_seconds", "is negative");
+  }
+  for (const auto* selector : {&spec->node_selector(), &spec->scheduling_spec().node_selector()}) {
+    for (const auto& [k, v] : *selector) {
+      if (k.empty()) return Bad("node_selector", "has an empty label name");
+    }
+  }
+  if (!spec->pod_patch().empty()) RETURN_IF_ERROR(CheckJsonPatch(spec->pod_patch()));
+  return absl::OkStatus();
+}
+
 }  // namespace
 
 int GlobCaptureGroups(const std::string& glob) {
@@ -246,6 +381,7 @@ absl::Status NormalizePipelineSpec(PipelineSpec* spec) {
   if (spec->resource_limits().processes() == 0) {
     spec->mutable_resource_limits()->set_processes(kDefaultProcessLimit);
   }
+  RETURN_IF_ERROR(CheckPodFields(spec));
   if (spec->output_branch().empty()) spec->set_output_branch(pfs::kDefaultBranch);
   if (auto st = pfs::ValidateBranchName(spec->output_branch()); !st.ok()) {
     return Bad("output_branch", std::string(st.message()));

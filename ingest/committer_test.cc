@@ -36,7 +36,7 @@ server::TuskdOptions Options(const std::string& dir, const std::string& listen) 
   server::TuskdOptions o;
   o.data_dir = dir;
   o.listen = listen;
-  o.local_runners = false;
+  o.runners = "none";
   return o;
 }
 

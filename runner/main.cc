@@ -18,6 +18,7 @@
 
 DEFINE_string(tuskd, "", "tuskd's gRPC address, HOST:PORT (required)");
 DEFINE_string(pipeline, "", "the pipeline to work for (required)");
+DEFINE_uint64(pipeline_version, 0, "the pipeline version this runner was made for (0: any)");
 DEFINE_string(name, "", "this runner's name, unique per process (default PIPELINE-<pid>)");
 DEFINE_string(work_dir, "", "scratch space for datums (default /tmp/tusk-runner-NAME)");
 DEFINE_string(hide, "", "a directory the command must not see (repeatable)");
@@ -43,6 +44,9 @@ as pods) to add workers on other machines.
 Options:
   --tuskd HOST:PORT     tuskd's gRPC address (required)
   --pipeline NAME       the pipeline to work for (required)
+  --pipeline-version N  the pipeline version this runner was made for (its
+                        pod's image); tuskd refuses it once the pipeline is
+                        at another version (default 0: any)
   --name NAME           this runner's name, unique per process (default:
                         PIPELINE-<pid>)
   --work-dir DIR        scratch space for datums (default: /tmp/tusk-runner-NAME)
@@ -64,7 +68,8 @@ constexpr char kUsageTail[] =
   -h, --help            show this help
 
 Exit codes: 0 stopped by SIGTERM/SIGINT, 1 error (tuskd unreachable is retried,
-not an error), 2 bad usage, 3 the pipeline does not exist.
+not an error), 2 bad usage, 3 the pipeline does not exist, 4 the pipeline is
+at another version than --pipeline-version.
 )";
 
 }  // namespace
@@ -77,6 +82,7 @@ int main(int argc, char** argv) {
   tusk::runner::RunnerOptions opts;
   opts.address = FLAGS_tuskd;
   opts.pipeline = FLAGS_pipeline;
+  opts.pipeline_version = FLAGS_pipeline_version;
   if (opts.address.empty()) return tusk::UsageError("tusk-runner", "--tuskd is required");
   if (opts.pipeline.empty()) return tusk::UsageError("tusk-runner", "--pipeline is required");
   opts.name = FLAGS_name.empty() ? absl::StrCat(opts.pipeline, "-", getpid()) : FLAGS_name;
@@ -131,7 +137,14 @@ int main(int argc, char** argv) {
   absl::Status st = (*runner)->Run(&stop);
   if (!st.ok()) {
     LOG(ERROR) << "runner " << opts.name << ": " << st;
-    return st.code() == absl::StatusCode::kNotFound ? 3 : 1;
+    switch (st.code()) {
+      case absl::StatusCode::kNotFound:
+        return 3;
+      case absl::StatusCode::kFailedPrecondition:
+        return 4;
+      default:
+        return 1;
+    }
   }
   return 0;
 }

@@ -216,9 +216,12 @@ absl::StatusOr<std::unique_ptr<Runner>> Runner::Open(const RunnerOptions& option
 absl::Status Runner::Run(const std::atomic<bool>* stop) {
   absl::Duration backoff = absl::Milliseconds(100);
   while (!stop->load()) {
+    // No lease before the user's container listens: it would fail at once.
+    if (!options_.exec_agent.empty() && !AwaitAgent()) continue;
     pps::v1::LeaseRequest req;
     req.set_pipeline(options_.pipeline);
     req.set_runner(options_.name);
+    req.set_pipeline_version(options_.pipeline_version);
     req.set_wait_ms(options_.lease_wait_ms);
     req.set_sandbox(sandbox_
                         ? sandbox_->Describe()
@@ -230,7 +233,10 @@ absl::Status Runner::Run(const std::atomic<bool>* stop) {
     grpc::Status s = worker_->Lease(&ctx, req, &resp);
     if (!s.ok()) {
       absl::Status st = FromGrpcStatus(s);
-      if (st.code() == absl::StatusCode::kNotFound) return st;
+      if (st.code() == absl::StatusCode::kNotFound ||
+          st.code() == absl::StatusCode::kFailedPrecondition) {
+        return st;
+      }
       LOG(WARNING) << "lease from " << options_.address << ": " << st << "; retrying";
       absl::SleepFor(backoff);
       backoff = std::min(backoff * 2, absl::Seconds(5));

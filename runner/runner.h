@@ -46,6 +46,9 @@ struct RunnerOptions {
   std::string address;     // tuskd host:port (or unix:PATH)
   ChannelOptions channel;  // token and TLS
   std::string pipeline;
+  // The pipeline version this runner was made for (its pod's image and
+  // spec); 0: any. tuskd refuses leases to a runner of another version.
+  uint64_t pipeline_version = 0;
   std::string name;      // unique per runner process
   std::string work_dir;  // scratch space for datums
   std::vector<std::string> hide;
@@ -64,12 +67,16 @@ class Runner {
  public:
   static absl::StatusOr<std::unique_ptr<Runner>> Open(const RunnerOptions& options);
   // Leases and runs datums until `stop` is set. Returns OK when stopped, or
-  // the error that ended it (the pipeline was deleted: NotFound).
+  // the error that ended it (the pipeline was deleted: NotFound; the
+  // pipeline is at another version than pipeline_version: FailedPrecondition).
   absl::Status Run(const std::atomic<bool>* stop);
 
  private:
   explicit Runner(const RunnerOptions& options) : options_(options) {}
   absl::Status RunDatum(const pps::v1::LeaseResponse& lease);
+  // Whether the exec agent's socket is there; if not, waits a little (and
+  // says once that it waits) and returns false.
+  bool AwaitAgent();
   // Writes the datum's inputs under pfs_dir; adds the bytes to *bytes.
   absl::Status Materialize(const pps::v1::DatumInfo& datum, const std::string& pfs_dir,
                            uint64_t* bytes);

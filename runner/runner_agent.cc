@@ -3,17 +3,33 @@
 // heartbeats and bounded log as a local command.
 
 #include <poll.h>
+#include <sys/stat.h>
 
 #include <fstream>
+#include <mutex>
 
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
+#include "common/flag_values.h"
+#include "common/log.h"
 #include "common/proto_util.h"
 #include "runner/agent/agent_client.h"
 #include "runner/bounded_log.h"
 #include "runner/runner.h"
 
 namespace tusk::runner {
+
+bool Runner::AwaitAgent() {
+  struct stat st;
+  if (::stat(options_.exec_agent.c_str(), &st) == 0 && S_ISSOCK(st.st_mode)) return true;
+  static std::once_flag said;
+  std::call_once(said, [this] {
+    LOG(INFO) << "waiting for the exec agent at " << options_.exec_agent
+              << " (the user's container starting)";
+  });
+  absl::SleepFor(absl::Milliseconds(100));
+  return false;
+}
 
 absl::StatusOr<std::string> Runner::ExecuteInAgent(const pps::v1::LeaseResponse& lease,
                                                    const std::string& pfs_dir, std::string* log,
@@ -31,7 +47,16 @@ absl::StatusOr<std::string> Runner::ExecuteInAgent(const pps::v1::LeaseResponse&
     for (const auto& line : t.stdin()) f << line << "\n";
   }
   auto client = agent::AgentClient::Start(options_.exec_agent, cmd);
-  if (!client.ok()) return client.status();  // no agent: the attempt is retried elsewhere
+  // The user's container may be restarting: give it a few seconds, then
+  // fail the attempt (a lease left hanging would wait for its expiry).
+  for (absl::Time until = absl::Now() + absl::Seconds(10);
+       !client.ok() && absl::IsUnavailable(client.status()) && absl::Now() < until;) {
+    absl::SleepFor(absl::Milliseconds(200));
+    client = agent::AgentClient::Start(options_.exec_agent, cmd);
+  }
+  if (!client.ok()) {
+    return absl::StrCat("the user's container does not answer: ", client.status().message());
+  }
 
   BoundedLog out(options_.max_log_bytes);
   const absl::Time start = absl::Now();
@@ -55,6 +80,11 @@ absl::StatusOr<std::string> Runner::ExecuteInAgent(const pps::v1::LeaseResponse&
       if (e->kind == agent::AgentEvent::kFailed) {
         out.Append(e->output + "\n");
         failure = e->output;
+      } else if (e->oom_killed) {
+        failure = absl::StrCat(
+            "OOMKilled: the command went over its container's memory limit",
+            e->memory_limit > 0 ? absl::StrCat(" of ", FormatMemoryLimit(e->memory_limit)) : "",
+            " (resource_limits.memory) and was killed");
       } else if (e->kind == agent::AgentEvent::kSignal) {
         failure = absl::StrCat("command killed by signal ", e->code);
       } else if (e->code != 0) {

@@ -30,7 +30,7 @@ class RunnerTest : public ::testing::Test {
     server::TuskdOptions o;
     o.data_dir = dir_.path() + "/data";
     o.listen = "127.0.0.1:0";
-    o.local_runners = false;
+    o.runners = "none";
     auto t = server::Tuskd::Open(o);
     ASSERT_TRUE(t.ok()) << t.status();
     tuskd_ = std::move(*t);

@@ -13,6 +13,7 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
+#include "common/flag_values.h"
 #include "common/log.h"
 
 namespace tusk::runner {
@@ -30,12 +31,6 @@ constexpr char kJoinScript[] =
 // the home directories, /root, /var or /srv.
 constexpr const char* kSystemDirs[] = {"usr", "etc",   "opt",   "bin",   "sbin",
                                        "lib", "lib32", "lib64", "libx32"};
-
-std::string HumanBytes(uint64_t n) {
-  if (n >= (1ull << 30) && n % (1ull << 30) == 0) return absl::StrCat(n >> 30, " GiB");
-  if (n >= (1ull << 20)) return absl::StrCat(n >> 20, " MiB");
-  return absl::StrCat(n, " bytes");
-}
 
 // Runs argv with stdout and stderr discarded; whether it exited 0.
 bool RunQuietly(const std::vector<std::string>& argv) {
@@ -66,7 +61,7 @@ std::string SandboxedCommand::LimitReason(bool failed) const {
   if (group_) {
     if (group_->OomKilled()) {
       return absl::StrCat("OOMKilled: the command went over its memory limit of ",
-                          HumanBytes(memory_), " (resource_limits.memory) and was killed");
+                          FormatMemoryLimit(memory_), " (resource_limits.memory) and was killed");
     }
     if (failed && group_->HitProcessLimit()) {
       return absl::StrCat("the command reached its limit of ", processes_,
@@ -75,7 +70,7 @@ std::string SandboxedCommand::LimitReason(bool failed) const {
     return "";
   }
   if (failed && memory_ > 0) {
-    return absl::StrCat("memory is limited to ", HumanBytes(memory_),
+    return absl::StrCat("memory is limited to ", FormatMemoryLimit(memory_),
                         " of address space (RLIMIT_AS; resource_limits.memory): an allocation "
                         "past it fails");
   }

@@ -9,7 +9,7 @@ PACKAGES=(
   librocksdb-dev libsnappy-dev libssl-dev libabsl-dev libgflags-dev libgoogle-glog-dev
   libgtest-dev libgmock-dev libbenchmark-dev
   librdkafka-dev kcat libarchive-dev libyaml-cpp-dev libcurl4-openssl-dev
-  prometheus-cpp-dev libcivetweb-dev
+  prometheus-cpp-dev libcivetweb-dev nlohmann-json3-dev
   python3 procps bubblewrap util-linux clang-format openssl
   prometheus
   awscli python3-botocore

@@ -34,7 +34,7 @@ TuskdOptions Options(const std::string& dir) {
   TuskdOptions o;
   o.data_dir = dir;
   o.listen = "127.0.0.1:0";
-  o.local_runners = false;
+  o.runners = "none";
   o.auth = true;
   o.gc_interval = absl::ZeroDuration();
   return o;

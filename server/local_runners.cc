@@ -104,7 +104,7 @@ void LocalRunners::Spawn(const std::string& pipeline, int index, Slot* slot) {
   slot->name = absl::StrCat(pipeline, "-", index, "-", slot->generation);
   std::vector<std::string> argv = {options_.runner_binary,
                                    "--tuskd",
-                                   options_.address,
+                                   address_,
                                    "--pipeline",
                                    pipeline,
                                    "--name",

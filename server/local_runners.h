@@ -24,7 +24,6 @@ namespace tusk::server {
 
 struct LocalRunnersOptions {
   std::string runner_binary;      // path of tusk-runner
-  std::string address;            // tuskd's address for the runners
   std::string work_root;          // scratch directories, one per runner
   std::vector<std::string> hide;  // directories the commands must not see
   std::string sandbox = "auto";
@@ -33,12 +32,17 @@ struct LocalRunnersOptions {
   std::function<absl::StatusOr<TokenStore::Created>(const std::string& pipeline)> runner_token;
 };
 
-class LocalRunners {
+class LocalRunners : public dispatcher::RunnerBackend {
  public:
   LocalRunners(dispatcher::Dispatcher* dispatcher, LocalRunnersOptions options)
       : dispatcher_(dispatcher), options_(std::move(options)) {}
-  ~LocalRunners();
-  void Start();
+  ~LocalRunners() override;
+
+  absl::string_view name() const override { return "local"; }
+  bool RunsImages() const override { return false; }
+  // tuskd's address for the runners, known once it serves; before Start().
+  void SetAddress(const std::string& address) { address_ = address; }
+  void Start() override;
 
  private:
   struct Slot {
@@ -55,6 +59,7 @@ class LocalRunners {
 
   dispatcher::Dispatcher* const dispatcher_;
   const LocalRunnersOptions options_;
+  std::string address_;
   std::thread thread_;
   absl::Mutex mu_;
   bool stop_ ABSL_GUARDED_BY(mu_) = false;

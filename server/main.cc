@@ -2,6 +2,7 @@
 // runs the server until SIGINT or SIGTERM.
 
 #include <gflags/gflags.h>
+#include <limits.h>
 #include <malloc.h>
 #include <signal.h>
 #include <unistd.h>
@@ -39,7 +40,12 @@ DEFINE_string(listen, "127.0.0.1:1650", "address to serve gRPC on (port 0 picks 
 DEFINE_string(port_file, "", "write the port bound to this file once serving");
 DEFINE_string(http_listen, "", "serve /metrics, /healthz and /readyz here (HOST:PORT)");
 DEFINE_string(http_port_file, "", "write the HTTP port bound to this file once serving");
-DEFINE_bool(local_runners, true, "start tusk-runner processes for pipelines on this machine");
+DEFINE_string(runners, "local", "runner backend: local, podman or none");
+DEFINE_bool(local_runners, true, "--no-local-runners is --runners none");
+DEFINE_string(runner_image, "localhost/tusk:dev", "podman: the tusk image of runner pods");
+DEFINE_string(podman, "podman", "podman: the podman program");
+DEFINE_string(secrets_dir, "", "podman: transform.secrets come from NAME/KEY files here");
+DEFINE_string(runner_idle_grace, "5m", "podman: an idle pipeline's pods go after this long");
 DEFINE_string(runner_binary, "", "the tusk-runner to start (default: next to tuskd)");
 DEFINE_string(sandbox, "auto", "for local runners: auto, bwrap or none");
 DEFINE_bool(insecure_allow_remote, false,
@@ -133,12 +139,25 @@ Options:
                         /readyz, over HTTP here (default: none; port 0 picks
                         one). gRPC health (grpc.health.v1) is always on.
   --http-port-file FILE write the HTTP port bound to FILE once serving
-  --local-runners       start tusk-runner processes for pipelines on this
-                        machine (default; --no-local-runners when runners are
-                        started elsewhere, e.g. as pods)
-  --runner-binary PATH  the tusk-runner to start (default: next to tuskd)
-  --sandbox MODE        for local runners: auto (bubblewrap if it works),
-                        bwrap, or none
+  --runners BACKEND     who runs pipelines' datums:
+                          local   tusk-runner processes on this machine, the
+                                  command in bubblewrap; transform.image is
+                                  not used (a warning says so) (default)
+                          podman  each runner a podman pod from the same pod
+                                  spec that goes to Kubernetes: the command
+                                  runs in transform.image (required)
+                          none    runners are started elsewhere
+  --no-local-runners    the same as --runners none
+  --runner-binary PATH  local: the tusk-runner to start (default: next to tuskd)
+  --sandbox MODE        local: auto (bubblewrap if it works), bwrap, or none
+  --runner-image IMAGE  podman: the tusk image the runner containers run
+                        (default localhost/tusk:dev, scripts/build-image.sh)
+  --podman PATH         podman: the podman program (default podman; its
+                        containers.conf is read as usual, CONTAINERS_CONF)
+  --secrets-dir DIR     podman: transform.secrets read the file DIR/NAME/KEY
+                        (mounted at mount_path, or set as env_var)
+  --runner-idle-grace D podman: a pipeline idle this long gives up its pods
+                        (default 5m; 0s: at once)
   --log-level LEVEL     debug, info (default), warning or error
   --flagfile FILE       read flags from FILE (one --name=value per line)
   --helpfull            every flag, glog's included; --helpon=tuskd: tuskd's
@@ -204,7 +223,17 @@ std::optional<int> ReadFlags(const char* argv0, tusk::server::TuskdOptions* o) {
   if (!FLAGS_http_port_file.empty() && o->http_listen.empty()) {
     return Usage("--http-port-file needs --http-listen");
   }
-  o->local_runners = FLAGS_local_runners;
+  auto runners = tusk::ParseChoice("--runners", FLAGS_runners, {"local", "podman", "none"});
+  if (!runners.ok()) return Usage(runners.status());
+  o->runners = FLAGS_local_runners ? *runners : "none";
+  o->runner_image = FLAGS_runner_image;
+  o->podman = FLAGS_podman;
+  o->secrets_dir = FLAGS_secrets_dir;
+  if (!o->secrets_dir.empty() && o->secrets_dir[0] != '/') {
+    char cwd[PATH_MAX];
+    if (getcwd(cwd, sizeof(cwd)) != nullptr)
+      o->secrets_dir = std::string(cwd) + "/" + o->secrets_dir;
+  }
   auto sandbox = tusk::ParseChoice("--sandbox", FLAGS_sandbox, {"auto", "bwrap", "none"});
   if (!sandbox.ok()) return Usage(sandbox.status());
   o->sandbox = *sandbox;
@@ -214,7 +243,8 @@ std::optional<int> ReadFlags(const char* argv0, tusk::server::TuskdOptions* o) {
             "--gc-interval", FLAGS_gc_interval, &o->gc_interval},
         {"--gc-grace", FLAGS_gc_grace, &o->gc.grace},
         {"--retention-interval", FLAGS_retention_interval, &o->retention_interval},
-        {"--put-idle-timeout", FLAGS_put_idle_timeout, &o->put_idle_timeout}}) {
+        {"--put-idle-timeout", FLAGS_put_idle_timeout, &o->put_idle_timeout},
+        {"--runner-idle-grace", FLAGS_runner_idle_grace, &o->runner_idle_grace}}) {
     auto d = tusk::ParseFlagDuration(flag, value);
     if (!d.ok()) return Usage(d.status());
     *target = *d;

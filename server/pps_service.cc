@@ -13,17 +13,21 @@ using google::protobuf::util::TimeUtil;
 
 void PpsService::AddWarnings(pps::v1::PipelineInfo* info) const {
   const std::string& image = info->spec().transform().image();
-  if (local_runners_ && !image.empty()) {
+  if (backend_ != nullptr && !backend_->RunsImages() && !image.empty()) {
     info->add_warnings(absl::StrCat(
-        "transform.image ", image,
-        " is not used: this tuskd runs pipelines on local runners, as processes on its own "
-        "host (in bubblewrap), so the command must exist there; pods with the image are "
-        "not yet supported (issue 17: tuskd --runners podman or kubernetes)"));
+        "transform.image ", image, " is not used: this tuskd runs pipelines on ", backend_->name(),
+        " runners, as processes on its own host (in bubblewrap), so the command must exist "
+        "there; tuskd --runners podman or --runners kubernetes runs it in its image"));
   }
 }
 
 absl::StatusOr<pps::v1::PipelineInfo> PpsService::WithLastJob(pps::v1::PipelineInfo info) {
   info.set_sandbox(dispatcher_->RunnerSandbox(info.spec().pipeline().name()));
+  if (backend_ != nullptr) {
+    if (auto status = backend_->Status(info.spec().pipeline().name())) {
+      *info.mutable_runners() = *status;
+    }
+  }
   AddWarnings(&info);
   RETURN_IF_ERROR(
       dispatcher_->ListJobs(info.spec().pipeline().name(), 1, [&](const pps::v1::JobInfo& j) {
@@ -49,6 +53,9 @@ grpc::Status PpsService::CreatePipeline(grpc::ServerContext* ctx,
                                         const pps::v1::CreatePipelineRequest* req,
                                         pps::v1::PipelineInfo* out) {
   TUSK_AUTHORIZE(CheckCreate(ctx, req->spec()));
+  if (backend_ != nullptr) {
+    if (auto st = backend_->CheckSpec(req->spec()); !st.ok()) return ToGrpcStatus(st);
+  }
   auto info = dispatcher_->CreatePipeline(req->spec(), req->update(), req->reprocess());
   if (info.ok()) AddWarnings(&*info);
   return Fill(std::move(info), out);

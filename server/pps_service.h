@@ -17,9 +17,11 @@ class PpsService final : public pps::v1::Pps::Service {
              const Authorizer* auth)
       : pipelines_(pipelines), dispatcher_(dispatcher), auth_(auth) {}
 
-  // Pipelines run on local runners (processes on tuskd's host, no images):
-  // a spec's transform.image is not used, and PipelineInfo says so.
-  void SetLocalRunners(bool local) { local_runners_ = local; }
+  // The backend that runs pipelines' runners (not owned; null: runners are
+  // started elsewhere). It checks specs at create time, says whether
+  // transform.image is used (PipelineInfo.warnings when not) and how the
+  // runners are doing (PipelineInfo.runners). Set before serving.
+  void SetRunnerBackend(dispatcher::RunnerBackend* backend) { backend_ = backend; }
 
   grpc::Status CreatePipeline(grpc::ServerContext*, const pps::v1::CreatePipelineRequest*,
                               pps::v1::PipelineInfo*) override;
@@ -55,7 +57,7 @@ class PpsService final : public pps::v1::Pps::Service {
   dispatcher::Pipelines* const pipelines_;
   dispatcher::Dispatcher* const dispatcher_;
   const Authorizer* const auth_;
-  bool local_runners_ = false;
+  dispatcher::RunnerBackend* backend_ = nullptr;
 };
 
 class WorkerService final : public pps::v1::Worker::Service {

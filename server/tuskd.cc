@@ -10,6 +10,7 @@
 #include "absl/strings/str_cat.h"
 #include "common/fs.h"
 #include "common/grpc_channel.h"
+#include "common/hash.h"
 #include "common/log.h"
 #include "common/status.h"
 #include "common/version.h"
@@ -19,6 +20,7 @@
 #include "http/http_server.h"
 #include "ingest/sources.h"
 #include "pfs/pfs_metrics.h"
+#include "pods/podman_runners.h"
 #include "server/api_service.h"
 #include "server/auth.h"
 #include "server/auth_service.h"
@@ -138,8 +140,65 @@ absl::Status Tuskd::OpenServices() {
   dispatcher_ = std::move(*d);
   api_->SetDispatcher(dispatcher_.get());
   pps_ = std::make_unique<PpsService>(pipelines_.get(), dispatcher_.get(), auth_.get());
-  pps_->SetLocalRunners(options_.local_runners);
   worker_ = std::make_unique<WorkerService>(dispatcher_.get(), auth_.get());
+  return MakeRunners();
+}
+
+std::string Tuskd::RealDataDir() const {
+  char real[PATH_MAX];
+  return realpath(options_.data_dir.c_str(), real) ? std::string(real) : options_.data_dir;
+}
+
+absl::Status Tuskd::MakeRunners() {
+  const std::string data_dir = RealDataDir();
+  if (options_.runners == "local") {
+    LocalRunnersOptions ro;
+    ro.runner_binary = options_.runner_binary;
+    if (tokens_) {
+      ro.runner_token = [tokens = tokens_.get()](const std::string& pipeline) {
+        return tokens->MintRunnerToken(pipeline);
+      };
+    }
+    ro.work_root = data_dir + "/runners";
+    ro.hide = {data_dir};
+    ro.sandbox = options_.sandbox;
+    auto local = std::make_unique<LocalRunners>(dispatcher_.get(), ro);
+    local_runners_ = local.get();
+    runners_ = std::move(local);
+  } else if (options_.runners == "podman") {
+    pods::PodmanRunnersOptions po;
+    po.podman = options_.podman;
+    po.owner = Sha256(data_dir).Hex().substr(0, 6);
+    po.work_dir = data_dir + "/pods";
+    RETURN_IF_ERROR(MkdirAll(po.work_dir));
+    ::chmod(po.work_dir.c_str(), 0700);
+    const std::string run_dir = data_dir + "/run";
+    RETURN_IF_ERROR(MkdirAll(run_dir));
+    // The runner containers' user (not root) must reach the socket in it.
+    ::chmod(run_dir.c_str(), 0755);
+    pod_socket_ = run_dir + "/tuskd.sock";
+    if (pod_socket_.size() >= sizeof(sockaddr_un{}.sun_path)) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "the data directory's path is too long for the runner pods' socket ", pod_socket_));
+    }
+    po.pod.runner_image = options_.runner_image;
+    po.pod.tuskd_socket_dir = run_dir;
+    po.pod.tuskd_address = absl::StrCat("unix:", pods::kTuskdSocketDir, "/tuskd.sock");
+    po.pod.secrets_dir = options_.secrets_dir;
+    po.idle_grace = options_.runner_idle_grace;
+    if (tokens_) {
+      po.runner_token =
+          [tokens = tokens_.get()](const std::string& pipeline) -> absl::StatusOr<std::string> {
+        ASSIGN_OR_RETURN(TokenStore::Created made, tokens->MintRunnerToken(pipeline));
+        return made.token;
+      };
+    }
+    runners_ = std::make_unique<pods::PodmanRunners>(dispatcher_.get(), po);
+  } else if (options_.runners != "none") {
+    return absl::InvalidArgumentError(
+        absl::StrCat("unknown runner backend '", options_.runners, "' (local, podman or none)"));
+  }
+  pps_->SetRunnerBackend(runners_.get());
   return absl::OkStatus();
 }
 
@@ -151,14 +210,17 @@ absl::Status Tuskd::StartServer() {
   auto creds = ServerCredentials(options_.tls);
   if (!creds.ok()) return creds.status();
   builder.AddListeningPort(options_.listen, *creds, &port_);
-  if (!options_.tls.cert.empty() && options_.local_runners) {
+  if (!pod_socket_.empty()) {
+    // Runner pods reach tuskd through this socket, mounted into their runner
+    // container alone; their network has no route to tuskd.
+    ::unlink(pod_socket_.c_str());
+    builder.AddListeningPort("unix:" + pod_socket_, grpc::InsecureServerCredentials());
+  }
+  if (!options_.tls.cert.empty() && local_runners_ != nullptr) {
     // Local runners reach tuskd over a unix socket in the data directory
     // (its permissions guard it; sandboxed commands cannot see it), not
     // over TLS, whose certificate may not name the loopback address.
-    char real[PATH_MAX];
-    std::string dir =
-        realpath(options_.data_dir.c_str(), real) ? std::string(real) : options_.data_dir;
-    runner_socket_ = dir + "/tuskd.sock";
+    runner_socket_ = RealDataDir() + "/tuskd.sock";
     if (runner_socket_.size() >= sizeof(sockaddr_un{}.sun_path)) {
       return absl::InvalidArgumentError(absl::StrCat(
           "the data directory's path is too long for the local runners' socket ", runner_socket_,
@@ -183,6 +245,10 @@ absl::Status Tuskd::StartServer() {
   }
   if (!runner_socket_.empty() && ::chmod(runner_socket_.c_str(), 0600) != 0) {
     return absl::InternalError(absl::StrCat("cannot make ", runner_socket_, " private"));
+  }
+  // Like the loopback port: whoever reaches it still needs a token (--auth).
+  if (!pod_socket_.empty() && ::chmod(pod_socket_.c_str(), 0666) != 0) {
+    return absl::InternalError(absl::StrCat("cannot open ", pod_socket_, " to the runner pods"));
   }
   return absl::OkStatus();
 }
@@ -235,25 +301,15 @@ std::string Tuskd::address() const {
 }
 
 void Tuskd::StartRunners() {
-  if (!options_.local_runners) return;
-  LocalRunnersOptions ro;
-  ro.runner_binary = options_.runner_binary;
-  std::string host = options_.listen.substr(0, options_.listen.rfind(':'));
-  ro.address = absl::StrCat(host == "0.0.0.0" || host == "[::]" ? "127.0.0.1" : host, ":", port_);
-  if (!runner_socket_.empty()) ro.address = "unix:" + runner_socket_;
-  if (tokens_) {
-    ro.runner_token = [tokens = tokens_.get()](const std::string& pipeline) {
-      return tokens->MintRunnerToken(pipeline);
-    };
+  if (!runners_) return;
+  if (local_runners_ != nullptr) {
+    std::string host = options_.listen.substr(0, options_.listen.rfind(':'));
+    std::string address =
+        absl::StrCat(host == "0.0.0.0" || host == "[::]" ? "127.0.0.1" : host, ":", port_);
+    if (!runner_socket_.empty()) address = "unix:" + runner_socket_;
+    local_runners_->SetAddress(address);
   }
-  // Absolute: runners chdir into their datum directories.
-  char real[PATH_MAX];
-  std::string data_dir =
-      realpath(options_.data_dir.c_str(), real) ? std::string(real) : options_.data_dir;
-  ro.work_root = data_dir + "/runners";
-  ro.hide = {data_dir};
-  ro.sandbox = options_.sandbox;
-  runners_ = std::make_unique<LocalRunners>(dispatcher_.get(), ro);
+  LOG(INFO) << "runners: " << runners_->name();
   runners_->Start();
 }
 
@@ -305,6 +361,7 @@ Tuskd::~Tuskd() {
   }
   server_.reset();
   if (!runner_socket_.empty()) ::unlink(runner_socket_.c_str());
+  if (!pod_socket_.empty()) ::unlink(pod_socket_.c_str());
   dispatcher_.reset();
   pfs_.reset();
   if (store_) {

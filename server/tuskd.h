@@ -31,6 +31,7 @@ class Server;
 
 namespace tusk::dispatcher {
 class Dispatcher;
+class RunnerBackend;
 class Pipelines;
 }  // namespace tusk::dispatcher
 
@@ -83,9 +84,19 @@ struct TuskdOptions {
   // HTTP listener for /metrics, /healthz and /readyz (HOST:PORT, port 0
   // picks one); empty: none.
   std::string http_listen;
-  bool local_runners = true;
+  // The runner backend (dispatcher/runner_backend.h): "local" (tusk-runner
+  // processes here, in bubblewrap), "podman" (pods from the pipeline's
+  // image), or "none" (runners are started elsewhere).
+  std::string runners = "local";
   std::string runner_binary;  // the tusk-runner local runners run
   std::string sandbox = "auto";
+  // podman: the tusk image of the runner pods, podman itself, the directory
+  // of transform.secrets (NAME/KEY files), and how long an idle pipeline
+  // keeps its pods.
+  std::string runner_image = "localhost/tusk:dev";
+  std::string podman = "podman";
+  std::string secrets_dir;
+  absl::Duration runner_idle_grace = absl::Minutes(5);
 };
 
 class Tuskd {
@@ -120,7 +131,12 @@ class Tuskd {
   absl::Status StartServer();
   absl::Status StartHttp();
   void CollectMetrics();
+  // Makes the runner backend (before serving: specs are checked by it);
+  // StartRunners() starts it once tuskd serves.
+  absl::Status MakeRunners();
   void StartRunners();
+  // The data directory, absolute (runners chdir; pods mount from it).
+  std::string RealDataDir() const;
   void MaintenanceLoop();
 
   const TuskdOptions options_;
@@ -131,6 +147,7 @@ class Tuskd {
   std::unique_ptr<AuthService> auth_service_;
   std::string new_root_token_;
   std::string runner_socket_;  // with TLS: local runners' unix socket
+  std::string pod_socket_;     // podman: the runner pods' unix socket (mode 0666)
   std::unique_ptr<StreamWatchdog> put_watchdog_;
   std::unique_ptr<ApiService> api_;
   std::unique_ptr<ingest::Sources> sources_;
@@ -140,7 +157,8 @@ class Tuskd {
   std::unique_ptr<PpsService> pps_;
   std::unique_ptr<WorkerService> worker_;
   std::unique_ptr<grpc::Server> server_;
-  std::unique_ptr<LocalRunners> runners_;
+  std::unique_ptr<dispatcher::RunnerBackend> runners_;
+  LocalRunners* local_runners_ = nullptr;  // runners_, when local
   std::unique_ptr<http::HttpServer> http_;
   int collector_ = 0;
   std::vector<metrics::CounterMirror> store_mirrors_;  // collector only

@@ -20,7 +20,7 @@ TuskdOptions Options(const std::string& dir) {
   TuskdOptions o;
   o.data_dir = dir;
   o.listen = "127.0.0.1:0";
-  o.local_runners = false;
+  o.runners = "none";
   return o;
 }
 

@@ -9,6 +9,7 @@
 
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
 #include "runner/agent/protocol.h"
 
@@ -69,7 +70,13 @@ absl::StatusOr<AgentEvent> AgentClient::Next() {
       } else {
         break;
       }
-      if (!absl::SimpleAtoi(p, &e.code)) break;
+      std::vector<absl::string_view> parts = absl::StrSplit(p, ' ');
+      if (!absl::SimpleAtoi(parts[0], &e.code)) break;
+      if (parts.size() == 3 && parts[1] == "oom" && absl::SimpleAtoi(parts[2], &e.memory_limit)) {
+        e.oom_killed = true;
+      } else if (parts.size() != 1) {
+        break;
+      }
       return e;
     }
     default:

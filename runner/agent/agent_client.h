@@ -27,6 +27,10 @@ struct AgentEvent {
   enum Kind { kOutput, kExit, kSignal, kFailed } kind = kOutput;
   std::string output;  // kOutput: a chunk; kFailed: why it could not start
   int code = 0;        // kExit: the status; kSignal: the signal
+  // kExit, kSignal: the container's memory limit killed a process of the
+  // command; memory_limit is that limit in bytes (0: unknown).
+  bool oom_killed = false;
+  uint64_t memory_limit = 0;
 };
 
 class AgentClient {

@@ -104,6 +104,38 @@ bool ReadCommand(int conn, Command* c, std::string* error) {
   ::_exit(127);  // fail does not return
 }
 
+// The kernel's count of OOM kills in this container's memory cgroup (v1's
+// memory.oom_control, v2's memory.events); -1 when neither is readable.
+long long OomKills() {
+  for (const char* path :
+       {"/sys/fs/cgroup/memory/memory.oom_control", "/sys/fs/cgroup/memory.events"}) {
+    FILE* f = std::fopen(path, "re");
+    if (f == nullptr) continue;
+    char line[256];
+    long long n = -1;
+    while (std::fgets(line, sizeof(line), f) != nullptr) {
+      if (std::sscanf(line, "oom_kill %lld", &n) == 1) break;
+    }
+    std::fclose(f);
+    if (n >= 0) return n;
+  }
+  return -1;
+}
+
+// The container's memory limit in bytes; 0 if none or unknown.
+unsigned long long MemoryLimit() {
+  unsigned long long v = 0;
+  for (const char* path :
+       {"/sys/fs/cgroup/memory/memory.limit_in_bytes", "/sys/fs/cgroup/memory.max"}) {
+    FILE* f = std::fopen(path, "re");
+    if (f == nullptr) continue;
+    int got = std::fscanf(f, "%llu", &v);
+    std::fclose(f);
+    if (got == 1) return v >= (1ULL << 60) ? 0 : v;  // v1's "no limit" is huge
+  }
+  return 0;
+}
+
 void Serve(int conn) {
   Command c;
   std::string error;
@@ -116,6 +148,7 @@ void Serve(int conn) {
     WriteFrame(conn, kFailed, std::string("pipe: ") + std::strerror(errno));
     return;
   }
+  const long long oom_before = OomKills();
   pid_t pid = ::fork();
   if (pid < 0) {
     WriteFrame(conn, kFailed, std::string("fork: ") + std::strerror(errno));
@@ -173,6 +206,11 @@ void Serve(int conn) {
   ::kill(-pid, SIGKILL);  // what the command left running in its session
   std::string result = WIFSIGNALED(status) ? "signal " + std::to_string(WTERMSIG(status))
                                            : "exit " + std::to_string(WEXITSTATUS(status));
+  // The container's memory limit killed (part of) the command.
+  const long long oom_after = OomKills();
+  if (oom_before >= 0 && oom_after > oom_before) {
+    result += " oom " + std::to_string(MemoryLimit());
+  }
   WriteFrame(conn, kExit, result);
 }
 

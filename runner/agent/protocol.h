@@ -10,7 +10,10 @@
 // While the command runs: kKill kills its process group; closing the
 // connection does too.
 // Agent to runner: kOutput (stdout and stderr, interleaved as written), then
-// one kExit ("exit N" or "signal N"), or kFailed (why it could not start).
+// one kExit ("exit N" or "signal N", followed by " oom LIMIT" when the
+// container's memory cgroup OOM-killed a process while the command ran,
+// LIMIT being its limit in bytes, 0 if unknown), or kFailed (why it could
+// not start).
 //
 // Plain C++ and libc only: the agent is linked statically and runs in any
 // image.

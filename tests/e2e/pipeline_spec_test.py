@@ -70,7 +70,7 @@ class PipelineSpecTest(TuskTestCase):
         self.tusk("create", "repo", "raw")
         cases = [
             (b"pipeline: {name: p}\ntransform: {cmd: [x]}\ninput: {pfs: {repo: raw, glob: /*}}\n"
-             b"resource_requests: {memory: 1G}\n", 1, "resource_requests"),
+             b"egress: {URL: s3://bucket/dir}\n", 1, "egress"),
             (b"pipeline: {name: p}\ntransform: {cmd: [x]}\ninput: {pfs: {repo: raw, glob: '/[ab'}}\n",
              1, "input.pfs.glob"),
             (b"pipeline: {name: p}\ntransform: {cmd: [x]}\ninput: {pfs: {repo: nosuch, glob: /*}}\n",

@@ -283,6 +283,14 @@ input: {pfs: {repo: flaky, glob: /}}
         self.wait_set(c, code=1)
         self.assertEqual(self.files("after")["list"], "ok1\nok2\nx\n")
 
+        # update --reprocess on an unchanged input runs every datum again
+        # (it once planned from the input's difference: nothing).
+        self.tusk("update", "pipeline", "-f", self.write("fixed.yaml", fixed.encode()),
+                  "--reprocess")
+        self.wait_jobs("flaky", lambda jobs: len(jobs) == 3 and
+                       jobs[0]["state"] in ("JOB_SUCCESS", "JOB_FAILURE"), timeout=60)
+        self.check_job(self.jobs("flaky")[0], 3, 3, 0)
+
     def runner_pids(self, pipeline):
         r = subprocess.run(["pgrep", "-f", "tusk-runner .*--pipeline %s " % pipeline],
                            capture_output=True, text=True)
