@@ -23,7 +23,7 @@ for b in "${BINARIES[@]}"; do
   [[ -x "$BIN/$b" ]] || { echo "build-image: $BIN/$b is missing (scripts/build.sh first)" >&2; exit 1; }
 done
 for tool in mmdebstrap podman; do
-  command -v "$tool" >/dev/null || { echo "build-image: $tool is not installed (scripts/install-deps.sh --images)" >&2; exit 1; }
+  command -v "$tool" >/dev/null || { echo "build-image: $tool is not installed (scripts/install-deps.sh)" >&2; exit 1; }
 done
 
 # The Debian package of each shared library the binaries load.

@@ -22,10 +22,9 @@ fi
 if [[ "${1:-}" == "--bench" ]]; then
   PACKAGES+=(borgbackup time s3cmd)
 fi
-# Images and pods (scripts/build-image.sh; podman with runc and cgroupfs).
-if [[ "${1:-}" == "--images" ]]; then
-  PACKAGES+=(mmdebstrap podman runc uidmap)
-fi
+# Images and pods (scripts/build-image.sh, tuskd --runners podman and the pod
+# tests): podman with runc and the cgroupfs manager, images from mmdebstrap.
+PACKAGES+=(mmdebstrap podman runc uidmap)
 
 missing=()
 for p in "${PACKAGES[@]}"; do

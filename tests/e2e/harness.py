@@ -315,3 +315,51 @@ class TuskTestCase(unittest.TestCase):
         with open(p, "wb") as f:
             f.write(data)
         return p
+
+
+class PipelineTestCase(TuskTestCase):
+    """TuskTestCase with helpers for pipelines: commits, jobs, outputs."""
+
+    def head(self, repo):
+        return self.tusk("inspect", "commit", repo + "@master", "--json").json()
+
+    def put(self, repo, path, data):
+        self.tusk("put", "file", "%s@master:%s" % (repo, path), "-f", "-", input=data)
+        return self.head(repo)
+
+    def wait_set(self, commit, code=0):
+        r = self.tusk("wait", "commitset", commit["commit_set"], "--json", check=False, timeout=120)
+        self.assertEqual(r.returncode, code, r.err + self.server.log())
+        return r.json_lines()
+
+    def jobs(self, pipeline):
+        return self.tusk("list", "job", "-p", pipeline, "--json").json_lines()
+
+    def files(self, repo):
+        out = {}
+        for f in self.tusk("list", "file", repo + "@master:/", "--json").json_lines():
+            out[f["path"].lstrip("/")] = self.tusk("get", "file", repo + "@master:" + f["path"]).out
+        return out
+
+    def wait_jobs(self, pipeline, ready, timeout=30):
+        """Polls the pipeline's jobs (newest first) until ready(jobs), bounded."""
+        deadline = time.time() + timeout
+        while time.time() < deadline:
+            if ready(self.jobs(pipeline)):
+                return
+            time.sleep(0.05)
+
+    def put_dir(self, repo, name, files):
+        """Writes `files` (name -> text) to a local directory and puts it as one commit."""
+        d = self.path(name)
+        os.makedirs(d)
+        for fname, body in files.items():
+            with open(os.path.join(d, fname), "w") as f:
+                f.write(body)
+        self.tusk("put", "file", repo + "@master:/", "-f", d, "-r")
+        return self.head(repo)
+
+    def check_job(self, job, total, processed, skipped, failed=0):
+        n = lambda k: int(job.get(k, "0"))
+        self.assertEqual((n("datums_total"), n("datums_processed"), n("datums_skipped"), n("datums_failed")),
+                         (total, processed, skipped, failed), job)
