@@ -191,6 +191,11 @@ absl::StatusOr<Response> HttpClient::Start(const Request& req) {
   curl_easy_setopt(e, CURLOPT_LOW_SPEED_LIMIT, 1L);
   curl_easy_setopt(e, CURLOPT_LOW_SPEED_TIME,
                    static_cast<long>(absl::ToInt64Seconds(s.options.stall_timeout)));
+  if (!s.options.ca_file.empty()) curl_easy_setopt(e, CURLOPT_CAINFO, s.options.ca_file.c_str());
+  if (!s.options.client_cert.empty()) {
+    curl_easy_setopt(e, CURLOPT_SSLCERT, s.options.client_cert.c_str());
+    curl_easy_setopt(e, CURLOPT_SSLKEY, s.options.client_key.c_str());
+  }
   curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, &State::OnHeader);
   curl_easy_setopt(e, CURLOPT_HEADERDATA, &s);
   curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, &State::OnData);
@@ -199,12 +204,12 @@ absl::StatusOr<Response> HttpClient::Start(const Request& req) {
     curl_easy_setopt(e, CURLOPT_HTTPGET, 1L);
   } else if (req.method == "HEAD") {
     curl_easy_setopt(e, CURLOPT_NOBODY, 1L);
-  } else if (req.method == "PUT" || req.method == "POST") {
+  } else if (req.method == "PUT" || req.method == "POST" || req.method == "PATCH") {
     curl_easy_setopt(e, CURLOPT_UPLOAD, 1L);
     curl_easy_setopt(e, CURLOPT_READFUNCTION, &State::OnRead);
     curl_easy_setopt(e, CURLOPT_READDATA, &s);
     curl_easy_setopt(e, CURLOPT_INFILESIZE_LARGE, static_cast<curl_off_t>(s.upload.size()));
-    if (req.method == "POST") curl_easy_setopt(e, CURLOPT_CUSTOMREQUEST, "POST");
+    if (req.method != "PUT") curl_easy_setopt(e, CURLOPT_CUSTOMREQUEST, req.method.c_str());
   } else {
     curl_easy_setopt(e, CURLOPT_CUSTOMREQUEST, req.method.c_str());
   }

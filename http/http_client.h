@@ -33,13 +33,18 @@ struct HttpOptions {
   // A transfer that moves fewer than 1 byte/s for this long is abandoned.
   absl::Duration stall_timeout = absl::Seconds(60);
   std::string user_agent = "tusk";
+  // TLS: the CA bundle (PEM) to trust instead of the system's, and a client
+  // certificate and key (PEM files) to present. Empty: not set.
+  std::string ca_file;
+  std::string client_cert;
+  std::string client_key;
 };
 
 struct Request {
   std::string method = "GET";
   std::string url;
   std::vector<std::pair<std::string, std::string>> headers;
-  std::string body;  // for PUT/POST
+  std::string body;  // for PUT/POST/PATCH
   // For PUT/POST instead of `body`: bytes the caller keeps alive until the
   // response headers are in (a large part is not copied).
   absl::string_view body_ref;

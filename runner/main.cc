@@ -69,7 +69,8 @@ constexpr char kUsageTail[] =
 
 Exit codes: 0 stopped by SIGTERM/SIGINT, 1 error (tuskd unreachable is retried,
 not an error), 2 bad usage, 3 the pipeline does not exist, 4 the pipeline is
-at another version than --pipeline-version.
+at another version than --pipeline-version, 5 the token may not run this
+pipeline's datums (missing, revoked, or not its runner token).
 )";
 
 }  // namespace
@@ -142,6 +143,9 @@ int main(int argc, char** argv) {
         return 3;
       case absl::StatusCode::kFailedPrecondition:
         return 4;
+      case absl::StatusCode::kPermissionDenied:
+      case absl::StatusCode::kUnauthenticated:
+        return 5;
       default:
         return 1;
     }

@@ -234,7 +234,9 @@ absl::Status Runner::Run(const std::atomic<bool>* stop) {
     if (!s.ok()) {
       absl::Status st = FromGrpcStatus(s);
       if (st.code() == absl::StatusCode::kNotFound ||
-          st.code() == absl::StatusCode::kFailedPrecondition) {
+          st.code() == absl::StatusCode::kFailedPrecondition ||
+          st.code() == absl::StatusCode::kPermissionDenied ||
+          st.code() == absl::StatusCode::kUnauthenticated) {
         return st;
       }
       LOG(WARNING) << "lease from " << options_.address << ": " << st << "; retrying";

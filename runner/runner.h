@@ -68,7 +68,8 @@ class Runner {
   static absl::StatusOr<std::unique_ptr<Runner>> Open(const RunnerOptions& options);
   // Leases and runs datums until `stop` is set. Returns OK when stopped, or
   // the error that ended it (the pipeline was deleted: NotFound; the
-  // pipeline is at another version than pipeline_version: FailedPrecondition).
+  // pipeline is at another version than pipeline_version: FailedPrecondition;
+  // the token may not: PermissionDenied or Unauthenticated).
   absl::Status Run(const std::atomic<bool>* stop);
 
  private:

@@ -40,7 +40,10 @@ DEFINE_string(listen, "127.0.0.1:1650", "address to serve gRPC on (port 0 picks 
 DEFINE_string(port_file, "", "write the port bound to this file once serving");
 DEFINE_string(http_listen, "", "serve /metrics, /healthz and /readyz here (HOST:PORT)");
 DEFINE_string(http_port_file, "", "write the HTTP port bound to this file once serving");
-DEFINE_string(runners, "local", "runner backend: local, podman or none");
+DEFINE_string(runners, "local", "runner backend: local, podman, kubernetes or none");
+DEFINE_string(kubeconfig, "", "kubernetes: the cluster's kubeconfig (default: in-cluster)");
+DEFINE_string(kube_namespace, "", "kubernetes: the namespace of runner pods");
+DEFINE_string(runner_tuskd_address, "", "kubernetes: how runner pods reach tuskd (HOST:PORT)");
 DEFINE_bool(local_runners, true, "--no-local-runners is --runners none");
 DEFINE_string(runner_image, "localhost/tusk:dev", "podman: the tusk image of runner pods");
 DEFINE_string(podman, "podman", "podman: the podman program");
@@ -146,11 +149,20 @@ Options:
                           podman  each runner a podman pod from the same pod
                                   spec that goes to Kubernetes: the command
                                   runs in transform.image (required)
+                          kubernetes  one Deployment per pipeline version
+                                  through the Kubernetes API (needs --auth)
                           none    runners are started elsewhere
   --no-local-runners    the same as --runners none
   --runner-binary PATH  local: the tusk-runner to start (default: next to tuskd)
   --sandbox MODE        local: auto (bubblewrap if it works), bwrap, or none
-  --runner-image IMAGE  podman: the tusk image the runner containers run
+  --kubeconfig FILE     kubernetes: the cluster and tuskd's credentials
+                        (default: the pod's service account, in-cluster)
+  --kube-namespace NS   kubernetes: where runner Deployments go (default: the
+                        kubeconfig context's, or the pod's namespace)
+  --runner-tuskd-address HOST:PORT
+                        kubernetes: how runner pods reach tuskd (its Service)
+  --runner-image IMAGE  podman, kubernetes: the tusk image of the runner
+                        containers
                         (default localhost/tusk:dev, scripts/build-image.sh)
   --podman PATH         podman: the podman program (default podman; its
                         containers.conf is read as usual, CONTAINERS_CONF)
@@ -223,10 +235,14 @@ std::optional<int> ReadFlags(const char* argv0, tusk::server::TuskdOptions* o) {
   if (!FLAGS_http_port_file.empty() && o->http_listen.empty()) {
     return Usage("--http-port-file needs --http-listen");
   }
-  auto runners = tusk::ParseChoice("--runners", FLAGS_runners, {"local", "podman", "none"});
+  auto runners =
+      tusk::ParseChoice("--runners", FLAGS_runners, {"local", "podman", "kubernetes", "none"});
   if (!runners.ok()) return Usage(runners.status());
   o->runners = FLAGS_local_runners ? *runners : "none";
   o->runner_image = FLAGS_runner_image;
+  o->kubeconfig = FLAGS_kubeconfig;
+  o->kube_namespace = FLAGS_kube_namespace;
+  o->runner_tuskd_address = FLAGS_runner_tuskd_address;
   o->podman = FLAGS_podman;
   o->secrets_dir = FLAGS_secrets_dir;
   if (!o->secrets_dir.empty() && o->secrets_dir[0] != '/') {

@@ -20,6 +20,7 @@
 #include "http/http_server.h"
 #include "ingest/sources.h"
 #include "pfs/pfs_metrics.h"
+#include "pods/kube_runners.h"
 #include "pods/podman_runners.h"
 #include "server/api_service.h"
 #include "server/auth.h"
@@ -194,9 +195,35 @@ absl::Status Tuskd::MakeRunners() {
       };
     }
     runners_ = std::make_unique<pods::PodmanRunners>(dispatcher_.get(), po);
+  } else if (options_.runners == "kubernetes") {
+    if (!tokens_) {
+      return absl::InvalidArgumentError(
+          "--runners kubernetes needs --auth: user code in a runner pod shares the pod's network "
+          "with the runner, and only tokens keep it from tuskd's API");
+    }
+    if (options_.runner_tuskd_address.empty()) {
+      return absl::InvalidArgumentError(
+          "--runners kubernetes needs --runner-tuskd-address (how runner pods reach tuskd, e.g. "
+          "its Service tusk.tusk.svc:1650)");
+    }
+    ASSIGN_OR_RETURN(
+        pods::KubeConfig kc,
+        pods::LoadKubeConfig(options_.kubeconfig, options_.kube_namespace, data_dir + "/kube"));
+    ASSIGN_OR_RETURN(auto client, pods::KubeClient::Open(kc));
+    pods::KubeRunnersOptions ko;
+    ko.pod.runner_image = options_.runner_image;
+    ko.pod.tuskd_address = options_.runner_tuskd_address;
+    ko.idle_grace = options_.runner_idle_grace;
+    ko.runner_token =
+        [tokens = tokens_.get()](const std::string& pipeline) -> absl::StatusOr<std::string> {
+      ASSIGN_OR_RETURN(TokenStore::Created made, tokens->MintRunnerToken(pipeline));
+      return made.token;
+    };
+    LOG(INFO) << "runner pods in namespace " << kc.ns << " of " << kc.server;
+    runners_ = std::make_unique<pods::KubeRunners>(dispatcher_.get(), std::move(client), ko);
   } else if (options_.runners != "none") {
-    return absl::InvalidArgumentError(
-        absl::StrCat("unknown runner backend '", options_.runners, "' (local, podman or none)"));
+    return absl::InvalidArgumentError(absl::StrCat("unknown runner backend '", options_.runners,
+                                                   "' (local, podman, kubernetes or none)"));
   }
   pps_->SetRunnerBackend(runners_.get());
   return absl::OkStatus();

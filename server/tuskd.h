@@ -86,7 +86,8 @@ struct TuskdOptions {
   std::string http_listen;
   // The runner backend (dispatcher/runner_backend.h): "local" (tusk-runner
   // processes here, in bubblewrap), "podman" (pods from the pipeline's
-  // image), or "none" (runners are started elsewhere).
+  // image), "kubernetes" (Deployments through the Kubernetes API), or
+  // "none" (runners are started elsewhere).
   std::string runners = "local";
   std::string runner_binary;  // the tusk-runner local runners run
   std::string sandbox = "auto";
@@ -97,6 +98,12 @@ struct TuskdOptions {
   std::string podman = "podman";
   std::string secrets_dir;
   absl::Duration runner_idle_grace = absl::Minutes(5);
+  // kubernetes: where the cluster is (a kubeconfig; empty: in-cluster), the
+  // namespace (empty: the kubeconfig's or the pod's), and the address the
+  // runner pods dial (tuskd's Service, host:port).
+  std::string kubeconfig;
+  std::string kube_namespace;
+  std::string runner_tuskd_address;
 };
 
 class Tuskd {

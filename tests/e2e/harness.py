@@ -363,3 +363,14 @@ class PipelineTestCase(TuskTestCase):
         n = lambda k: int(job.get(k, "0"))
         self.assertEqual((n("datums_total"), n("datums_processed"), n("datums_skipped"), n("datums_failed")),
                          (total, processed, skipped, failed), job)
+
+    def wait_for(self, what, ready, timeout=120):
+        """Polls ready() until it returns something true (returned), bounded;
+        fails with the tuskd log otherwise."""
+        deadline = time.time() + timeout
+        while time.time() < deadline:
+            v = ready()
+            if v:
+                return v
+            time.sleep(0.2)
+        self.fail("timed out waiting for %s; tuskd log:\n%s" % (what, self.server.log()))

@@ -8,6 +8,7 @@ No kubelet runs here; FakeKubelet plays one (see its docstring).
 """
 
 import base64
+import hashlib
 import json
 import os
 import socket
@@ -175,3 +176,243 @@ class KubeCluster:
                 except subprocess.TimeoutExpired:
                     p.kill()
                     p.wait()
+
+
+def _now():
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+
+
+class FakeKubelet:
+    """Plays the kubelet of one node for the runner pods of a namespace (no
+    kubelet runs on these machines). It binds pending pods to its node, runs
+    each with `podman kube play` from the pod spec the API server holds (env
+    from Secrets and the downward API resolved and $(VAR) expanded, as a
+    kubelet does; host network, so a runner reaches tuskd on loopback;
+    volume names made unique per pod), and reports back through the pods'
+    status subresource: Running and Ready; a container that ended (its
+    reason, OOMKilled included, as lastState with restartCount, after which
+    the pod is played again, as a kubelet restarts containers); ErrImagePull
+    when the image cannot be had. A pod deleted in the API is removed from
+    podman and its deletion finished. Pods in `frozen` keep whatever status
+    the test gave them."""
+
+    SELECTOR = "labelSelector=app.kubernetes.io%2Fname%3Dtusk-runner"
+
+    def __init__(self, cluster, ns, env, node="tusk-node"):
+        self.c = cluster
+        self.ns = ns
+        self.env = env
+        self.node = node
+        self.running = {}  # pod name -> {"uid", "restarts": {container: n}, "last": {...}}
+        self.frozen = set()
+        self.errors = []
+        self.stop_event = threading.Event()
+        self.dir = tempfile.mkdtemp(prefix="tusk-kubelet-")
+        self.thread = None
+
+    def start(self):
+        node = {"apiVersion": "v1", "kind": "Node", "metadata": {"name": self.node},
+                "status": {"conditions": [{"type": "Ready", "status": "True"}]}}
+        self.c.request("POST", "/api/v1/nodes", node)
+        self.thread = threading.Thread(target=self._loop, daemon=True)
+        self.thread.start()
+
+    def stop(self):
+        self.stop_event.set()
+        if self.thread:
+            self.thread.join(timeout=60)
+        for name in list(self.running):
+            self._remove(name)
+
+    def _podman(self, *args, timeout=300):
+        return subprocess.run(["podman"] + list(args), env=self.env, capture_output=True,
+                              text=True, timeout=timeout)
+
+    def _loop(self):
+        while not self.stop_event.is_set():
+            try:
+                self._pass()
+            except Exception as e:  # keep playing; the test reads self.errors
+                self.errors.append(repr(e))
+            self.stop_event.wait(0.3)
+
+    def _pass(self):
+        code, pods = self.c.request("GET", "/api/v1/namespaces/%s/pods?%s" % (self.ns, self.SELECTOR))
+        if code != 200:
+            return
+        listed = set()
+        for pod in pods.get("items", []):
+            name = pod["metadata"]["name"]
+            listed.add(name)
+            if pod["metadata"].get("deletionTimestamp"):
+                self._remove(name)
+                self.c.request("DELETE", "/api/v1/namespaces/%s/pods/%s" % (self.ns, name),
+                               {"gracePeriodSeconds": 0})
+                continue
+            if not pod["spec"].get("nodeName"):
+                self.c.request("POST", "/api/v1/namespaces/%s/pods/%s/binding" % (self.ns, name),
+                               {"apiVersion": "v1", "kind": "Binding", "metadata": {"name": name},
+                                "target": {"apiVersion": "v1", "kind": "Node", "name": self.node}})
+                continue
+            if name in self.frozen:
+                continue
+            state = self.running.get(name)
+            if state is None or state["uid"] != pod["metadata"]["uid"]:
+                state = {"uid": pod["metadata"]["uid"], "restarts": {}, "last": {},
+                         "pull_failures": 0, "played": False}
+                self.running[name] = state
+            if not state["played"]:
+                err = self._play(pod)
+                if err:
+                    state["pull_failures"] += 1
+                    self._report(pod, state, waiting=("ImagePullBackOff" if state["pull_failures"] > 1
+                                                      else "ErrImagePull", err))
+                    continue
+                state["played"] = True
+            else:
+                ended = self._ended(name)
+                if ended:
+                    for c, (reason, code_) in ended.items():
+                        state["restarts"][c] = state["restarts"].get(c, 0) + 1
+                        state["last"][c] = {"terminated": {"reason": reason, "exitCode": code_,
+                                                           "finishedAt": _now(), "startedAt": _now()}}
+                    self._remove(name)
+                    state["played"] = False
+                    continue
+            self._report(pod, state)
+        for name in list(self.running):
+            if name not in listed:
+                self._remove(name)
+                del self.running[name]
+
+    def _ended(self, name):
+        r = self._podman("inspect", "--format", "json", name + "-user", name + "-runner")
+        out = {}
+        try:
+            for c in json.loads(r.stdout or "[]"):
+                st = c.get("State", {})
+                if st.get("Status") in ("exited", "stopped"):
+                    cname = c["Name"][len(name) + 1:]
+                    reason = "OOMKilled" if st.get("OOMKilled") else (
+                        "Completed" if st.get("ExitCode") == 0 else "Error")
+                    out[cname] = (reason, st.get("ExitCode", 1))
+        except ValueError:
+            pass
+        if r.returncode != 0 and not out:
+            out["runner"] = ("Error", 137)  # its containers are gone
+        return out
+
+    def _remove(self, name):
+        self._podman("pod", "rm", "--force", "--time", "0", name)
+        prefix = self._prefix(name)
+        self._podman("volume", "rm", "--force", *[prefix + v for v in self._volumes.get(name, [])])
+
+    _volumes = {}
+
+    @staticmethod
+    def _prefix(name):
+        # podman 4.3 shares an emptyDir between pods that name it alike.
+        return "k" + hashlib.sha1(name.encode()).hexdigest()[:10] + "-"
+
+    def _secret(self, name, key):
+        code, s = self.c.request("GET", "/api/v1/namespaces/%s/secrets/%s" % (self.ns, name))
+        if code != 200 or key not in s.get("data", {}):
+            return None
+        return base64.b64decode(s["data"][key]).decode()
+
+    def _play(self, pod):
+        name = pod["metadata"]["name"]
+        spec = json.loads(json.dumps(pod["spec"]))
+        for k in ("nodeName", "serviceAccountName", "serviceAccount", "imagePullSecrets",
+                  "priorityClassName", "tolerations", "nodeSelector", "schedulerName",
+                  "enableServiceLinks", "automountServiceAccountToken", "dnsPolicy", "priority",
+                  "preemptionPolicy"):
+            spec.pop(k, None)
+        spec["hostNetwork"] = True
+        spec["restartPolicy"] = "Never"
+        spec.get("securityContext", {}).pop("seccompProfile", None)
+        prefix = self._prefix(name)
+        renames = {}
+        volumes = []
+        for v in spec.get("volumes", []):
+            new = prefix + v["name"]
+            renames[v["name"]] = new
+            v["name"] = new
+            if "secret" in v:
+                d = os.path.join(self.dir, name, new)
+                os.makedirs(d, exist_ok=True)
+                code, s = self.c.request("GET", "/api/v1/namespaces/%s/secrets/%s" %
+                                         (self.ns, v["secret"]["secretName"]))
+                for k, val in (s.get("data", {}) if code == 200 else {}).items():
+                    with open(os.path.join(d, k), "wb") as f:
+                        f.write(base64.b64decode(val))
+                os.chmod(d, 0o755)
+                v.pop("secret")
+                v["hostPath"] = {"path": d, "type": "Directory"}
+            elif "emptyDir" in v:
+                volumes.append(v["name"][len(prefix):])
+        self._volumes[name] = volumes
+        for c in spec.get("initContainers", []) + spec.get("containers", []):
+            for m in c.get("volumeMounts", []):
+                m["name"] = renames.get(m["name"], m["name"])
+            env = {}
+            for e in c.get("env", []):
+                vf = e.pop("valueFrom", None)
+                if vf and "secretKeyRef" in vf:
+                    value = self._secret(vf["secretKeyRef"]["name"], vf["secretKeyRef"]["key"])
+                    if value is None:
+                        return "CreateContainerConfigError: secret %s not found" % vf["secretKeyRef"]["name"]
+                    e["value"] = value
+                elif vf and "fieldRef" in vf:
+                    e["value"] = {"metadata.name": name, "metadata.namespace": self.ns}.get(
+                        vf["fieldRef"]["fieldPath"], "")
+                env[e["name"]] = e.get("value", "")
+            for key in ("command", "args"):
+                if key in c:
+                    out = []
+                    for a in c[key]:
+                        for k, v in env.items():
+                            a = a.replace("$(%s)" % k, v)
+                        out.append(a)
+                    c[key] = out
+        doc = {"apiVersion": "v1", "kind": "Pod",
+               "metadata": {"name": name, "labels": pod["metadata"].get("labels", {})},
+               "spec": spec}
+        path = os.path.join(self.dir, name + ".json")
+        with open(path, "w") as f:
+            json.dump(doc, f)
+        r = self._podman("kube", "play", path)
+        if r.returncode != 0:
+            self._remove(name)
+            lines = [l for l in r.stderr.splitlines() if l.startswith("Error: ")]
+            return (lines[-1] if lines else r.stderr[-300:])
+        return None
+
+    def _report(self, pod, state, waiting=None):
+        name = pod["metadata"]["name"]
+        statuses = []
+        for c in pod["spec"]["containers"]:
+            cs = {"name": c["name"], "image": c["image"], "imageID": "",
+                  "restartCount": state["restarts"].get(c["name"], 0),
+                  "ready": waiting is None, "started": waiting is None}
+            cs["state"] = ({"waiting": {"reason": waiting[0], "message": waiting[1]}} if waiting
+                           else {"running": {"startedAt": _now()}})
+            if c["name"] in state["last"]:
+                cs["lastState"] = state["last"][c["name"]]
+            statuses.append(cs)
+        ready = "True" if waiting is None else "False"
+        status = {"phase": "Running" if waiting is None else "Pending",
+                  "hostIP": "127.0.0.1", "podIP": "127.0.0.1",
+                  "conditions": [{"type": "PodScheduled", "status": "True"},
+                                 {"type": "Initialized", "status": "True"},
+                                 {"type": "ContainersReady", "status": ready},
+                                 {"type": "Ready", "status": ready}],
+                  "containerStatuses": statuses}
+        old = pod.get("status", {})
+        if ({k: old.get(k) for k in ("phase",)} == {"phase": status["phase"]} and
+                [(s.get("restartCount"), list(s.get("state", {}))) for s in old.get("containerStatuses", [])] ==
+                [(s["restartCount"], list(s["state"])) for s in statuses]):
+            return  # nothing new
+        pod = dict(pod)
+        pod["status"] = status
+        self.c.request("PUT", "/api/v1/namespaces/%s/pods/%s/status" % (self.ns, name), pod)

@@ -63,15 +63,6 @@ class PodmanTest(PipelineTestCase):
     def pipeline(self, name):
         return self.tusk("inspect", "pipeline", name, "--json").json()
 
-    def wait_for(self, what, ready, timeout=90):
-        deadline = time.time() + timeout
-        while time.time() < deadline:
-            v = ready()
-            if v:
-                return v
-            time.sleep(0.2)
-        self.fail("timed out waiting for %s; tuskd log:\n%s" % (what, self.server.log()))
-
     def test_images_process_datums(self):
         self.tusk("create", "repo", "words")
         spec = {
