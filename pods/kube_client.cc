@@ -188,4 +188,17 @@ absl::StatusOr<std::string> KubeClient::Do(const std::string& method, const std:
   }
 }
 
+absl::StatusOr<std::string> KubeClient::PodImage(const std::string& pod,
+                                                 const std::string& container) {
+  ASSIGN_OR_RETURN(std::string body,
+                   Do("GET", absl::StrCat("/api/v1/namespaces/", config_.ns, "/pods/", pod)));
+  nlohmann::json p = nlohmann::json::parse(body, nullptr, false);
+  if (p.is_object() && p.contains("spec") && p["spec"].contains("containers")) {
+    for (const auto& c : p["spec"]["containers"]) {
+      if (container.empty() || c.value("name", "") == container) return c.value("image", "");
+    }
+  }
+  return absl::NotFoundError(absl::StrCat("pod ", pod, " has no container ", container));
+}
+
 }  // namespace tusk::pods

@@ -47,6 +47,10 @@ class KubeClient {
 
   const std::string& ns() const { return config_.ns; }
 
+  // The image of container `container` (empty: the first) of pod `pod` in
+  // this namespace: how tuskd, in a pod, finds its own image.
+  absl::StatusOr<std::string> PodImage(const std::string& pod, const std::string& container);
+
   // One request; `path` begins with /api or /apis. Transport failures are
   // Unavailable; HTTP statuses are the caller's to read (Reply::status).
   absl::StatusOr<Reply> Call(const std::string& method, const std::string& path,

@@ -25,6 +25,7 @@ DEFINE_string(hide, "", "a directory the command must not see (repeatable)");
 DEFINE_string(sandbox, "auto", "auto, bwrap or none");
 DEFINE_string(exec_agent, "", "run commands through tusk-exec-agent at this socket");
 DEFINE_string(pfs_dir, "", "with --exec-agent: the volume the user's container mounts at /pfs");
+DEFINE_string(secrets_dir, "", "transform.secrets come from NAME/KEY files here");
 DEFINE_string(http_listen, "", "serve /metrics, /healthz and /readyz here (HOST:PORT)");
 DEFINE_string(max_log, "64KiB", "log bytes kept per datum attempt");
 
@@ -60,6 +61,9 @@ Options:
                         the user's container; the runner/README.md design)
   --pfs-dir DIR         with --exec-agent: the volume the user's container
                         mounts at /pfs
+  --secrets-dir DIR     transform.secrets: env_var from the file DIR/NAME/KEY,
+                        mount_path a read-only view of DIR/NAME (tuskd passes
+                        its own --secrets-dir)
   --http-listen H:P     serve Prometheus metrics at /metrics (datums by result,
                         phase times, bytes), /healthz and /readyz
 )";
@@ -95,6 +99,7 @@ int main(int argc, char** argv) {
   opts.sandbox = *sandbox;
   opts.exec_agent = FLAGS_exec_agent;
   opts.pfs_dir = FLAGS_pfs_dir;
+  opts.secrets_dir = FLAGS_secrets_dir;
   if (opts.exec_agent.empty() != opts.pfs_dir.empty()) {
     return tusk::UsageError("tusk-runner", "--exec-agent and --pfs-dir go together");
   }

@@ -33,6 +33,7 @@
 #include "common/status.h"
 #include "google/protobuf/util/time_util.h"
 #include "runner/bounded_log.h"
+#include "runner/secrets.h"
 
 extern char** environ;
 
@@ -570,9 +571,13 @@ absl::StatusOr<std::string> Runner::Execute(const pps::v1::LeaseResponse& lease,
   if (t.cmd().empty()) return std::string("the transform has no cmd");
   if (!options_.exec_agent.empty()) return ExecuteInAgent(lease, pfs_dir, log, truncated);
   AttemptSpec spec = CommandSpec(lease, pfs_dir);
+  std::vector<std::string> env = CommandEnv(lease, pfs_dir);
+  if (auto st = AddSecrets(t, options_.secrets_dir, bwrap_, &spec, &env); !st.ok()) {
+    *log = absl::StrCat(st.message(), "\n");
+    return std::string(st.message());
+  }
   auto command = sandbox_->Prepare(spec, absl::StrCat(attempts_));
   if (!command.ok()) return command.status();
-  std::vector<std::string> env = CommandEnv(lease, pfs_dir);
   // stdin from a file, so a large stdin cannot deadlock against the output pipe.
   std::string stdin_path = pfs_dir + "/../stdin";
   {

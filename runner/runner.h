@@ -59,6 +59,8 @@ struct RunnerOptions {
   // Empty: commands run here (sandbox above).
   std::string exec_agent;
   std::string pfs_dir;
+  // transform.secrets of commands run here: DIR/NAME/KEY files.
+  std::string secrets_dir;
   size_t max_log_bytes = 64 << 10;
   uint32_t lease_wait_ms = 5000;
 };

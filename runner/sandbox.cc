@@ -15,6 +15,7 @@
 #include "absl/strings/str_split.h"
 #include "common/flag_values.h"
 #include "common/log.h"
+#include "common/sandbox_paths.h"
 
 namespace tusk::runner {
 namespace {
@@ -26,11 +27,6 @@ constexpr uid_t kSandboxUid = 65534;
 // the rest: every process the command starts is born inside the limits.
 constexpr char kJoinScript[] =
     "while [ \"$1\" != -- ]; do echo $$ > \"$1\" || exit 125; shift; done; shift; exec \"$@\"";
-
-// The parts of the host's root a command sees (read-only): the system, not
-// the home directories, /root, /var or /srv.
-constexpr const char* kSystemDirs[] = {"usr", "etc",   "opt",   "bin",   "sbin",
-                                       "lib", "lib32", "lib64", "libx32"};
 
 // Runs argv with stdout and stderr discarded; whether it exited 0.
 bool RunQuietly(const std::vector<std::string>& argv) {
@@ -94,7 +90,7 @@ absl::StatusOr<std::unique_ptr<Sandbox>> Sandbox::Open(const SandboxOptions& opt
   s->cgroups_ = Cgroups::Probe(options.runner_name);
   if (options.mode == "none") return s;
   s->drop_uid_ = DropsUid(options.mode);
-  for (const char* name : kSystemDirs) {
+  for (const char* name : kSandboxSystemDirs) {
     std::string p = absl::StrCat("/", name);
     struct stat st;
     if (::lstat(p.c_str(), &st) != 0) continue;
@@ -158,6 +154,7 @@ std::vector<std::string> Sandbox::BwrapArgs(const AttemptSpec& spec) const {
   if (!spec.inputs.empty() || ::access((spec.pfs_dir + "/out").c_str(), F_OK) == 0) {
     a.insert(a.end(), {"--bind", spec.pfs_dir + "/out", "/pfs/out"});
   }
+  for (const auto& [host, path] : spec.ro_binds) a.insert(a.end(), {"--ro-bind", host, path});
   a.insert(a.end(), {"--chdir", spec.workdir, "--"});
   a.insert(a.end(), spec.cmd.begin(), spec.cmd.end());
   return a;

@@ -52,6 +52,8 @@ struct AttemptSpec {
   uint64_t memory = 0;  // bytes; 0: no limit
   uint64_t processes = 1024;
   absl::Duration timeout = absl::InfiniteDuration();
+  // Host directories shown read-only at a path in the sandbox (secrets).
+  std::vector<std::pair<std::string, std::string>> ro_binds;
 };
 
 // A command ready to spawn, and what it holds until it has ended.

@@ -1,19 +1,19 @@
 #!/usr/bin/env bash
 # Builds the tusk image (tuskd, tusk, tusk-ingest, tusk-runner and
-# tusk-exec-agent on Debian 12, with the runtime libraries they link) into
-# podman's local storage, from Debian's packages alone: mmdebstrap makes the
-# root file system (no image registry needed), podman imports it.
+# tusk-exec-agent on Debian 12, with the runtime libraries they load) into
+# podman's local storage, from Debian's packages alone:
+#
+#   1. the base: mmdebstrap makes a Debian 12 root file system with the
+#      packages that own the libraries the binaries load (ldd, dpkg -S), and
+#      podman imports it as localhost/tusk-base:<hash of that list> (made once
+#      per list);
+#   2. the image: `podman build -f images/Containerfile` puts the stripped
+#      binaries on that base.
 #
 #   scripts/build-image.sh [IMAGE]          # default localhost/tusk:dev
 #
-# The packages are the ones that own the libraries the binaries load (ldd,
-# dpkg -S), so the image follows the build. Where a registry is reachable,
-# the same image comes from a Containerfile on debian:12-slim:
-#   FROM debian:12-slim
-#   RUN apt-get update && apt-get install -y --no-install-recommends <the packages> \
-#       && rm -rf /var/lib/apt/lists/*
-#   COPY build/bin/ /usr/local/bin/
-#   USER 65532:65532
+# No image registry is needed. Where one is reachable, images/Containerfile
+# says how to start from debian:12-slim instead.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 IMAGE="${1:-localhost/tusk:dev}"
@@ -39,21 +39,20 @@ packages="$packages,ca-certificates,bubblewrap"
 
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
+base="localhost/tusk-base:$(sha256sum <<<"$packages" | cut -c1-12)"
+if ! podman image exists "$base"; then
+  echo "build-image: base $base: Debian 12 with $(tr , '\n' <<<"$packages" | wc -l) packages" >&2
+  mmdebstrap --variant=essential --include="$packages" bookworm "$work/rootfs.tar" \
+    >"$work/mmdebstrap.log" 2>&1 || { tail -20 "$work/mmdebstrap.log" >&2; exit 1; }
+  podman import --quiet \
+    --change 'ENV=PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin' \
+    "$work/rootfs.tar" "$base" >/dev/null
+  rm -f "$work/rootfs.tar"
+fi
 mkdir -p "$work/bin"
 cp "${BINARIES[@]/#/$BIN/}" "$work/bin/"
 strip --strip-debug "$work"/bin/*  # the build keeps debug info; the image need not
-echo "build-image: root file system from Debian 12 with $(tr , '\n' <<<"$packages" | wc -l) packages" >&2
-mmdebstrap --variant=essential --include="$packages" \
-  --customize-hook="copy-in $work/bin/tuskd $work/bin/tusk $work/bin/tusk-ingest $work/bin/tusk-runner $work/bin/tusk-exec-agent /usr/local/bin" \
-  --customize-hook='echo "tusk:x:65532:65532:tusk:/var/lib/tusk:/usr/sbin/nologin" >>"$1/etc/passwd"' \
-  --customize-hook='echo "tusk:x:65532:" >>"$1/etc/group"' \
-  --customize-hook='mkdir -p "$1/var/lib/tusk" && chown 65532:65532 "$1/var/lib/tusk"' \
-  bookworm "$work/rootfs.tar" >"$work/mmdebstrap.log" 2>&1 ||
-  { tail -20 "$work/mmdebstrap.log" >&2; exit 1; }
-podman import --quiet \
-  --change 'ENV=PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin' \
-  --change 'USER=65532:65532' \
-  --change 'WORKDIR=/var/lib/tusk' \
-  --change 'ENTRYPOINT=["/usr/local/bin/tuskd"]' \
-  "$work/rootfs.tar" "$IMAGE" >/dev/null
-echo "build-image: $IMAGE ($(podman image inspect --format '{{.Size}}' "$IMAGE" | numfmt --to=iec) )" >&2
+tr , '\n' <<<"$packages" >"$work/packages.txt"
+podman build --quiet --build-arg "BASE=$base" -f images/Containerfile -t "$IMAGE" "$work" \
+  >"$work/build.log" 2>&1 || { tail -20 "$work/build.log" >&2; exit 1; }
+echo "build-image: $IMAGE ($(podman image inspect --format '{{.Size}}' "$IMAGE" | numfmt --to=iec))" >&2

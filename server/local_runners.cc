@@ -9,6 +9,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "common/log.h"
+#include "common/sandbox_paths.h"
 
 namespace tusk::server {
 
@@ -18,6 +19,19 @@ LocalRunners::~LocalRunners() {
     stop_ = true;
   }
   if (thread_.joinable()) thread_.join();
+}
+
+absl::Status LocalRunners::CheckSpec(const pps::v1::PipelineSpec& spec) const {
+  const auto& secrets = spec.transform().secrets();
+  for (int i = 0; i < secrets.size(); ++i) {
+    if (const char* dir = SandboxSystemDirOf(secrets[i].mount_path())) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "transform.secrets[", i, "].mount_path: ", secrets[i].mount_path(), " is under /", dir,
+          ", which local runners show read-only from the host; mount it elsewhere (e.g. /secrets/",
+          secrets[i].name(), "), or run pods (--runners podman or kubernetes)"));
+    }
+  }
+  return absl::OkStatus();
 }
 
 void LocalRunners::Start() {
@@ -114,6 +128,8 @@ void LocalRunners::Spawn(const std::string& pipeline, int index, Slot* slot) {
                                    "--sandbox",
                                    options_.sandbox};
   for (const auto& h : options_.hide) argv.insert(argv.end(), {"--hide", h});
+  if (!options_.secrets_dir.empty())
+    argv.insert(argv.end(), {"--secrets-dir", options_.secrets_dir});
   std::vector<std::string> env;
   for (char** e = environ; *e != nullptr; ++e) {
     if (std::strncmp(*e, "TUSK_TOKEN=", 11) != 0) env.push_back(*e);

@@ -27,6 +27,7 @@ struct LocalRunnersOptions {
   std::string work_root;          // scratch directories, one per runner
   std::vector<std::string> hide;  // directories the commands must not see
   std::string sandbox = "auto";
+  std::string secrets_dir;  // transform.secrets (NAME/KEY files)
   // With authentication on: a new runner token for a pipeline (given to its
   // runners in TUSK_TOKEN, which their commands do not inherit).
   std::function<absl::StatusOr<TokenStore::Created>(const std::string& pipeline)> runner_token;
@@ -40,6 +41,9 @@ class LocalRunners : public dispatcher::RunnerBackend {
 
   absl::string_view name() const override { return "local"; }
   bool RunsImages() const override { return false; }
+  // transform.secrets' mount_path must be outside the host's system
+  // directories, which the sandbox shows read-only.
+  absl::Status CheckSpec(const pps::v1::PipelineSpec& spec) const override;
   // tuskd's address for the runners, known once it serves; before Start().
   void SetAddress(const std::string& address) { address_ = address; }
   void Start() override;

@@ -45,9 +45,9 @@ DEFINE_string(kubeconfig, "", "kubernetes: the cluster's kubeconfig (default: in
 DEFINE_string(kube_namespace, "", "kubernetes: the namespace of runner pods");
 DEFINE_string(runner_tuskd_address, "", "kubernetes: how runner pods reach tuskd (HOST:PORT)");
 DEFINE_bool(local_runners, true, "--no-local-runners is --runners none");
-DEFINE_string(runner_image, "localhost/tusk:dev", "podman: the tusk image of runner pods");
+DEFINE_string(runner_image, "", "podman, kubernetes: the tusk image of runner pods");
 DEFINE_string(podman, "podman", "podman: the podman program");
-DEFINE_string(secrets_dir, "", "podman: transform.secrets come from NAME/KEY files here");
+DEFINE_string(secrets_dir, "", "local, podman: transform.secrets come from NAME/KEY files here");
 DEFINE_string(runner_idle_grace, "5m", "podman: an idle pipeline's pods go after this long");
 DEFINE_string(runner_binary, "", "the tusk-runner to start (default: next to tuskd)");
 DEFINE_string(sandbox, "auto", "for local runners: auto, bwrap or none");
@@ -162,12 +162,13 @@ Options:
   --runner-tuskd-address HOST:PORT
                         kubernetes: how runner pods reach tuskd (its Service)
   --runner-image IMAGE  podman, kubernetes: the tusk image of the runner
-                        containers
-                        (default localhost/tusk:dev, scripts/build-image.sh)
+                        containers (default: podman localhost/tusk:dev, from
+                        scripts/build-image.sh; kubernetes: tuskd's own image)
   --podman PATH         podman: the podman program (default podman; its
                         containers.conf is read as usual, CONTAINERS_CONF)
-  --secrets-dir DIR     podman: transform.secrets read the file DIR/NAME/KEY
-                        (mounted at mount_path, or set as env_var)
+  --secrets-dir DIR     local, podman: transform.secrets read the file
+                        DIR/NAME/KEY (DIR/NAME mounted at mount_path, the
+                        file's content as env_var)
   --runner-idle-grace D podman: a pipeline idle this long gives up its pods
                         (default 5m; 0s: at once)
   --log-level LEVEL     debug, info (default), warning or error

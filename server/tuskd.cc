@@ -7,6 +7,8 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include <cstdlib>
+
 #include "absl/strings/str_cat.h"
 #include "common/fs.h"
 #include "common/grpc_channel.h"
@@ -163,6 +165,7 @@ absl::Status Tuskd::MakeRunners() {
     ro.work_root = data_dir + "/runners";
     ro.hide = {data_dir};
     ro.sandbox = options_.sandbox;
+    ro.secrets_dir = options_.secrets_dir;
     auto local = std::make_unique<LocalRunners>(dispatcher_.get(), ro);
     local_runners_ = local.get();
     runners_ = std::move(local);
@@ -182,7 +185,8 @@ absl::Status Tuskd::MakeRunners() {
       return absl::InvalidArgumentError(absl::StrCat(
           "the data directory's path is too long for the runner pods' socket ", pod_socket_));
     }
-    po.pod.runner_image = options_.runner_image;
+    po.pod.runner_image =
+        options_.runner_image.empty() ? "localhost/tusk:dev" : options_.runner_image;
     po.pod.tuskd_socket_dir = run_dir;
     po.pod.tuskd_address = absl::StrCat("unix:", pods::kTuskdSocketDir, "/tuskd.sock");
     po.pod.secrets_dir = options_.secrets_dir;
@@ -212,6 +216,18 @@ absl::Status Tuskd::MakeRunners() {
     ASSIGN_OR_RETURN(auto client, pods::KubeClient::Open(kc));
     pods::KubeRunnersOptions ko;
     ko.pod.runner_image = options_.runner_image;
+    if (ko.pod.runner_image.empty()) {
+      // In a pod: the runners run tuskd's own image (what the kustomization
+      // names), so the two never drift apart.
+      const char* self = std::getenv("HOSTNAME");
+      auto own = client->PodImage(self ? self : "", "tuskd");
+      if (!own.ok()) {
+        return absl::InvalidArgumentError(
+            absl::StrCat("--runner-image is not set and tuskd cannot read its own pod's image: ",
+                         own.status().message()));
+      }
+      ko.pod.runner_image = *own;
+    }
     ko.pod.tuskd_address = options_.runner_tuskd_address;
     ko.idle_grace = options_.runner_idle_grace;
     ko.runner_token =

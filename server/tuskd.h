@@ -94,7 +94,8 @@ struct TuskdOptions {
   // podman: the tusk image of the runner pods, podman itself, the directory
   // of transform.secrets (NAME/KEY files), and how long an idle pipeline
   // keeps its pods.
-  std::string runner_image = "localhost/tusk:dev";
+  // Empty: podman localhost/tusk:dev; kubernetes tuskd's own pod's image.
+  std::string runner_image;
   std::string podman = "podman";
   std::string secrets_dir;
   absl::Duration runner_idle_grace = absl::Minutes(5);

@@ -7,6 +7,8 @@ fails with an OOM reason; a pipeline that asks for the network gets it, and
 inspect pipeline says how its code is contained."""
 
 import os
+import shutil
+import tempfile
 import time
 
 from harness import TuskTestCase
@@ -164,6 +166,60 @@ class SandboxTest(TuskTestCase):
         self.assertEqual(job["state"], "JOB_SUCCESS", job)
         self.assertEqual(self.out("online", "net"), "connected")
         self.assertIn("Network: yes", self.tusk("inspect", "pipeline", "online").out)
+
+
+class LocalSecretsTest(SandboxTest):
+    """transform.secrets with local runners: files under tuskd's --secrets-dir."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.secrets = tempfile.mkdtemp(prefix="tusk-e2e-secrets-")
+        os.chmod(cls.secrets, 0o755)
+        os.makedirs(os.path.join(cls.secrets, "db"), mode=0o755)
+        for key, value in (("password", "hunter2"), ("user", "admin")):
+            path = os.path.join(cls.secrets, "db", key)
+            with open(path, "w") as f:
+                f.write(value)
+            os.chmod(path, 0o644)
+        cls.tuskd_args = ("--secrets-dir", cls.secrets)
+        super().setUpClass()
+
+    @classmethod
+    def tearDownClass(cls):
+        super().tearDownClass()
+        shutil.rmtree(cls.secrets, ignore_errors=True)
+
+    # Only this class's tests (not SandboxTest's again).
+    test_each_escape_is_stopped = None
+    test_symlink_out_of_pfs_out_fails_the_datum = None
+    test_memory_past_the_limit_is_an_oom = None
+    test_an_image_is_never_silently_ignored = None
+    test_network_when_the_pipeline_asks = None
+
+    def test_secrets_as_variables_and_files(self):
+        spec = """pipeline: {name: secret}
+transform:
+  cmd: [sh, -c, "echo $DB_PASSWORD > /pfs/out/env; cat /secrets/db/user > /pfs/out/file"]
+  secrets:
+    - {name: db, key: password, env_var: DB_PASSWORD}
+    - {name: db, mount_path: /secrets/db}
+input: {pfs: {repo: INPUT, glob: /}}
+"""
+        job = self.run_pipeline("secret", spec)
+        self.assertEqual(job["state"], "JOB_SUCCESS", job)
+        self.assertEqual(self.out("secret", "env"), "hunter2\n")
+        self.assertEqual(self.out("secret", "file"), "admin")
+        # A secret that is not there fails the datum and says which.
+        job = self.run_pipeline("nosecret", spec.replace("name: secret", "name: nosecret")
+                                .replace("key: password", "key: missing").replace(
+                                    "datum_tries", "x") + "datum_tries: 1\n", code=1)
+        self.assertIn("key missing of secret db", self.datum_error(job))
+        # Under a read-only system directory of the host: refused at create.
+        self.tusk("create", "repo", "in-etc")
+        r = self.tusk_fails(1, "create", "pipeline", "-f", self.write("etc.yaml", spec.replace(
+            "name: secret", "name: etc").replace("/secrets/db", "/etc/db").replace(
+                "INPUT", "in-etc").encode()))
+        self.assertIn("transform.secrets[1].mount_path: /etc/db is under /etc", r.err)
 
 
 if __name__ == "__main__":
