@@ -116,9 +116,9 @@ TEST(SpecTest, ErrorsNameTheField) {
 TEST(SpecTest, UnknownPachydermFieldIsAnErrorThatNamesIt) {
   PipelineSpec spec;
   auto st = google::protobuf::util::JsonStringToMessage(
-      R"j({"pipeline": {"name": "p"}, "resource_requests": {"memory": "1G"}})j", &spec);
+      R"j({"pipeline": {"name": "p"}, "egress": {"URL": "s3://bucket/dir"}})j", &spec);
   EXPECT_FALSE(st.ok());
-  EXPECT_THAT(std::string(st.message()), HasSubstr("resource_requests"));
+  EXPECT_THAT(std::string(st.message()), HasSubstr("egress"));
 }
 
 }  // namespace

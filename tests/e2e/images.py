@@ -9,6 +9,8 @@ podman import): no image registry is reachable.
   tagged with a hash of the binaries, built once per build.
 - python_image(): a user image with python3-minimal and a script baked in at
   /count.py, and nothing of tusk.
+- busybox_image(): an image holding one static busybox and nothing else: no
+  libc, no loader, no /lib (Debian's busybox-static, unpacked).
 """
 
 import hashlib
@@ -101,3 +103,32 @@ def python_image(env):
     finally:
         shutil.rmtree(work, ignore_errors=True)
     return image
+
+
+def busybox_image(env):
+    """localhost/tusk-e2e-busybox:1: /bin/busybox (static) alone."""
+    image = "localhost/tusk-e2e-busybox:1"
+    if _exists(image, env):
+        return image
+    work = tempfile.mkdtemp(prefix="tusk-e2e-image-")
+    try:
+        subprocess.run(["apt-get", "download", "-qq", "busybox-static"], cwd=work, check=True,
+                       timeout=300, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        deb = [f for f in os.listdir(work) if f.endswith(".deb")][0]
+        root = os.path.join(work, "root")
+        subprocess.run(["dpkg-deb", "-x", os.path.join(work, deb), root], check=True, timeout=120)
+        keep = os.path.join(root, "bin", "busybox")
+        for entry in os.listdir(root):
+            if entry != "bin":
+                shutil.rmtree(os.path.join(root, entry))
+        for entry in os.listdir(os.path.join(root, "bin")):
+            if os.path.join(root, "bin", entry) != keep:
+                os.unlink(os.path.join(root, "bin", entry))
+        rootfs = os.path.join(work, "rootfs.tar")
+        subprocess.run(["tar", "-C", root, "-cf", rootfs, "."], check=True, timeout=120)
+        subprocess.run(["podman", "import", "--quiet", "--change", "ENV=PATH=/bin", rootfs, image],
+                       env=env, check=True, timeout=300, stdout=subprocess.DEVNULL)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    return image
+

@@ -207,21 +207,21 @@ class KubeRunnersTest(PipelineTestCase):
         self.tusk_fails(7, "auth", "list-tokens", env=runner)
 
     def test_a_pod_deleted_mid_datum_hands_its_datum_back(self):
-        self.tusk("create", "repo", "sl")
+        self.tusk("create", "repo", "ksl")
         self.tusk("create", "pipeline", "-f", self.spec(
-            "slow", "sl", ["sh", "-c", "sleep 4; echo done > /pfs/out/r"]))
-        c = self.put("sl", "/x", b"x")
+            "kslow", "ksl", ["sh", "-c", "sleep 4; echo done > /pfs/out/r"]))
+        c = self.put("ksl", "/x", b"x")
         self.wait_for("a running datum", lambda: any(
             d["state"] == "DATUM_RUNNING" for d in self.tusk(
-                "list", "datum", "slow@" + self.jobs("slow")[0]["id"], "--json").json_lines()))
-        pod = self.pods("slow")[0]["metadata"]["name"]
+                "list", "datum", "kslow@" + self.jobs("kslow")[0]["id"], "--json").json_lines()))
+        pod = self.pods("kslow")[0]["metadata"]["name"]
         self.cluster.request("DELETE", "/api/v1/namespaces/%s/pods/%s" % (self.NS, pod))
         t = time.time()
         self.wait_for("the datum handed back", lambda: "ended while running datum" in
                       self.server.log(), timeout=15)
         self.assertLess(time.time() - t, 15)  # not the 20 s lease timeout
         self.wait_set(c)
-        self.assertEqual(self.files("slow"), {"r": "done\n"})
+        self.assertEqual(self.files("kslow"), {"r": "done\n"})
 
     def test_pod_trouble_is_visible(self):
         self.tusk("create", "repo", "tr")

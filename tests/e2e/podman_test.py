@@ -1,7 +1,8 @@
 """The podman runner backend end to end (tuskd --runners podman): real pods
 made by `podman kube play` from the pipeline's pod spec, real images built
 here from Debian's packages with mmdebstrap (the user's image holds
-python3-minimal and a script, nothing of tusk), real runc containers.
+python3-minimal and a script, nothing of tusk; another holds a static
+busybox alone, no libc), real runc containers.
 
 Checked: a script baked into the image and a shell pipeline process datums
 (outputs, provenance, datums skipped on the next commit); transform.user and
@@ -16,6 +17,7 @@ mmdebstrap are required: a machine without them fails this test.
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import tempfile
@@ -57,8 +59,11 @@ class PodmanTest(PipelineTestCase):
         shutil.rmtree(cls.secrets, ignore_errors=True)
 
     def pods(self, pipeline):
+        # This tuskd's pods only (tusk-<owner>-<pipeline>-v<version>-<index>),
+        # not those of other tests sharing podman.
         out = podman("pod", "ps", "--format", "{{.Name}}", env=self.env).stdout.split()
-        return [p for p in out if ("-%s-v" % pipeline) in p]
+        mine = re.compile(r"^tusk-[0-9a-f]{6}-%s-v[0-9]+-[0-9]+$" % re.escape(pipeline))
+        return [p for p in out if mine.match(p)]
 
     def pipeline(self, name):
         return self.tusk("inspect", "pipeline", name, "--json").json()
@@ -96,6 +101,25 @@ input: {pfs: {repo: count, glob: /}}
         self.wait_set(c2)
         self.check_job(self.jobs("count")[0], 3, 1, 2)
         self.assertEqual(self.files("count")["c"], "4 words uid=1234 cwd=/tmp\n")
+
+    def test_an_image_without_libc(self):
+        # One static busybox: no libc, no loader. The agent is static too.
+        busybox = images.busybox_image(self.env)
+        self.tusk("create", "repo", "bytes")
+        spec = {
+            "pipeline": {"name": "sizes"},
+            "transform": {"image": busybox, "cmd": [
+                "/bin/busybox", "sh", "-c",
+                "for f in /pfs/bytes/*; do /bin/busybox wc -c < $f > /pfs/out/$(/bin/busybox "
+                "basename $f); done; /bin/busybox ls /lib > /pfs/out/lib 2>&1 || true"]},
+            "input": {"pfs": {"repo": "bytes", "glob": "/*"}},
+        }
+        self.tusk("create", "pipeline", "-f", self.write("sizes.json", json.dumps(spec).encode()))
+        c = self.put("bytes", "/f", b"12345")
+        self.wait_set(c)
+        out = self.files("sizes")
+        self.assertEqual(out["f"].strip(), "5")
+        self.assertIn("No such file", out["lib"])
 
     def test_secrets_and_no_route_to_tuskd(self):
         self.tusk("create", "repo", "sin")
