@@ -116,7 +116,7 @@ class KubeRunnersTest(PipelineTestCase):
                           "--runners", "kubernetes", "--kubeconfig", cls.kubeconfig,
                           "--runner-image", cls.image,
                           "--runner-tuskd-address", "127.0.0.1:%d" % port,
-                          "--runner-idle-grace", "1h")
+                          "--runner-idle-grace", "5s")
         os.environ["CONTAINERS_CONF"] = cls.env["CONTAINERS_CONF"]
         super().setUpClass()
         with open(cls.token_file) as f:
@@ -198,6 +198,15 @@ class KubeRunnersTest(PipelineTestCase):
         c2 = self.put("words", "/d", b"seven")
         self.wait_set(c2)
         self.check_job(self.jobs("count")[0], 4, 1, 3)
+        # Idle past the grace period (5 s here): scaled to zero; new work
+        # scales it up again.
+        self.wait_for("scale to zero", lambda: self.deployments("count")[0]["spec"]["replicas"] == 0
+                      and not self.pods("count"), timeout=60)
+        c3 = self.put("words", "/e", b"eight nine")
+        self.wait_set(c3)
+        self.check_job(self.jobs("count")[0], 5, 1, 4)
+        self.assertEqual([d["metadata"]["uid"] for d in self.deployments("count")],
+                         [d["metadata"]["uid"]])  # the same Deployment, scaled
         # The runners' token (a Secret) runs this pipeline's datums and nothing else.
         code, secret = self.cluster.request(
             "GET", "/api/v1/namespaces/%s/secrets/tusk-runner-count" % self.NS)
@@ -225,7 +234,8 @@ class KubeRunnersTest(PipelineTestCase):
 
     def test_pod_trouble_is_visible(self):
         self.tusk("create", "repo", "tr")
-        self.tusk("create", "pipeline", "-f", self.spec("trouble", "tr", ["true"]))
+        # Busy for the whole test: no scaling to zero under the statuses.
+        self.tusk("create", "pipeline", "-f", self.spec("trouble", "tr", ["sleep", "600"]))
         self.put("tr", "/x", b"x")
         pod = self.wait_for("a pod", lambda: self.pods("trouble"))[0]
         name = pod["metadata"]["name"]
@@ -302,7 +312,10 @@ class KubeRunnersTest(PipelineTestCase):
         self.wait_set(c2)
         [after] = self.deployments("upd")
         self.assertEqual(after["metadata"]["uid"], before["metadata"]["uid"])
-        self.assertEqual(after["metadata"]["generation"], before["metadata"]["generation"])
+        hash_of = lambda d: d["spec"]["template"]["metadata"]["annotations"]["tusk.io/spec-hash"]
+        self.assertEqual(hash_of(after), hash_of(before))
+        with open(self.server.log_path, errors="replace") as f:
+            self.assertNotIn("replaced the pod template", f.read())
 
         # Deleted while tuskd was down: its Deployment and Secret are orphans.
         self.server.stop()
