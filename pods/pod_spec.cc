@@ -222,6 +222,10 @@ absl::StatusOr<std::string> RunnerPodSpec(const dispatcher::RunnerWant& want,
       {"/usr/local/bin/tusk-runner", "--tuskd", options.tuskd_address, "--pipeline", want.pipeline,
        "--pipeline-version", absl::StrCat(want.version), "--name", runner_name, "--exec-agent",
        kAgentSocket, "--pfs-dir", "/pfs", "--work-dir", "/tmp/runner", "--sandbox", "none"});
+  if (!options.tls_ca_secret.empty()) {
+    runner_cmd.push_back("--tls-ca");
+    runner_cmd.push_back(absl::StrCat(kTlsCaDir, "/ca.crt"));
+  }
   for (const auto& a : options.runner_args) runner_cmd.push_back(a);
   json runner_mounts = json::array({Mount(vp + "pfs", "/pfs"), Mount(vp + "tusk-run", "/tusk/run"),
                                     Mount(vp + "runner-tmp", "/tmp")});
@@ -229,6 +233,12 @@ absl::StatusOr<std::string> RunnerPodSpec(const dispatcher::RunnerWant& want,
     volumes.push_back({{"name", vp + "tuskd-socket"},
                        {"hostPath", {{"path", options.tuskd_socket_dir}, {"type", "Directory"}}}});
     runner_mounts.push_back(Mount(vp + "tuskd-socket", kTuskdSocketDir));
+  }
+  if (!options.tls_ca_secret.empty()) {
+    json items = json::array({{{"key", options.tls_ca_key}, {"path", "ca.crt"}}});
+    json secret = {{"secretName", options.tls_ca_secret}, {"items", items}};
+    volumes.push_back({{"name", vp + "tuskd-ca"}, {"secret", secret}});
+    runner_mounts.push_back(Mount(vp + "tuskd-ca", kTlsCaDir, true));
   }
   json runner_container = {{"name", "runner"},
                            {"image", options.runner_image},

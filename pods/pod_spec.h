@@ -42,6 +42,7 @@ inline constexpr char kSpecHashAnnotation[] = "tusk.io/spec-hash";
 // Where the pod's volumes are mounted.
 inline constexpr char kAgentSocket[] = "/tusk/run/agent.sock";
 inline constexpr char kTuskdSocketDir[] = "/tusk/tuskd";
+inline constexpr char kTlsCaDir[] = "/tusk/tls";
 
 struct PodOptions {
   // The tusk image: tusk-runner and tusk-exec-agent (scripts/build-image.sh).
@@ -68,7 +69,11 @@ struct PodOptions {
   // named volume shared by every pod that uses the name, so each podman pod
   // needs names of its own (PodVolumes lists them for removal).
   std::string volume_prefix;
-  // Extra arguments for tusk-runner (TLS flags, ...).
+  // Kubernetes, tuskd serving TLS: the Secret and key of the CA bundle the
+  // runners trust, mounted in the runner container alone (at kTlsCaDir).
+  std::string tls_ca_secret;
+  std::string tls_ca_key;
+  // Extra arguments for tusk-runner.
   std::vector<std::string> runner_args;
 };
 

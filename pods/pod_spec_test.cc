@@ -142,6 +142,20 @@ TEST(PodSpecTest, PodmanReadsSecretsFromFilesAndMountsTuskdsSocket) {
   std::filesystem::remove_all(dir);
 }
 
+TEST(PodSpecTest, RunnersTrustTuskdsCaFromASecretTheUserCannotSee) {
+  PodOptions o;
+  o.tls_ca_secret = "tusk-tls";
+  o.tls_ca_key = "tls.crt";
+  auto spec = RunnerPodSpec(Want(kEdges), o);
+  ASSERT_TRUE(spec.ok()) << spec.status();
+  json pod = json::parse(*spec);
+  EXPECT_THAT((*Container(pod, "runner"))["command"].dump(),
+              HasSubstr("\"--tls-ca\",\"/tusk/tls/ca.crt\""));
+  EXPECT_THAT((*Container(pod, "runner"))["volumeMounts"].dump(), HasSubstr("/tusk/tls"));
+  EXPECT_THAT((*Container(pod, "user"))["volumeMounts"].dump(), Not(HasSubstr("/tusk/tls")));
+  EXPECT_THAT(pod["volumes"].dump(), HasSubstr("\"key\":\"tls.crt\",\"path\":\"ca.crt\""));
+}
+
 TEST(PodSpecTest, PodPatchIsApplied) {
   std::string spec = R"j({"pipeline": {"name": "p"},
     "transform": {"cmd": ["true"], "image": "busybox"},

@@ -44,6 +44,7 @@ DEFINE_string(runners, "local", "runner backend: local, podman, kubernetes or no
 DEFINE_string(kubeconfig, "", "kubernetes: the cluster's kubeconfig (default: in-cluster)");
 DEFINE_string(kube_namespace, "", "kubernetes: the namespace of runner pods");
 DEFINE_string(runner_tuskd_address, "", "kubernetes: how runner pods reach tuskd (HOST:PORT)");
+DEFINE_string(runner_tls_ca, "", "kubernetes with TLS: SECRET/KEY of the CA runner pods trust");
 DEFINE_bool(local_runners, true, "--no-local-runners is --runners none");
 DEFINE_string(runner_image, "", "podman, kubernetes: the tusk image of runner pods");
 DEFINE_string(podman, "podman", "podman: the podman program");
@@ -161,6 +162,11 @@ Options:
                         kubeconfig context's, or the pod's namespace)
   --runner-tuskd-address HOST:PORT
                         kubernetes: how runner pods reach tuskd (its Service)
+  --runner-tls-ca SECRET/KEY
+                        kubernetes, with --tls-cert: the Secret and key of
+                        the CA bundle runner pods trust (tusk-tls/tls.crt for
+                        a self-signed certificate), mounted in their runner
+                        container alone
   --runner-image IMAGE  podman, kubernetes: the tusk image of the runner
                         containers (default: podman localhost/tusk:dev, from
                         scripts/build-image.sh; kubernetes: tuskd's own image)
@@ -244,6 +250,7 @@ std::optional<int> ReadFlags(const char* argv0, tusk::server::TuskdOptions* o) {
   o->kubeconfig = FLAGS_kubeconfig;
   o->kube_namespace = FLAGS_kube_namespace;
   o->runner_tuskd_address = FLAGS_runner_tuskd_address;
+  o->runner_tls_ca = FLAGS_runner_tls_ca;
   o->podman = FLAGS_podman;
   o->secrets_dir = FLAGS_secrets_dir;
   if (!o->secrets_dir.empty() && o->secrets_dir[0] != '/') {

@@ -230,6 +230,17 @@ absl::Status Tuskd::MakeRunners() {
     }
     ko.pod.tuskd_address = options_.runner_tuskd_address;
     ko.idle_grace = options_.runner_idle_grace;
+    if (!options_.tls.cert.empty()) {
+      const size_t slash = options_.runner_tls_ca.find('/');
+      if (slash == std::string::npos || slash == 0 || slash + 1 == options_.runner_tls_ca.size()) {
+        return absl::InvalidArgumentError(
+            "tuskd serves TLS: --runners kubernetes needs --runner-tls-ca SECRET/KEY, the Secret "
+            "and key holding the CA bundle runner pods trust (e.g. tusk-tls/tls.crt for a "
+            "self-signed certificate)");
+      }
+      ko.pod.tls_ca_secret = options_.runner_tls_ca.substr(0, slash);
+      ko.pod.tls_ca_key = options_.runner_tls_ca.substr(slash + 1);
+    }
     ko.runner_token =
         [tokens = tokens_.get()](const std::string& pipeline) -> absl::StatusOr<std::string> {
       ASSIGN_OR_RETURN(TokenStore::Created made, tokens->MintRunnerToken(pipeline));

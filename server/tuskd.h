@@ -105,6 +105,8 @@ struct TuskdOptions {
   std::string kubeconfig;
   std::string kube_namespace;
   std::string runner_tuskd_address;
+  // With TLS: the Secret and key (SECRET/KEY) of the CA runner pods trust.
+  std::string runner_tls_ca;
 };
 
 class Tuskd {

@@ -343,9 +343,13 @@ class FakeKubelet:
                 os.makedirs(d, exist_ok=True)
                 code, s = self.c.request("GET", "/api/v1/namespaces/%s/secrets/%s" %
                                          (self.ns, v["secret"]["secretName"]))
-                for k, val in (s.get("data", {}) if code == 200 else {}).items():
-                    with open(os.path.join(d, k), "wb") as f:
-                        f.write(base64.b64decode(val))
+                data = s.get("data", {}) if code == 200 else {}
+                # items: only those keys, at their paths (else every key).
+                items = v["secret"].get("items") or [{"key": k, "path": k} for k in data]
+                for item in items:
+                    if item["key"] in data:
+                        with open(os.path.join(d, item["path"]), "wb") as f:
+                            f.write(base64.b64decode(data[item["key"]]))
                 os.chmod(d, 0o755)
                 v.pop("secret")
                 v["hostPath"] = {"path": d, "type": "Directory"}

@@ -89,8 +89,9 @@ if __name__ == "__main__":
 
 class KubeRunnersTest(PipelineTestCase):
     """tuskd --runners kubernetes against the real API server, with its own
-    service account's token and k8s/base's RBAC; FakeKubelet runs the pods
-    with podman, from the pod specs the API server holds."""
+    service account's token and k8s/base's RBAC, serving TLS (runner pods
+    trust its certificate from a Secret); FakeKubelet runs the pods with
+    podman, from the pod specs the API server holds."""
 
     NS = "tusk"
 
@@ -107,6 +108,17 @@ class KubeRunnersTest(PipelineTestCase):
         c.kubectl("-n", cls.NS, "apply", "-f", os.path.join(ROOT, "k8s/base/rbac.yaml"),
                   "-f", os.path.join(ROOT, "k8s/base/runner.yaml"))
         cls.kubeconfig = cls.service_account_kubeconfig("tuskd")
+        # tuskd serves TLS (a self-signed certificate for 127.0.0.1, in the
+        # Secret tusk-tls as `kubectl create secret tls` makes it); the
+        # runner pods trust it through --runner-tls-ca.
+        cls.cert, key = os.path.join(cls.ktmp, "tls.crt"), os.path.join(cls.ktmp, "tls.key")
+        subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt",
+                        "ec_paramgen_curve:prime256v1", "-nodes", "-keyout", key, "-out", cls.cert,
+                        "-days", "2", "-subj", "/CN=tusk", "-addext",
+                        "subjectAltName=IP:127.0.0.1,DNS:tusk.tusk.svc"],
+                       check=True, capture_output=True, timeout=60)
+        c.kubectl("-n", cls.NS, "create", "secret", "tls", "tusk-tls", "--cert", cls.cert,
+                  "--key", key)
         cls.kubelet = kube.FakeKubelet(c, cls.NS, cls.env)
         cls.kubelet.start()
         port = kube.free_port()
@@ -116,11 +128,13 @@ class KubeRunnersTest(PipelineTestCase):
                           "--runners", "kubernetes", "--kubeconfig", cls.kubeconfig,
                           "--runner-image", cls.image,
                           "--runner-tuskd-address", "127.0.0.1:%d" % port,
+                          "--tls-cert", cls.cert, "--tls-key", key,
+                          "--runner-tls-ca", "tusk-tls/tls.crt",
                           "--runner-idle-grace", "5s")
         os.environ["CONTAINERS_CONF"] = cls.env["CONTAINERS_CONF"]
         super().setUpClass()
         with open(cls.token_file) as f:
-            cls.tusk_env = {"TUSK_TOKEN": f.read().strip()}
+            cls.tusk_env = {"TUSK_TOKEN": f.read().strip(), "TUSK_TLS_CA": cls.cert}
 
     @classmethod
     def tearDownClass(cls):
@@ -299,7 +313,7 @@ class KubeRunnersTest(PipelineTestCase):
         r = subprocess.run([os.path.join(harness.BIN_DIR, "tusk-runner"), "--tuskd",
                             self.server.address, "--pipeline", "upd", "--pipeline-version", "1",
                             "--sandbox", "none", "--work-dir", self.path("old-runner")],
-                           env=dict(os.environ, TUSK_TOKEN=token),
+                           env=dict(os.environ, TUSK_TOKEN=token, TUSK_TLS_CA=self.cert),
                            capture_output=True, text=True, timeout=60)
         self.assertEqual(r.returncode, 4, r.stderr)
         self.assertIn("version 1", r.stderr)
