@@ -87,12 +87,14 @@ std::optional<pps::v1::RunnerStatus> PodmanRunners::Status(const std::string& pi
 void PodmanRunners::Loop() {
   // Pods an earlier tuskd of this data directory left behind.
   if (auto pods = ListPods(); pods.ok()) {
+    std::vector<Slot> left(pods->size());
+    std::vector<Slot*> all;
     for (const auto& [pod, containers] : *pods) {
       LOG(INFO) << "removing pod " << pod << " left by an earlier tuskd";
-      Slot s;
-      s.pod = pod;
-      RemovePod(&s, "");
+      left[all.size()].pod = pod;
+      all.push_back(&left[all.size()]);
     }
+    RemovePods(all, "");
   } else {
     LOG(ERROR) << "podman: " << pods.status();
   }
@@ -104,11 +106,13 @@ void PodmanRunners::Loop() {
     }
     Reconcile();
   }
+  std::vector<Slot*> all;
   for (auto& [name, p] : pipelines_) {
     for (auto& s : p.slots) {
-      if (!s.pod.empty()) RemovePod(&s, "");
+      if (!s.pod.empty()) all.push_back(&s);
     }
   }
+  RemovePods(all, "");
 }
 
 absl::StatusOr<std::map<std::string, std::map<std::string, std::string>>>
@@ -332,25 +336,38 @@ void PodmanRunners::CreatePod(const dispatcher::RunnerWant& want, int index, Slo
             << want.spec.transform().image() << ")";
 }
 
-void PodmanRunners::RemovePod(Slot* slot, const std::string& reason) {
-  auto r = RunCommand({options_.podman, "pod", "rm", "--force", "--time", "0", slot->pod}, "",
-                      absl::Minutes(1));
-  if (!r.ok() || (r->exit_code != 0 && !absl::StrContains(r->err, "no such pod"))) {
-    LOG(WARNING) << "cannot remove pod " << slot->pod << ": "
-                 << (r.ok() ? LastLines(r->err, 2) : std::string(r.status().message()));
+void PodmanRunners::RemovePod(Slot* slot, const std::string& reason) { RemovePods({slot}, reason); }
+
+void PodmanRunners::RemovePods(const std::vector<Slot*>& slots, const std::string& reason) {
+  if (slots.empty()) return;
+  // One podman call for all of them: at shutdown there may be many, and
+  // each call costs a second or so.
+  // --ignore: a pod already gone must not stop the others going (podman
+  // 4.3 otherwise stops at the first missing name and exits 0).
+  std::vector<std::string> rm = {options_.podman, "pod",    "rm", "--ignore",
+                                 "--force",       "--time", "0"};
+  std::vector<std::string> volumes = {options_.podman, "volume", "rm", "--force"};
+  for (Slot* slot : slots) {
+    rm.push_back(slot->pod);
+    // podman keeps a kube pod's emptyDirs as named volumes: they go too.
+    for (const auto& v : PodVolumes(VolumePrefix(slot->pod))) volumes.push_back(v);
   }
-  ::unlink(absl::StrCat(options_.work_dir, "/", slot->pod, ".json").c_str());
-  // podman keeps a kube pod's emptyDirs as named volumes: they go too.
-  std::vector<std::string> rm = {options_.podman, "volume", "rm", "--force"};
-  for (const auto& v : PodVolumes(VolumePrefix(slot->pod))) rm.push_back(v);
-  auto vr = RunCommand(rm, "", absl::Minutes(1));
+  auto r = RunCommand(rm, "", absl::Minutes(2));
+  if (!r.ok() || (r->exit_code != 0 && !absl::StrContains(r->err, "no such pod"))) {
+    LOG(WARNING) << "cannot remove pod " << slots[0]->pod << (slots.size() > 1 ? " and others" : "")
+                 << ": " << (r.ok() ? LastLines(r->err, 2) : std::string(r.status().message()));
+  }
+  auto vr = RunCommand(volumes, "", absl::Minutes(2));
   if (!vr.ok() || vr->exit_code != 0) {
-    LOG(WARNING) << "cannot remove the volumes of pod " << slot->pod << ": "
+    LOG(WARNING) << "cannot remove the volumes of pod " << slots[0]->pod << ": "
                  << (vr.ok() ? LastLines(vr->err, 2) : std::string(vr.status().message()));
   }
-  // The runner in it is gone: its datum is leased again now.
-  dispatcher_->ReleaseRunner(slot->pod, reason);
-  slot->pod.clear();
+  for (Slot* slot : slots) {
+    ::unlink(absl::StrCat(options_.work_dir, "/", slot->pod, ".json").c_str());
+    // The runner in it is gone: its datum is leased again now.
+    dispatcher_->ReleaseRunner(slot->pod, reason);
+    slot->pod.clear();
+  }
 }
 
 std::string PodmanRunners::WhyEnded(const std::string& pod, bool* oom_killed) {

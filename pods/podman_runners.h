@@ -82,6 +82,7 @@ class PodmanRunners : public dispatcher::RunnerBackend {
   // Removes the pod; its runner's leases go back at once (with `reason` as
   // the attempt's error when set).
   void RemovePod(Slot* slot, const std::string& reason);
+  void RemovePods(const std::vector<Slot*>& slots, const std::string& reason);
   // Why a pod's containers ended (OOMKilled, exit codes, the runner's last
   // log lines) and whether it was an OOM kill.
   std::string WhyEnded(const std::string& pod, bool* oom_killed);
