@@ -83,43 +83,13 @@ struct KubeRunners::Listing {
   std::set<std::string> secrets;
 };
 
-KubeRunners::~KubeRunners() {
-  {
-    absl::MutexLock l(&mu_);
-    stop_ = true;
-  }
-  if (thread_.joinable()) thread_.join();
-}
+KubeRunners::~KubeRunners() { StopLoop(); }
 
-absl::Status KubeRunners::CheckSpec(const pps::v1::PipelineSpec& spec) const {
-  if (spec.transform().image().empty()) {
-    return absl::InvalidArgumentError(
-        "transform.image is required: this tuskd runs pipelines in their images as Kubernetes "
-        "pods (--runners kubernetes)");
-  }
-  return absl::OkStatus();
-}
+void KubeRunners::Begin() { LOG(INFO) << "kubernetes runners in namespace " << client_->ns(); }
 
-void KubeRunners::Start() {
-  thread_ = std::thread([this] { Loop(); });
-}
-
-std::optional<pps::v1::RunnerStatus> KubeRunners::Status(const std::string& pipeline) {
-  absl::MutexLock l(&mu_);
-  auto it = statuses_.find(pipeline);
-  if (it == statuses_.end()) return std::nullopt;
-  return it->second;
-}
-
-void KubeRunners::Loop() {
-  LOG(INFO) << "kubernetes runners in namespace " << client_->ns();
-  while (true) {
-    if (auto st = Reconcile(); !st.ok()) {
-      LOG_EVERY_N(WARNING, 10) << "kubernetes: " << st;
-    }
-    absl::MutexLock l(&mu_);
-    auto stopping = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return stop_; };
-    if (mu_.AwaitWithTimeout(absl::Condition(&stopping), options_.poll)) break;
+void KubeRunners::Pass() {
+  if (auto st = Reconcile(); !st.ok()) {
+    LOG_EVERY_N(WARNING, 10) << "kubernetes: " << st;
   }
 }
 
@@ -196,9 +166,9 @@ absl::Status KubeRunners::Reconcile() {
   for (auto it = pipelines_.begin(); it != pipelines_.end();) {
     it = by_name.count(it->first) ? std::next(it) : pipelines_.erase(it);
   }
-  absl::MutexLock l(&mu_);
-  statuses_.clear();
-  for (const auto& [name, p] : pipelines_) statuses_[name] = p.status;
+  std::map<std::string, pps::v1::RunnerStatus> statuses;
+  for (const auto& [name, p] : pipelines_) statuses[name] = p.status;
+  PublishStatuses(std::move(statuses));
   return absl::OkStatus();
 }
 

@@ -41,6 +41,7 @@
 #include "absl/time/time.h"
 #include "dispatcher/dispatcher.h"
 #include "pods/kube_client.h"
+#include "pods/pod_backend.h"
 #include "pods/pod_spec.h"
 
 namespace tusk::pods {
@@ -54,18 +55,17 @@ struct KubeRunnersOptions {
   std::function<absl::StatusOr<std::string>(const std::string& pipeline)> runner_token;
 };
 
-class KubeRunners : public dispatcher::RunnerBackend {
+class KubeRunners : public PodBackend {
  public:
   KubeRunners(dispatcher::Dispatcher* dispatcher, std::unique_ptr<KubeClient> client,
               KubeRunnersOptions options)
-      : dispatcher_(dispatcher), client_(std::move(client)), options_(std::move(options)) {}
+      : PodBackend(options.poll),
+        dispatcher_(dispatcher),
+        client_(std::move(client)),
+        options_(std::move(options)) {}
   ~KubeRunners() override;
 
   absl::string_view name() const override { return "kubernetes"; }
-  bool RunsImages() const override { return true; }
-  absl::Status CheckSpec(const pps::v1::PipelineSpec& spec) const override;
-  void Start() override;
-  std::optional<pps::v1::RunnerStatus> Status(const std::string& pipeline) override;
 
  private:
   struct PodSeen {
@@ -80,7 +80,8 @@ class KubeRunners : public dispatcher::RunnerBackend {
 
   struct Listing;  // the cluster's runner objects in one pass (kube_runners.cc)
 
-  void Loop();
+  void Begin() override;
+  void Pass() override;
   absl::Status Reconcile();
   // Makes, replaces or scales the Deployment of `want`; `budget` counts the
   // creations and replacements left for this pass.
@@ -92,10 +93,6 @@ class KubeRunners : public dispatcher::RunnerBackend {
   dispatcher::Dispatcher* const dispatcher_;
   const std::unique_ptr<KubeClient> client_;  // reconciling thread only
   const KubeRunnersOptions options_;
-  std::thread thread_;
-  absl::Mutex mu_;
-  bool stop_ ABSL_GUARDED_BY(mu_) = false;
-  std::map<std::string, pps::v1::RunnerStatus> statuses_ ABSL_GUARDED_BY(mu_);
   std::map<std::string, PipelineState> pipelines_;  // reconciling thread only
 };
 

@@ -56,35 +56,9 @@ std::string PodmanError(const std::string& err) {
 
 }  // namespace
 
-PodmanRunners::~PodmanRunners() {
-  {
-    absl::MutexLock l(&mu_);
-    stop_ = true;
-  }
-  if (thread_.joinable()) thread_.join();
-}
+PodmanRunners::~PodmanRunners() { StopLoop(); }
 
-absl::Status PodmanRunners::CheckSpec(const pps::v1::PipelineSpec& spec) const {
-  if (spec.transform().image().empty()) {
-    return absl::InvalidArgumentError(
-        "transform.image is required: this tuskd runs pipelines in their images as podman pods "
-        "(--runners podman); start tuskd with --runners local to run commands on its host");
-  }
-  return absl::OkStatus();
-}
-
-void PodmanRunners::Start() {
-  thread_ = std::thread([this] { Loop(); });
-}
-
-std::optional<pps::v1::RunnerStatus> PodmanRunners::Status(const std::string& pipeline) {
-  absl::MutexLock l(&mu_);
-  auto it = statuses_.find(pipeline);
-  if (it == statuses_.end()) return std::nullopt;
-  return it->second;
-}
-
-void PodmanRunners::Loop() {
+void PodmanRunners::Begin() {
   // Pods an earlier tuskd of this data directory left behind.
   if (auto pods = ListPods(); pods.ok()) {
     std::vector<Slot> left(pods->size());
@@ -98,14 +72,9 @@ void PodmanRunners::Loop() {
   } else {
     LOG(ERROR) << "podman: " << pods.status();
   }
-  while (true) {
-    {
-      absl::MutexLock l(&mu_);
-      auto stopping = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return stop_; };
-      if (mu_.AwaitWithTimeout(absl::Condition(&stopping), options_.poll)) break;
-    }
-    Reconcile();
-  }
+}
+
+void PodmanRunners::End() {
   std::vector<Slot*> all;
   for (auto& [name, p] : pipelines_) {
     for (auto& s : p.slots) {
@@ -266,9 +235,9 @@ void PodmanRunners::Reconcile() {
       }
     }
   }
-  absl::MutexLock l(&mu_);
-  statuses_.clear();
-  for (const auto& [name, p] : pipelines_) statuses_[name] = p.status;
+  std::map<std::string, pps::v1::RunnerStatus> statuses;
+  for (const auto& [name, p] : pipelines_) statuses[name] = p.status;
+  PublishStatuses(std::move(statuses));
 }
 
 void PodmanRunners::CreatePod(const dispatcher::RunnerWant& want, int index, Slot* slot,

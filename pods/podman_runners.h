@@ -32,6 +32,7 @@
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "dispatcher/dispatcher.h"
+#include "pods/pod_backend.h"
 #include "pods/pod_spec.h"
 
 namespace tusk::pods {
@@ -48,17 +49,13 @@ struct PodmanRunnersOptions {
   std::function<absl::StatusOr<std::string>(const std::string& pipeline)> runner_token;
 };
 
-class PodmanRunners : public dispatcher::RunnerBackend {
+class PodmanRunners : public PodBackend {
  public:
   PodmanRunners(dispatcher::Dispatcher* dispatcher, PodmanRunnersOptions options)
-      : dispatcher_(dispatcher), options_(std::move(options)) {}
+      : PodBackend(options.poll), dispatcher_(dispatcher), options_(std::move(options)) {}
   ~PodmanRunners() override;
 
   absl::string_view name() const override { return "podman"; }
-  bool RunsImages() const override { return true; }
-  absl::Status CheckSpec(const pps::v1::PipelineSpec& spec) const override;
-  void Start() override;
-  std::optional<pps::v1::RunnerStatus> Status(const std::string& pipeline) override;
 
  private:
   struct Slot {
@@ -74,7 +71,11 @@ class PodmanRunners : public dispatcher::RunnerBackend {
     pps::v1::RunnerStatus status;
   };
 
-  void Loop();
+  // PodBackend: pods an earlier tuskd left go first, then passes; at the
+  // end every pod goes.
+  void Begin() override;
+  void Pass() override { Reconcile(); }
+  void End() override;
   void Reconcile();
   // Containers of our pods: pod name -> (container name -> state).
   absl::StatusOr<std::map<std::string, std::map<std::string, std::string>>> ListPods();
@@ -90,11 +91,6 @@ class PodmanRunners : public dispatcher::RunnerBackend {
 
   dispatcher::Dispatcher* const dispatcher_;
   const PodmanRunnersOptions options_;
-  std::thread thread_;
-  absl::Mutex mu_;
-  bool stop_ ABSL_GUARDED_BY(mu_) = false;
-  // Statuses for Status() (copied from pipelines_ after each pass).
-  std::map<std::string, pps::v1::RunnerStatus> statuses_ ABSL_GUARDED_BY(mu_);
   std::map<std::string, PipelineState> pipelines_;  // reconciling thread only
 };
 
