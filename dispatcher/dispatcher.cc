@@ -137,7 +137,7 @@ JobInfo Dispatcher::NewJob(const std::string& pipeline, const pfs::v1::CommitRef
   job.set_pipeline(pipeline);
   job.set_state(pps::v1::JOB_CREATED);
   *job.mutable_trigger() = trigger;
-  job.set_commit_set(commit_set);
+  job.set_commit_set(commit_set.empty() ? job.id() : commit_set);
   *job.mutable_created() = NowTimestamp();
   job.set_seq(next_seq_[pipeline]++);
   store_.AddJob(job, batch);
@@ -145,7 +145,8 @@ JobInfo Dispatcher::NewJob(const std::string& pipeline, const pfs::v1::CommitRef
 }
 
 absl::Status Dispatcher::BeforeFinish(const pfs::CommitInfo& commit, KvBatch* batch) {
-  if (!commit.error().empty()) return absl::OkStatus();  // failed output: nothing downstream
+  // A failed commit triggers too: the jobs it makes end JOB_UNRUNNABLE, so
+  // that everything downstream of a failure says so in the commit set.
   absl::MutexLock l(&triggers_mu_);
   auto it = triggers_.find({commit.repo(), commit.branch()});
   if (it == triggers_.end()) return absl::OkStatus();
@@ -153,7 +154,12 @@ absl::Status Dispatcher::BeforeFinish(const pfs::CommitInfo& commit, KvBatch* ba
   trigger.set_repo(commit.repo());
   trigger.set_id(commit.id());
   trigger.set_branch(commit.branch());
-  for (const auto& p : it->second) NewJob(p, trigger, commit.commit_set(), batch);
+  for (const auto& p : it->second) {
+    // One job per pipeline per commit set: a job that an earlier commit of
+    // the set created reads this commit too (it waits for it).
+    ASSIGN_OR_RETURN(bool open, HasOpenJobInSet(p, commit.commit_set()));
+    if (!open) NewJob(p, trigger, commit.commit_set(), batch);
+  }
   return absl::OkStatus();
 }
 
@@ -170,7 +176,7 @@ void Dispatcher::AfterFinish(const pfs::CommitInfo& commit) {
   for (const auto& p : wake) Wake(p);
 }
 
-absl::Status Dispatcher::TriggerOnHeads(const PipelineInfo& info) {
+absl::Status Dispatcher::TriggerOnHeads(const PipelineInfo& info, bool new_commit_set) {
   const std::string& name = info.spec().pipeline().name();
   for (const PFSInput* in : PfsInputs(info.spec().input())) {
     auto b = pfs_->InspectBranch(in->repo(), in->branch());
@@ -181,13 +187,15 @@ absl::Status Dispatcher::TriggerOnHeads(const PipelineInfo& info) {
     trigger.set_repo(in->repo());
     trigger.set_id(b->head());
     trigger.set_branch(in->branch());
-    // The job joins the head's commit set: what is derived from that commit
-    // now includes this pipeline's output.
+    // A new pipeline's job joins the head's commit set: what is derived from
+    // that commit now includes this pipeline's output. An update's job starts
+    // a set of its own (as in Pachyderm), so that what is downstream of it
+    // runs again in that set.
     ASSIGN_OR_RETURN(pfs::CommitInfo head, pfs_->InspectCommit(in->repo(), b->head()));
     KvBatch batch;
     {
       absl::MutexLock l(&triggers_mu_);
-      JobInfo job = NewJob(name, trigger, head.commit_set(), &batch);
+      JobInfo job = NewJob(name, trigger, new_commit_set ? "" : head.commit_set(), &batch);
       RETURN_IF_ERROR(store_.Write(&batch, /*sync=*/true));
       LOG(INFO) << "pipeline " << name << ": job " << job.id() << " on the current head of "
                 << in->repo() << "@" << in->branch();
@@ -251,7 +259,7 @@ absl::StatusOr<PipelineInfo> Dispatcher::CreatePipeline(PipelineSpec spec, bool 
       it->second->wake = true;
     }
   }
-  RETURN_IF_ERROR(TriggerOnHeads(info));
+  RETURN_IF_ERROR(TriggerOnHeads(info, /*new_commit_set=*/update));
   LOG(INFO) << (update ? "updated" : "created") << " pipeline " << name << " (version "
             << info.version() << (reprocess ? ", reprocess" : "") << ")";
   return info;
@@ -406,15 +414,28 @@ absl::StatusOr<std::optional<JobInfo>> Dispatcher::NextJob(Driver* d) {
   return found;
 }
 
-absl::Status Dispatcher::FailJobEarly(Driver* d, JobInfo job, const std::string& reason) {
-  LOG(WARNING) << "pipeline " << d->name << ": job " << job.id() << " failed: " << reason;
-  job.set_state(pps::v1::JOB_FAILURE);
+absl::Status Dispatcher::FailJobEarly(Driver* d, JobInfo job, const std::string& reason,
+                                      pps::v1::JobState state,
+                                      const std::vector<pfs::v1::CommitRef>& provenance) {
+  LOG(WARNING) << "pipeline " << d->name << ": job " << job.id()
+               << (state == pps::v1::JOB_UNRUNNABLE ? " cannot run: " : " failed: ") << reason;
+  job.set_state(state);
   job.set_reason(reason);
   *job.mutable_finished() = NowTimestamp();
+  job.mutable_output_commit()->set_repo(d->name);
+  job.mutable_output_commit()->set_id(job.id());
   CountJob(d->name, job.state());
   KvBatch batch;
   store_.PutJob(job, &batch);
-  // Close its output commit if it was opened, marked failed.
+  // Its output commit, marked failed, with its parent's files.
+  PipelineSpec spec;
+  {
+    absl::MutexLock l(&mu_);
+    spec = d->info.spec();
+  }
+  job.mutable_output_commit()->set_branch(spec.output_branch());
+  auto opened = OpenOutputCommit(d->name, job, spec, provenance);
+  if (!opened.ok()) LOG(WARNING) << "opening output commit of job " << job.id() << ": " << opened;
   auto c = pfs_->InspectCommit(d->name, job.id());
   if (c.ok() && c->state() == pfs::v1::OPEN) {
     pfs::FinishOptions fo;
@@ -429,43 +450,6 @@ absl::Status Dispatcher::FailJobEarly(Driver* d, JobInfo job, const std::string&
   d->active.reset();
   job_cv_.SignalAll();
   return absl::OkStatus();
-}
-
-absl::StatusOr<std::vector<pfs::v1::CommitRef>> Dispatcher::ResolveInputs(JobInfo* job,
-                                                                          ActiveJob* a) {
-  // The trigger commit for its branch, the head of every other.
-  std::vector<pfs::v1::CommitRef> provenance;
-  job->clear_inputs();
-  for (const PFSInput* in : PfsInputs(a->spec.input())) {
-    if (a->inputs.count(in->name())) continue;  // a union may name an input twice
-    pfs::v1::CommitRef ref;
-    ref.set_repo(in->repo());
-    ref.set_branch(in->branch());
-    std::string id;
-    if (job->trigger().repo() == in->repo() && job->trigger().branch() == in->branch()) {
-      id = job->trigger().id();
-    } else {
-      auto b = pfs_->InspectBranch(in->repo(), in->branch());
-      if (b.ok()) {
-        id = b->head();
-      } else if (b.status().code() != absl::StatusCode::kNotFound) {
-        return b.status();
-      }
-    }
-    ResolvedInput r;
-    if (!id.empty()) {
-      ASSIGN_OR_RETURN(pfs::CommitInfo c, pfs_->InspectCommit(in->repo(), id));
-      if (!c.root().empty()) {
-        ASSIGN_OR_RETURN(r.root, Hash::FromHex(c.root()));
-      }
-      r.commit = id;
-      ref.set_id(id);
-      provenance.push_back(ref);
-    }
-    a->inputs[in->name()] = r;
-    *job->add_inputs() = ref;
-  }
-  return provenance;
 }
 
 absl::Status Dispatcher::OpenOutputCommit(const std::string& pipeline, const JobInfo& job,
@@ -498,7 +482,23 @@ absl::Status Dispatcher::StartJob(Driver* d, JobInfo job) {
   a->spec = info.spec();
   const PipelineSpec& spec = a->spec;
   if (job.state() == pps::v1::JOB_CREATED) job.set_pipeline_version(info.version());
-  ASSIGN_OR_RETURN(auto provenance, ResolveInputs(&job, a.get()));
+  ASSIGN_OR_RETURN(Resolution inputs, ResolveInputs(&job, a.get()));
+  if (!inputs.waiting.empty()) {
+    // Not yet: the driver tries again when an input branch moves.
+    if (job.reason() != inputs.waiting) {
+      LOG(INFO) << "pipeline " << d->name << ": job " << job.id() << " " << inputs.waiting;
+      job.set_reason(inputs.waiting);
+      KvBatch batch;
+      store_.PutJob(job, &batch);
+      RETURN_IF_ERROR(store_.Write(&batch, /*sync=*/false));
+    }
+    return absl::OkStatus();
+  }
+  job.clear_reason();
+  if (!inputs.blocked.empty()) {
+    return FailJobEarly(d, job, inputs.blocked, pps::v1::JOB_UNRUNNABLE, inputs.provenance);
+  }
+  const auto& provenance = inputs.provenance;
   RETURN_IF_ERROR(OpenOutputCommit(d->name, job, spec, provenance));
   job.mutable_output_commit()->set_repo(d->name);
   job.mutable_output_commit()->set_id(job.id());

@@ -7,10 +7,14 @@
 // - Triggers. The dispatcher is the Pfs's CommitHook: a finished commit on a
 //   pipeline's input branch writes a job record (JOB_CREATED) in the same
 //   atomic write that finishes the commit, so no trigger is lost in a crash.
-//   A failed output commit (CommitInfo.error) triggers nothing downstream.
+//   A pipeline gets one job per commit set: a commit whose set already has
+//   an unfinished job of the pipeline wakes that job instead.
 // - Jobs of one pipeline run one at a time, in the order they were created,
 //   each in a driver thread of its own pipeline. A job resolves its inputs
-//   (the trigger commit, and the heads of the other input branches), opens
+//   within its commit set (dispatcher_inputs.cc: it waits for the commits
+//   of its set still being computed upstream; a failed input commit makes it
+//   JOB_UNRUNNABLE, with a failed output commit that keeps its parent's
+//   files, so nothing downstream runs on a failure), opens
 //   the output commit (id = job id, provenance = the input commits, commit
 //   set = the trigger's), and works out which datums changed since the
 //   pipeline's previous job: from the input trees' difference when the input
@@ -201,26 +205,41 @@ class Dispatcher : public pfs::CommitHook {
   absl::Status DriverStep(Driver* d, bool* more);
   // Index of which pipelines read which branch.
   void RebuildTriggers(const std::vector<PipelineInfo>& all);
-  // Writes a new JOB_CREATED job of `pipeline` to `batch`.
+  // Writes a new JOB_CREATED job of `pipeline` to `batch`; an empty
+  // `commit_set` starts a new one (the job's id).
   JobInfo NewJob(const std::string& pipeline, const pfs::v1::CommitRef& trigger,
                  const std::string& commit_set, pfs::KvBatch* batch)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(triggers_mu_);
-  // Creates a job on the pipeline's current input heads (create/update).
-  absl::Status TriggerOnHeads(const PipelineInfo& info);
+  // Creates a job on the pipeline's current input heads: in the commit set
+  // of the head it starts from (create), or in a new one (update).
+  absl::Status TriggerOnHeads(const PipelineInfo& info, bool new_commit_set);
   void Wake(const std::string& pipeline) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void Changed();
 
   // Driver steps (driver thread; mu_ not held unless noted).
   absl::StatusOr<std::optional<JobInfo>> NextJob(Driver* d);
   absl::Status StartJob(Driver* d, JobInfo job);
-  // Resolves the job's inputs (into `a`) and returns its provenance.
-  absl::StatusOr<std::vector<pfs::v1::CommitRef>> ResolveInputs(JobInfo* job, ActiveJob* a);
+  // Which commits a job reads (dispatcher_inputs.cc has the rules).
+  struct Resolution {
+    std::vector<pfs::v1::CommitRef> provenance;
+    std::string waiting;  // not empty: an input's commit in the job's set is still to come
+    std::string blocked;  // not empty: an input commit failed; why the job cannot run
+  };
+  // Resolves the job's inputs (into `a` and job->inputs) unless it waits.
+  absl::StatusOr<Resolution> ResolveInputs(JobInfo* job, ActiveJob* a);
+  // Whether `pipeline` has a job in `commit_set` that is not done.
+  absl::StatusOr<bool> HasOpenJobInSet(const std::string& pipeline, const std::string& commit_set);
   // Opens the job's output commit, or finds it open after a restart.
   absl::Status OpenOutputCommit(const std::string& pipeline, const JobInfo& job,
                                 const PipelineSpec& spec,
                                 const std::vector<pfs::v1::CommitRef>& provenance);
   absl::Status FinishJob(Driver* d);
-  absl::Status FailJobEarly(Driver* d, JobInfo job, const std::string& reason);
+  // Ends a job that cannot run (JOB_FAILURE, or JOB_UNRUNNABLE for a failed
+  // input) with its output commit finished failed, opened first if need be
+  // so that what is downstream of it in the commit set sees the failure.
+  absl::Status FailJobEarly(Driver* d, JobInfo job, const std::string& reason,
+                            pps::v1::JobState state = pps::v1::JOB_FAILURE,
+                            const std::vector<pfs::v1::CommitRef>& provenance = {});
   // Times out a job past its deadline.
   void CheckDeadline(Driver* d) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void CheckLeases(Driver* d) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);

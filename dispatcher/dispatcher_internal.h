@@ -35,7 +35,8 @@ struct Dispatcher::Driver {
 };
 
 inline bool Terminal(pps::v1::JobState s) {
-  return s == pps::v1::JOB_SUCCESS || s == pps::v1::JOB_FAILURE || s == pps::v1::JOB_KILLED;
+  return s == pps::v1::JOB_SUCCESS || s == pps::v1::JOB_FAILURE || s == pps::v1::JOB_KILLED ||
+         s == pps::v1::JOB_UNRUNNABLE;
 }
 
 }  // namespace tusk::dispatcher

@@ -215,7 +215,9 @@ input: {pfs: {repo: flaky, glob: /}}
         self.assertIn("1 datum failed", out["error"])
         # The failed commit holds what succeeded; nothing downstream ran on it.
         self.assertEqual(sorted(self.files("flaky")), ["ok1", "ok2"])
-        self.assertEqual(self.jobs("after"), [])
+        [blocked] = self.jobs("after")
+        self.assertEqual(blocked["state"], "JOB_UNRUNNABLE")
+        self.assertEqual(self.files("after"), {})
         datums = self.tusk("list", "datum", "flaky@" + job["id"], "--json").json_lines()
         failed = [x for x in datums if x["state"] == "DATUM_FAILED"]
         self.assertEqual(len(failed), 1)
@@ -233,9 +235,10 @@ input: {pfs: {repo: flaky, glob: /}}
         self.assertEqual(job["state"], "JOB_SUCCESS")
         self.check_job(job, 3, 1, 2)
         self.assertEqual(self.files("flaky"), {"ok1": "fine", "ok2": "fine too", "x": "bad"})
-        # The rerun joined the input commit's set, which still holds the
-        # failed commit: the wait says so (exit 1) once everything is done.
-        self.assertEqual(job["commit_set"], c["commit_set"])
+        # The update's job started a commit set of its own, with after's
+        # job in it; the input commit's set keeps its failure.
+        self.assertNotEqual(job["commit_set"], c["commit_set"])
+        self.wait_set({"commit_set": job["commit_set"]})
         self.wait_set(c, code=1)
         self.assertEqual(self.files("after")["list"], "ok1\nok2\nx\n")
 
