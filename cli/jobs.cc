@@ -240,16 +240,31 @@ class JobCommands : public CommandBase {
     grpc::ClientContext ctx;
     auto reader = pps_->GetLogs(&ctx, req);
     ppsv1::LogMessage m;
+    // An attempt followed live comes in pieces: its header once, unless
+    // another attempt's lines came in between.
+    std::string last;
+    bool line_open = false;
     while (reader->Read(&m)) {
       if (json_) {
         PrintJson(m);
         continue;
       }
-      std::cout << "--- job " << m.job().substr(0, 12) << " datum " << m.datum().substr(0, 12)
-                << " attempt " << m.attempt() << " on " << m.runner() << " at " << Time(m.time())
-                << (m.truncated() ? " (truncated)" : "") << "\n"
-                << m.message();
-      if (!m.message().empty() && m.message().back() != '\n') std::cout << "\n";
+      std::string attempt = absl::StrCat(m.job(), "/", m.datum(), "/", m.attempt());
+      if (attempt != last || m.offset() == 0) {
+        if (line_open) std::cout << "\n";
+        std::cout << "--- job " << m.job().substr(0, 12) << " datum " << m.datum().substr(0, 12)
+                  << " attempt " << m.attempt() << " on " << m.runner() << " at " << Time(m.time())
+                  << (m.partial() ? " (running)" : "") << (m.offset() > 0 ? " (continued)" : "")
+                  << (m.truncated() ? " (truncated)" : "") << "\n";
+        line_open = false;
+      }
+      last = attempt;
+      std::cout << m.message();
+      line_open = !m.message().empty() && m.message().back() != '\n';
+      if (!m.partial() && line_open) {
+        std::cout << "\n";
+        line_open = false;
+      }
       std::cout << std::flush;
     }
     grpc::Status s = reader->Finish();

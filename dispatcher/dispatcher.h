@@ -269,6 +269,18 @@ class Dispatcher : public pfs::CommitHook {
   std::map<std::string, std::string> leases_ ABSL_GUARDED_BY(mu_);
   bool closing_ ABSL_GUARDED_BY(mu_) = false;
 
+  // Running attempts' output so far (HeartbeatRequest.live), by lease, for
+  // logs -f; an entry goes when its attempt ends or its lease is lost.
+  struct LiveLog {
+    LogMessage head;  // pipeline, job, datum, attempt, runner, start
+    std::string text;
+  };
+  std::map<std::string, LiveLog> live_ ABSL_GUARDED_BY(mu_);
+  // The time of the last log written: each is later (JobStore::PutLog).
+  absl::Time last_log_ ABSL_GUARDED_BY(mu_) = absl::InfinitePast();
+  void AddLive(const pps::v1::LiveLog& live, const std::string& runner)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+
   absl::Mutex changes_mu_;
   uint64_t changes_ ABSL_GUARDED_BY(changes_mu_) = 0;
 

@@ -154,19 +154,65 @@ absl::Status Dispatcher::GetLogs(const std::string& pipeline, const std::string&
                                  const std::function<absl::Status(const LogMessage&)>& fn) {
   ASSIGN_OR_RETURN(auto info, pipelines_->Inspect(pipeline));
   std::string job_id;
+  // Logs are in time order: a job's are between its creation and its end.
+  absl::Time from = absl::InfinitePast(), until = absl::InfiniteFuture();
   if (!job.empty()) {
     ASSIGN_OR_RETURN(JobInfo j, InspectJob(pipeline, job));
     job_id = j.id();
+    from = FromTimestamp(j.created()) - absl::Seconds(1);
+    if (Terminal(j.state()) && j.has_finished() && !follow) {
+      until = FromTimestamp(j.finished()) + absl::Seconds(1);
+    }
   }
+  auto wanted = [&](const LogMessage& m) {
+    return (job_id.empty() || m.job() == job_id) && absl::StartsWith(m.datum(), datum);
+  };
+  auto attempt = [](const LogMessage& m) {
+    return absl::StrCat(m.job(), "/", m.datum(), "/", m.attempt());
+  };
+  // Attempts shown live: (lease, bytes shown) by attempt.
+  std::map<std::string, std::pair<std::string, uint64_t>> shown;
   std::string after;  // last key sent
   while (true) {
     std::vector<LogMessage> batch;
-    RETURN_IF_ERROR(store_.ScanLogs(pipeline, job_id, &after, [&](const LogMessage& m) {
-      if (absl::StartsWith(m.datum(), datum)) batch.push_back(m);
+    RETURN_IF_ERROR(store_.ScanLogs(pipeline, from, &after, [&](const LogMessage& m) {
+      if (FromTimestamp(m.time()) > until) return false;
+      if (wanted(m)) batch.push_back(m);
+      return true;
     }));
-    for (const auto& m : batch) RETURN_IF_ERROR(fn(m));
+    for (auto& m : batch) {
+      auto it = shown.find(attempt(m));
+      if (it != shown.end()) {
+        // The rest of an attempt that was shown live: its log starts with
+        // what was shown (the live part is the log's untruncated start).
+        const uint64_t off = std::min<uint64_t>(it->second.second, m.message().size());
+        m.set_offset(off);
+        m.set_message(m.message().substr(off));
+        shown.erase(it);
+      }
+      RETURN_IF_ERROR(fn(m));
+    }
     if (!follow || cancelled()) return absl::OkStatus();
-    absl::SleepFor(absl::Milliseconds(300));
+    std::vector<LogMessage> live;
+    {
+      absl::MutexLock l(&mu_);
+      for (const auto& [lease, l] : live_) {
+        if (l.head.pipeline() != pipeline || !wanted(l.head)) continue;
+        auto& [shown_lease, n] = shown[attempt(l.head)];
+        if (shown_lease != lease) {  // a new lease of the attempt: its output anew
+          shown_lease = lease;
+          n = 0;
+        }
+        if (l.text.size() <= n) continue;
+        LogMessage& m = live.emplace_back(l.head);
+        m.set_partial(true);
+        m.set_offset(n);
+        m.set_message(l.text.substr(n));
+        n = l.text.size();
+      }
+    }
+    for (const auto& m : live) RETURN_IF_ERROR(fn(m));
+    absl::SleepFor(absl::Milliseconds(250));
   }
 }
 

@@ -83,7 +83,40 @@ pps::v1::HeartbeatResponse Dispatcher::Heartbeat(const pps::v1::HeartbeatRequest
     }
     if (!held) resp.add_lost(lease);
   }
+  for (const auto& live : req.live()) AddLive(live, req.runner());
+  // Drop what lost leases left (their attempts end without a result).
+  for (auto it = live_.begin(); it != live_.end();) {
+    it = leases_.count(it->first) ? std::next(it) : live_.erase(it);
+  }
   return resp;
+}
+
+void Dispatcher::AddLive(const pps::v1::LiveLog& live, const std::string& runner) {
+  // Bounded like the runner's log start (half of a log bound far larger
+  // than the default); a runner sending more is ignored past it.
+  constexpr size_t kMaxLive = 4 << 20;
+  auto it = leases_.find(live.lease());
+  if (it == leases_.end()) return;
+  auto d = drivers_.find(it->second);
+  if (d == drivers_.end() || !d->second->active) return;
+  ActiveJob* a = d->second->active.get();
+  DatumQueue::Work* w = a->queue.Leased(live.lease());
+  if (w == nullptr || w->runner != runner) return;
+  LiveLog& l = live_[live.lease()];
+  if (l.head.job().empty()) {
+    l.head.set_pipeline(it->second);
+    l.head.set_job(a->job.id());
+    l.head.set_datum(w->info.id());
+    l.head.set_attempt(w->info.attempts() + 1);
+    l.head.set_runner(runner);
+    *l.head.mutable_time() = NowTimestamp();
+  }
+  // Appends what is new; a gap (a heartbeat that never arrived) waits for
+  // the resend.
+  if (live.offset() > l.text.size()) return;
+  const uint64_t skip = l.text.size() - live.offset();
+  if (skip >= live.data().size() || l.text.size() >= kMaxLive) return;
+  l.text.append(live.data(), skip, kMaxLive - l.text.size());
 }
 
 absl::Status Dispatcher::CheckLease(const std::string& lease) {
@@ -151,7 +184,11 @@ absl::Status Dispatcher::CompleteDatum(const std::string& lease, const DatumResu
   msg.set_datum(info.id());
   msg.set_attempt(info.attempts());
   msg.set_runner(w->runner);
-  *msg.mutable_time() = NowTimestamp();
+  // Later than the last log written (microseconds: the key's unit), and
+  // written under mu_: the log's key order is the write order.
+  last_log_ = std::max(absl::FromUnixMicros(absl::ToUnixMicros(absl::Now())),
+                       last_log_ + absl::Microseconds(1));
+  *msg.mutable_time() = ToTimestamp(last_log_);
   msg.set_message(result.log);
   msg.set_truncated(result.log_truncated);
   store_.PutLog(msg, blobs);
@@ -180,6 +217,7 @@ absl::Status Dispatcher::CompleteDatum(const std::string& lease, const DatumResu
               1);
   ObserveDatumPhases(pipeline, result.stats);
   leases_.erase(it);
+  live_.erase(lease);
   a->queue.Complete(lease, info);
   if (info.state() == pps::v1::DATUM_PENDING) {
     LOG(INFO) << "pipeline " << pipeline << ": datum " << info.id().substr(0, 12)

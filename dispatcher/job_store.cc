@@ -209,15 +209,19 @@ void JobStore::PutRuntime(const std::string& pipeline, const PipelineRuntime& rt
 }
 
 void JobStore::PutLog(const LogMessage& log, pfs::KvBatch* batch) const {
-  space_.Put(batch, LogKey(log.pipeline(), log.job(), log.datum(), log.attempt()),
+  space_.Put(batch,
+             LogKey(log.pipeline(), absl::ToUnixMicros(FromTimestamp(log.time())), log.job(),
+                    log.datum(), log.attempt()),
              log.SerializeAsString());
 }
 
-absl::Status JobStore::ScanLogs(const std::string& pipeline, const std::string& job,
-                                std::string* after,
-                                const std::function<void(const LogMessage&)>& fn) const {
-  std::string prefix = job.empty() ? LogPrefix(pipeline) : LogJobPrefix(pipeline, job);
-  std::string begin = after->empty() ? prefix : *after + std::string(1, '\0');
+absl::Status JobStore::ScanLogs(const std::string& pipeline, absl::Time from, std::string* after,
+                                const std::function<bool(const LogMessage&)>& fn) const {
+  const std::string prefix = LogPrefix(pipeline);
+  std::string begin = !after->empty() ? *after + std::string(1, '\0')
+                      : from == absl::InfinitePast()
+                          ? prefix
+                          : LogTimeKey(pipeline, absl::ToUnixMicros(from));
   absl::Status parse;
   RETURN_IF_ERROR(
       space_.Scan(begin, pfs::PrefixEnd(prefix), [&](absl::string_view k, absl::string_view v) {
@@ -227,8 +231,7 @@ absl::Status JobStore::ScanLogs(const std::string& pipeline, const std::string& 
           return false;
         }
         *after = std::string(k);
-        fn(*m);
-        return true;
+        return fn(*m);
       }));
   return parse;
 }

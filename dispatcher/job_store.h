@@ -97,13 +97,16 @@ class JobStore {
   void PutRuntime(const std::string& pipeline, const PipelineRuntime& rt,
                   pfs::KvBatch* batch) const;
 
-  // Logs of datum attempts.
+  // Logs of datum attempts, kept in the order of log.time(): the caller
+  // gives each log of a pipeline a time later than the last one's and
+  // writes them in that order, so that a reader following from the last key
+  // it read misses none.
   void PutLog(const LogMessage& log, pfs::KvBatch* batch) const;
-  // Logs of `pipeline` (of job `job` if not empty) after the one whose key
-  // is `*after` (empty: from the first), in order; sets `*after` to the last
-  // key read.
-  absl::Status ScanLogs(const std::string& pipeline, const std::string& job, std::string* after,
-                        const std::function<void(const LogMessage&)>& fn) const;
+  // Logs of `pipeline` in time order after the one whose key is `*after`
+  // (empty: from time `from`), while fn returns true; sets `*after` to the
+  // last key read.
+  absl::Status ScanLogs(const std::string& pipeline, absl::Time from, std::string* after,
+                        const std::function<bool(const LogMessage&)>& fn) const;
 
   // Every record of `pipeline`: its jobs (returned, for closing their output
   // commits), their datums, its datums, outputs, logs and runtime.

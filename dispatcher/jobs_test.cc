@@ -169,7 +169,10 @@ TEST_F(JobsTest, DeletingAPipelineLeavesNoRecordOfIt) {
   EXPECT_THAT(*store_->Contributions("p", "/out"), IsEmpty());
   std::string after;
   int logs = 0;
-  ASSERT_TRUE(store_->ScanLogs("p", "", &after, [&](const LogMessage&) { logs++; }).ok());
+  ASSERT_TRUE(store_
+                  ->ScanLogs("p", absl::InfinitePast(), &after,
+                             [&](const LogMessage&) { return ++logs > 0; })
+                  .ok());
   EXPECT_EQ(logs, 0);
 }
 

@@ -168,7 +168,10 @@ inline std::string CheckpointKey(uint64_t seq) {
 //   Jh<pipeline>\0<datum hash>        DatumInfo: a datum hash that succeeded
 //   Jo<pipeline>\0<path>\0<datum key> ChunkList: a datum's output at a path
 //   Jr<pipeline>                      PipelineRuntime (base of the next diff)
-//   Jl<pipeline>\0<job>\0<datum>\0<attempt, 8 hex>  LogMessage of an attempt
+//   Jl<pipeline>\0<time, 16 hex>\0<job>\0<datum>\0<attempt, 8 hex>
+//                                     LogMessage of an attempt, in the order
+//                                     written (time: its microseconds since
+//                                     the epoch, increasing in write order)
 namespace jobkeys {
 inline std::string JobPrefix(absl::string_view p) { return absl::StrCat("Jj", p, kNul); }
 inline std::string JobKey(absl::string_view p, uint64_t seq) {
@@ -217,13 +220,14 @@ inline std::string OutputPathPrefix(absl::string_view p, absl::string_view path)
 }
 inline std::string RuntimeKey(absl::string_view p) { return absl::StrCat("Jr", p); }
 inline std::string LogPrefix(absl::string_view p) { return absl::StrCat("Jl", p, kNul); }
-inline std::string LogJobPrefix(absl::string_view p, absl::string_view job) {
-  return absl::StrCat(LogPrefix(p), job, kNul);
+// Where the logs written at or after `micros` begin.
+inline std::string LogTimeKey(absl::string_view p, uint64_t micros) {
+  return absl::StrCat(LogPrefix(p), Hex16(micros));
 }
-inline std::string LogKey(absl::string_view p, absl::string_view job, absl::string_view datum,
-                          uint32_t attempt) {
+inline std::string LogKey(absl::string_view p, uint64_t micros, absl::string_view job,
+                          absl::string_view datum, uint32_t attempt) {
   std::string n = Hex16(attempt).substr(8);
-  return absl::StrCat(LogJobPrefix(p, job), datum, kNul, n);
+  return absl::StrCat(LogTimeKey(p, micros), kNul, job, kNul, datum, kNul, n);
 }
 // Every datum record that may name an output tree (for GC's mark), and
 // every output contribution.

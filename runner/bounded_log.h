@@ -4,6 +4,7 @@
 // (a datum's log). Not thread-safe.
 
 #include <algorithm>
+#include <cstdint>
 #include <string>
 
 #include "absl/strings/str_cat.h"
@@ -24,6 +25,13 @@ class BoundedLog {
     tail_.append(s.data(), s.size());
     if (tail_.size() > 2 * half_) tail_.erase(0, tail_.size() - half_);
   }
+  // The start of the log not yet sent live (logs -f), from byte *offset:
+  // at most cap/2 bytes in all, the part that Get() always returns as is.
+  absl::string_view Unsent(uint64_t* offset) const {
+    *offset = sent_;
+    return absl::string_view(head_).substr(sent_);
+  }
+  void MarkSent(size_t n) { sent_ += n; }
   std::string Get(bool* truncated) const {
     if (tail_.size() > half_) {
       *truncated = true;
@@ -37,6 +45,7 @@ class BoundedLog {
  private:
   size_t half_;
   size_t total_ = 0;
+  size_t sent_ = 0;
   std::string head_, tail_;
 };
 

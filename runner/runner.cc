@@ -500,14 +500,36 @@ absl::StatusOr<pid_t> Runner::Spawn(std::vector<std::string> argv,
   return pid;
 }
 
-bool Runner::LeaseLost(const pps::v1::LeaseResponse& lease) {
+bool Runner::LeaseLost(const pps::v1::LeaseResponse& lease, BoundedLog* out) {
   pps::v1::HeartbeatRequest hb;
   hb.set_runner(options_.name);
   hb.add_leases(lease.lease());
+  absl::string_view unsent;
+  if (out != nullptr) {
+    uint64_t offset = 0;
+    unsent = out->Unsent(&offset);
+    if (!unsent.empty()) {
+      pps::v1::LiveLog* live = hb.add_live();
+      live->set_lease(lease.lease());
+      live->set_offset(offset);
+      live->set_data(std::string(unsent));
+    }
+  }
   pps::v1::HeartbeatResponse hr;
   grpc::ClientContext ctx;
   ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(5));
-  return worker_->Heartbeat(&ctx, hb, &hr).ok() && hr.lost_size() > 0;
+  if (!worker_->Heartbeat(&ctx, hb, &hr).ok()) return false;  // sent again next time
+  if (out != nullptr) out->MarkSent(unsent.size());
+  return hr.lost_size() > 0;
+}
+
+bool Runner::BeatDue(absl::Time now, const BoundedLog& out, absl::Time* next_beat,
+                     absl::Time* next_live, absl::Duration beat) {
+  uint64_t offset = 0;
+  if (now < *next_beat && (now < *next_live || out.Unsent(&offset).empty())) return false;
+  *next_beat = now + beat;
+  *next_live = now + absl::Milliseconds(250);
+  return true;
 }
 
 absl::StatusOr<std::string> Runner::Supervise(const pps::v1::LeaseResponse& lease, pid_t pid,
@@ -520,7 +542,7 @@ absl::StatusOr<std::string> Runner::Supervise(const pps::v1::LeaseResponse& leas
     if (ns > 0) timeout = absl::Nanoseconds(ns);
   }
   absl::Duration beat = absl::Milliseconds(std::max<uint32_t>(200, lease.heartbeat_ms()));
-  absl::Time next_beat = absl::Now() + beat;
+  absl::Time next_beat = absl::Now() + beat, next_live = absl::Now();
   bool timed_out = false, lost = false;
   char buf[16384];
   while (true) {
@@ -529,20 +551,22 @@ absl::StatusOr<std::string> Runner::Supervise(const pps::v1::LeaseResponse& leas
     if (n > 0) {
       ssize_t r = ::read(in_fd, buf, sizeof(buf));
       if (r > 0) {
+        // No `continue`: a command that writes without a pause still gets
+        // its heartbeats and its timeout.
         out.Append(absl::string_view(buf, r));
-        continue;
+      } else if (r == 0) {
+        break;  // every writer closed: the command ended
+      } else if (errno != EINTR && errno != EAGAIN) {
+        break;
       }
-      if (r == 0) break;  // every writer closed: the command ended
-      if (errno != EINTR && errno != EAGAIN) break;
     }
     absl::Time now = absl::Now();
     if (!timed_out && now - start > timeout) {
       timed_out = true;
       ::kill(-pid, SIGKILL);
     }
-    if (now >= next_beat) {
-      next_beat = now + beat;
-      if (!lost && LeaseLost(lease)) {
+    if (BeatDue(now, out, &next_beat, &next_live, beat)) {
+      if (!lost && LeaseLost(lease, &out)) {
         lost = true;
         ::kill(-pid, SIGKILL);
       }

@@ -38,6 +38,7 @@
 #include "common/grpc_channel.h"
 #include "proto/pfs.grpc.pb.h"
 #include "proto/pps.grpc.pb.h"
+#include "runner/bounded_log.h"
 #include "runner/sandbox.h"
 
 namespace tusk::runner {
@@ -102,8 +103,13 @@ class Runner {
   absl::StatusOr<std::string> ExecuteInAgent(const pps::v1::LeaseResponse& lease,
                                              const std::string& pfs_dir, std::string* log,
                                              bool* truncated);
-  // One heartbeat for `lease`: whether tuskd says it is lost.
-  bool LeaseLost(const pps::v1::LeaseResponse& lease);
+  // One heartbeat for `lease`, with what `out` holds that tuskd has not
+  // seen (if not null): whether tuskd says the lease is lost.
+  bool LeaseLost(const pps::v1::LeaseResponse& lease, BoundedLog* out = nullptr);
+  // Whether a heartbeat is due at `now`: every `beat`, and at most every
+  // 250 ms while the command writes output (shown live by logs -f).
+  static bool BeatDue(absl::Time now, const BoundedLog& out, absl::Time* next_beat,
+                      absl::Time* next_live, absl::Duration beat);
   absl::StatusOr<std::string> Supervise(const pps::v1::LeaseResponse& lease, pid_t pid, int in_fd,
                                         std::string* log, bool* truncated);
   absl::Status SendResult(const pps::v1::LeaseResponse& lease, bool success,

@@ -65,7 +65,7 @@ absl::StatusOr<std::string> Runner::ExecuteInAgent(const pps::v1::LeaseResponse&
     timeout = FromDuration(lease.datum_timeout());
   }
   const absl::Duration beat = absl::Milliseconds(std::max<uint32_t>(200, lease.heartbeat_ms()));
-  absl::Time next_beat = start + beat;
+  absl::Time next_beat = start + beat, next_live = start;
   bool timed_out = false, lost = false;
   std::string failure;
   for (;;) {
@@ -73,33 +73,32 @@ absl::StatusOr<std::string> Runner::ExecuteInAgent(const pps::v1::LeaseResponse&
     if (::poll(&p, 1, 100) > 0) {
       auto e = (*client)->Next();
       if (!e.ok()) return e.status();
-      if (e->kind == agent::AgentEvent::kOutput) {
-        out.Append(e->output);
-        continue;
+      if (e->kind != agent::AgentEvent::kOutput) {
+        if (e->kind == agent::AgentEvent::kFailed) {
+          out.Append(e->output + "\n");
+          failure = e->output;
+        } else if (e->oom_killed) {
+          failure = absl::StrCat(
+              "OOMKilled: the command went over its container's memory limit",
+              e->memory_limit > 0 ? absl::StrCat(" of ", FormatMemoryLimit(e->memory_limit)) : "",
+              " (resource_limits.memory) and was killed");
+        } else if (e->kind == agent::AgentEvent::kSignal) {
+          failure = absl::StrCat("command killed by signal ", e->code);
+        } else if (e->code != 0) {
+          failure = absl::StrCat("command exited with status ", e->code);
+        }
+        break;
       }
-      if (e->kind == agent::AgentEvent::kFailed) {
-        out.Append(e->output + "\n");
-        failure = e->output;
-      } else if (e->oom_killed) {
-        failure = absl::StrCat(
-            "OOMKilled: the command went over its container's memory limit",
-            e->memory_limit > 0 ? absl::StrCat(" of ", FormatMemoryLimit(e->memory_limit)) : "",
-            " (resource_limits.memory) and was killed");
-      } else if (e->kind == agent::AgentEvent::kSignal) {
-        failure = absl::StrCat("command killed by signal ", e->code);
-      } else if (e->code != 0) {
-        failure = absl::StrCat("command exited with status ", e->code);
-      }
-      break;
+      // Output: no `continue`, so heartbeats and the timeout still run.
+      out.Append(e->output);
     }
     const absl::Time now = absl::Now();
     if (!timed_out && now - start > timeout) {
       timed_out = true;
       (*client)->Kill();
     }
-    if (now >= next_beat) {
-      next_beat = now + beat;
-      if (!lost && LeaseLost(lease)) {
+    if (BeatDue(now, out, &next_beat, &next_live, beat)) {
+      if (!lost && LeaseLost(lease, &out)) {
         lost = true;
         (*client)->Kill();
       }

@@ -1,11 +1,15 @@
 """DAGs of pipelines as Pachyderm 2.x runs them: one job per pipeline per
 commit set, with every input from that set (a diamond images -> edges ->
 montage, montage reading images too), and an upstream failure that blocks
-what is downstream of it instead of leaking into it."""
+what is downstream of it instead of leaking into it; `logs -f` following
+jobs in time order, live while a datum runs."""
 
 import json
+import subprocess
+import threading
+import time
 
-from harness import PipelineTestCase
+from harness import TUSK, PipelineTestCase
 
 EDGES = {"pipeline": {"name": "edges"},
          "transform": {"cmd": ["sh", "-c", "for f in /pfs/images/*; do "
@@ -113,6 +117,39 @@ class DagTest(PipelineTestCase):
         self.put("nums", "/c", b"7\n")
         self.wait_jobs("sum", lambda jobs: len(jobs) == 5 and jobs[0]["state"] == "JOB_SUCCESS", timeout=60)
         self.assertEqual(self.files("sum"), {"sum": "12\n"})
+
+    def test_logs_follow_is_live_and_in_time_order(self):
+        self.tusk("create", "repo", "talkin")
+        self.create({"pipeline": {"name": "talk"},
+                     "transform": {"cmd": ["sh", "-c", "for f in /pfs/talkin/*; do n=$(basename $f); "
+                                                       "echo start $n; sleep 1.5; echo end $n; "
+                                                       "cp $f /pfs/out/; done"]},
+                     "input": {"pfs": {"repo": "talkin", "glob": "/*"}}})
+        follower = subprocess.Popen([TUSK, "--address", self.server.address, "logs", "-p", "talk", "-f"],
+                                    stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        seen = []  # (time, line)
+        reader = threading.Thread(target=lambda: [seen.append((time.time(), line.strip()))
+                                                 for line in follower.stdout], daemon=True)
+        reader.start()
+        try:
+            names = ["f%d" % i for i in range(5)]
+            for n in names:
+                c = self.put("talkin", "/" + n, n.encode())
+                self.wait_set(c)
+            self.wait_for("every end line", lambda: sum(1 for _, l in seen if l.startswith("end ")) == 5,
+                          timeout=30)
+        finally:
+            follower.kill()
+            follower.wait()
+        lines = [l for _, l in seen if l.startswith(("start ", "end "))]
+        # Every datum's log, in the order the datums ran (job ids are random).
+        self.assertEqual(lines, [x for n in names for x in ("start " + n, "end " + n)])
+        plain = self.tusk("logs", "-p", "talk").out
+        self.assertEqual(plain.count("end "), 5, plain)
+        # Live: a datum's first line shows while it still runs (1.5 s before its end).
+        when = {l: t for t, l in seen}
+        for n in names:
+            self.assertGreater(when["end " + n] - when["start " + n], 0.8, seen)
 
 
 if __name__ == "__main__":
