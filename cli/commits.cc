@@ -25,6 +25,7 @@
 #include "common/version.h"
 #include "google/protobuf/util/json_util.h"
 #include "google/protobuf/util/time_util.h"
+#include "pfs/refs.h"
 
 namespace tusk::cli {
 namespace {
@@ -42,6 +43,7 @@ class CommitCommands : public CommandBase {
     req.set_branch(spec->ref);
     req.set_message(args_.Get("-m"));
     req.set_origin(USER);
+    req.set_force(args_.Has("--force"));
     return Call(&API::Stub::StartCommit, req,
                 [&](const CommitInfo& c) { std::cout << c.id() << "\n"; });
   }
@@ -60,8 +62,29 @@ class CommitCommands : public CommandBase {
     });
   }
 
+  // The commits of a commit set (an input commit and all that pipelines
+  // computed from it), as they are now.
+  int ListCommitSet(const std::string& id) {
+    InspectCommitSetRequest req;
+    req.set_commit_set(id);
+    Table t({"REPO", "ID", "BRANCH", "STATE", "ORIGIN", "STARTED", "ERROR"});
+    int rc = Stream(&API::Stub::InspectCommitSet, req, [&](const CommitInfo& c) {
+      if (json_) return PrintJson(c);
+      t.Add({c.repo(), c.id(), c.branch(), CommitState_Name(c.state()), Origin_Name(c.origin()),
+             Time(c.started()), c.error()});
+    });
+    if (rc == kExitOk && !json_) t.Print();
+    return rc;
+  }
+
   int ListCommit() {
+    if (args_.Has("--commit-set")) {
+      if (!NeedPositional(0, "")) return kExitUsage;
+      return ListCommitSet(args_.Get("--commit-set"));
+    }
     if (!NeedPositional(1, "REPO[@REF]")) return kExitUsage;
+    // A bare commit set id, as pachctl list commit takes it.
+    if (pfs::IsCommitId(args_.positional[0])) return ListCommitSet(args_.positional[0]);
     auto spec = Spec(0);
     if (!spec.ok()) return Fail(spec.status());
     ListCommitRequest req;
@@ -176,6 +199,7 @@ class CommitCommands : public CommandBase {
     }
     req.set_to(to);
     req.set_message(args_.Get("-m"));
+    req.set_force(args_.Has("--force"));
     return Call(&API::Stub::Revert, req, [&](const CommitInfo& c) {
       std::cout << "reverted " << c.repo() << "@" << c.branch() << " to " << to << " in commit "
                 << c.id() << "\n";
@@ -205,12 +229,13 @@ class CommitCommands : public CommandBase {
 void AddCommitCommands(CommandTable* table) {
   table->Add({"start commit",
               "Commits",
-              "start commit REPO@BRANCH [-m MSG]",
+              "start commit REPO@BRANCH [-m MSG] [--force]",
               "  Opens a commit on the branch (one per branch) and prints its id.\n"
-              "  Writes to REPO@BRANCH or REPO@ID go into it until 'finish commit'.\n",
+              "  Writes to REPO@BRANCH or REPO@ID go into it until 'finish commit'.\n"
+              "  --force: even on a pipeline's output branch.\n",
               1,
               1,
-              {{"-m", true, false, "--message"}},
+              {{"-m", true, false, "--message"}, {"--force", false, false}},
               Run<CommitCommands, &CommitCommands::StartCommit>});
   table->Add({"finish commit",
               "Commits",
@@ -222,12 +247,14 @@ void AddCommitCommands(CommandTable* table) {
               Run<CommitCommands, &CommitCommands::FinishCommit>});
   table->Add({"list commit",
               "Commits",
-              "list commit REPO[@REF] [-n N]",
+              "list commit REPO[@REF] [-n N] | list commit COMMIT_SET | --commit-set ID",
               "  History of REF (with the branch's open commit first), or every commit of the "
-              "repo; newest first.\n",
+              "repo; newest first.\n"
+              "  With a commit set id (32 hex characters, as pachctl takes it): the commits of\n"
+              "  the set, one per repo it reached, with their state and error.\n",
+              0,
               1,
-              1,
-              {{"-n", true, false, "--number"}},
+              {{"-n", true, false, "--number"}, {"--commit-set", true, false}},
               Run<CommitCommands, &CommitCommands::ListCommit>});
   table->Add({"inspect commit",
               "Commits",
@@ -248,11 +275,12 @@ void AddCommitCommands(CommandTable* table) {
               Run<CommitCommands, &CommitCommands::DiffCommit>});
   table->Add({"revert",
               "Commits",
-              "revert REPO@BRANCH --to REF [-m MSG]",
-              "  Makes a new commit on BRANCH whose files equal REF's. History is kept.\n",
+              "revert REPO@BRANCH --to REF [-m MSG] [--force]",
+              "  Makes a new commit on BRANCH whose files equal REF's. History is kept.\n"
+              "  --force: even on a pipeline's output branch.\n",
               1,
               1,
-              {{"--to", true, false}, {"-m", true, false, "--message"}},
+              {{"--to", true, false}, {"-m", true, false, "--message"}, {"--force", false, false}},
               Run<CommitCommands, &CommitCommands::Revert>});
   table->Add(
       {"delete commit",

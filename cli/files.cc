@@ -204,6 +204,7 @@ class FileCommands : public CommandBase {
     req.set_repo(spec->repo);
     req.set_ref(spec->ref);
     req.set_path(spec->path);
+    req.set_force(args_.Has("--force"));
     return Call(&API::Stub::DeleteFile, req, [&](const DeleteFileResponse& resp) {
       std::cout << "deleted " << spec->path << " in " << resp.commit().repo() << "@"
                 << resp.commit().id() << "\n";
@@ -251,11 +252,12 @@ void AddFileCommands(CommandTable* table) {
               Run<FileCommands, &FileCommands::InspectFile>});
   table->Add({"delete file",
               "Files",
-              "delete file REPO@REF:/PATH",
-              "  Deletes a file or a directory tree.\n",
+              "delete file REPO@REF:/PATH [--force]",
+              "  Deletes a file or a directory tree. --force: even in a pipeline's output\n"
+              "  branch.\n",
               1,
               1,
-              {},
+              {{"--force", false, false}},
               Run<FileCommands, &FileCommands::DeleteFile>});
 }
 

@@ -271,6 +271,45 @@ class JobCommands : public CommandBase {
     return s.ok() ? kExitOk : Fail(s);
   }
 
+  int StopJob() {
+    ppsv1::StopJobRequest req;
+    if (!PipelineJob(0, req.mutable_pipeline(), req.mutable_job())) {
+      return UsageError("stop job needs PIPELINE@JOB");
+    }
+    req.set_reason(args_.Get("--reason"));
+    return CallOn(pps_, &ppsv1::Pps::Stub::StopJob, req, [&](const ppsv1::JobInfo& j) {
+      std::cout << "job " << j.pipeline() << "@" << j.id() << " "
+                << absl::AsciiStrToLower(JobStateName(j.state()))
+                << (j.reason().empty() ? "" : ": " + j.reason()) << "\n";
+    });
+  }
+
+  int DeleteJob() {
+    ppsv1::DeleteJobRequest req;
+    if (!PipelineJob(0, req.mutable_pipeline(), req.mutable_job())) {
+      return UsageError("delete job needs PIPELINE@JOB");
+    }
+    return CallOn(pps_, &ppsv1::Pps::Stub::DeleteJob, req, [&](const ppsv1::DeleteJobResponse&) {
+      std::cout << "deleted job " << req.pipeline() << "@" << req.job() << "\n";
+    });
+  }
+
+  int RestartDatum() {
+    ppsv1::RestartDatumRequest req;
+    if (!PipelineJob(0, req.mutable_pipeline(), req.mutable_job())) {
+      return UsageError("restart datum needs PIPELINE@JOB [DATUM...]");
+    }
+    for (size_t i = 1; i < args_.positional.size(); i++) req.add_datums(args_.positional[i]);
+    return CallOn(pps_, &ppsv1::Pps::Stub::RestartDatum, req, [&](const ppsv1::JobInfo& j) {
+      if (j.id() == req.job() || absl::StartsWith(j.id(), req.job())) {
+        std::cout << "failed datums of job " << j.pipeline() << "@" << j.id() << " queued again\n";
+      } else {
+        std::cout << "job " << j.pipeline() << "@" << j.id()
+                  << " runs the failed datums again (commit set " << j.commit_set() << ")\n";
+      }
+    });
+  }
+
   int WaitCommitSet() {
     if (!NeedPositional(1, "commit set id")) return kExitUsage;
     InspectCommitSetRequest req;
@@ -325,8 +364,9 @@ void AddJobCommands(CommandTable* table) {
   table->Add({"list datum",
               "Jobs and datums",
               "list datum PIPELINE@JOB",
-              "  The datums the job touched (new, changed, failed or removed); unchanged\n"
-              "  datums are counted as skipped in 'inspect job'.\n",
+              "  Every datum of the job, in datum order, with its state: processed (success),\n"
+              "  failed, removed, or skipped (processed by an earlier job, its output reused).\n"
+              "  After the pipeline was updated, an older job lists the datums it touched.\n",
               1,
               1,
               {},
@@ -350,6 +390,36 @@ void AddJobCommands(CommandTable* table) {
                {"--datum", true, false},
                {"--follow", false, false, "-f"}},
               Run<JobCommands, &JobCommands::Logs>});
+  table->Add({"stop job",
+              "Jobs and datums",
+              "stop job PIPELINE@JOB [--reason TEXT]",
+              "  Kills a job that has not ended (killed, with its reason): its runners stop its\n"
+              "  datums, its output commit is marked failed and keeps the previous files, and\n"
+              "  what is downstream of it in its commit set does not run. Datums it finished\n"
+              "  are reused by the next job.\n",
+              1,
+              1,
+              {{"--reason", true, false}},
+              Run<JobCommands, &JobCommands::StopJob>});
+  table->Add({"delete job",
+              "Jobs and datums",
+              "delete job PIPELINE@JOB",
+              "  Deletes the records of a job that ended: the job, its datums and its logs.\n"
+              "  Its output commit stays (delete commit removes a commit).\n",
+              1,
+              1,
+              {},
+              Run<JobCommands, &JobCommands::DeleteJob>});
+  table->Add({"restart datum",
+              "Jobs and datums",
+              "restart datum PIPELINE@JOB [DATUM...]",
+              "  Runs the job's failed datums again (those named, by id prefix; default: all):\n"
+              "  in the job if it still runs, otherwise in a new job over the pipeline's\n"
+              "  current inputs (which runs every failed datum again and reuses the rest).\n",
+              1,
+              1000,
+              {},
+              Run<JobCommands, &JobCommands::RestartDatum>});
   table->Add({"wait commitset",
               "Jobs and datums",
               "wait commitset ID",

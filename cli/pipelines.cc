@@ -20,11 +20,13 @@
 #include "cli/command.h"
 #include "cli/command_base.h"
 #include "cli/output.h"
+#include "cli/put_plan.h"
 #include "cli/spec_file.h"
 #include "common/status.h"
 #include "common/version.h"
 #include "google/protobuf/util/json_util.h"
 #include "google/protobuf/util/time_util.h"
+#include "http/url_reader.h"
 
 namespace tusk::cli {
 namespace {
@@ -33,10 +35,33 @@ class PipelineCommands : public CommandBase {
  public:
   using CommandBase::CommandBase;
 
-  // Every pipeline in the spec file (-f; YAML may hold several documents).
+  // The spec text at a URL (http, https, s3), up to a bound.
+  absl::StatusOr<std::string> ReadSpecUrl(const std::string& url) {
+    constexpr size_t kMaxSpec = 16 << 20;
+    ASSIGN_OR_RETURN(auto reader, http::UrlReader::Open(url, S3OptionsFromArgs(args_)));
+    std::string text;
+    char buf[65536];
+    for (;;) {
+      ASSIGN_OR_RETURN(size_t n, reader->Read(buf, sizeof(buf)));
+      if (n == 0) return text;
+      text.append(buf, n);
+      if (text.size() > kMaxSpec) {
+        return absl::InvalidArgumentError(
+            absl::StrCat("the spec at ", url, " is larger than ", kMaxSpec, " bytes"));
+      }
+    }
+  }
+
+  // Every pipeline in the spec file or URL (-f; YAML may hold several
+  // documents, JSON several objects or an array).
   absl::StatusOr<std::vector<ppsv1::PipelineSpec>> PipelineSpecs() {
     std::string path = args_.Get("-f");
-    ASSIGN_OR_RETURN(std::string text, ReadSpecText(path));
+    std::string text;
+    if (http::UrlReader::IsUrl(path)) {
+      ASSIGN_OR_RETURN(text, ReadSpecUrl(path));
+    } else {
+      ASSIGN_OR_RETURN(text, ReadSpecText(path));
+    }
     ASSIGN_OR_RETURN(auto docs, SpecDocuments(text, path));
     std::vector<ppsv1::PipelineSpec> out;
     for (const auto& doc : docs) {
@@ -195,6 +220,90 @@ class PipelineCommands : public CommandBase {
     return SetPipelineState<ppsv1::StartPipelineRequest>(&ppsv1::Pps::Stub::StartPipeline,
                                                          "started");
   }
+
+  int RerunPipeline() {
+    if (!NeedPositional(1, "pipeline name")) return kExitUsage;
+    ppsv1::RerunPipelineRequest req;
+    req.set_name(args_.positional[0]);
+    req.set_reprocess(args_.Has("--reprocess"));
+    return CallOn(pps_, &ppsv1::Pps::Stub::RerunPipeline, req, [&](const ppsv1::JobInfo& j) {
+      std::cout << "job " << j.pipeline() << "@" << j.id() << " (commit set " << j.commit_set()
+                << ")\n";
+    });
+  }
+
+  // edit pipeline: the spec in $EDITOR (as JSON), then an update with it
+  // unless it came back unchanged.
+  int EditPipeline() {
+    if (!NeedPositional(1, "pipeline name")) return kExitUsage;
+    ppsv1::InspectPipelineRequest req;
+    req.set_name(args_.positional[0]);
+    ppsv1::PipelineInfo info;
+    {
+      grpc::ClientContext ctx;
+      grpc::Status s = pps_->InspectPipeline(&ctx, req, &info);
+      if (!s.ok()) return Fail(s);
+    }
+    google::protobuf::util::JsonPrintOptions po;
+    po.add_whitespace = true;
+    po.preserve_proto_field_names = true;
+    std::string before;
+    if (!google::protobuf::util::MessageToJsonString(info.spec(), &before, po).ok()) {
+      return Fail(absl::InternalError("cannot print the spec as JSON"));
+    }
+    std::string editor = args_.Get("--editor");
+    for (const char* var : {"TUSK_EDITOR", "VISUAL", "EDITOR"}) {
+      if (editor.empty() && std::getenv(var) != nullptr) editor = std::getenv(var);
+    }
+    if (editor.empty()) editor = "vi";
+    std::string path = (std::filesystem::temp_directory_path() /
+                        absl::StrCat("tusk-pipeline-", req.name(), "-XXXXXX.json"))
+                           .string();
+    int fd = ::mkstemps(path.data(), 5);
+    if (fd < 0) return Fail(absl::InternalError(absl::StrCat("cannot create ", path)));
+    bool written = ::write(fd, before.data(), before.size()) == static_cast<ssize_t>(before.size());
+    ::close(fd);
+    if (!written) return Fail(absl::InternalError(absl::StrCat("cannot write ", path)));
+    // The editor command may carry arguments ("code --wait"), as git allows.
+    std::string cmd = absl::StrCat(editor, " '", path, "'");
+    int rc = std::system(cmd.c_str());
+    auto text = ReadSpecText(path);
+    if (rc != 0) {
+      std::cerr << "tusk: the editor (" << editor << ") exited with status " << rc
+                << "; the pipeline is unchanged (your edit is in " << path << ")\n";
+      return kExitError;
+    }
+    if (!text.ok()) return Fail(text.status());
+    if (*text == before) {
+      std::filesystem::remove(path);
+      std::cout << "pipeline " << req.name() << " unchanged\n";
+      return kExitOk;
+    }
+    ppsv1::CreatePipelineRequest up;
+    absl::Status parsed = ParseSpecJson(*text, path, up.mutable_spec());
+    if (parsed.ok() && up.spec().pipeline().name() != req.name()) {
+      parsed = absl::InvalidArgumentError(absl::StrCat(
+          path, ": pipeline.name is ", up.spec().pipeline().name(), ", not ", req.name()));
+    }
+    if (!parsed.ok()) {
+      std::cerr << "tusk: your edit is kept in " << path << "\n";
+      return Fail(parsed);
+    }
+    up.set_update(true);
+    up.set_reprocess(args_.Has("--reprocess"));
+    int result =
+        CallOn(pps_, &ppsv1::Pps::Stub::CreatePipeline, up, [&](const ppsv1::PipelineInfo& p) {
+          std::cout << "updated pipeline " << p.spec().pipeline().name() << " (version "
+                    << p.version() << ")\n";
+          for (const auto& w : p.warnings()) std::cerr << "tusk: warning: " << w << "\n";
+        });
+    if (result == kExitOk) {
+      std::filesystem::remove(path);
+    } else {
+      std::cerr << "tusk: your edit is kept in " << path << "\n";
+    }
+    return result;
+  }
 };
 
 }  // namespace
@@ -203,8 +312,10 @@ void AddPipelineCommands(CommandTable* table) {
   table->Add(
       {"create pipeline",
        "Pipelines (specs in YAML or JSON, Pachyderm's field names)",
-       "create pipeline -f SPEC.yaml|SPEC.json|-",
-       "  Creates the pipelines in a spec file (Pachyderm's field names: pipeline.name,\n"
+       "create pipeline -f SPEC.yaml|SPEC.json|URL|-",
+       "  Creates the pipelines in a spec file or at a URL (http, https, s3; YAML with\n"
+       "  several documents, or JSON with several objects or an array of them).\n"
+       "  Pachyderm's field names: pipeline.name,\n"
        "  transform.cmd, input.pfs {repo, branch, glob, name}, cross, union, join (join_on,\n"
        "  outer_join), group (group_by), parallelism_spec.constant, datum_tries,\n"
        "  datum_timeout, job_timeout, output_branch). A field tusk does not support, a bad\n"
@@ -222,6 +333,26 @@ void AddPipelineCommands(CommandTable* table) {
               0,
               {{"-f", true, false, "--file"}, {"--reprocess", false, false}},
               Run<PipelineCommands, &PipelineCommands::UpdatePipeline>});
+  table->Add({"rerun pipeline",
+              "Pipelines (specs in YAML or JSON, Pachyderm's field names)",
+              "rerun pipeline NAME [--reprocess]",
+              "  A new job over the pipeline's current inputs, in a new commit set: failed\n"
+              "  datums run again, the rest are reused; --reprocess runs every datum.\n",
+              1,
+              1,
+              {{"--reprocess", false, false}},
+              Run<PipelineCommands, &PipelineCommands::RerunPipeline>});
+  table->Add({"edit pipeline",
+              "Pipelines (specs in YAML or JSON, Pachyderm's field names)",
+              "edit pipeline NAME [--editor CMD] [--reprocess]",
+              "  Opens the pipeline's spec (JSON) in an editor (--editor, else $TUSK_EDITOR,\n"
+              "  $VISUAL, $EDITOR, vi) and updates the pipeline with what you save; an\n"
+              "  unchanged file changes nothing. A spec that does not parse is refused and\n"
+              "  your edit is kept in a file named in the error.\n",
+              1,
+              1,
+              {{"--editor", true, false}, {"--reprocess", false, false}},
+              Run<PipelineCommands, &PipelineCommands::EditPipeline>});
   table->Add({"list pipeline",
               "Pipelines (specs in YAML or JSON, Pachyderm's field names)",
               "list pipeline",

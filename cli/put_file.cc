@@ -119,6 +119,7 @@ class PutFileCommand : public CommandBase {
     first.set_repo(repo);
     first.set_ref(ref);
     first.set_message(args_.Get("-m"));
+    first.set_force(args_.Has("--force"));
     auto ctx = Ctx();
     auto writer = stub_->PutFile(ctx.get(), resp);
     bool append = args_.Has("--append");
@@ -229,6 +230,7 @@ class PutFileCommand : public CommandBase {
     StartCommitRequest sc;
     sc.set_repo(spec.repo);
     sc.set_branch(spec.ref);
+    sc.set_force(args_.Has("--force"));
     sc.set_message(args_.Has("-m") ? args_.Get("-m") : description);
     (*sc.mutable_metadata())[kPutMetadataKey] = description;
     CommitInfo c;
@@ -536,7 +538,7 @@ void AddPutFileCommands(CommandTable* table) {
       {"put file",
        "Files",
        "put file REPO@REF[:/PATH] -f LOCAL|URL|- [-f ...] [-r [--parallel N]] [--untar] [--append] "
-       "[-m MSG]",
+       "[-m MSG] [--force]",
        "  Uploads a local file, a URL, or stdin (-f -) to PATH (default: /NAME of the source).\n"
        "  Several -f upload every one of them beneath PATH (a directory), in one commit.\n"
        "  -r uploads a directory tree beneath PATH (default /) in one commit. --parallel N\n"
@@ -553,7 +555,9 @@ void AddPutFileCommands(CommandTable* table) {
        "  with --parallel), files land in batches (--batch N files, default 2000); if the\n"
        "  upload stops, the commit stays open, and running the same command again skips\n"
        "  the files it already holds with the same content and finishes the commit if put\n"
-       "  started it. A progress line shows on a terminal.\n",
+       "  started it. A progress line shows on a terminal.\n"
+       "  A pipeline's output branch is refused (its files are computed); --force writes\n"
+       "  there anyway.\n",
        1,
        1,
        {{"-f", true, true, "--file"},
@@ -564,7 +568,8 @@ void AddPutFileCommands(CommandTable* table) {
         {"-m", true, false, "--message"},
         {"--batch", true, false},
         {"--s3-endpoint", true, false},
-        {"--s3-region", true, false}},
+        {"--s3-region", true, false},
+        {"--force", false, false}},
        Run<PutFileCommand, &PutFileCommand::PutFile>});
 }
 

@@ -227,7 +227,8 @@ void AddRepoCommands(CommandTable* table) {
   table->Add({"delete repo",
               "Repos and branches",
               "delete repo NAME [--force]",
-              "  Deletes a repo. --force also discards open commits.\n"
+              "  Deletes a repo. Refused while a pipeline reads it or computes it (delete the\n"
+              "  pipeline instead); --force deletes it anyway, and discards open commits.\n"
               "  Its data is freed by the next gc, except what other repos share.\n",
               1,
               1,

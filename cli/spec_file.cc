@@ -9,6 +9,7 @@
 #include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
 #include "common/json.h"
+#include "common/status.h"
 #include "google/protobuf/util/json_util.h"
 #include "yaml-cpp/yaml.h"
 
@@ -123,30 +124,86 @@ absl::Status ToJson(const YAML::Node& node, const std::string& name, std::string
   return absl::InternalError("unknown YAML node type");
 }
 
+// The top-level values of JSON text that holds one or more of them one
+// after another (`{...} {...}`, as pachctl accepts), each as its text.
+// Strings are skipped whole, so braces in them do not count; a value left
+// open at the end is InvalidArgument.
+absl::StatusOr<std::vector<std::string>> SplitJsonValues(absl::string_view text,
+                                                         const std::string& name) {
+  std::vector<std::string> out;
+  int depth = 0;
+  bool in_string = false, escaped = false;
+  size_t start = 0, line = 1;
+  for (size_t i = 0; i < text.size(); i++) {
+    const char c = text[i];
+    if (c == '\n') line++;
+    if (in_string) {
+      if (escaped) {
+        escaped = false;
+      } else if (c == '\\') {
+        escaped = true;
+      } else if (c == '"') {
+        in_string = false;
+      }
+      continue;
+    }
+    if (c == '"') {
+      in_string = true;
+    } else if (c == '{' || c == '[') {
+      if (depth++ == 0) start = i;
+    } else if (c == '}' || c == ']') {
+      if (--depth < 0) {
+        return absl::InvalidArgumentError(
+            absl::StrCat(name, ": line ", line, ": '", std::string(1, c), "' closes nothing"));
+      }
+      if (depth == 0) out.emplace_back(text.substr(start, i + 1 - start));
+    } else if (depth == 0 && !absl::ascii_isspace(static_cast<unsigned char>(c))) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          name, ": line ", line, ": '", std::string(1, c), "' outside of a JSON object"));
+    }
+  }
+  if (depth != 0 || in_string) {
+    return absl::InvalidArgumentError(absl::StrCat(name, ": the JSON ends inside a value"));
+  }
+  return out;
+}
+
 }  // namespace
 
 absl::StatusOr<std::vector<std::string>> SpecDocuments(absl::string_view text,
                                                        const std::string& name) {
   absl::string_view trimmed = absl::StripLeadingAsciiWhitespace(text);
   if (trimmed.empty()) return absl::InvalidArgumentError(absl::StrCat(name, ": the spec is empty"));
-  if (trimmed[0] == '{') return std::vector<std::string>{std::string(text)};
-  std::vector<YAML::Node> docs;
-  // yaml-cpp reports errors by exception; they stop here.
-  try {
-    docs = YAML::LoadAll(std::string(text));
-  } catch (const YAML::Exception& e) {
-    return absl::InvalidArgumentError(absl::StrCat(name, ": ", Where(e.mark), ": ", e.msg));
-  }
   std::vector<std::string> out;
-  for (const auto& doc : docs) {
-    if (doc.IsNull()) continue;  // an empty document (a trailing ---)
+  auto add = [&](const YAML::Node& doc) -> absl::Status {
+    if (doc.IsNull()) return absl::OkStatus();  // an empty document (a trailing ---)
     if (!doc.IsMap()) {
       return absl::InvalidArgumentError(
           absl::StrCat(name, ": ", Where(doc.Mark()), ": a spec must be a mapping of fields"));
     }
     std::string json;
-    if (auto st = ToJson(doc, name, &json); !st.ok()) return st;
+    RETURN_IF_ERROR(ToJson(doc, name, &json));
     out.push_back(std::move(json));
+    return absl::OkStatus();
+  };
+  // yaml-cpp reports errors by exception; they stop here.
+  try {
+    if (trimmed[0] == '{' || trimmed[0] == '[') {
+      // JSON: one object, several one after another, or arrays of them.
+      ASSIGN_OR_RETURN(std::vector<std::string> values, SplitJsonValues(text, name));
+      for (auto& v : values) {
+        if (v[0] == '{') {
+          out.push_back(std::move(v));
+          continue;
+        }
+        // An array: its elements as YAML reads them (JSON is YAML).
+        for (const auto& doc : YAML::Load(v)) RETURN_IF_ERROR(add(doc));
+      }
+    } else {
+      for (const auto& doc : YAML::LoadAll(std::string(text))) RETURN_IF_ERROR(add(doc));
+    }
+  } catch (const YAML::Exception& e) {
+    return absl::InvalidArgumentError(absl::StrCat(name, ": ", Where(e.mark), ": ", e.msg));
   }
   if (out.empty()) return absl::InvalidArgumentError(absl::StrCat(name, ": the spec is empty"));
   return out;

@@ -21,10 +21,11 @@
 
 namespace tusk::cli {
 
-// The documents of a spec file's text, each as compact JSON. Text whose first
-// non-blank character is '{' is taken as one JSON document; anything else is
-// YAML. `name` (the file name) prefixes error messages, which carry the
-// line and column for YAML syntax errors. An empty text is InvalidArgument.
+// The documents of a spec file's text, each as JSON. Text whose first
+// non-blank character is '{' or '[' is JSON: one object, several objects one
+// after another, or arrays of objects (as pachctl takes them); anything else
+// is YAML (documents separated by ---). `name` (the file name) prefixes error messages, which carry
+// the line and column for YAML syntax errors. An empty text is InvalidArgument.
 absl::StatusOr<std::vector<std::string>> SpecDocuments(absl::string_view text,
                                                        const std::string& name);
 

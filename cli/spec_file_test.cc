@@ -77,6 +77,26 @@ TEST(SpecFileTest, SeveralDocuments) {
   EXPECT_THAT(*docs, ElementsAre(R"({"name":"a"})", R"({"name":"b"})"));
 }
 
+TEST(SpecFileTest, SeveralJsonObjectsOrAnArray) {
+  // One after another, as pachctl takes them; braces inside strings do not count.
+  auto docs = SpecDocuments("{\"name\": \"a}{\"}\n{\"name\": \"b\"}{\"name\": \"c\"}", "s.json");
+  ASSERT_TRUE(docs.ok()) << docs.status();
+  EXPECT_THAT(*docs, ElementsAre(R"({"name": "a}{"})", R"({"name": "b"})", R"({"name": "c"})"));
+  docs = SpecDocuments("[{\"name\": \"a\"}, {\"name\": \"b\"}]\n{\"name\": \"c\"}", "s.json");
+  ASSERT_TRUE(docs.ok()) << docs.status();
+  EXPECT_THAT(*docs, ElementsAre(R"({"name":"a"})", R"({"name":"b"})", R"({"name": "c"})"));
+  // Left open, or something between the objects: an error naming the line.
+  docs = SpecDocuments("{\"name\": \"a\"}\n{\"name\": ", "s.json");
+  ASSERT_FALSE(docs.ok());
+  EXPECT_THAT(std::string(docs.status().message()), HasSubstr("ends inside a value"));
+  docs = SpecDocuments("{\"name\": \"a\"},\n{\"name\": \"b\"}", "s.json");
+  ASSERT_FALSE(docs.ok());
+  EXPECT_THAT(std::string(docs.status().message()), HasSubstr("s.json: line 1: ','"));
+  docs = SpecDocuments("[1, 2]", "s.json");
+  ASSERT_FALSE(docs.ok());
+  EXPECT_THAT(std::string(docs.status().message()), HasSubstr("a mapping of fields"));
+}
+
 TEST(SpecFileTest, UnknownFieldIsNamed) {
   auto spec = ParseOne("name: a\nkafka:\n  topicz: [x]\n");
   ASSERT_FALSE(spec.ok());

@@ -62,6 +62,16 @@ void DatumQueue::Complete(const std::string& lease, const DatumInfo& info) {
   leases_.erase(it);
 }
 
+bool DatumQueue::Requeue(const std::string& key) {
+  auto it = work_.find(key);
+  if (it == work_.end() || it->second.info.state() != pps::v1::DATUM_FAILED) return false;
+  it->second.info.set_state(pps::v1::DATUM_PENDING);
+  it->second.info.clear_error();
+  pending_.push_back(key);
+  remaining_++;
+  return true;
+}
+
 std::vector<DatumQueue::Returned> DatumQueue::GiveBackIf(
     const std::function<bool(const Work&)>& pred) {
   // Walks the leases (a few per runner), not the datums: the driver checks

@@ -62,6 +62,9 @@ class DatumQueue {
   // Fails every datum not done with `error` (a job timeout); returns the
   // leases it ended and counts the failed datums in `*failed`.
   std::vector<std::string> FailAll(const std::string& error, uint64_t* failed);
+  // Queues the datum at `key` again if it failed for good (restart datum):
+  // one more attempt, numbered after its others. False if it did not fail.
+  bool Requeue(const std::string& key);
   // The leases held now.
   std::vector<std::string> Leases() const;
   // The current record of the datum at `key`; nullptr if it is not queued.

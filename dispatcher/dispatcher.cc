@@ -176,7 +176,8 @@ void Dispatcher::AfterFinish(const pfs::CommitInfo& commit) {
   for (const auto& p : wake) Wake(p);
 }
 
-absl::Status Dispatcher::TriggerOnHeads(const PipelineInfo& info, bool new_commit_set) {
+absl::StatusOr<std::optional<JobInfo>> Dispatcher::TriggerOnHeads(const PipelineInfo& info,
+                                                                  bool new_commit_set) {
   const std::string& name = info.spec().pipeline().name();
   for (const PFSInput* in : PfsInputs(info.spec().input())) {
     auto b = pfs_->InspectBranch(in->repo(), in->branch());
@@ -193,18 +194,19 @@ absl::Status Dispatcher::TriggerOnHeads(const PipelineInfo& info, bool new_commi
     // runs again in that set.
     ASSIGN_OR_RETURN(pfs::CommitInfo head, pfs_->InspectCommit(in->repo(), b->head()));
     KvBatch batch;
+    JobInfo job;
     {
       absl::MutexLock l(&triggers_mu_);
-      JobInfo job = NewJob(name, trigger, new_commit_set ? "" : head.commit_set(), &batch);
+      job = NewJob(name, trigger, new_commit_set ? "" : head.commit_set(), &batch);
       RETURN_IF_ERROR(store_.Write(&batch, /*sync=*/true));
       LOG(INFO) << "pipeline " << name << ": job " << job.id() << " on the current head of "
                 << in->repo() << "@" << in->branch();
     }
     absl::MutexLock l(&mu_);
     Wake(name);
-    return absl::OkStatus();
+    return job;
   }
-  return absl::OkStatus();
+  return std::nullopt;
 }
 
 // ---------------------------------------------------------------------------
@@ -233,16 +235,7 @@ absl::StatusOr<PipelineInfo> Dispatcher::CreatePipeline(PipelineSpec spec, bool 
   if (!old_branch.empty() && old_branch != branch) {
     RETURN_IF_ERROR(pfs_->SetBranchProvenance(name, old_branch, {}).status());
   }
-  if (reprocess) {
-    ASSIGN_OR_RETURN(PipelineRuntime r, store_.Runtime(name));
-    r.set_salt(r.salt() + 1);
-    // Every datum is new under the new salt: the next job lists them all
-    // instead of planning from what changed in the input (nothing).
-    r.set_has_base(false);
-    KvBatch batch;
-    store_.PutRuntime(name, r, &batch);
-    RETURN_IF_ERROR(store_.Write(&batch, /*sync=*/true));
-  }
+  if (reprocess) RETURN_IF_ERROR(Reprocess(name));
   ASSIGN_OR_RETURN(auto all, pipelines_->List());
   RebuildTriggers(all);
   {
@@ -259,7 +252,7 @@ absl::StatusOr<PipelineInfo> Dispatcher::CreatePipeline(PipelineSpec spec, bool 
       it->second->wake = true;
     }
   }
-  RETURN_IF_ERROR(TriggerOnHeads(info, /*new_commit_set=*/update));
+  RETURN_IF_ERROR(TriggerOnHeads(info, /*new_commit_set=*/update).status());
   LOG(INFO) << (update ? "updated" : "created") << " pipeline " << name << " (version "
             << info.version() << (reprocess ? ", reprocess" : "") << ")";
   return info;
@@ -345,6 +338,7 @@ void Dispatcher::DriverLoop(Driver* d) {
 }
 
 absl::Status Dispatcher::DriverStep(Driver* d, bool* more) {
+  RETURN_IF_ERROR(ProcessKills(d));
   bool finish = false, start = false;
   {
     absl::MutexLock l(&mu_);
@@ -447,7 +441,7 @@ absl::Status Dispatcher::FailJobEarly(Driver* d, JobInfo job, const std::string&
   }
   Changed();
   absl::MutexLock l(&mu_);
-  d->active.reset();
+  if (d->active && d->active->job.id() == job.id()) d->active.reset();
   job_cv_.SignalAll();
   return absl::OkStatus();
 }

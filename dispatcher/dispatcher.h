@@ -137,6 +137,24 @@ class Dispatcher : public pfs::CommitHook {
   absl::StatusOr<PipelineInfo> SetPipelineState(const std::string& name,
                                                 pps::v1::PipelineState state);
 
+  // Job control (dispatcher_control.cc).
+  // Kills a job that has not ended (JOB_KILLED with `reason`): its driver
+  // ends it, its runners lose their leases. Returns the job once ended (or
+  // as it is after 30 s). FailedPrecondition if it had ended.
+  absl::StatusOr<JobInfo> StopJob(const std::string& pipeline, const std::string& job,
+                                  const std::string& reason);
+  // Deletes the records of a job that ended (FailedPrecondition if not):
+  // the job, its datums, its logs. Its output commit stays.
+  absl::Status DeleteJob(const std::string& pipeline, const std::string& job);
+  // Runs failed datums of a job again (id prefixes; none: all of them): in
+  // the job if it runs, otherwise in a new job over the current inputs.
+  // Returns that job. InvalidArgument if a named datum did not fail.
+  absl::StatusOr<JobInfo> RestartDatums(const std::string& pipeline, const std::string& job,
+                                        const std::vector<std::string>& datums);
+  // A new job over the pipeline's current inputs, in a new commit set;
+  // `reprocess`: every datum runs. FailedPrecondition if no input has a commit.
+  absl::StatusOr<JobInfo> RerunPipeline(const std::string& name, bool reprocess);
+
   // Runner protocol.
   absl::StatusOr<pps::v1::LeaseResponse> Lease(const pps::v1::LeaseRequest& req);
   pps::v1::HeartbeatResponse Heartbeat(const pps::v1::HeartbeatRequest& req);
@@ -183,6 +201,14 @@ class Dispatcher : public pfs::CommitHook {
   // Waits until Changes() passes `seen`, or `deadline`.
   void AwaitChange(uint64_t seen, absl::Time deadline);
 
+  // Guards for users' writes (the API's, before any change): FailedPrecondition
+  // naming the pipeline if `repo@branch` is a pipeline's output branch (what
+  // is there is computed, and the next job would overwrite a user's files),
+  // or if deleting `repo` would break a pipeline (it reads it, or it is its
+  // output). The API's --force skips them.
+  absl::Status CheckUserWrite(const std::string& repo, const std::string& branch);
+  absl::Status CheckRepoDelete(const std::string& repo);
+
   // Pipelines that want runners, with how many (running ones: parallelism).
   std::map<std::string, int> RunnerDemand();
   // Every pipeline with its version, spec and work (for runner backends).
@@ -211,8 +237,14 @@ class Dispatcher : public pfs::CommitHook {
                  const std::string& commit_set, pfs::KvBatch* batch)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(triggers_mu_);
   // Creates a job on the pipeline's current input heads: in the commit set
-  // of the head it starts from (create), or in a new one (update).
-  absl::Status TriggerOnHeads(const PipelineInfo& info, bool new_commit_set);
+  // of the head it starts from (create), or in a new one (update, rerun).
+  // nullopt if no input has a commit.
+  absl::StatusOr<std::optional<JobInfo>> TriggerOnHeads(const PipelineInfo& info,
+                                                        bool new_commit_set);
+  // A new salt: every datum of the pipeline's next job runs.
+  absl::Status Reprocess(const std::string& pipeline);
+  // Ends the jobs that StopJob marked (driver thread).
+  absl::Status ProcessKills(Driver* d);
   void Wake(const std::string& pipeline) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void Changed();
 
@@ -243,6 +275,10 @@ class Dispatcher : public pfs::CommitHook {
   // Times out a job past its deadline.
   void CheckDeadline(Driver* d) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void CheckLeases(Driver* d) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // The datums of job `j`'s inputs that it did not touch (skipped as
+  // unchanged), if the pipeline's spec is still the job's; none otherwise.
+  absl::StatusOr<std::vector<DatumInfo>> UntouchedDatums(
+      const JobInfo& j, const std::map<std::string, DatumInfo>& touched);
   // The job with its live counts if it is running.
   absl::StatusOr<std::optional<JobInfo>> FindJob(const std::string& pipeline,
                                                  const std::string& job);

@@ -2,10 +2,12 @@
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
 #include "common/proto_util.h"
 #include "common/status.h"
 #include "dispatcher/dispatcher.h"
 #include "dispatcher/dispatcher_internal.h"
+#include "dispatcher/spec.h"
 
 namespace tusk::dispatcher {
 
@@ -125,8 +127,51 @@ absl::Status Dispatcher::ListDatums(const std::string& pipeline, const std::stri
       }
     }
   }
-  for (const auto& di : out) RETURN_IF_ERROR(fn(di));
+  // The datums the job did not touch (unchanged, so skipped), from its
+  // input commits, when the pipeline's spec is still the job's.
+  std::map<std::string, DatumInfo> all;
+  for (auto& di : out) all[di.key()] = std::move(di);
+  ASSIGN_OR_RETURN(auto skipped, UntouchedDatums(j, all));
+  for (auto& di : skipped) all[di.key()] = std::move(di);
+  for (const auto& [key, di] : all) RETURN_IF_ERROR(fn(di));
   return absl::OkStatus();
+}
+
+absl::StatusOr<std::vector<DatumInfo>> Dispatcher::UntouchedDatums(
+    const JobInfo& j, const std::map<std::string, DatumInfo>& touched) {
+  std::vector<DatumInfo> out;
+  ASSIGN_OR_RETURN(PipelineInfo info, pipelines_->Inspect(j.pipeline()));
+  if (info.version() != j.pipeline_version() || j.inputs().empty()) return out;
+  // The job's inputs: one per pfs input name, in spec order (ResolveInputs).
+  ResolvedInputs resolved;
+  int i = 0;
+  for (const PFSInput* in : PfsInputs(info.spec().input())) {
+    if (resolved.count(in->name())) continue;
+    if (i >= j.inputs_size()) return out;  // not the job's inputs after all
+    const auto& ref = j.inputs(i++);
+    ResolvedInput r;
+    if (!ref.id().empty()) {
+      ASSIGN_OR_RETURN(pfs::CommitInfo c, pfs_->InspectCommit(ref.repo(), ref.id()));
+      if (!c.root().empty()) {
+        ASSIGN_OR_RETURN(r.root, Hash::FromHex(c.root()));
+      }
+      r.commit = ref.id();
+    }
+    resolved[in->name()] = r;
+  }
+  ASSIGN_OR_RETURN(std::vector<Datum> datums,
+                   dispatcher::ListDatums(pfs_->nodes(), info.spec().input(), resolved));
+  for (const auto& d : datums) {
+    if (touched.count(d.key)) continue;
+    DatumInfo& di = out.emplace_back();
+    di.set_id(DatumHash(j.salt(), d).Hex());
+    di.set_job(j.id());
+    di.set_pipeline(j.pipeline());
+    di.set_key(d.key);
+    di.set_state(pps::v1::DATUM_SKIPPED);
+    for (const auto& in : d.inputs) *di.add_inputs() = in;
+  }
+  return out;
 }
 
 absl::StatusOr<DatumInfo> Dispatcher::InspectDatum(const std::string& pipeline,
@@ -214,6 +259,40 @@ absl::Status Dispatcher::GetLogs(const std::string& pipeline, const std::string&
     for (const auto& m : live) RETURN_IF_ERROR(fn(m));
     absl::SleepFor(absl::Milliseconds(250));
   }
+}
+
+absl::Status Dispatcher::CheckUserWrite(const std::string& repo, const std::string& branch) {
+  auto info = pipelines_->Inspect(repo);
+  if (info.status().code() == absl::StatusCode::kNotFound) return absl::OkStatus();
+  RETURN_IF_ERROR(info.status());
+  if (info->spec().output_branch() != branch) return absl::OkStatus();
+  return absl::FailedPreconditionError(absl::StrCat(
+      repo, "@", branch, " is the output of pipeline ", repo,
+      ": its files are computed, and its next job would replace what is written by hand "
+      "(write to another branch, or use --force)"));
+}
+
+absl::Status Dispatcher::CheckRepoDelete(const std::string& repo) {
+  ASSIGN_OR_RETURN(auto all, pipelines_->List());
+  std::vector<std::string> readers;
+  for (const auto& p : all) {
+    const std::string& name = p.spec().pipeline().name();
+    if (name == repo) {
+      return absl::FailedPreconditionError(
+          absl::StrCat("repo ", repo, " is the output of pipeline ", repo, "; delete pipeline ",
+                       repo, " instead (or delete repo --force)"));
+    }
+    for (const PFSInput* in : PfsInputs(p.spec().input())) {
+      if (in->repo() == repo) {
+        readers.push_back(name);
+        break;
+      }
+    }
+  }
+  if (readers.empty()) return absl::OkStatus();
+  return absl::FailedPreconditionError(absl::StrCat(
+      "repo ", repo, " is an input of pipeline", readers.size() > 1 ? "s " : " ",
+      absl::StrJoin(readers, ", "), "; delete or update them first (or delete repo --force)"));
 }
 
 absl::StatusOr<bool> Dispatcher::CommitSetJobsDone(const std::string& commit_set) {

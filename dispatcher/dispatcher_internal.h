@@ -3,6 +3,7 @@
 // Dispatcher's private state, shared by its files (dispatcher.cc,
 // dispatcher_runners.cc, dispatcher_inspect.cc). Internal to dispatcher.
 
+#include <map>
 #include <memory>
 #include <string>
 #include <thread>
@@ -30,6 +31,7 @@ struct Dispatcher::Driver {
   bool wake = true;
   uint64_t scan_from = 0;  // jobs before this seq are done
   std::unique_ptr<ActiveJob> active;
+  std::map<std::string, std::string> kill;  // jobs to end (StopJob): id -> reason
   std::string sandbox;                 // as its runners last reported it (LeaseRequest.sandbox)
   absl::Time last_busy = absl::Now();  // when its job last had datums to run
 };

@@ -236,6 +236,23 @@ absl::Status JobStore::ScanLogs(const std::string& pipeline, absl::Time from, st
   return parse;
 }
 
+absl::Status JobStore::DeleteJob(const JobInfo& job, pfs::KvBatch* batch) const {
+  space_.Delete(batch, JobKey(job.pipeline(), job.seq()));
+  space_.Delete(batch, JobIndexKey(job.id()));
+  space_.Delete(batch, CommitSetJobKey(job.commit_set(), job.id()));
+  RETURN_IF_ERROR(space_.DeletePrefix(JobDatumPrefix(job.id()), batch));
+  // Its logs: written between its creation and its end.
+  std::string after;
+  const absl::Time end = job.has_finished() ? FromTimestamp(job.finished()) + absl::Seconds(1)
+                                            : absl::InfiniteFuture();
+  return ScanLogs(job.pipeline(), FromTimestamp(job.created()) - absl::Seconds(1), &after,
+                  [&](const LogMessage& m) {
+                    if (FromTimestamp(m.time()) > end) return false;
+                    if (m.job() == job.id()) space_.Delete(batch, after);
+                    return true;
+                  });
+}
+
 absl::StatusOr<std::vector<JobInfo>> JobStore::DeletePipeline(const std::string& pipeline,
                                                               pfs::KvBatch* batch) const {
   std::vector<JobInfo> jobs;

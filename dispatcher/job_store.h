@@ -108,6 +108,9 @@ class JobStore {
   absl::Status ScanLogs(const std::string& pipeline, absl::Time from, std::string* after,
                         const std::function<bool(const LogMessage&)>& fn) const;
 
+  // A job's records: the job, its index entries, its datums and its logs.
+  absl::Status DeleteJob(const JobInfo& job, pfs::KvBatch* batch) const;
+
   // Every record of `pipeline`: its jobs (returned, for closing their output
   // commits), their datums, its datums, outputs, logs and runtime.
   absl::StatusOr<std::vector<JobInfo>> DeletePipeline(const std::string& pipeline,

@@ -6,6 +6,7 @@
 #include "common/status.h"
 #include "common/version.h"
 #include "google/protobuf/util/time_util.h"
+#include "pfs/refs.h"
 
 namespace tusk::server {
 namespace {
@@ -56,9 +57,24 @@ grpc::Status ApiService::ListRepo(grpc::ServerContext* ctx, const ListRepoReques
   return grpc::Status::OK;
 }
 
+absl::Status ApiService::CheckUserWrite(const std::string& repo, const std::string& ref,
+                                        bool force) {
+  if (jobs_ == nullptr || force) return absl::OkStatus();
+  // The branch that `ref` names: itself, or an open or finished commit's.
+  std::string branch = ref;
+  if (pfs::IsCommitId(ref)) {
+    auto c = pfs_->InspectCommit(repo, ref);
+    if (c.ok()) branch = c->branch();
+  }
+  return jobs_->CheckUserWrite(repo, branch);
+}
+
 grpc::Status ApiService::DeleteRepo(grpc::ServerContext* ctx, const DeleteRepoRequest* req,
                                     DeleteRepoResponse*) {
   TUSK_AUTHORIZE(auth_->Require(ctx, Access::kWrite, req->name()));
+  if (jobs_ != nullptr && !req->force()) {
+    if (auto s = jobs_->CheckRepoDelete(req->name()); !s.ok()) return ToGrpcStatus(s);
+  }
   return ToGrpcStatus(pfs_->DeleteRepo(req->name(), req->force()));
 }
 
@@ -92,6 +108,9 @@ grpc::Status ApiService::DeleteBranch(grpc::ServerContext* ctx, const DeleteBran
 grpc::Status ApiService::StartCommit(grpc::ServerContext* ctx, const StartCommitRequest* req,
                                      CommitInfo* out) {
   TUSK_AUTHORIZE(auth_->Require(ctx, Access::kWrite, req->repo()));
+  if (auto s = CheckUserWrite(req->repo(), req->branch(), req->force()); !s.ok()) {
+    return ToGrpcStatus(s);
+  }
   return Fill(pfs_->StartCommit(req->repo(), req->branch(), req->message(), req->origin(),
                                 ToMap(req->metadata())),
               out);
@@ -220,6 +239,7 @@ grpc::Status ApiService::PutFile(grpc::ServerContext* ctx,
     if (!upload) {
       auto allowed = auth_->Require(ctx, Access::kWrite, req.repo());
       if (!allowed.ok()) return ToGrpcStatus(allowed.status());
+      if (auto s = CheckUserWrite(req.repo(), req.ref(), req.force()); !s.ok()) return fail(s);
       pfs::AutoCommitOptions opts;
       opts.message = req.message();
       if (req.origin() != ORIGIN_UNSPECIFIED) opts.origin = req.origin();
@@ -320,6 +340,9 @@ grpc::Status ApiService::GlobFile(grpc::ServerContext* ctx, const GlobFileReques
 grpc::Status ApiService::DeleteFile(grpc::ServerContext* ctx, const DeleteFileRequest* req,
                                     DeleteFileResponse* out) {
   TUSK_AUTHORIZE(auth_->Require(ctx, Access::kWrite, req->repo()));
+  if (auto s = CheckUserWrite(req->repo(), req->ref(), req->force()); !s.ok()) {
+    return ToGrpcStatus(s);
+  }
   auto c = pfs_->DeleteFile(req->repo(), req->ref(), req->path());
   if (!c.ok()) return ToGrpcStatus(c.status());
   *out->mutable_commit() = *c;
@@ -338,6 +361,9 @@ grpc::Status ApiService::DiffCommit(grpc::ServerContext* ctx, const DiffCommitRe
 grpc::Status ApiService::Revert(grpc::ServerContext* ctx, const RevertRequest* req,
                                 CommitInfo* out) {
   TUSK_AUTHORIZE(auth_->Require(ctx, Access::kWrite, req->repo()));
+  if (auto s = CheckUserWrite(req->repo(), req->branch(), req->force()); !s.ok()) {
+    return ToGrpcStatus(s);
+  }
   return Fill(pfs_->Revert(req->repo(), req->branch(), req->to(), req->message()), out);
 }
 

@@ -19,6 +19,8 @@ class ApiService final : public pfs::v1::API::Service {
   // Where InspectCommitSet --wait learns whether jobs of a commit set are
   // still to run, and is woken when a commit finishes or a job ends (not
   // owned; set before serving).
+  // Also what guards pipelines' repos from users' writes (Dispatcher::
+  // CheckUserWrite, CheckRepoDelete).
   void SetDispatcher(dispatcher::Dispatcher* jobs) { jobs_ = jobs; }
 
   grpc::Status Version(grpc::ServerContext*, const pfs::v1::VersionRequest*,
@@ -85,6 +87,9 @@ class ApiService final : public pfs::v1::API::Service {
   void SetPutWatchdog(StreamWatchdog* watchdog) { put_watchdog_ = watchdog; }
 
  private:
+  // Dispatcher::CheckUserWrite for the branch of `ref` unless `force`.
+  absl::Status CheckUserWrite(const std::string& repo, const std::string& ref, bool force);
+
   pfs::GcOptions gc_defaults_;
   StreamWatchdog* put_watchdog_ = nullptr;
   dispatcher::Dispatcher* jobs_ = nullptr;

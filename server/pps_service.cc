@@ -163,6 +163,33 @@ grpc::Status PpsService::GetLogs(grpc::ServerContext* ctx, const pps::v1::GetLog
       }));
 }
 
+grpc::Status PpsService::StopJob(grpc::ServerContext* ctx, const pps::v1::StopJobRequest* req,
+                                 pps::v1::JobInfo* out) {
+  TUSK_AUTHORIZE(auth_->Require(ctx, Access::kWrite, req->pipeline()));
+  return Fill(dispatcher_->StopJob(req->pipeline(), req->job(), req->reason()), out);
+}
+
+grpc::Status PpsService::DeleteJob(grpc::ServerContext* ctx, const pps::v1::DeleteJobRequest* req,
+                                   pps::v1::DeleteJobResponse*) {
+  TUSK_AUTHORIZE(auth_->Require(ctx, Access::kWrite, req->pipeline()));
+  return ToGrpcStatus(dispatcher_->DeleteJob(req->pipeline(), req->job()));
+}
+
+grpc::Status PpsService::RestartDatum(grpc::ServerContext* ctx,
+                                      const pps::v1::RestartDatumRequest* req,
+                                      pps::v1::JobInfo* out) {
+  TUSK_AUTHORIZE(auth_->Require(ctx, Access::kWrite, req->pipeline()));
+  std::vector<std::string> datums(req->datums().begin(), req->datums().end());
+  return Fill(dispatcher_->RestartDatums(req->pipeline(), req->job(), datums), out);
+}
+
+grpc::Status PpsService::RerunPipeline(grpc::ServerContext* ctx,
+                                       const pps::v1::RerunPipelineRequest* req,
+                                       pps::v1::JobInfo* out) {
+  TUSK_AUTHORIZE(auth_->Require(ctx, Access::kWrite, req->name()));
+  return Fill(dispatcher_->RerunPipeline(req->name(), req->reprocess()), out);
+}
+
 // ---------------------------------------------------------------------------
 
 grpc::Status WorkerService::Lease(grpc::ServerContext* ctx, const pps::v1::LeaseRequest* req,

@@ -45,6 +45,14 @@ class PpsService final : public pps::v1::Pps::Service {
                             pps::v1::DatumInfo*) override;
   grpc::Status GetLogs(grpc::ServerContext*, const pps::v1::GetLogsRequest*,
                        grpc::ServerWriter<pps::v1::LogMessage>*) override;
+  grpc::Status StopJob(grpc::ServerContext*, const pps::v1::StopJobRequest*,
+                       pps::v1::JobInfo*) override;
+  grpc::Status DeleteJob(grpc::ServerContext*, const pps::v1::DeleteJobRequest*,
+                         pps::v1::DeleteJobResponse*) override;
+  grpc::Status RestartDatum(grpc::ServerContext*, const pps::v1::RestartDatumRequest*,
+                            pps::v1::JobInfo*) override;
+  grpc::Status RerunPipeline(grpc::ServerContext*, const pps::v1::RerunPipelineRequest*,
+                             pps::v1::JobInfo*) override;
 
  private:
   // Whether the caller may create or update the pipeline `spec` describes.

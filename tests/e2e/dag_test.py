@@ -151,6 +151,31 @@ class DagTest(PipelineTestCase):
         for n in names:
             self.assertGreater(when["end " + n] - when["start " + n], 0.8, seen)
 
+    def test_repos_of_pipelines_are_guarded(self):
+        self.tusk("create", "repo", "guardin")
+        self.create({"pipeline": {"name": "guarded"},
+                     "transform": {"cmd": ["sh", "-c", "cp /pfs/guardin/* /pfs/out/"]},
+                     "input": {"pfs": {"repo": "guardin", "glob": "/"}}})
+        c = self.put("guardin", "/a", b"computed")
+        self.wait_set(c)
+        # Its input: refused, naming the pipeline; everything still works.
+        self.tusk_fails(4, "delete", "repo", "guardin", mentions="pipeline guarded")
+        # Its output: refused for writes (put, delete, start commit) and delete.
+        self.tusk_fails(4, "put", "file", "guarded@master:/a", "-f", "-", input=b"by hand",
+                        mentions="output of pipeline guarded")
+        self.tusk_fails(4, "delete", "file", "guarded@master:/a", mentions="pipeline guarded")
+        self.tusk_fails(4, "start", "commit", "guarded@master", mentions="pipeline guarded")
+        self.tusk_fails(4, "delete", "repo", "guarded", mentions="delete pipeline guarded")
+        self.assertEqual(self.files("guarded"), {"a": "computed"})
+        c = self.put("guardin", "/b", b"more")
+        self.wait_set(c)
+        self.assertEqual(self.files("guarded"), {"a": "computed", "b": "more"})
+        # Another branch of the output repo is the user's.
+        self.tusk("put", "file", "guarded@scratch:/note", "-f", "-", input=b"mine")
+        # --force writes anyway, as pachctl's does.
+        self.tusk("put", "file", "guarded@master:/by-hand", "-f", "-", "--force", input=b"x")
+        self.assertIn("by-hand", self.files("guarded"))
+
 
 if __name__ == "__main__":
     import unittest
