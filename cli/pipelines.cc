@@ -81,11 +81,12 @@ class PipelineCommands : public CommandBase {
     for (const auto& spec : *specs) {
       ppsv1::CreatePipelineRequest req;
       *req.mutable_spec() = spec;
-      req.set_update(update);
-      req.set_reprocess(args_.Has("--reprocess"));
+      // pachctl's spec fields update and reprocess do what the flags do.
+      req.set_update(update || spec.update());
+      req.set_reprocess(args_.Has("--reprocess") || spec.reprocess());
       int rc =
           CallOn(pps_, &ppsv1::Pps::Stub::CreatePipeline, req, [&](const ppsv1::PipelineInfo& p) {
-            std::cout << (update ? "updated" : "created") << " pipeline "
+            std::cout << (req.update() ? "updated" : "created") << " pipeline "
                       << p.spec().pipeline().name() << " (version " << p.version() << ")\n";
             for (const auto& w : p.warnings()) std::cerr << "tusk: warning: " << w << "\n";
           });

@@ -71,4 +71,25 @@ absl::StatusOr<std::string> ApplyJsonPatch(const std::string& doc, const std::st
   }
 }
 
+absl::Status CheckMergePatch(const std::string& patch) {
+  auto p = Parse("pod_spec", patch);
+  if (!p.ok()) return p.status();
+  if (!p->is_object()) {
+    return absl::InvalidArgumentError(
+        "pod_spec is not a JSON object to merge into the pod spec, such as "
+        "{\"hostNetwork\": false}");
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<std::string> ApplyMergePatch(const std::string& doc, const std::string& patch) {
+  if (auto st = CheckMergePatch(patch); !st.ok()) return st;
+  auto d = Parse("the document", doc);
+  if (!d.ok()) return d.status();
+  auto p = Parse("pod_spec", patch);
+  if (!p.ok()) return p.status();
+  d->merge_patch(*p);
+  return d->dump();
+}
+
 }  // namespace tusk

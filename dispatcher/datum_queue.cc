@@ -103,7 +103,8 @@ std::vector<DatumQueue::Returned> DatumQueue::ReleaseRunner(const std::string& r
 std::vector<std::string> DatumQueue::FailAll(const std::string& error, uint64_t* failed) {
   std::vector<std::string> ended;
   for (auto& [key, w] : work_) {
-    if (w.info.state() == pps::v1::DATUM_SUCCESS || w.info.state() == pps::v1::DATUM_FAILED)
+    if (w.info.state() == pps::v1::DATUM_SUCCESS || w.info.state() == pps::v1::DATUM_FAILED ||
+        w.info.state() == pps::v1::DATUM_RECOVERED)
       continue;
     if (!w.lease.empty()) ended.push_back(w.lease);
     w.lease.clear();

@@ -97,6 +97,7 @@ DatumInput MakeInput(const PFSInput& in, const ResolvedInput& r, const std::stri
   auto h = Hash::FromRaw(e.hash());
   d.set_hash(h.ok() ? h->Hex() : "");
   d.set_dir(e.type() == pfs::Entry::DIR);
+  d.set_empty_files(in.empty_files());
   return d;
 }
 

@@ -122,6 +122,8 @@ void Dispatcher::RebuildTriggers(const std::vector<PipelineInfo>& all) {
   triggers_.clear();
   for (const auto& info : all) {
     for (const PFSInput* in : PfsInputs(info.spec().input())) {
+      // A pinned input (pfs.commit) reads one commit: its branch triggers nothing.
+      if (!in->commit().empty()) continue;
       triggers_[{in->repo(), in->branch()}].insert(info.spec().pipeline().name());
     }
   }
@@ -180,24 +182,28 @@ absl::StatusOr<std::optional<JobInfo>> Dispatcher::TriggerOnHeads(const Pipeline
                                                                   bool new_commit_set) {
   const std::string& name = info.spec().pipeline().name();
   for (const PFSInput* in : PfsInputs(info.spec().input())) {
-    auto b = pfs_->InspectBranch(in->repo(), in->branch());
-    if (b.status().code() == absl::StatusCode::kNotFound) continue;
-    RETURN_IF_ERROR(b.status());
-    if (b->head().empty()) continue;
+    std::string head = in->commit();
+    if (head.empty()) {
+      auto b = pfs_->InspectBranch(in->repo(), in->branch());
+      if (b.status().code() == absl::StatusCode::kNotFound) continue;
+      RETURN_IF_ERROR(b.status());
+      head = b->head();
+    }
+    if (head.empty()) continue;
     pfs::v1::CommitRef trigger;
     trigger.set_repo(in->repo());
-    trigger.set_id(b->head());
+    trigger.set_id(head);
     trigger.set_branch(in->branch());
     // A new pipeline's job joins the head's commit set: what is derived from
     // that commit now includes this pipeline's output. An update's job starts
     // a set of its own (as in Pachyderm), so that what is downstream of it
     // runs again in that set.
-    ASSIGN_OR_RETURN(pfs::CommitInfo head, pfs_->InspectCommit(in->repo(), b->head()));
+    ASSIGN_OR_RETURN(pfs::CommitInfo commit, pfs_->InspectCommit(in->repo(), head));
     KvBatch batch;
     JobInfo job;
     {
       absl::MutexLock l(&triggers_mu_);
-      job = NewJob(name, trigger, new_commit_set ? "" : head.commit_set(), &batch);
+      job = NewJob(name, trigger, new_commit_set ? "" : commit.commit_set(), &batch);
       RETURN_IF_ERROR(store_.Write(&batch, /*sync=*/true));
       LOG(INFO) << "pipeline " << name << ": job " << job.id() << " on the current head of "
                 << in->repo() << "@" << in->branch();
@@ -217,7 +223,11 @@ absl::StatusOr<PipelineInfo> Dispatcher::CreatePipeline(PipelineSpec spec, bool 
   std::string old_branch;
   if (update) {
     auto old = pipelines_->Inspect(spec.pipeline().name());
-    if (old.ok()) old_branch = old->spec().output_branch();
+    if (old.ok()) {
+      old_branch = old->spec().output_branch();
+      // A new salt makes every datum new.
+      if (old->spec().salt() != spec.salt()) reprocess = true;
+    }
   }
   ASSIGN_OR_RETURN(PipelineInfo info, pipelines_->Create(std::move(spec), update));
   const std::string& name = info.spec().pipeline().name();
@@ -498,6 +508,10 @@ absl::Status Dispatcher::StartJob(Driver* d, JobInfo job) {
   job.mutable_output_commit()->set_id(job.id());
   job.mutable_output_commit()->set_branch(spec.output_branch());
 
+  // reprocess_spec every_job: each new job runs every datum.
+  if (job.state() == pps::v1::JOB_CREATED && spec.reprocess_spec() == "every_job") {
+    RETURN_IF_ERROR(Reprocess(d->name));
+  }
   // Which datums changed since the pipeline's previous job.
   ASSIGN_OR_RETURN(PipelineRuntime rt, store_.Runtime(d->name));
   job.set_salt(rt.salt());
@@ -508,15 +522,17 @@ absl::Status Dispatcher::StartJob(Driver* d, JobInfo job) {
   if (!job.has_started()) *job.mutable_started() = NowTimestamp();
   job.set_datums_total(a->plan.total);
   job.set_datums_removed(a->plan.removed);
-  uint64_t processed = 0, failed = 0, to_run = 0;
+  uint64_t processed = 0, failed = 0, recovered = 0, to_run = 0;
   KvBatch batch;
   for (const auto& [key, di] : a->plan.touched) {
     auto s = di.state();
-    if (s == pps::v1::DATUM_PENDING || s == pps::v1::DATUM_SUCCESS || s == pps::v1::DATUM_FAILED) {
+    if (s == pps::v1::DATUM_PENDING || s == pps::v1::DATUM_SUCCESS || s == pps::v1::DATUM_FAILED ||
+        s == pps::v1::DATUM_RECOVERED) {
       to_run++;
     }
     if (s == pps::v1::DATUM_SUCCESS) processed++;
     if (s == pps::v1::DATUM_FAILED) failed++;
+    if (s == pps::v1::DATUM_RECOVERED) recovered++;
     store_.PutJobDatum(job.id(), di, &batch);
     if (batch.ByteSize() > (4 << 20)) {
       RETURN_IF_ERROR(store_.Write(&batch, /*sync=*/false));
@@ -525,6 +541,7 @@ absl::Status Dispatcher::StartJob(Driver* d, JobInfo job) {
   }
   job.set_datums_processed(processed);
   job.set_datums_failed(failed);
+  job.set_datums_recovered(recovered);
   job.set_datums_skipped(a->plan.total - to_run);
   CountDatums(d->name, "skipped", job.datums_skipped());
   store_.PutJob(job, &batch);
@@ -566,14 +583,16 @@ absl::Status Dispatcher::FinishJob(Driver* d) {
     base.set_input_spec(a->spec.input().SerializeAsString());
   }
   const std::string& p = d->name;
-  uint64_t processed = 0, failed = 0;
+  uint64_t processed = 0, failed = 0, recovered = 0;
   for (const auto& [key, di] : touched) {
     if (di.state() == pps::v1::DATUM_SUCCESS) processed++;
     if (di.state() == pps::v1::DATUM_FAILED) failed++;
+    if (di.state() == pps::v1::DATUM_RECOVERED) recovered++;
   }
   job.set_datums_processed(processed);
   job.set_datums_failed(failed);
-  job.set_datums_skipped(job.datums_total() - processed - failed);
+  job.set_datums_recovered(recovered);
+  job.set_datums_skipped(job.datums_total() - processed - failed - recovered);
 
   KvBatch batch;
   ASSIGN_OR_RETURN(MergePlan merge,
@@ -604,7 +623,8 @@ absl::Status Dispatcher::FinishJob(Driver* d) {
   job.set_reason(error);
   *job.mutable_finished() = NowTimestamp();
   for (const auto& [key, di] : touched) {
-    if (di.state() == pps::v1::DATUM_SUCCESS || di.state() == pps::v1::DATUM_FAILED) {
+    if (di.state() == pps::v1::DATUM_SUCCESS || di.state() == pps::v1::DATUM_FAILED ||
+        di.state() == pps::v1::DATUM_RECOVERED) {
       store_.PutJobDatum(job.id(), di, &batch);
     }
   }

@@ -76,8 +76,9 @@ struct DispatcherOptions {
 // What a runner reports for one datum attempt.
 struct DatumResult {
   bool success = false;
-  std::string error;  // why it failed
-  std::string log;    // the attempt's bounded stdout and stderr
+  bool recovered = false;  // failed, but transform.err_cmd succeeded
+  std::string error;       // why it failed
+  std::string log;         // the attempt's bounded stdout and stderr
   bool log_truncated = false;
   pfs::DirInfo output;  // for a success: the tree of its /pfs/out
   pps::v1::ProcessStats stats;

@@ -89,7 +89,9 @@ absl::StatusOr<Dispatcher::Resolution> Dispatcher::ResolveInputs(JobInfo* job, A
     ref.set_branch(in->branch());
     std::string id;
     auto set_commit = in_set.find(b);
-    if (job->trigger().repo() == in->repo() && job->trigger().branch() == in->branch()) {
+    if (!in->commit().empty()) {
+      id = in->commit();  // pinned
+    } else if (job->trigger().repo() == in->repo() && job->trigger().branch() == in->branch()) {
       id = job->trigger().id();
     } else if (set_commit != in_set.end()) {
       if (set_commit->second.state() != pfs::v1::FINISHED) {

@@ -202,6 +202,10 @@ absl::Status Dispatcher::CompleteDatum(const std::string& lease, const DatumResu
     auto parsed = Hash::FromHex(info.id());
     if (parsed.ok()) h = *parsed;
     store_.PutDone(pipeline, h, info, blobs);
+  } else if (result.recovered) {
+    // No output and no further tries; the next job runs it again.
+    info.set_error(result.error);
+    info.set_state(pps::v1::DATUM_RECOVERED);
   } else {
     info.set_error(result.error);
     bool tries_left =
@@ -211,9 +215,10 @@ absl::Status Dispatcher::CompleteDatum(const std::string& lease, const DatumResu
   store_.PutJobDatum(a->job.id(), info, blobs);
   RETURN_IF_ERROR(store_.Write(blobs, /*sync=*/false));
   CountDatums(pipeline,
-              info.state() == pps::v1::DATUM_SUCCESS  ? "processed"
-              : info.state() == pps::v1::DATUM_FAILED ? "failed"
-                                                      : "retried",
+              info.state() == pps::v1::DATUM_SUCCESS     ? "processed"
+              : info.state() == pps::v1::DATUM_FAILED    ? "failed"
+              : info.state() == pps::v1::DATUM_RECOVERED ? "recovered"
+                                                         : "retried",
               1);
   ObserveDatumPhases(pipeline, result.stats);
   leases_.erase(it);
@@ -226,6 +231,10 @@ absl::Status Dispatcher::CompleteDatum(const std::string& lease, const DatumResu
   } else if (result.success) {
     a->job.set_datums_processed(a->job.datums_processed() + 1);
     AddStats(result.stats, a->job.mutable_stats());
+  } else if (info.state() == pps::v1::DATUM_RECOVERED) {
+    LOG(INFO) << "pipeline " << pipeline << ": datum " << info.id().substr(0, 12)
+              << " recovered by err_cmd after: " << result.error;
+    a->job.set_datums_recovered(a->job.datums_recovered() + 1);
   } else {
     LOG(WARNING) << "pipeline " << pipeline << ": datum " << info.id().substr(0, 12) << " failed "
                  << info.attempts() << " times: " << result.error;

@@ -50,7 +50,7 @@ absl::Status Planner::Touch(const Datum& datum, const std::optional<DatumInfo>& 
   ASSIGN_OR_RETURN(auto prior, store_.GetJobDatum(job_, datum.key));
   if (prior &&
       (prior->state() == pps::v1::DATUM_SUCCESS || prior->state() == pps::v1::DATUM_FAILED ||
-       prior->state() == pps::v1::DATUM_SKIPPED)) {
+       prior->state() == pps::v1::DATUM_SKIPPED || prior->state() == pps::v1::DATUM_RECOVERED)) {
     di = *prior;  // resumed: this datum was done before the restart
   } else {
     ASSIGN_OR_RETURN(auto done, store_.GetDone(pipeline_, h));

@@ -73,6 +73,19 @@ absl::StatusOr<PipelineInfo> Pipelines::Create(PipelineSpec spec, bool update) {
           absl::StrCat("input repo ", in->repo(), " of pipeline ", name, " not found"));
     }
     RETURN_IF_ERROR(repo.status());
+    if (!in->commit().empty()) {
+      auto c = pfs_->InspectCommit(in->repo(), in->commit());
+      if (c.status().code() == absl::StatusCode::kNotFound) {
+        return absl::NotFoundError(absl::StrCat("input commit ", in->repo(), "@", in->commit(),
+                                                " of pipeline ", name, " not found"));
+      }
+      RETURN_IF_ERROR(c.status());
+      if (c->branch() != in->branch()) {
+        return absl::InvalidArgumentError(absl::StrCat("input.pfs.commit: ", in->repo(), "@",
+                                                       in->commit(), " is on branch ", c->branch(),
+                                                       ", not ", in->branch()));
+      }
+    }
   }
   RETURN_IF_ERROR(CheckNoCycle(spec));
   if (!existing) {

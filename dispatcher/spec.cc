@@ -52,7 +52,31 @@ absl::Status CheckKey(const std::string& field, const std::string& key, int grou
   return absl::OkStatus();
 }
 
+// Pachyderm's projects: only the one namespace, "default".
+absl::Status CheckProject(const std::string& field, const pps::v1::Project& p) {
+  if (p.name().empty() || p.name() == "default") return absl::OkStatus();
+  return Bad(field, absl::StrCat("project '", p.name(),
+                                 "': tusk has no projects; every repo and pipeline is in the "
+                                 "project 'default' (leave it out, or write default)"));
+}
+
 absl::Status CheckPfs(const std::string& field, PFSInput* in, Parent parent) {
+  RETURN_IF_ERROR(CheckProject(field + ".project.name", in->project()));
+  in->clear_project();
+  if (in->has_s3()) {
+    return Bad(field + ".s3",
+               "tusk has no S3 sidecar in the runner; inputs are files in /pfs, "
+               "and tuskd --s3-listen serves every repo over S3");
+  }
+  if (!in->repo_type().empty() && in->repo_type() != "user") {
+    return Bad(field + ".repo_type",
+               absl::StrCat("'", in->repo_type(), "': only user repos can be inputs"));
+  }
+  in->clear_repo_type();
+  if (!in->commit().empty() && !pfs::IsCommitId(in->commit())) {
+    return Bad(field + ".commit",
+               absl::StrCat("'", in->commit(), "' is not a commit id (32 hex characters)"));
+  }
   if (in->repo().empty()) return Bad(field + ".repo", "is required");
   if (auto st = pfs::ValidateRepoName(in->repo()); !st.ok())
     return Bad(field + ".repo", std::string(st.message()));
@@ -307,6 +331,60 @@ absl::Status CheckPodFields(PipelineSpec* spec) {
     }
   }
   if (!spec->pod_patch().empty()) RETURN_IF_ERROR(CheckJsonPatch(spec->pod_patch()));
+  if (!spec->pod_spec().empty()) RETURN_IF_ERROR(CheckMergePatch(spec->pod_spec()));
+  for (const auto* m : {&spec->metadata().labels(), &spec->metadata().annotations()}) {
+    for (const auto& [k, v] : *m) {
+      if (k.empty() || k.size() > 253) return Bad("metadata", absl::StrCat("bad key '", k, "'"));
+    }
+  }
+  return absl::OkStatus();
+}
+
+// Pachyderm's fields beyond the basics: those tusk has, and those it has
+// not (with what to use instead).
+absl::Status CheckPachydermFields(PipelineSpec* spec) {
+  RETURN_IF_ERROR(CheckProject("pipeline.project.name", spec->pipeline().project()));
+  spec->mutable_pipeline()->clear_project();
+  // pachctl's own flags, honoured by the CLI.
+  spec->clear_update();
+  spec->clear_reprocess();
+  const std::string& rs = spec->reprocess_spec();
+  if (!rs.empty() && rs != "until_success" && rs != "every_job") {
+    return Bad("reprocess_spec", absl::StrCat("'", rs, "' is not until_success or every_job"));
+  }
+  const Transform& t = spec->transform();
+  if (!t.err_stdin().empty() && t.err_cmd().empty()) {
+    return Bad("transform.err_stdin", "needs transform.err_cmd");
+  }
+  if (!t.err_cmd().empty() && t.err_cmd(0).empty()) return Bad("transform.err_cmd[0]", "is empty");
+  for (int64_t code : t.accept_return_code()) {
+    if (code <= 0 || code > 255) {
+      return Bad("transform.accept_return_code",
+                 absl::StrCat(code, " is not an exit code (1-255)"));
+    }
+  }
+  if (t.has_dockerfile()) {
+    return Bad("transform.dockerfile",
+               "tusk does not build images; build it and name it in "
+               "transform.image");
+  }
+  if (spec->has_spout()) {
+    return Bad("spout",
+               "tusk has no spouts; a Kafka source (tusk create source) turns a stream "
+               "into commits, exactly once, and tusk put file takes any other feed");
+  }
+  if (spec->has_service()) {
+    return Bad("service",
+               "tusk does not run long-lived services; serve the output repo with "
+               "tuskd --s3-listen, or run the service next to tusk");
+  }
+  if (spec->has_s3_out()) {
+    return Bad("s3_out",
+               "runners write /pfs/out as files; tuskd --s3-listen serves the output "
+               "repo over S3 afterwards");
+  }
+  if (spec->has_tf_job()) return Bad("tf_job", "TFJob pipelines are not supported");
+  if (spec->has_determined()) return Bad("determined", "Determined pipelines are not supported");
   return absl::OkStatus();
 }
 
@@ -350,6 +428,7 @@ absl::Status NormalizePipelineSpec(PipelineSpec* spec) {
     return Bad("transform.cmd", "is required (the command and its arguments)");
   }
   if (spec->transform().cmd(0).empty()) return Bad("transform.cmd[0]", "is empty");
+  RETURN_IF_ERROR(CheckPachydermFields(spec));
   for (const auto& [k, v] : spec->transform().env()) {
     if (k.empty() || k.find('=') != std::string::npos) {
       return Bad("transform.env", absl::StrCat("'", k, "' is not a variable name"));

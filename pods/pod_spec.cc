@@ -120,10 +120,20 @@ std::string PipelineLabelValue(const std::string& pipeline) {
 }
 
 std::map<std::string, std::string> RunnerLabels(const dispatcher::RunnerWant& want) {
-  return {{kNameLabel, kRunnerName},
-          {kManagedByLabel, kManagedBy},
-          {kPipelineLabel, PipelineLabelValue(want.pipeline)},
-          {kVersionLabel, absl::StrCat(want.version)}};
+  std::map<std::string, std::string> labels = {{kNameLabel, kRunnerName},
+                                               {kManagedByLabel, kManagedBy},
+                                               {kPipelineLabel, PipelineLabelValue(want.pipeline)},
+                                               {kVersionLabel, absl::StrCat(want.version)}};
+  // The spec's metadata.labels, where they do not clash with tusk's own.
+  for (const auto& [k, v] : want.spec.metadata().labels()) labels.emplace(k, v);
+  return labels;
+}
+
+// The spec's metadata.annotations, added to `annotations` (tusk's win).
+void AddUserAnnotations(const dispatcher::RunnerWant& want, json* annotations) {
+  for (const auto& [k, v] : want.spec.metadata().annotations()) {
+    if (!annotations->contains(k)) (*annotations)[k] = v;
+  }
 }
 
 // 40 hex digits: podman refuses annotation values over 63 characters.
@@ -298,6 +308,9 @@ absl::StatusOr<std::string> RunnerPodSpec(const dispatcher::RunnerWant& want,
     pod["tolerations"] = tolerations;
   }
   std::string out = pod.dump();
+  if (!spec.pod_spec().empty()) {
+    ASSIGN_OR_RETURN(out, ApplyMergePatch(out, spec.pod_spec()));
+  }
   if (!spec.pod_patch().empty()) {
     ASSIGN_OR_RETURN(out, ApplyJsonPatch(out, spec.pod_patch()));
   }
@@ -311,6 +324,7 @@ absl::StatusOr<std::string> RunnerDeployment(const dispatcher::RunnerWant& want,
   for (const auto& [k, v] : RunnerLabels(want)) labels[k] = v;
   json annotations = {{kPipelineAnnotation, want.pipeline},
                       {kSpecHashAnnotation, SpecHash(pod_spec)}};
+  AddUserAnnotations(want, &annotations);
   json selector = {{kPipelineLabel, labels[kPipelineLabel]},
                    {kVersionLabel, labels[kVersionLabel]},
                    {kNameLabel, kRunnerName}};
@@ -337,13 +351,12 @@ absl::StatusOr<std::string> RunnerPod(const dispatcher::RunnerWant& want, const 
   ASSIGN_OR_RETURN(std::string pod_spec, RunnerPodSpec(want, options));
   json labels = json::object();
   for (const auto& [k, v] : RunnerLabels(want)) labels[k] = v;
+  json annotations = {{kPipelineAnnotation, want.pipeline},
+                      {kSpecHashAnnotation, SpecHash(pod_spec)}};
+  AddUserAnnotations(want, &annotations);
   json p = {{"apiVersion", "v1"},
             {"kind", "Pod"},
-            {"metadata",
-             {{"name", name},
-              {"labels", labels},
-              {"annotations",
-               {{kPipelineAnnotation, want.pipeline}, {kSpecHashAnnotation, SpecHash(pod_spec)}}}}},
+            {"metadata", {{"name", name}, {"labels", labels}, {"annotations", annotations}}},
             {"spec", json::parse(pod_spec, nullptr, false)}};
   return p.dump();
 }

@@ -175,6 +175,27 @@ TEST(PodSpecTest, PodPatchIsApplied) {
   EXPECT_THAT(std::string(failed.status().message()), HasSubstr("pod_patch"));
 }
 
+TEST(PodSpecTest, PodSpecIsMergedBeforePodPatchAndMetadataLabelsThePods) {
+  std::string spec = R"j({"pipeline": {"name": "p"},
+    "transform": {"cmd": ["true"], "image": "busybox"},
+    "input": {"pfs": {"repo": "in", "glob": "/*"}},
+    "pod_spec": "{\"hostname\": \"merged\", \"dnsPolicy\": \"None\"}",
+    "pod_patch": "[{\"op\": \"replace\", \"path\": \"/dnsPolicy\", \"value\": \"Default\"}]",
+    "metadata": {"labels": {"team": "vision", "app.kubernetes.io/name": "mine"},
+                 "annotations": {"owner": "ana"}}})j";
+  auto out = RunnerPodSpec(Want(spec), PodOptions{});
+  ASSERT_TRUE(out.ok()) << out.status();
+  json pod = json::parse(*out);
+  EXPECT_EQ(pod["hostname"], "merged");
+  EXPECT_EQ(pod["dnsPolicy"], "Default");  // the patch comes after the merge
+  auto d = RunnerDeployment(Want(spec), PodOptions{}, 1);
+  ASSERT_TRUE(d.ok()) << d.status();
+  json labels = json::parse(*d)["spec"]["template"]["metadata"]["labels"];
+  EXPECT_EQ(labels["team"], "vision");
+  EXPECT_EQ(labels["app.kubernetes.io/name"], "tusk-runner");  // tusk's own label wins
+  EXPECT_EQ(json::parse(*d)["spec"]["template"]["metadata"]["annotations"]["owner"], "ana");
+}
+
 TEST(PodSpecTest, BadPodFieldsAreRefusedWithTheirNames) {
   auto check = [](const std::string& extra) {
     dispatcher::PipelineSpec spec;

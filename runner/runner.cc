@@ -33,6 +33,7 @@
 #include "common/status.h"
 #include "google/protobuf/util/time_util.h"
 #include "runner/bounded_log.h"
+#include "runner/runner_internal.h"
 #include "runner/secrets.h"
 
 extern char** environ;
@@ -41,10 +42,6 @@ namespace tusk::runner {
 namespace {
 
 using google::protobuf::util::TimeUtil;
-
-absl::Status Errno(const std::string& what) {
-  return absl::InternalError(absl::StrCat(what, ": ", std::strerror(errno)));
-}
 
 // Removes a datum's directory tree; what cannot be removed is logged (the
 // next runner in this work directory tries again).
@@ -146,10 +143,6 @@ absl::Status ListOutput(const std::string& out, const std::string& real_out, con
     }
   }
   return absl::OkStatus();
-}
-
-std::string ToPfsDir(const std::string& s, const std::string& pfs_dir) {
-  return absl::StrReplaceAll(s, {{"/pfs/", pfs_dir + "/"}});
 }
 
 }  // namespace
@@ -310,6 +303,7 @@ absl::Status Runner::RunDatum(const pps::v1::LeaseResponse& lease) {
   std::string log;
   bool truncated = false;
   std::string failure;
+  bool recovered = false;
   pps::v1::ProcessStats stats;
   absl::Time t0 = absl::Now();
   uint64_t bytes = 0;
@@ -322,17 +316,34 @@ absl::Status Runner::RunDatum(const pps::v1::LeaseResponse& lease) {
   } else {
     absl::Time t1 = absl::Now();
     auto run = Execute(lease, pfs_dir, &log, &truncated);
-    *stats.mutable_process_time() = Since(t1);
     if (!run.ok()) return run.status();  // the lease was lost: someone else runs it now
     failure = *run;
+    if (!failure.empty() && !lease.transform().err_cmd().empty()) {
+      // Pachyderm's err_cmd: if it succeeds, the datum is recovered (no
+      // output, and it does not fail the job).
+      pps::v1::LeaseResponse err = lease;
+      *err.mutable_transform()->mutable_cmd() = lease.transform().err_cmd();
+      *err.mutable_transform()->mutable_stdin() = lease.transform().err_stdin();
+      err.mutable_transform()->clear_accept_return_code();
+      std::string err_log;
+      bool err_truncated = false;
+      auto handled = Execute(err, pfs_dir, &err_log, &err_truncated);
+      if (!handled.ok()) return handled.status();
+      log += absl::StrCat("\n--- err_cmd", handled->empty() ? "" : ": " + *handled, "\n", err_log);
+      truncated = truncated || err_truncated;
+      recovered = handled->empty();
+    }
+    *stats.mutable_process_time() = Since(t1);
   }
   absl::Time t2 = absl::Now();
-  absl::Status sent =
-      SendResult(lease, failure.empty(), failure, log, truncated, stats, pfs_dir + "/out");
+  absl::Status sent = SendResult(lease, failure.empty(), failure, log, truncated, stats,
+                                 pfs_dir + "/out", recovered);
   const metrics::Labels l = {{"pipeline", options_.pipeline}};
-  metrics::GetCounter(
-      "tusk_runner_datums_total", "Datum attempts this runner ran, by result",
-      {{"pipeline", options_.pipeline}, {"result", failure.empty() ? "success" : "failure"}})
+  metrics::GetCounter("tusk_runner_datums_total", "Datum attempts this runner ran, by result",
+                      {{"pipeline", options_.pipeline},
+                       {"result", failure.empty() ? "success"
+                                  : recovered     ? "recovered"
+                                                  : "failure"}})
       ->Inc();
   metrics::GetCounter("tusk_runner_downloaded_bytes_total", "Input bytes materialized", l)
       ->Inc(static_cast<double>(bytes));
@@ -348,6 +359,35 @@ absl::Status Runner::RunDatum(const pps::v1::LeaseResponse& lease) {
   return sent;
 }
 
+absl::Status Runner::MaterializeNames(const pps::v1::DatumInput& in, const std::string& base) {
+  pfs::v1::GlobFileRequest req;
+  req.set_repo(in.repo());
+  req.set_ref(in.commit());
+  req.set_pattern(in.dir() ? (in.path() == "/" ? "/**" : in.path() + "/**") : in.path());
+  grpc::ClientContext ctx;
+  auto reader = api_->GlobFile(&ctx, req);
+  pfs::v1::FileInfo f;
+  absl::Status st;
+  while (st.ok() && reader->Read(&f)) {
+    const std::string local = base + f.path();
+    if (f.type() == pfs::v1::DIR) {
+      st = MkdirAll(local);
+      continue;
+    }
+    st = MkdirAll(local.substr(0, local.rfind('/')));
+    if (!st.ok()) break;
+    int fd = ::open(local.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    if (fd < 0) st = Errno("create " + local);
+    if (fd >= 0) ::close(fd);
+  }
+  if (!st.ok()) {
+    ctx.TryCancel();
+    (void)reader->Finish();  // the local error is the one to report
+    return st;
+  }
+  return FromGrpcStatus(reader->Finish());
+}
+
 absl::Status Runner::Materialize(const pps::v1::DatumInfo& datum, const std::string& pfs_dir,
                                  uint64_t* bytes) {
   for (const auto& in : datum.inputs()) {
@@ -355,6 +395,10 @@ absl::Status Runner::Materialize(const pps::v1::DatumInfo& datum, const std::str
     RETURN_IF_ERROR(MkdirAll(base));
     if (in.commit().empty()) continue;
     if (in.dir()) RETURN_IF_ERROR(MkdirAll(base + (in.path() == "/" ? "" : in.path())));
+    if (in.empty_files()) {
+      RETURN_IF_ERROR(MaterializeNames(in, base));
+      continue;
+    }
     pfs::v1::GetFileRequest req;
     req.set_repo(in.repo());
     req.set_ref(in.commit());
@@ -399,238 +443,10 @@ absl::Status Runner::Materialize(const pps::v1::DatumInfo& datum, const std::str
   return absl::OkStatus();
 }
 
-AttemptSpec Runner::CommandSpec(const pps::v1::LeaseResponse& lease, const std::string& pfs_dir) {
-  const auto& t = lease.transform();
-  AttemptSpec spec;
-  spec.pfs_dir = pfs_dir;
-  spec.workdir = t.working_dir().empty() ? "/pfs" : t.working_dir();
-  if (bwrap_) {
-    std::set<std::string> names;
-    for (const auto& in : lease.datum().inputs()) names.insert(in.name());
-    spec.inputs.assign(names.begin(), names.end());
-    spec.cmd.assign(t.cmd().begin(), t.cmd().end());
-  } else {
-    for (const auto& c : t.cmd()) spec.cmd.push_back(ToPfsDir(c, pfs_dir));
-    spec.workdir = ToPfsDir(spec.workdir == "/pfs" ? "/pfs/" : spec.workdir, pfs_dir);
-  }
-  spec.network = t.network();
-  const auto& limits = lease.resource_limits();
-  if (!limits.memory().empty()) {
-    // tuskd checked the spec; an unparsable value here means no limit.
-    auto bytes = ParseMemoryQuantity(limits.memory());
-    if (bytes.ok()) spec.memory = *bytes;
-  }
-  spec.processes = limits.processes() > 0 ? limits.processes() : kDefaultProcessLimit;
-  if (lease.has_datum_timeout()) {
-    int64_t ns = TimeUtil::DurationToNanoseconds(lease.datum_timeout());
-    if (ns > 0) spec.timeout = absl::Nanoseconds(ns);
-  }
-  return spec;
-}
-
-std::vector<std::string> Runner::CommandEnv(const pps::v1::LeaseResponse& lease,
-                                            const std::string& pfs_dir) {
-  const auto& t = lease.transform();
-  // Environment: PATH and locale from here, then the spec's, then ours.
-  std::map<std::string, std::string> env;
-  // In a user's image its own PATH and locale count (the agent's environment).
-  for (const char* keep : {"PATH", "LANG", "LC_ALL", "TZ"}) {
-    if (!options_.exec_agent.empty()) break;
-    if (const char* v = ::getenv(keep)) env[keep] = v;
-  }
-  if (!env.count("PATH") && options_.exec_agent.empty()) {
-    env["PATH"] = "/usr/local/bin:/usr/bin:/bin";
-  }
-  env["HOME"] = "/tmp";
-  for (const auto& [k, v] : t.env()) env[k] = v;
-  std::string pfs_root = bwrap_ ? "/pfs" : pfs_dir;
-  for (const auto& in : lease.datum().inputs()) {
-    env[in.name()] = pfs_root + "/" + in.name() + (in.path() == "/" ? "" : in.path());
-  }
-  env["TUSK_JOB_ID"] = env["PACH_JOB_ID"] = lease.job();
-  env["TUSK_DATUM_ID"] = env["PACH_DATUM_ID"] = lease.datum().id();
-  env["TUSK_OUTPUT_COMMIT"] = env["PACH_OUTPUT_COMMIT_ID"] = lease.output_commit().id();
-  env["TUSK_PFS"] = pfs_root;
-  std::vector<std::string> env_strings;
-  for (const auto& [k, v] : env) env_strings.push_back(k + "=" + v);
-
-  return env_strings;
-}
-
-absl::StatusOr<pid_t> Runner::Spawn(std::vector<std::string> argv,
-                                    std::vector<std::string> env_strings,
-                                    const std::string& stdin_path, const std::string& workdir,
-                                    int out_fd, std::string* error) {
-  // posix_spawn (clone with CLONE_VM|CLONE_VFORK in glibc) rather than fork:
-  // copying the page tables of a process with gRPC's threads and arenas cost
-  // more than the rest of a small datum. The command gets its own session
-  // (so the whole group can be killed), an empty signal mask, stdin from the
-  // file and stdout/stderr into the pipe.
-  posix_spawn_file_actions_t actions;
-  posix_spawnattr_t attr;
-  posix_spawn_file_actions_init(&actions);
-  posix_spawnattr_init(&attr);
-  posix_spawn_file_actions_addopen(&actions, 0, stdin_path.c_str(), O_RDONLY, 0);
-  posix_spawn_file_actions_adddup2(&actions, out_fd, 1);
-  posix_spawn_file_actions_adddup2(&actions, out_fd, 2);
-  if (!bwrap_) posix_spawn_file_actions_addchdir_np(&actions, workdir.c_str());
-  sigset_t none;
-  sigemptyset(&none);
-  posix_spawnattr_setsigmask(&attr, &none);
-  sigset_t dfl;
-  sigemptyset(&dfl);
-  sigaddset(&dfl, SIGPIPE);
-  sigaddset(&dfl, SIGCHLD);
-  posix_spawnattr_setsigdefault(&attr, &dfl);
-  posix_spawnattr_setflags(&attr,
-                           POSIX_SPAWN_SETSID | POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF);
-  std::vector<char*> args, envp;
-  for (auto& a : argv) args.push_back(a.data());
-  args.push_back(nullptr);
-  for (auto& e : env_strings) envp.push_back(e.data());
-  envp.push_back(nullptr);
-  pid_t pid = 0;
-  int err = ::posix_spawnp(&pid, args[0], &actions, &attr, args.data(), envp.data());
-  posix_spawn_file_actions_destroy(&actions);
-  posix_spawnattr_destroy(&attr);
-  if (err != 0) {
-    *error = absl::StrCat("cannot run ", argv[0], ": ", std::strerror(err));
-    return pid_t{0};
-  }
-  return pid;
-}
-
-bool Runner::LeaseLost(const pps::v1::LeaseResponse& lease, BoundedLog* out) {
-  pps::v1::HeartbeatRequest hb;
-  hb.set_runner(options_.name);
-  hb.add_leases(lease.lease());
-  absl::string_view unsent;
-  if (out != nullptr) {
-    uint64_t offset = 0;
-    unsent = out->Unsent(&offset);
-    if (!unsent.empty()) {
-      pps::v1::LiveLog* live = hb.add_live();
-      live->set_lease(lease.lease());
-      live->set_offset(offset);
-      live->set_data(std::string(unsent));
-    }
-  }
-  pps::v1::HeartbeatResponse hr;
-  grpc::ClientContext ctx;
-  ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(5));
-  if (!worker_->Heartbeat(&ctx, hb, &hr).ok()) return false;  // sent again next time
-  if (out != nullptr) out->MarkSent(unsent.size());
-  return hr.lost_size() > 0;
-}
-
-bool Runner::BeatDue(absl::Time now, const BoundedLog& out, absl::Time* next_beat,
-                     absl::Time* next_live, absl::Duration beat) {
-  uint64_t offset = 0;
-  if (now < *next_beat && (now < *next_live || out.Unsent(&offset).empty())) return false;
-  *next_beat = now + beat;
-  *next_live = now + absl::Milliseconds(250);
-  return true;
-}
-
-absl::StatusOr<std::string> Runner::Supervise(const pps::v1::LeaseResponse& lease, pid_t pid,
-                                              int in_fd, std::string* log, bool* truncated) {
-  BoundedLog out(options_.max_log_bytes);
-  absl::Time start = absl::Now();
-  absl::Duration timeout = absl::InfiniteDuration();
-  if (lease.has_datum_timeout()) {
-    int64_t ns = TimeUtil::DurationToNanoseconds(lease.datum_timeout());
-    if (ns > 0) timeout = absl::Nanoseconds(ns);
-  }
-  absl::Duration beat = absl::Milliseconds(std::max<uint32_t>(200, lease.heartbeat_ms()));
-  absl::Time next_beat = absl::Now() + beat, next_live = absl::Now();
-  bool timed_out = false, lost = false;
-  char buf[16384];
-  while (true) {
-    pollfd p{in_fd, POLLIN, 0};
-    int n = ::poll(&p, 1, 100);
-    if (n > 0) {
-      ssize_t r = ::read(in_fd, buf, sizeof(buf));
-      if (r > 0) {
-        // No `continue`: a command that writes without a pause still gets
-        // its heartbeats and its timeout.
-        out.Append(absl::string_view(buf, r));
-      } else if (r == 0) {
-        break;  // every writer closed: the command ended
-      } else if (errno != EINTR && errno != EAGAIN) {
-        break;
-      }
-    }
-    absl::Time now = absl::Now();
-    if (!timed_out && now - start > timeout) {
-      timed_out = true;
-      ::kill(-pid, SIGKILL);
-    }
-    if (BeatDue(now, out, &next_beat, &next_live, beat)) {
-      if (!lost && LeaseLost(lease, &out)) {
-        lost = true;
-        ::kill(-pid, SIGKILL);
-      }
-    }
-  }
-  ::close(in_fd);
-  int status = 0;
-  while (::waitpid(pid, &status, 0) < 0 && errno == EINTR) {
-  }
-  ::kill(-pid, SIGKILL);  // anything the command left behind in its session
-  *log = out.Get(truncated);
-  if (lost) return absl::AbortedError("lease lost while the command ran");
-  if (timed_out) {
-    return absl::StrCat("timed out after ", absl::FormatDuration(timeout));
-  }
-  if (WIFEXITED(status) && WEXITSTATUS(status) == 0) return std::string();
-  if (WIFEXITED(status)) return absl::StrCat("command exited with status ", WEXITSTATUS(status));
-  if (WIFSIGNALED(status)) return absl::StrCat("command killed by signal ", WTERMSIG(status));
-  return std::string("command ended abnormally");
-}
-
-absl::StatusOr<std::string> Runner::Execute(const pps::v1::LeaseResponse& lease,
-                                            const std::string& pfs_dir, std::string* log,
-                                            bool* truncated) {
-  const auto& t = lease.transform();
-  if (t.cmd().empty()) return std::string("the transform has no cmd");
-  if (!options_.exec_agent.empty()) return ExecuteInAgent(lease, pfs_dir, log, truncated);
-  AttemptSpec spec = CommandSpec(lease, pfs_dir);
-  std::vector<std::string> env = CommandEnv(lease, pfs_dir);
-  if (auto st = AddSecrets(t, options_.secrets_dir, bwrap_, &spec, &env); !st.ok()) {
-    *log = absl::StrCat(st.message(), "\n");
-    return std::string(st.message());
-  }
-  auto command = sandbox_->Prepare(spec, absl::StrCat(attempts_));
-  if (!command.ok()) return command.status();
-  // stdin from a file, so a large stdin cannot deadlock against the output pipe.
-  std::string stdin_path = pfs_dir + "/../stdin";
-  {
-    std::ofstream f(stdin_path, std::ios::binary | std::ios::trunc);
-    for (const auto& line : t.stdin()) f << (bwrap_ ? line : ToPfsDir(line, pfs_dir)) << "\n";
-  }
-  int pipefd[2];
-  if (::pipe2(pipefd, O_CLOEXEC) != 0) return Errno("pipe");
-  std::string error;
-  auto pid = Spawn((*command)->argv(), std::move(env), stdin_path, spec.workdir, pipefd[1], &error);
-  ::close(pipefd[1]);
-  if (!pid.ok() || !error.empty()) {
-    ::close(pipefd[0]);
-    if (!pid.ok()) return pid.status();
-    *log = error + "\n";
-    return error;
-  }
-  auto failure = Supervise(lease, *pid, pipefd[0], log, truncated);
-  if (!failure.ok()) return failure;
-  std::string reason = (*command)->LimitReason(!failure->empty());
-  if (reason.empty()) return failure;
-  // The reason leads: it is what the datum's error should say first.
-  *log += reason + "\n";
-  return failure->empty() ? reason : absl::StrCat(reason, " (", *failure, ")");
-}
-
 absl::Status Runner::SendResult(const pps::v1::LeaseResponse& lease, bool success,
                                 const std::string& error, const std::string& log, bool truncated,
-                                const pps::v1::ProcessStats& stats, const std::string& out_dir) {
+                                const pps::v1::ProcessStats& stats, const std::string& out_dir,
+                                bool recovered) {
   std::vector<OutFile> files;
   std::string failure = error;
   if (success) {
@@ -657,6 +473,7 @@ absl::Status Runner::SendResult(const pps::v1::LeaseResponse& lease, bool succes
   msg.set_error(failure);
   msg.set_log(log);
   msg.set_log_truncated(truncated);
+  msg.set_recovered(recovered);
   *msg.mutable_stats() = stats;
   size_t pending = msg.ByteSizeLong();
   bool ok = true;

@@ -84,6 +84,8 @@ class Runner {
   // Writes the datum's inputs under pfs_dir; adds the bytes to *bytes.
   absl::Status Materialize(const pps::v1::DatumInfo& datum, const std::string& pfs_dir,
                            uint64_t* bytes);
+  // An input with empty_files: its files' names under `base`, no content.
+  absl::Status MaterializeNames(const pps::v1::DatumInput& in, const std::string& base);
   // Runs the command; fills the log; returns the failure message ("" for
   // success), or an error if the lease was lost.
   absl::StatusOr<std::string> Execute(const pps::v1::LeaseResponse& lease,
@@ -114,7 +116,8 @@ class Runner {
                                         std::string* log, bool* truncated);
   absl::Status SendResult(const pps::v1::LeaseResponse& lease, bool success,
                           const std::string& error, const std::string& log, bool truncated,
-                          const pps::v1::ProcessStats& stats, const std::string& out_dir);
+                          const pps::v1::ProcessStats& stats, const std::string& out_dir,
+                          bool recovered = false);
 
   // Kills what earlier runners in work_dir left running and removes their
   // attempt directories; returns how many processes it killed.

@@ -16,6 +16,7 @@
 #include "runner/agent/agent_client.h"
 #include "runner/bounded_log.h"
 #include "runner/runner.h"
+#include "runner/runner_internal.h"
 
 namespace tusk::runner {
 
@@ -84,7 +85,7 @@ absl::StatusOr<std::string> Runner::ExecuteInAgent(const pps::v1::LeaseResponse&
               " (resource_limits.memory) and was killed");
         } else if (e->kind == agent::AgentEvent::kSignal) {
           failure = absl::StrCat("command killed by signal ", e->code);
-        } else if (e->code != 0) {
+        } else if (!AcceptedExit(lease.transform(), e->code)) {
           failure = absl::StrCat("command exited with status ", e->code);
         }
         break;

@@ -237,6 +237,7 @@ grpc::Status WorkerService::FinishDatum(grpc::ServerContext* ctx,
   if (!output.ok()) return ToGrpcStatus(output.status());
   dispatcher::DatumResult result;
   result.success = first.success();
+  result.recovered = !first.success() && first.recovered();
   result.error = first.error();
   result.log = first.log();
   result.log_truncated = first.log_truncated();
