@@ -280,6 +280,9 @@ class Dispatcher : public pfs::CommitHook {
   // unchanged), if the pipeline's spec is still the job's; none otherwise.
   absl::StatusOr<std::vector<DatumInfo>> UntouchedDatums(
       const JobInfo& j, const std::map<std::string, DatumInfo>& touched);
+  // How many datums a lease of `a` carries for a runner that takes up to
+  // `runner_max` (datum_set_spec, or a share of the queue).
+  uint32_t DatumSetSize(ActiveJob* a, uint32_t runner_max) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // The job with its live counts if it is running.
   absl::StatusOr<std::optional<JobInfo>> FindJob(const std::string& pipeline,
                                                  const std::string& job);

@@ -28,6 +28,23 @@ void AddStats(const pps::v1::ProcessStats& s, pps::v1::ProcessStats* sum) {
 
 }  // namespace
 
+uint32_t Dispatcher::DatumSetSize(ActiveJob* a, uint32_t runner_max) {
+  if (runner_max <= 1) return 1;
+  const auto& ds = a->spec.datum_set_spec();
+  const uint64_t runners = std::max<int64_t>(1, a->spec.parallelism_spec().constant());
+  // Leave work for every runner: at most a share of what is pending (+1:
+  // this datum was taken already).
+  uint64_t n;
+  if (ds.number() > 0) {
+    n = ds.number();
+  } else if (ds.per_worker() > 0) {
+    n = std::max<uint64_t>(1, a->job.datums_total() / (runners * ds.per_worker()));
+  } else {
+    n = std::min<uint64_t>(64, std::max<uint64_t>(1, (a->queue.pending() + 1) / (2 * runners)));
+  }
+  return static_cast<uint32_t>(std::min<uint64_t>(n, runner_max));
+}
+
 absl::StatusOr<pps::v1::LeaseResponse> Dispatcher::Lease(const pps::v1::LeaseRequest& req) {
   absl::Time deadline = absl::Now() + absl::Milliseconds(std::min<uint32_t>(req.wait_ms(), 30000));
   absl::MutexLock l(&mu_);
@@ -62,6 +79,18 @@ absl::StatusOr<pps::v1::LeaseResponse> Dispatcher::Lease(const pps::v1::LeaseReq
       *resp.mutable_resource_limits() = a->spec.resource_limits();
       resp.set_heartbeat_ms(options_.heartbeat_ms);
       *resp.mutable_output_commit() = a->job.output_commit();
+      // A datum set: more datums under leases of their own, so that small
+      // datums do not pay a round trip each.
+      const uint32_t n = DatumSetSize(a, req.max_datums());
+      for (uint32_t i = 1; i < n; i++) {
+        const DatumQueue::Work* more =
+            a->queue.Take(pfs::NewCommitId(), req.runner(), absl::Now() + options_.lease_ttl);
+        if (more == nullptr) break;
+        leases_[more->lease] = d->name;
+        pps::v1::LeasedDatum* m = resp.add_more();
+        m->set_lease(more->lease);
+        *m->mutable_datum() = more->info;
+      }
       return resp;
     }
     if (work_cv_.WaitWithDeadline(&mu_, deadline)) return pps::v1::LeaseResponse();

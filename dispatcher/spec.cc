@@ -383,6 +383,16 @@ absl::Status CheckPachydermFields(PipelineSpec* spec) {
                "runners write /pfs/out as files; tuskd --s3-listen serves the output "
                "repo over S3 afterwards");
   }
+  const auto& ds = spec->datum_set_spec();
+  if (ds.number() < 0) return Bad("datum_set_spec.number", "is negative");
+  if (ds.per_worker() < 0) return Bad("datum_set_spec.per_worker", "is negative");
+  if (ds.size_bytes() != 0) {
+    return Bad("datum_set_spec.size_bytes",
+               "tusk makes datum sets by count: use number or per_worker");
+  }
+  if (ds.number() > 0 && ds.per_worker() > 0) {
+    return Bad("datum_set_spec", "give number or per_worker, not both");
+  }
   if (spec->has_tf_job()) return Bad("tf_job", "TFJob pipelines are not supported");
   if (spec->has_determined()) return Bad("determined", "Determined pipelines are not supported");
   return absl::OkStatus();

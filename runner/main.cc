@@ -28,6 +28,9 @@ DEFINE_string(pfs_dir, "", "with --exec-agent: the volume the user's container m
 DEFINE_string(secrets_dir, "", "transform.secrets come from NAME/KEY files here");
 DEFINE_string(http_listen, "", "serve /metrics, /healthz and /readyz here (HOST:PORT)");
 DEFINE_string(max_log, "64KiB", "log bytes kept per datum attempt");
+DEFINE_uint32(max_datums, 64,
+              "datums leased at once (a datum set; tuskd gives fewer when its queue is short "
+              "or datum_set_spec says so)");
 
 namespace {
 
@@ -36,7 +39,7 @@ constexpr char kUsageHead[] =
 
 Usage: tusk-runner --tuskd HOST:PORT --pipeline NAME [options]
 
-The runner leases datums from tuskd one at a time, materializes their inputs
+The runner leases datums from tuskd, a datum set at a time, materializes their inputs
 at /pfs/<input>, runs the pipeline's command in a bubblewrap sandbox with
 /pfs/out for its output, and sends back the command's log and /pfs/out.
 tuskd starts runners itself for the embedded default; start them by hand (or
@@ -107,6 +110,7 @@ int main(int argc, char** argv) {
   if (!max_log.ok())
     return tusk::UsageError("tusk-runner", std::string(max_log.status().message()));
   opts.max_log_bytes = *max_log;
+  opts.max_datums = std::max<uint32_t>(1, FLAGS_max_datums);
   auto channel = tusk::ChannelOptionsFromFlags();
   if (!channel.ok())
     return tusk::UsageError("tusk-runner", std::string(channel.status().message()));

@@ -217,6 +217,7 @@ absl::Status Runner::Run(const std::atomic<bool>* stop) {
     req.set_runner(options_.name);
     req.set_pipeline_version(options_.pipeline_version);
     req.set_wait_ms(options_.lease_wait_ms);
+    req.set_max_datums(options_.max_datums);
     req.set_sandbox(sandbox_
                         ? sandbox_->Describe()
                         : "the pipeline's image (tusk-exec-agent at " + options_.exec_agent + ")");
@@ -240,8 +241,28 @@ absl::Status Runner::Run(const std::atomic<bool>* stop) {
     }
     backoff = absl::Milliseconds(100);
     if (resp.lease().empty()) continue;
-    absl::Status st = RunDatum(resp);
-    if (!st.ok()) LOG(WARNING) << "datum " << resp.datum().id().substr(0, 12) << ": " << st;
+    // A datum set: each datum in turn under its own lease; those waiting
+    // are renewed with every heartbeat.
+    std::vector<pps::v1::LeaseResponse> set = {resp};
+    set[0].clear_more();
+    for (const auto& m : resp.more()) {
+      pps::v1::LeaseResponse& one = set.emplace_back(set[0]);
+      one.set_lease(m.lease());
+      *one.mutable_datum() = m.datum();
+    }
+    waiting_.clear();
+    lost_.clear();
+    for (size_t i = 1; i < set.size(); i++) waiting_.push_back(set[i].lease());
+    for (size_t i = 0; i < set.size() && !stop->load(); i++) {
+      const auto& one = set[i];
+      if (i > 0) waiting_.erase(waiting_.begin());
+      if (lost_.count(one.lease())) continue;
+      const absl::Duration beat = absl::Milliseconds(std::max<uint32_t>(200, one.heartbeat_ms()));
+      if (absl::Now() - last_beat_ > beat && LeaseLost(one)) continue;
+      absl::Status st = RunDatum(one);
+      if (!st.ok()) LOG(WARNING) << "datum " << one.datum().id().substr(0, 12) << ": " << st;
+    }
+    waiting_.clear();
   }
   return absl::OkStatus();
 }

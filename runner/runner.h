@@ -31,6 +31,7 @@
 
 #include <atomic>
 #include <memory>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -64,6 +65,7 @@ struct RunnerOptions {
   std::string secrets_dir;
   size_t max_log_bytes = 64 << 10;
   uint32_t lease_wait_ms = 5000;
+  uint32_t max_datums = 64;  // datums per lease (LeaseRequest.max_datums)
 };
 
 class Runner {
@@ -100,7 +102,7 @@ class Runner {
                                       const std::string& pfs_dir);
   absl::StatusOr<pid_t> Spawn(std::vector<std::string> argv, std::vector<std::string> env,
                               const std::string& stdin_path, const std::string& workdir, int out_fd,
-                              std::string* error);
+                              std::string* error, const std::vector<std::string>& join = {});
   // Execute through the exec agent (runner_agent.cc).
   absl::StatusOr<std::string> ExecuteInAgent(const pps::v1::LeaseResponse& lease,
                                              const std::string& pfs_dir, std::string* log,
@@ -130,6 +132,11 @@ class Runner {
   std::unique_ptr<pfs::v1::API::Stub> api_;
   std::unique_ptr<pps::v1::Worker::Stub> worker_;
   std::string buf_;  // file reads for the upload, reused across datums
+  // The leased datum set's datums not yet run (renewed with every
+  // heartbeat), those tuskd said are lost, and the last heartbeat's time.
+  std::vector<std::string> waiting_;
+  std::set<std::string> lost_;
+  absl::Time last_beat_ = absl::InfinitePast();
 };
 
 }  // namespace tusk::runner

@@ -28,6 +28,7 @@
 #include "runner/runner.h"
 #include "runner/runner_internal.h"
 #include "runner/secrets.h"
+#include "runner/spawn.h"
 
 extern char** environ;
 
@@ -96,44 +97,19 @@ std::vector<std::string> Runner::CommandEnv(const pps::v1::LeaseResponse& lease,
 absl::StatusOr<pid_t> Runner::Spawn(std::vector<std::string> argv,
                                     std::vector<std::string> env_strings,
                                     const std::string& stdin_path, const std::string& workdir,
-                                    int out_fd, std::string* error) {
-  // posix_spawn (clone with CLONE_VM|CLONE_VFORK in glibc) rather than fork:
-  // copying the page tables of a process with gRPC's threads and arenas cost
-  // more than the rest of a small datum. The command gets its own session
-  // (so the whole group can be killed), an empty signal mask, stdin from the
-  // file and stdout/stderr into the pipe.
-  posix_spawn_file_actions_t actions;
-  posix_spawnattr_t attr;
-  posix_spawn_file_actions_init(&actions);
-  posix_spawnattr_init(&attr);
-  posix_spawn_file_actions_addopen(&actions, 0, stdin_path.c_str(), O_RDONLY, 0);
-  posix_spawn_file_actions_adddup2(&actions, out_fd, 1);
-  posix_spawn_file_actions_adddup2(&actions, out_fd, 2);
-  if (!bwrap_) posix_spawn_file_actions_addchdir_np(&actions, workdir.c_str());
-  sigset_t none;
-  sigemptyset(&none);
-  posix_spawnattr_setsigmask(&attr, &none);
-  sigset_t dfl;
-  sigemptyset(&dfl);
-  sigaddset(&dfl, SIGPIPE);
-  sigaddset(&dfl, SIGCHLD);
-  posix_spawnattr_setsigdefault(&attr, &dfl);
-  posix_spawnattr_setflags(&attr,
-                           POSIX_SPAWN_SETSID | POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF);
-  std::vector<char*> args, envp;
-  for (auto& a : argv) args.push_back(a.data());
-  args.push_back(nullptr);
-  for (auto& e : env_strings) envp.push_back(e.data());
-  envp.push_back(nullptr);
-  pid_t pid = 0;
-  int err = ::posix_spawnp(&pid, args[0], &actions, &attr, args.data(), envp.data());
-  posix_spawn_file_actions_destroy(&actions);
-  posix_spawnattr_destroy(&attr);
-  if (err != 0) {
-    *error = absl::StrCat("cannot run ", argv[0], ": ", std::strerror(err));
-    return pid_t{0};
-  }
-  return pid;
+                                    int out_fd, std::string* error,
+                                    const std::vector<std::string>& join) {
+  // One process creation straight into the attempt's cgroups (spawn.h):
+  // its own session (so the whole group can be killed), default signals,
+  // stdin from the file and stdout/stderr into the pipe.
+  SpawnSpec s;
+  s.argv = std::move(argv);
+  s.env = std::move(env_strings);
+  s.stdin_path = stdin_path;
+  s.out_fd = out_fd;
+  if (!bwrap_) s.workdir = workdir;
+  s.join = join;
+  return SpawnCommand(s, error);
 }
 
 bool Runner::LeaseLost(const pps::v1::LeaseResponse& lease, BoundedLog* out) {
@@ -151,12 +127,20 @@ bool Runner::LeaseLost(const pps::v1::LeaseResponse& lease, BoundedLog* out) {
       live->set_data(std::string(unsent));
     }
   }
+  // The datum set's datums still waiting to run are renewed too.
+  for (const auto& l : waiting_) hb.add_leases(l);
   pps::v1::HeartbeatResponse hr;
   grpc::ClientContext ctx;
   ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(5));
   if (!worker_->Heartbeat(&ctx, hb, &hr).ok()) return false;  // sent again next time
+  last_beat_ = absl::Now();
   if (out != nullptr) out->MarkSent(unsent.size());
-  return hr.lost_size() > 0;
+  bool lost = false;
+  for (const auto& l : hr.lost()) {
+    if (l == lease.lease()) lost = true;
+    lost_.insert(l);
+  }
+  return lost;
 }
 
 bool Runner::BeatDue(absl::Time now, const BoundedLog& out, absl::Time* next_beat,
@@ -249,7 +233,8 @@ absl::StatusOr<std::string> Runner::Execute(const pps::v1::LeaseResponse& lease,
   int pipefd[2];
   if (::pipe2(pipefd, O_CLOEXEC) != 0) return Errno("pipe");
   std::string error;
-  auto pid = Spawn((*command)->argv(), std::move(env), stdin_path, spec.workdir, pipefd[1], &error);
+  auto pid = Spawn((*command)->argv(), std::move(env), stdin_path, spec.workdir, pipefd[1], &error,
+                   (*command)->join());
   ::close(pipefd[1]);
   if (!pid.ok() || !error.empty()) {
     ::close(pipefd[0]);

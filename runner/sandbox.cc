@@ -25,9 +25,6 @@ constexpr uid_t kSandboxUid = 65534;
 
 // Joins the cgroups named before "--" (their cgroup.procs files), then runs
 // the rest: every process the command starts is born inside the limits.
-constexpr char kJoinScript[] =
-    "while [ \"$1\" != -- ]; do echo $$ > \"$1\" || exit 125; shift; done; shift; exec \"$@\"";
-
 // Runs argv with stdout and stderr discarded; whether it exited 0.
 bool RunQuietly(const std::vector<std::string>& argv) {
   pid_t pid = ::fork();
@@ -170,9 +167,8 @@ absl::StatusOr<std::unique_ptr<SandboxedCommand>> Sandbox::Prepare(const Attempt
     auto group = cgroups_->Create(attempt, spec.memory, spec.processes);
     if (!group.ok()) return group.status();
     c->group_ = std::move(*group);
-    argv = {"/bin/sh", "-c", kJoinScript, "tusk-join"};
-    for (const auto& f : c->group_->procs_files()) argv.push_back(f);
-    argv.push_back("--");
+    // The command joins them itself before it runs (SpawnCommand).
+    c->join_ = c->group_->procs_files();
   }
   if (bwrap_ && drop_uid_) {
     std::string out = spec.pfs_dir + "/out";

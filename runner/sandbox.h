@@ -60,6 +60,9 @@ struct AttemptSpec {
 class SandboxedCommand {
  public:
   const std::vector<std::string>& argv() const { return argv_; }
+  // The cgroup.procs files the command's process writes itself into before
+  // it runs (runner/spawn.h).
+  const std::vector<std::string>& join() const { return join_; }
   // Why the command failed, beyond its exit status, when its limits tell:
   // "OOMKilled: ..." or a note about the process limit; "" otherwise.
   std::string LimitReason(bool failed) const;
@@ -67,6 +70,7 @@ class SandboxedCommand {
  private:
   friend class Sandbox;
   std::vector<std::string> argv_;
+  std::vector<std::string> join_;
   std::unique_ptr<Cgroups::Group> group_;
   uint64_t memory_ = 0;
   uint64_t processes_ = 0;

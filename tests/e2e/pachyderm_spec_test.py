@@ -109,6 +109,32 @@ class PachydermSpecTest(PipelineTestCase):
         # Its job at create, and live's commit's; none for rpin's new commit.
         self.assertEqual([j["trigger"]["repo"] for j in self.jobs("pinned")], ["live", "rpin"])
 
+    def test_datum_sets(self):
+        self.tusk("create", "repo", "dsin")
+        bad = self.spec("sets", "dsin", "true", datum_set_spec={"size_bytes": 1000})
+        self.tusk_fails(1, "create", "pipeline", "-f", self.write("ds.json", json.dumps(bad).encode()),
+                        mentions="datum_set_spec.size_bytes")
+        # Five datums per lease: each runner runs whole sets of five
+        # consecutive datums (the queue is in datum order).
+        s = self.spec("sets", "dsin", "echo ran; cp /pfs/dsin/* /pfs/out/",
+                      datum_set_spec={"number": 5}, parallelism_spec={"constant": 2})
+        self.create(s)
+        c = self.put_dir("dsin", "ds", {"f%02d" % i: str(i) for i in range(20)})
+        self.wait_set(c)
+        job = self.jobs("sets")[0]
+        self.check_job(job, 20, 20, 0)
+        self.assertEqual(len(self.files("sets")), 20)
+        runner = {}
+        for line in self.tusk("logs", "-p", "sets").out.splitlines():
+            if line.startswith("--- job"):
+                datum, on = line.split(" datum ")[1].split()[0], line.split(" on ")[1].split()[0]
+                runner[datum] = on
+        order = [d["id"][:12] for d in
+                 self.tusk("list", "datum", "sets@" + job["id"], "--json").json_lines()]
+        self.assertEqual(len(order), 20)
+        for i, d in enumerate(order):
+            self.assertEqual(runner[d], runner[order[i - i % 5]], (i, runner))
+
     def test_pachyderm_tutorial_specs(self):
         # The beginner tutorial's edges and montage, as its users write them
         # (images and commands are theirs; tusk runs the commands here).
