@@ -32,6 +32,7 @@ absl::StatusOr<std::unique_ptr<Dispatcher>> Dispatcher::Open(pfs::Pfs* pfs, Pipe
   RETURN_IF_ERROR(d->Load());
   pfs->SetCommitHook(d.get());
   d->collector_ = metrics::OnCollect([p = d.get()] { p->CollectMetrics(); });
+  d->cron_thread_ = std::thread([p = d.get()] { p->CronLoop(); });
   // Datum outputs are live while a record names them (JobStore::MarkLive).
   pfs->AddGcSource([store = &d->store_](pfs::GcMarker* marker) { return store->MarkLive(marker); });
   return d;
@@ -64,6 +65,7 @@ Dispatcher::~Dispatcher() {
     job_cv_.SignalAll();
     for (const auto& [name, d] : drivers_) names.push_back(name);
   }
+  if (cron_thread_.joinable()) cron_thread_.join();
   for (const auto& n : names) StopDriver(n);
   Changed();
 }
@@ -227,6 +229,20 @@ absl::StatusOr<PipelineInfo> Dispatcher::CreatePipeline(PipelineSpec spec, bool 
       old_branch = old->spec().output_branch();
       // A new salt makes every datum new.
       if (old->spec().salt() != spec.salt()) reprocess = true;
+    }
+  }
+  // A cron input's repo is made with the pipeline (its ticks go there).
+  {
+    PipelineSpec normal = spec;
+    if (NormalizePipelineSpec(&normal).ok()) {
+      for (const auto* cron : CronInputs(normal.input())) {
+        auto repo = pfs_->InspectRepo(cron->repo());
+        if (repo.status().code() != absl::StatusCode::kNotFound) continue;
+        RETURN_IF_ERROR(
+            pfs_->CreateRepo(cron->repo(), absl::StrCat("cron ticks (", cron->spec(),
+                                                        ") of pipeline ", normal.pipeline().name()))
+                .status());
+      }
     }
   }
   ASSIGN_OR_RETURN(PipelineInfo info, pipelines_->Create(std::move(spec), update));

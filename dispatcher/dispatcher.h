@@ -246,6 +246,17 @@ class Dispatcher : public pfs::CommitHook {
   absl::Status Reprocess(const std::string& pipeline);
   // Ends the jobs that StopJob marked (driver thread).
   absl::Status ProcessKills(Driver* d);
+  // Cron inputs (dispatcher_cron.cc): the thread that ticks, and one tick
+  // of `cron` if one is due at `now`.
+  void CronLoop();
+  absl::Status Tick(const PipelineInfo& info, const pps::v1::CronInput& cron, absl::Time now);
+  // Moves `in`'s branch to its trigger branch's head if the trigger's
+  // conditions hold, and makes the jobs that reads it (cron thread).
+  struct TriggerState {
+    absl::Time last_move = absl::InfinitePast();  // for cron_spec
+  };
+  absl::Status FollowTrigger(const PFSInput& in, absl::Time now, TriggerState* ts);
+  std::map<std::string, TriggerState> trigger_state_;  // cron thread only
   void Wake(const std::string& pipeline) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void Changed();
 
@@ -323,6 +334,7 @@ class Dispatcher : public pfs::CommitHook {
 
   absl::Mutex changes_mu_;
   uint64_t changes_ ABSL_GUARDED_BY(changes_mu_) = 0;
+  std::thread cron_thread_;
 
   // Metrics (dispatcher_metrics.cc).
   struct RunnerSeen {

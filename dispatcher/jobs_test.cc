@@ -373,5 +373,33 @@ TEST(DatumQueueTest, RetriesGoToTheBackAndDoneDatumsCount) {
   EXPECT_EQ(q.Take("l4", "r1", later), nullptr);
 }
 
+TEST(DatumQueueTest, AFailedDatumCanBeQueuedOnceMore) {
+  DatumQueue q;
+  q.Add(Pending("/a"));
+  q.Add(Pending("/b"));
+  absl::Time later = absl::Now() + absl::Hours(1);
+  ASSERT_NE(q.Take("l1", "r1", later), nullptr);
+  DatumInfo failed = Pending("/a");
+  failed.set_attempts(1);
+  failed.set_state(pps::v1::DATUM_FAILED);
+  failed.set_error("exit 1");
+  q.Complete("l1", failed);
+  EXPECT_EQ(q.remaining(), 1u);
+  EXPECT_FALSE(q.Requeue("/b"));  // pending, not failed
+  EXPECT_FALSE(q.Requeue("/nope"));
+  ASSERT_TRUE(q.Requeue("/a"));
+  EXPECT_EQ(q.remaining(), 2u);
+  EXPECT_FALSE(q.Requeue("/a"));  // queued already
+  // Behind /b, with its attempts kept (the next is attempt 2).
+  const DatumQueue::Work* w = q.Take("l2", "r1", later);
+  ASSERT_NE(w, nullptr);
+  EXPECT_EQ(w->info.key(), "/b");
+  w = q.Take("l3", "r1", later);
+  ASSERT_NE(w, nullptr);
+  EXPECT_EQ(w->info.key(), "/a");
+  EXPECT_EQ(w->info.attempts(), 1u);
+  EXPECT_TRUE(w->info.error().empty());
+}
+
 }  // namespace
 }  // namespace tusk::dispatcher

@@ -11,6 +11,7 @@
 #include "common/flag_values.h"
 #include "common/json_patch.h"
 #include "common/status.h"
+#include "dispatcher/cron.h"
 #include "google/protobuf/util/time_util.h"
 #include "pfs/refs.h"
 #include "pfs/tree.h"
@@ -60,6 +61,33 @@ absl::Status CheckProject(const std::string& field, const pps::v1::Project& p) {
                                  "project 'default' (leave it out, or write default)"));
 }
 
+absl::Status CheckTrigger(const std::string& field, const PFSInput& in) {
+  const pps::v1::Trigger& t = in.trigger();
+  if (t.branch().empty()) return Bad(field + ".branch", "is required (the branch to follow)");
+  if (auto st = pfs::ValidateBranchName(t.branch()); !st.ok()) {
+    return Bad(field + ".branch", std::string(st.message()));
+  }
+  const std::string own = in.branch().empty() ? pfs::kDefaultBranch : in.branch();
+  if (t.branch() == own) {
+    return Bad(field + ".branch", absl::StrCat("is the input's own branch (", own,
+                                               "); the input reads another branch, which "
+                                               "follows this one"));
+  }
+  if (t.cron_spec().empty() && t.size().empty() && t.commits() == 0) {
+    return Bad(field, "needs a condition: size, commits or cron_spec");
+  }
+  if (t.commits() < 0) return Bad(field + ".commits", "is negative");
+  if (!t.size().empty()) {
+    auto bytes = ParseMemoryQuantity(t.size());
+    if (!bytes.ok()) return Bad(field + ".size", std::string(bytes.status().message()));
+  }
+  if (!t.cron_spec().empty()) {
+    auto sched = CronSchedule::Parse(t.cron_spec());
+    if (!sched.ok()) return Bad(field + ".cron_spec", std::string(sched.status().message()));
+  }
+  return absl::OkStatus();
+}
+
 absl::Status CheckPfs(const std::string& field, PFSInput* in, Parent parent) {
   RETURN_IF_ERROR(CheckProject(field + ".project.name", in->project()));
   in->clear_project();
@@ -78,6 +106,7 @@ absl::Status CheckPfs(const std::string& field, PFSInput* in, Parent parent) {
                absl::StrCat("'", in->commit(), "' is not a commit id (32 hex characters)"));
   }
   if (in->repo().empty()) return Bad(field + ".repo", "is required");
+  if (in->has_trigger()) RETURN_IF_ERROR(CheckTrigger(field + ".trigger", *in));
   if (auto st = pfs::ValidateRepoName(in->repo()); !st.ok())
     return Bad(field + ".repo", std::string(st.message()));
   if (in->branch().empty()) in->set_branch(pfs::kDefaultBranch);
@@ -156,6 +185,48 @@ void Names(const Input& in, std::vector<std::string>* out) {
   for (const auto* list : {&in.cross(), &in.join(), &in.group()}) {
     for (const auto& c : *list) Names(c, out);
   }
+}
+
+// A cron input: its schedule, and the pfs input it is read through (its
+// repo, default PIPELINE_NAME, at master, glob /).
+absl::Status CheckCron(const std::string& field, Input* in, const std::string& pipeline) {
+  pps::v1::CronInput* c = in->mutable_cron();
+  if (c->name().empty()) return Bad(field + ".name", "is required (it names /pfs/NAME)");
+  if (c->repo().empty()) c->set_repo(absl::StrCat(pipeline, "_", c->name()));
+  if (auto st = CronSchedule::Parse(c->spec()); !st.ok()) {
+    return Bad(field + ".spec", std::string(st.status().message()));
+  }
+  if (auto st = pfs::ValidateRepoName(c->repo()); !st.ok()) {
+    return Bad(field + ".repo", std::string(st.message()));
+  }
+  PFSInput* p = in->mutable_pfs();
+  p->Clear();
+  p->set_name(c->name());
+  p->set_repo(c->repo());
+  p->set_branch(pfs::kDefaultBranch);
+  p->set_glob("/");
+  return absl::OkStatus();
+}
+
+// Fills in every cron input beneath `in` (before CheckInput, which reads
+// them as pfs inputs).
+absl::Status CheckCrons(const std::string& field, Input* in, const std::string& pipeline) {
+  if (in->has_cron()) {
+    if (!in->cross().empty() || !in->union_().empty() || !in->join().empty() ||
+        !in->group().empty()) {
+      return Bad(field, "sets more than one of pfs, cross, union, join, group, cron");
+    }
+    return CheckCron(field + ".cron", in, pipeline);
+  }
+  for (auto [name, list] :
+       {std::pair{"cross", in->mutable_cross()}, std::pair{"union", in->mutable_union_()},
+        std::pair{"join", in->mutable_join()}, std::pair{"group", in->mutable_group()}}) {
+    for (int i = 0; i < list->size(); i++) {
+      RETURN_IF_ERROR(
+          CheckCrons(absl::StrCat(field, ".", name, "[", i, "]"), list->Mutable(i), pipeline));
+    }
+  }
+  return absl::OkStatus();
 }
 
 absl::Status CheckInput(const std::string& field, Input* in, Parent parent) {
@@ -418,6 +489,18 @@ std::vector<const PFSInput*> PfsInputs(const Input& input) {
   return out;
 }
 
+std::vector<const pps::v1::CronInput*> CronInputs(const Input& input) {
+  std::vector<const pps::v1::CronInput*> out;
+  if (input.has_cron()) out.push_back(&input.cron());
+  for (const auto* list : {&input.cross(), &input.union_(), &input.join(), &input.group()}) {
+    for (const auto& c : *list) {
+      auto sub = CronInputs(c);
+      out.insert(out.end(), sub.begin(), sub.end());
+    }
+  }
+  return out;
+}
+
 absl::Status NormalizePipelineSpec(PipelineSpec* spec) {
   // A spec travels in every lease and is kept in the index and the metadata
   // log: code and data belong in the image or an input repo.
@@ -445,6 +528,7 @@ absl::Status NormalizePipelineSpec(PipelineSpec* spec) {
     }
   }
   if (!spec->has_input()) return Bad("input", "is required");
+  RETURN_IF_ERROR(CheckCrons("input", spec->mutable_input(), name));
   RETURN_IF_ERROR(CheckInput("input", spec->mutable_input(), Parent::kNone));
   for (const PFSInput* in : PfsInputs(spec->input())) {
     if (in->repo() == name) {

@@ -26,8 +26,10 @@ inline constexpr size_t kMaxPipelineSpecBytes = 1 << 20;
 // master. A spec over kMaxPipelineSpecBytes is InvalidArgument.
 absl::Status NormalizePipelineSpec(PipelineSpec* spec);
 
-// Every pfs input beneath `input`, in order.
+// Every pfs input beneath `input`, in order (a cron input's included).
 std::vector<const PFSInput*> PfsInputs(const Input& input);
+// Every cron input beneath `input` (of a normalized spec: repos filled in).
+std::vector<const pps::v1::CronInput*> CronInputs(const Input& input);
 
 // The number of capture groups "(...)" in a glob.
 int GlobCaptureGroups(const std::string& glob);

@@ -1,5 +1,6 @@
 #include "dispatcher/spec.h"
 
+#include "dispatcher/cron.h"
 #include "gmock/gmock.h"
 #include "google/protobuf/util/json_util.h"
 #include "gtest/gtest.h"
@@ -119,6 +120,97 @@ TEST(SpecTest, UnknownPachydermFieldIsAnErrorThatNamesIt) {
       R"j({"pipeline": {"name": "p"}, "egress": {"URL": "s3://bucket/dir"}})j", &spec);
   EXPECT_FALSE(st.ok());
   EXPECT_THAT(std::string(st.message()), HasSubstr("egress"));
+}
+
+absl::Time At(const std::string& t) {
+  absl::Time out;
+  std::string err;
+  EXPECT_TRUE(absl::ParseTime("%Y-%m-%dT%H:%M:%SZ", t, absl::UTCTimeZone(), &out, &err)) << err;
+  return out;
+}
+
+std::string Fmt(absl::Time t) {
+  return absl::FormatTime("%Y-%m-%dT%H:%M:%SZ", t, absl::UTCTimeZone());
+}
+
+TEST(CronTest, SchedulesTickWhenCronWould) {
+  auto next = [](const std::string& spec, const std::string& after) {
+    auto s = CronSchedule::Parse(spec);
+    EXPECT_TRUE(s.ok()) << spec << ": " << s.status();
+    return s.ok() ? Fmt(s->Next(At(after))) : "";
+  };
+  EXPECT_EQ(next("*/10 * * * *", "2026-11-30T13:55:46Z"), "2026-11-30T14:00:00Z");
+  EXPECT_EQ(next("0 0 * * *", "2026-11-30T13:55:46Z"), "2026-12-01T00:00:00Z");
+  EXPECT_EQ(next("@hourly", "2026-11-30T13:00:00Z"), "2026-11-30T14:00:00Z");
+  EXPECT_EQ(next("30 9 * * mon-fri", "2026-12-04T10:00:00Z"),
+            "2026-12-07T09:30:00Z");  // Fri -> Mon
+  EXPECT_EQ(next("0 12 1 jan,jul *", "2026-11-30T00:00:00Z"), "2027-01-01T12:00:00Z");
+  EXPECT_EQ(next("0 0 * * 7", "2026-11-30T00:00:00Z"), "2026-12-06T00:00:00Z");       // 7: Sunday
+  EXPECT_EQ(next("*/15 * * * * *", "2026-11-30T13:55:46Z"), "2026-11-30T13:56:00Z");  // seconds
+  // Both days restricted: either matches.
+  EXPECT_EQ(next("0 0 13 * fri", "2026-11-30T00:00:00Z"), "2026-12-04T00:00:00Z");
+  // @every counts from the start.
+  auto every = CronSchedule::Parse("@every 10s");
+  ASSERT_TRUE(every.ok());
+  const absl::Time start = At("2026-11-30T13:00:03Z");
+  EXPECT_EQ(Fmt(every->Next(At("2026-11-30T13:00:20Z"), start)), "2026-11-30T13:00:23Z");
+  EXPECT_EQ(Fmt(every->Next(At("2026-11-30T12:00:00Z"), start)), "2026-11-30T13:00:03Z");
+  // After a pause, only the latest missed tick.
+  EXPECT_EQ(Fmt(every->Latest(At("2026-11-30T13:00:03Z"), At("2026-11-30T14:00:00Z"), start)),
+            "2026-11-30T13:59:53Z");
+  auto daily = CronSchedule::Parse("@daily");
+  ASSERT_TRUE(daily.ok());
+  EXPECT_EQ(Fmt(daily->Latest(At("2026-11-01T00:00:00Z"), At("2026-11-30T13:00:00Z"))),
+            "2026-11-30T00:00:00Z");
+  EXPECT_EQ(daily->Latest(At("2026-11-30T00:00:00Z"), At("2026-11-30T13:00:00Z")),
+            absl::InfinitePast());
+  // Feb 30 never comes.
+  auto never = CronSchedule::Parse("0 0 30 2 *");
+  ASSERT_TRUE(never.ok());
+  EXPECT_EQ(never->Next(At("2026-11-30T00:00:00Z")), absl::InfiniteFuture());
+}
+
+TEST(CronTest, BadSchedulesNameTheField) {
+  for (const auto& [spec, mention] :
+       std::vector<std::pair<std::string, std::string>>{{"", "empty"},
+                                                        {"* * *", "has 3 fields"},
+                                                        {"61 * * * *", "minute field '61'"},
+                                                        {"* 24 * * *", "hour field '24'"},
+                                                        {"* * * foo *", "month field 'foo'"},
+                                                        {"*/0 * * * *", "bad step"},
+                                                        {"@every 0s", "@every"},
+                                                        {"@fortnightly", "@fortnightly"}}) {
+    auto s = CronSchedule::Parse(spec);
+    ASSERT_FALSE(s.ok()) << spec;
+    EXPECT_THAT(std::string(s.status().message()), HasSubstr(mention)) << spec;
+  }
+}
+
+TEST(SpecTest, CronInputReadsItsRepoAsAPfsInput) {
+  PipelineSpec spec;
+  ASSERT_TRUE(google::protobuf::util::JsonStringToMessage(
+                  R"j({"pipeline": {"name": "p"}, "transform": {"cmd": ["ls"]},
+                      "input": {"cross": [{"cron": {"name": "tick", "spec": "@every 10s"}},
+                                          {"pfs": {"repo": "a", "glob": "/*"}}]}})j",
+                  &spec)
+                  .ok());
+  ASSERT_TRUE(NormalizePipelineSpec(&spec).ok());
+  auto crons = CronInputs(spec.input());
+  ASSERT_EQ(crons.size(), 1u);
+  EXPECT_EQ(crons[0]->repo(), "p_tick");
+  auto pfs = PfsInputs(spec.input());
+  ASSERT_EQ(pfs.size(), 2u);
+  EXPECT_EQ(pfs[0]->repo(), "p_tick");
+  EXPECT_EQ(pfs[0]->name(), "tick");
+  EXPECT_EQ(pfs[0]->glob(), "/");
+  // Normalizing again changes nothing (update normalizes a stored spec).
+  PipelineSpec again = spec;
+  ASSERT_TRUE(NormalizePipelineSpec(&again).ok());
+  EXPECT_EQ(again.SerializeAsString(), spec.SerializeAsString());
+  PipelineSpec bad = spec;
+  bad.mutable_input()->mutable_cross(0)->mutable_cron()->set_spec("* * *");
+  auto st = NormalizePipelineSpec(&bad);
+  EXPECT_THAT(std::string(st.message()), HasSubstr("input.cross[0].cron.spec"));
 }
 
 }  // namespace

@@ -5,6 +5,7 @@ service...) refused with what to use instead. Also the specs of Pachyderm's
 tutorials as their users write them."""
 
 import json
+import time
 
 from harness import PipelineTestCase
 
@@ -134,6 +135,78 @@ class PachydermSpecTest(PipelineTestCase):
         self.assertEqual(len(order), 20)
         for i, d in enumerate(order):
             self.assertEqual(runner[d], runner[order[i - i % 5]], (i, runner))
+
+    def ticks(self, repo):
+        r = self.tusk("list", "file", repo + "@master:/", "--json", check=False)
+        if r.returncode == 3:  # no tick yet
+            return []
+        self.assertEqual(r.returncode, 0, r.err)
+        return sorted(f["path"].lstrip("/") for f in r.json_lines())
+
+    def test_cron_input_ticks_and_a_restart_neither_repeats_nor_floods(self):
+        self.create({"pipeline": {"name": "clock"},
+                     "transform": {"cmd": ["sh", "-c", "ls /pfs/tick > /pfs/out/seen"]},
+                     "input": {"cron": {"name": "tick", "spec": "@every 2s"}}})
+        self.create({"pipeline": {"name": "latest"},
+                     "transform": {"cmd": ["sh", "-c", "ls /pfs/tick > /pfs/out/seen"]},
+                     "input": {"cron": {"name": "tick", "spec": "*/2 * * * * *", "overwrite": True}}})
+        self.wait_for("three ticks", lambda: len(self.ticks("clock_tick")) >= 3, timeout=30)
+        self.wait_for("jobs on them", lambda: len([j for j in self.jobs("clock")
+                                                   if j["state"] == "JOB_SUCCESS"]) >= 2, timeout=30)
+        # Files named by the tick's time, two seconds apart.
+        names = self.ticks("clock_tick")
+        self.assertRegex(names[0], r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$")
+        # overwrite: the latest tick alone.
+        self.wait_for("an overwriting tick", lambda: len(self.ticks("latest_tick")) == 1
+                      and self.jobs("latest"), timeout=30)
+        # A restart: no tick twice, and no burst for the time tuskd was down.
+        self.server.stop()
+        time.sleep(5)
+        self.server.start(same_address=True)
+        before = len(self.ticks("clock_tick"))
+        self.wait_for("ticks again", lambda: len(self.ticks("clock_tick")) >= before + 2, timeout=30)
+        commits = self.tusk("list", "commit", "clock_tick@master", "--json").json_lines()
+        meta = [c["metadata"]["state/cron/tick"] for c in commits]
+        self.assertEqual(len(meta), len(set(meta)), meta)  # no tick twice
+        # One tick for the 5 s down (the latest missed), not one per 2 s.
+        self.assertLessEqual(len(self.ticks("clock_tick")), before + 3)
+        self.assertEqual(len(self.ticks("latest_tick")), 1)
+        self.tusk_fails(1, "create", "pipeline", "-f", self.write("badcron.json", json.dumps(
+            {"pipeline": {"name": "badcron"}, "transform": {"cmd": ["true"]},
+             "input": {"cron": {"name": "t", "spec": "61 * * * *"}}}).encode()),
+            mentions="input.cron.spec")
+
+    def test_branch_triggers(self):
+        self.tusk("create", "repo", "trig")
+        count = "ls /pfs/trig | wc -l > /pfs/out/n"
+        self.create({"pipeline": {"name": "every3"}, "transform": {"cmd": ["sh", "-c", count]},
+                     "input": {"pfs": {"repo": "trig", "branch": "staging", "glob": "/",
+                                       "trigger": {"branch": "master", "commits": 3}}}})
+        self.create({"pipeline": {"name": "big"}, "transform": {"cmd": ["sh", "-c", count]},
+                     "input": {"pfs": {"repo": "trig", "branch": "big", "glob": "/",
+                                       "trigger": {"branch": "master", "size": "1000"}}}})
+        for i in range(2):
+            self.put("trig", "/f%d" % i, b"x" * 100)
+        time.sleep(2)  # the trigger is looked at twice a second
+        self.assertEqual(self.jobs("every3"), [])
+        c = self.put("trig", "/f2", b"x" * 100)
+        staging = lambda: self.tusk("inspect", "branch", "trig@staging", "--json", check=False)
+        self.wait_for("staging to follow master", lambda: staging().returncode == 0 and
+                      staging().json().get("head") == c["id"], timeout=20)
+        self.wait_jobs("every3", lambda jobs: jobs and jobs[0]["state"] == "JOB_SUCCESS")
+        self.assertEqual(self.files("every3"), {"n": "3\n"})
+        self.assertEqual(self.jobs("big"), [])  # 300 bytes of 1000
+        c = self.put("trig", "/large", b"y" * 800)
+        self.wait_jobs("big", lambda jobs: jobs and jobs[0]["state"] == "JOB_SUCCESS", timeout=20)
+        self.assertEqual(self.files("big"), {"n": "4\n"})
+        self.assertEqual(len(self.jobs("every3")), 1)  # one commit of three
+        # A trigger without a condition, or following its own branch, is refused.
+        for trigger, mention in [({"branch": "master"}, "needs a condition"),
+                                 ({"branch": "staging", "commits": 1}, "own branch")]:
+            self.tusk_fails(1, "create", "pipeline", "-f", self.write("bt.json", json.dumps(
+                {"pipeline": {"name": "badtrig"}, "transform": {"cmd": ["true"]},
+                 "input": {"pfs": {"repo": "trig", "branch": "staging", "glob": "/",
+                                   "trigger": trigger}}}).encode()), mentions=mention)
 
     def test_pachyderm_tutorial_specs(self):
         # The beginner tutorial's edges and montage, as its users write them
