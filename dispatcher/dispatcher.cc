@@ -152,19 +152,11 @@ absl::Status Dispatcher::BeforeFinish(const pfs::CommitInfo& commit, KvBatch* ba
   // A failed commit triggers too: the jobs it makes end JOB_UNRUNNABLE, so
   // that everything downstream of a failure says so in the commit set.
   absl::MutexLock l(&triggers_mu_);
-  auto it = triggers_.find({commit.repo(), commit.branch()});
-  if (it == triggers_.end()) return absl::OkStatus();
   pfs::v1::CommitRef trigger;
   trigger.set_repo(commit.repo());
   trigger.set_id(commit.id());
   trigger.set_branch(commit.branch());
-  for (const auto& p : it->second) {
-    // One job per pipeline per commit set: a job that an earlier commit of
-    // the set created reads this commit too (it waits for it).
-    ASSIGN_OR_RETURN(bool open, HasOpenJobInSet(p, commit.commit_set()));
-    if (!open) NewJob(p, trigger, commit.commit_set(), batch);
-  }
-  return absl::OkStatus();
+  return TriggerJobs(trigger, commit.commit_set(), batch).status();
 }
 
 void Dispatcher::AfterFinish(const pfs::CommitInfo& commit) {

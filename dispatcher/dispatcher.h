@@ -271,8 +271,13 @@ class Dispatcher : public pfs::CommitHook {
   };
   // Resolves the job's inputs (into `a` and job->inputs) unless it waits.
   absl::StatusOr<Resolution> ResolveInputs(JobInfo* job, ActiveJob* a);
-  // Whether `pipeline` has a job in `commit_set` that is not done.
-  absl::StatusOr<bool> HasOpenJobInSet(const std::string& pipeline, const std::string& commit_set);
+  // Writes to `batch` a job in `commit_set` for each pipeline that reads the
+  // trigger's branch and has no unfinished job in the set yet; returns the
+  // pipelines that read the branch (to wake).
+  absl::StatusOr<std::set<std::string>> TriggerJobs(const pfs::v1::CommitRef& trigger,
+                                                    const std::string& commit_set,
+                                                    pfs::KvBatch* batch)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(triggers_mu_);
   // Opens the job's output commit, or finds it open after a restart.
   absl::Status OpenOutputCommit(const std::string& pipeline, const JobInfo& job,
                                 const PipelineSpec& spec,

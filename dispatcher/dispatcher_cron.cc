@@ -146,12 +146,7 @@ absl::Status Dispatcher::FollowTrigger(const PFSInput& in, absl::Time now, Trigg
   std::set<std::string> wake;
   {
     absl::MutexLock l(&triggers_mu_);
-    auto it = triggers_.find({in.repo(), in.branch()});
-    if (it != triggers_.end()) wake = it->second;
-    for (const auto& p : wake) {
-      ASSIGN_OR_RETURN(bool open, HasOpenJobInSet(p, c.commit_set()));
-      if (!open) NewJob(p, trigger, c.commit_set(), &batch);
-    }
+    ASSIGN_OR_RETURN(wake, TriggerJobs(trigger, c.commit_set(), &batch));
     RETURN_IF_ERROR(store_.Write(&batch, /*sync=*/true));
   }
   Changed();

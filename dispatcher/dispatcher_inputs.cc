@@ -35,14 +35,23 @@ std::string BlockedReason(const pfs::CommitInfo& c) {
 
 }  // namespace
 
-absl::StatusOr<bool> Dispatcher::HasOpenJobInSet(const std::string& pipeline,
-                                                 const std::string& commit_set) {
+absl::StatusOr<std::set<std::string>> Dispatcher::TriggerJobs(const pfs::v1::CommitRef& trigger,
+                                                              const std::string& commit_set,
+                                                              pfs::KvBatch* batch) {
+  auto it = triggers_.find({trigger.repo(), trigger.branch()});
+  if (it == triggers_.end()) return std::set<std::string>();
+  // One job per pipeline per commit set: a job that an earlier commit of the
+  // set created reads this commit too (it waits for it).
+  std::set<std::string> open;
   ASSIGN_OR_RETURN(std::vector<std::string> ids, store_.CommitSetJobs(commit_set));
   for (const auto& id : ids) {
-    ASSIGN_OR_RETURN(auto j, store_.FindJob(pipeline, id));
-    if (j && !Terminal(j->state())) return true;
+    ASSIGN_OR_RETURN(auto j, store_.FindJob("", id));
+    if (j && !Terminal(j->state())) open.insert(j->pipeline());
   }
-  return false;
+  for (const auto& p : it->second) {
+    if (!open.count(p)) NewJob(p, trigger, commit_set, batch);
+  }
+  return it->second;
 }
 
 absl::StatusOr<Dispatcher::Resolution> Dispatcher::ResolveInputs(JobInfo* job, ActiveJob* a) {

@@ -477,27 +477,27 @@ int GlobCaptureGroups(const std::string& glob) {
   return n;
 }
 
+namespace {
+// Every `leaf` of the inputs beneath `input` (its pfs or cron part), in order.
+template <typename T>
+void CollectInputs(const Input& input, bool (Input::*has)() const, const T& (Input::*leaf)() const,
+                   std::vector<const T*>* out) {
+  if ((input.*has)()) out->push_back(&(input.*leaf)());
+  for (const auto* list : {&input.cross(), &input.union_(), &input.join(), &input.group()}) {
+    for (const auto& c : *list) CollectInputs(c, has, leaf, out);
+  }
+}
+}  // namespace
+
 std::vector<const PFSInput*> PfsInputs(const Input& input) {
   std::vector<const PFSInput*> out;
-  if (input.has_pfs()) out.push_back(&input.pfs());
-  for (const auto* list : {&input.cross(), &input.union_(), &input.join(), &input.group()}) {
-    for (const auto& c : *list) {
-      auto sub = PfsInputs(c);
-      out.insert(out.end(), sub.begin(), sub.end());
-    }
-  }
+  CollectInputs(input, &Input::has_pfs, &Input::pfs, &out);
   return out;
 }
 
 std::vector<const pps::v1::CronInput*> CronInputs(const Input& input) {
   std::vector<const pps::v1::CronInput*> out;
-  if (input.has_cron()) out.push_back(&input.cron());
-  for (const auto* list : {&input.cross(), &input.union_(), &input.join(), &input.group()}) {
-    for (const auto& c : *list) {
-      auto sub = CronInputs(c);
-      out.insert(out.end(), sub.begin(), sub.end());
-    }
-  }
+  CollectInputs(input, &Input::has_cron, &Input::cron, &out);
   return out;
 }
 
