@@ -125,6 +125,12 @@ class JobCommands : public CommandBase {
     std::cout << "Output commit: " << j.output_commit().repo() << "@" << j.output_commit().id()
               << "\n"
               << "Commit set: " << j.commit_set() << "\n";
+    if (j.has_egress()) {
+      const auto& e = j.egress();
+      std::cout << "Egress: " << e.url() << " (" << e.files() << " files, " << e.bytes()
+                << " bytes, " << e.attempts() << (e.attempts() == 1 ? " attempt" : " attempts")
+                << (e.error().empty() ? "" : "; last error: " + e.error()) << ")\n";
+    }
   }
 
   int InspectJob() {
@@ -424,8 +430,9 @@ void AddJobCommands(CommandTable* table) {
               "Jobs and datums",
               "wait commitset ID",
               "  Waits until every commit of the commit set (an input commit and all that\n"
-              "  pipelines derive from it) is finished, then lists them. Exit code 1 if a\n"
-              "  job of the set failed.\n",
+              "  pipelines derive from it) is finished and every job of the set has ended\n"
+              "  (egress included), then lists the commits. Exit code 1 if a commit of the\n"
+              "  set failed (its job failed, or an upstream one did).\n",
               1,
               1,
               {},

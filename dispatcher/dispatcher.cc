@@ -357,10 +357,11 @@ void Dispatcher::DriverLoop(Driver* d) {
 
 absl::Status Dispatcher::DriverStep(Driver* d, bool* more) {
   RETURN_IF_ERROR(ProcessKills(d));
-  bool finish = false, start = false;
+  bool finish = false, start = false, active = false;
   {
     absl::MutexLock l(&mu_);
-    if (d->active) {
+    active = d->active != nullptr;
+    if (active) {
       CheckLeases(d);
       CheckDeadline(d);
       finish = d->active->queue.remaining() == 0;
@@ -373,9 +374,15 @@ absl::Status Dispatcher::DriverStep(Driver* d, bool* more) {
     *more = true;
     return FinishJob(d);
   }
-  if (!start) return absl::OkStatus();
+  if (active) return absl::OkStatus();
   ASSIGN_OR_RETURN(std::optional<JobInfo> next, NextJob(d));
   if (!next) return absl::OkStatus();
+  if (next->state() == pps::v1::JOB_EGRESSING) {
+    // Its output commit is done: the copy goes on even if the pipeline is paused.
+    *more = true;
+    return RunEgress(d, *next);
+  }
+  if (!start) return absl::OkStatus();
   absl::Status st = StartJob(d, *next);
   if (!st.ok() && st.code() != absl::StatusCode::kUnavailable) {
     st = FailJobEarly(d, *next, std::string(st.message()));
@@ -578,6 +585,7 @@ absl::Status Dispatcher::FinishJob(Driver* d) {
   std::map<std::string, DatumInfo> touched;
   std::map<std::string, std::string> old_roots;
   PipelineRuntime base;  // what the next incremental job starts from
+  std::string egress_url;
   {
     absl::MutexLock l(&mu_);
     ActiveJob* a = d->active.get();
@@ -589,6 +597,7 @@ absl::Status Dispatcher::FinishJob(Driver* d) {
       (*base.mutable_base_roots())[name] = r.root.IsZero() ? "" : r.root.Hex();
     }
     base.set_input_spec(a->spec.input().SerializeAsString());
+    egress_url = EgressUrl(a->spec);
   }
   const std::string& p = d->name;
   uint64_t processed = 0, failed = 0, recovered = 0;
@@ -626,10 +635,17 @@ absl::Status Dispatcher::FinishJob(Driver* d) {
                   : job.reason();
     }
   }
-  job.set_state(error.empty() ? pps::v1::JOB_SUCCESS : pps::v1::JOB_FAILURE);
-  CountJob(p, job.state());
+  // With egress the job goes on (RunEgress) once its output commit is finished.
+  const bool egress = error.empty() && !egress_url.empty();
+  job.set_state(error.empty() ? (egress ? pps::v1::JOB_EGRESSING : pps::v1::JOB_SUCCESS)
+                              : pps::v1::JOB_FAILURE);
   job.set_reason(error);
-  *job.mutable_finished() = NowTimestamp();
+  if (egress) {
+    job.mutable_egress()->set_url(egress_url);
+  } else {
+    CountJob(p, job.state());
+    *job.mutable_finished() = NowTimestamp();
+  }
   for (const auto& [key, di] : touched) {
     if (di.state() == pps::v1::DATUM_SUCCESS || di.state() == pps::v1::DATUM_FAILED ||
         di.state() == pps::v1::DATUM_RECOVERED) {
@@ -643,12 +659,14 @@ absl::Status Dispatcher::FinishJob(Driver* d) {
   // After a failed merge nothing was staged: the commit keeps its parent's tree.
   RETURN_IF_ERROR(pfs_->FinishCommit(p, job.id(), fo).status());
   LOG(INFO) << "pipeline " << p << ": job " << job.id() << " "
-            << (error.empty() ? "succeeded" : "failed: " + error) << " (" << processed
-            << " processed, " << job.datums_skipped() << " skipped, " << failed << " failed, "
-            << job.datums_removed() << " removed)";
+            << (egress          ? "output done, egress to " + egress_url + " next"
+                : error.empty() ? "succeeded"
+                                : "failed: " + error)
+            << " (" << processed << " processed, " << job.datums_skipped() << " skipped, " << failed
+            << " failed, " << job.datums_removed() << " removed)";
   absl::MutexLock l(&mu_);
   d->active.reset();
-  d->scan_from = job.seq() + 1;
+  d->scan_from = egress ? job.seq() : job.seq() + 1;
   job_cv_.SignalAll();
   return absl::OkStatus();
 }

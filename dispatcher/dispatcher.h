@@ -55,6 +55,7 @@
 #include "absl/time/time.h"
 #include "dispatcher/datum_queue.h"
 #include "dispatcher/datums.h"
+#include "dispatcher/egress.h"
 #include "dispatcher/job_planner.h"
 #include "dispatcher/job_store.h"
 #include "dispatcher/pipelines.h"
@@ -65,12 +66,19 @@
 namespace tusk::dispatcher {
 
 using pps::v1::DatumInfo;
+using pps::v1::JobEgress;
 using pps::v1::JobInfo;
 using pps::v1::LogMessage;
 
 struct DispatcherOptions {
   absl::Duration lease_ttl = absl::Seconds(20);
   uint32_t heartbeat_ms = 2000;
+  // Egress (dispatcher_egress.cc): the writer into an s3:// URL (unset: a
+  // pipeline with egress fails its jobs saying so), the attempts per job,
+  // and the wait after the first failed attempt (doubling, up to 30 s).
+  EgressOpener egress;
+  int egress_attempts = 3;
+  absl::Duration egress_backoff = absl::Seconds(1);
 };
 
 // What a runner reports for one datum attempt.
@@ -283,6 +291,14 @@ class Dispatcher : public pfs::CommitHook {
                                 const PipelineSpec& spec,
                                 const std::vector<pfs::v1::CommitRef>& provenance);
   absl::Status FinishJob(Driver* d);
+  // Copies a JOB_EGRESSING job's output commit to its egress URL, with
+  // retries, and ends the job (dispatcher_egress.cc). Returns early, the job
+  // still egressing, if the driver stops or the job is to be killed.
+  absl::Status RunEgress(Driver* d, JobInfo job);
+  // One attempt: every file of `pipeline`@`commit` to `url`.
+  absl::Status CopyToEgress(const std::string& pipeline, const std::string& commit,
+                            const std::string& url, const std::function<bool()>& cancelled,
+                            uint64_t* files, uint64_t* bytes);
   // Ends a job that cannot run (JOB_FAILURE, or JOB_UNRUNNABLE for a failed
   // input) with its output commit finished failed, opened first if need be
   // so that what is downstream of it in the commit set sees the failure.

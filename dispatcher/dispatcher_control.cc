@@ -78,6 +78,22 @@ absl::Status Dispatcher::ProcessKills(Driver* d) {
       ASSIGN_OR_RETURN(j, store_.FindJob(d->name, id));
       if (!j || Terminal(j->state())) continue;
     }
+    if (j->state() == pps::v1::JOB_EGRESSING) {
+      // Its output commit is finished and stays; only the copy stops.
+      LOG(WARNING) << "pipeline " << d->name << ": job " << id
+                   << " killed during egress: " << reason;
+      j->set_state(pps::v1::JOB_KILLED);
+      j->set_reason(absl::StrCat(reason, " (during egress to ", j->egress().url(), ")"));
+      *j->mutable_finished() = NowTimestamp();
+      CountJob(d->name, j->state());
+      KvBatch batch;
+      store_.PutJob(*j, &batch);
+      RETURN_IF_ERROR(store_.Write(&batch, /*sync=*/true));
+      Changed();
+      absl::MutexLock l(&mu_);
+      job_cv_.SignalAll();
+      continue;
+    }
     std::vector<pfs::v1::CommitRef> provenance;
     for (const auto& in : j->inputs()) {
       if (!in.id().empty()) provenance.push_back(in);

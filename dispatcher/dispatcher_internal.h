@@ -36,6 +36,7 @@ struct Dispatcher::Driver {
   absl::Time last_busy = absl::Now();  // when its job last had datums to run
 };
 
+// Whether a job has ended (a JOB_EGRESSING job has not: its copy goes on).
 inline bool Terminal(pps::v1::JobState s) {
   return s == pps::v1::JOB_SUCCESS || s == pps::v1::JOB_FAILURE || s == pps::v1::JOB_KILLED ||
          s == pps::v1::JOB_UNRUNNABLE;

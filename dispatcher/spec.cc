@@ -411,6 +411,45 @@ absl::Status CheckPodFields(PipelineSpec* spec) {
   return absl::OkStatus();
 }
 
+// egress: one s3://BUCKET[/PREFIX] URL. The endpoint and credentials are
+// tuskd's: a spec that could name an endpoint could send tuskd's
+// credentials, and the output, anywhere.
+absl::Status CheckEgress(const pps::v1::Egress& e) {
+  if (e.has_sql_database()) {
+    return Bad("egress.sql_database",
+               "tusk egresses files to S3; load them into the database from there");
+  }
+  const bool url = !e.url().empty(), storage = !e.object_storage().url().empty();
+  if (url && storage) return Bad("egress", "give URL or object_storage.url, not both");
+  if (!url && !storage) return Bad("egress", "needs URL (s3://BUCKET/PREFIX)");
+  const std::string field = url ? "egress.URL" : "egress.object_storage.url";
+  const std::string& u = url ? e.url() : e.object_storage().url();
+  if (u.find_first_of("?#") != std::string::npos) {
+    return Bad(field, absl::StrCat("'", u,
+                                   "': options in the URL are not taken from a spec; the "
+                                   "S3 endpoint, region and credentials are tuskd's "
+                                   "(--egress-endpoint, --egress-region)"));
+  }
+  if (!absl::StartsWith(u, "s3://")) {
+    return Bad(field, absl::StrCat("'", u,
+                                   "': tusk egresses to S3 (s3://BUCKET/PREFIX); reach GCS "
+                                   "or another store through its S3-compatible endpoint "
+                                   "(tuskd --egress-endpoint)"));
+  }
+  absl::string_view rest = absl::string_view(u).substr(5);
+  absl::string_view bucket = rest.substr(0, rest.find('/'));
+  if (bucket.size() < 3 || bucket.size() > 63 ||
+      bucket.find_first_not_of("abcdefghijklmnopqrstuvwxyz0123456789.-") !=
+          absl::string_view::npos) {
+    return Bad(field, absl::StrCat("'", u, "': '", bucket,
+                                   "' is not an S3 bucket name (3 to 63 of a-z 0-9 . -)"));
+  }
+  for (absl::string_view part : absl::StrSplit(rest.substr(bucket.size()), '/')) {
+    if (part == "." || part == "..") return Bad(field, absl::StrCat("'", u, "' has '", part, "'"));
+  }
+  return absl::OkStatus();
+}
+
 // Pachyderm's fields beyond the basics: those tusk has, and those it has
 // not (with what to use instead).
 absl::Status CheckPachydermFields(PipelineSpec* spec) {
@@ -464,12 +503,17 @@ absl::Status CheckPachydermFields(PipelineSpec* spec) {
   if (ds.number() > 0 && ds.per_worker() > 0) {
     return Bad("datum_set_spec", "give number or per_worker, not both");
   }
+  if (spec->has_egress()) RETURN_IF_ERROR(CheckEgress(spec->egress()));
   if (spec->has_tf_job()) return Bad("tf_job", "TFJob pipelines are not supported");
   if (spec->has_determined()) return Bad("determined", "Determined pipelines are not supported");
   return absl::OkStatus();
 }
 
 }  // namespace
+
+std::string EgressUrl(const PipelineSpec& spec) {
+  return spec.egress().url().empty() ? spec.egress().object_storage().url() : spec.egress().url();
+}
 
 int GlobCaptureGroups(const std::string& glob) {
   int n = 0;

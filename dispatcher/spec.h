@@ -31,6 +31,10 @@ std::vector<const PFSInput*> PfsInputs(const Input& input);
 // Every cron input beneath `input` (of a normalized spec: repos filled in).
 std::vector<const pps::v1::CronInput*> CronInputs(const Input& input);
 
+// Where the spec's egress goes (s3://BUCKET/PREFIX; checked by
+// NormalizePipelineSpec); empty if it has none.
+std::string EgressUrl(const PipelineSpec& spec);
+
 // The number of capture groups "(...)" in a glob.
 int GlobCaptureGroups(const std::string& glob);
 

@@ -117,9 +117,34 @@ TEST(SpecTest, ErrorsNameTheField) {
 TEST(SpecTest, UnknownPachydermFieldIsAnErrorThatNamesIt) {
   PipelineSpec spec;
   auto st = google::protobuf::util::JsonStringToMessage(
-      R"j({"pipeline": {"name": "p"}, "egress": {"URL": "s3://bucket/dir"}})j", &spec);
+      R"j({"pipeline": {"name": "p"}, "egres": {"URL": "s3://bucket/dir"}})j", &spec);
   EXPECT_FALSE(st.ok());
-  EXPECT_THAT(std::string(st.message()), HasSubstr("egress"));
+  EXPECT_THAT(std::string(st.message()), HasSubstr("egres"));
+}
+
+TEST(SpecTest, EgressIsAnS3UrlWithoutOptions) {
+  const std::string base =
+      R"j({"pipeline": {"name": "p"}, "transform": {"cmd": ["true"]},
+           "input": {"pfs": {"repo": "a", "glob": "/"}}, )j";
+  for (const char* ok : {R"j("egress": {"URL": "s3://bucket/dir/"}})j",
+                         R"j("egress": {"URL": "s3://my.bucket-1"}})j",
+                         R"j("egress": {"object_storage": {"url": "s3://bucket/a/b"}}})j"}) {
+    auto spec = Parse(base + ok);
+    EXPECT_TRUE(NormalizePipelineSpec(&spec).ok()) << ok;
+  }
+  auto spec = Parse(base + R"j("egress": {"object_storage": {"url": "s3://b12/x"}}})j");
+  ASSERT_TRUE(NormalizePipelineSpec(&spec).ok());
+  EXPECT_EQ(EgressUrl(spec), "s3://b12/x");
+  ExpectBad(base + R"j("egress": {"URL": "gs://bucket/dir"}})j", "tusk egresses to S3");
+  ExpectBad(base + R"j("egress": {"URL": "s3://bucket/dir?endpoint=evil:9000"}})j",
+            "not taken from a spec");
+  ExpectBad(base + R"j("egress": {"URL": "s3://Bucket_1/dir"}})j", "not an S3 bucket name");
+  ExpectBad(base + R"j("egress": {"URL": "s3://bucket/../x"}})j", "'..'");
+  ExpectBad(base + R"j("egress": {}})j", "egress: needs URL");
+  ExpectBad(base + R"j("egress": {"URL": "s3://bucket", "object_storage": {"url": "s3://b/c"}}})j",
+            "not both");
+  ExpectBad(base + R"j("egress": {"sql_database": {"url": "snowflake://x"}}})j",
+            "egress.sql_database");
 }
 
 absl::Time At(const std::string& t) {

@@ -421,4 +421,21 @@ absl::StatusOr<size_t> ObjectReader::Read(char* buf, size_t n) {
   }
 }
 
+absl::StatusOr<std::unique_ptr<S3Client>> S3ClientPool::Take() {
+  {
+    absl::MutexLock lock(&mu_);
+    if (!idle_.empty()) {
+      std::unique_ptr<S3Client> client = std::move(idle_.back());
+      idle_.pop_back();
+      return client;
+    }
+  }
+  return S3Client::Create(options_);
+}
+
+void S3ClientPool::Give(std::unique_ptr<S3Client> client) {
+  absl::MutexLock lock(&mu_);
+  idle_.push_back(std::move(client));
+}
+
 }  // namespace tusk::http

@@ -23,6 +23,7 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "http/http_client.h"
 #include "http/sigv4.h"
@@ -120,6 +121,33 @@ class S3Client {
   const S3Options options_;
   std::unique_ptr<HttpClient> http_;
   uint64_t requests_ = 0;
+};
+
+// S3Clients over one S3Options, for many threads: a call takes an idle
+// client (or makes one) and gives it back, so connections are reused.
+// Thread-safe.
+class S3ClientPool {
+ public:
+  explicit S3ClientPool(S3Options options) : options_(std::move(options)) {}
+  // An idle client, or a new one.
+  absl::StatusOr<std::unique_ptr<S3Client>> Take();
+  // Returns a client taken with Take, for reuse.
+  void Give(std::unique_ptr<S3Client> client);
+  // Runs fn(S3Client*) (returning a Status or StatusOr) with a client.
+  template <typename F>
+  auto Call(F fn) -> decltype(fn(nullptr)) {
+    auto client = Take();
+    if (!client.ok()) return client.status();
+    auto result = fn(client->get());
+    Give(std::move(*client));
+    return result;
+  }
+  const S3Options& options() const { return options_; }
+
+ private:
+  const S3Options options_;
+  absl::Mutex mu_;
+  std::vector<std::unique_ptr<S3Client>> idle_ ABSL_GUARDED_BY(mu_);
 };
 
 // The body of one object, read in order; resumes after a broken connection.

@@ -20,6 +20,8 @@
 #include "common/grpc_status.h"
 #include "common/log.h"
 #include "common/status.h"
+#include "google/protobuf/struct.pb.h"
+#include "google/protobuf/util/json_util.h"
 #include "google/protobuf/util/message_differencer.h"
 #include "ingest/committer.h"
 #include "ingest/format.h"
@@ -78,6 +80,11 @@ struct Ingester::Impl {
   uint64_t records_at_report = 0;
   absl::Time last_report = absl::InfinitePast();
   double rate = 0;
+  // The consumer group as librdkafka's statistics last said (every 5 s), for
+  // the warning when no assignment comes.
+  std::string group_state = "no statistics yet";
+  absl::Time unassigned_since = absl::Now();  // InfiniteFuture once assigned
+  absl::Time warned_unassigned = absl::InfinitePast();
 
   ~Impl() {
     committer.reset();
@@ -301,6 +308,7 @@ struct Ingester::Impl {
   }
 
   void OnAssign(rd_kafka_topic_partition_list_t *list) {
+    unassigned_since = absl::InfiniteFuture();
     ClearParts();
     ResetBatch();
     for (int i = 0; i < list->cnt; ++i) {
@@ -336,6 +344,7 @@ struct Ingester::Impl {
       DrainResults();
     }
     ResetBatch();
+    unassigned_since = absl::Now();
     if (!parts.empty()) LOG(INFO) << "revoked " << parts.size() << " partitions";
     ClearParts();
     resync = false;
@@ -356,6 +365,38 @@ struct Ingester::Impl {
       self->ResetBatch();
       rd_kafka_assign(rk, nullptr);
     }
+  }
+
+  // librdkafka's statistics (JSON): keeps the consumer group's state.
+  static int StatsCb(rd_kafka_t *, char *json, size_t len, void *opaque) {
+    auto *self = static_cast<Impl *>(opaque);
+    google::protobuf::Struct stats;
+    if (!google::protobuf::util::JsonStringToMessage(std::string(json, len), &stats).ok()) return 0;
+    auto cgrp = stats.fields().find("cgrp");
+    if (cgrp == stats.fields().end()) return 0;
+    std::vector<std::string> fields;
+    for (const char *f : {"state", "join_state", "rebalance_cnt", "rebalance_reason",
+                          "assignment_size", "stateage"}) {
+      auto v = cgrp->second.struct_value().fields().find(f);
+      if (v == cgrp->second.struct_value().fields().end()) continue;
+      fields.push_back(v->second.has_string_value()
+                           ? absl::StrCat(f, "=", v->second.string_value())
+                           : absl::StrCat(f, "=", v->second.number_value()));
+    }
+    self->group_state = absl::StrJoin(fields, " ");
+    return 0;  // librdkafka frees `json`
+  }
+
+  // A member that waits long for partitions says so, with the group's state.
+  void WarnIfUnassigned() {
+    absl::Time now = absl::Now();
+    if (now - unassigned_since < absl::Seconds(20) || now - warned_unassigned < absl::Seconds(20)) {
+      return;
+    }
+    warned_unassigned = now;
+    LOG(WARNING) << "still waiting for partitions from the consumer group after "
+                 << absl::FormatDuration(absl::Trunc(now - unassigned_since, absl::Seconds(1)))
+                 << " (group " << spec.name() << ": " << group_state << ")";
   }
 
   static void LogCb(const rd_kafka_t *, int level, const char *fac, const char *buf) {
@@ -530,6 +571,7 @@ struct Ingester::Impl {
         return absl::OkStatus();
       }
       if (!rs.ok()) return rs;
+      WarnIfUnassigned();
       if (!resync && BatchFull()) {
         // A full batch waits for the commit in flight. Briefly, just wait:
         // librdkafka keeps prefetching up to its bound. When tuskd is stuck,
@@ -629,6 +671,8 @@ absl::StatusOr<std::unique_ptr<Ingester>> Ingester::Open(const IngesterOptions &
       {"fetch.error.backoff.ms", "50"},
       // Kafka Connect's default: a member that died is replaced within ~10 s.
       {"session.timeout.ms", "10000"},
+      // For the group's state when no assignment comes (StatsCb).
+      {"statistics.interval.ms", "5000"},
   };
   for (const auto &[k, v] : spec.kafka().config()) props.emplace_back(k, v);
   for (const auto &[k, v] : options.kafka_config) props.emplace_back(k, v);
@@ -642,6 +686,7 @@ absl::StatusOr<std::unique_ptr<Ingester>> Ingester::Open(const IngesterOptions &
   rd_kafka_conf_set_rebalance_cb(conf, &Impl::RebalanceCb);
   rd_kafka_conf_set_log_cb(conf, &Impl::LogCb);
   rd_kafka_conf_set_error_cb(conf, &Impl::ErrorCb);
+  rd_kafka_conf_set_stats_cb(conf, &Impl::StatsCb);
   rd_kafka_conf_set_opaque(conf, impl.get());
   char err[512];
   impl->rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, err, sizeof(err));

@@ -28,7 +28,7 @@ constexpr size_t kMinPartSize = 5 << 20;
 class S3ObjectStore : public ObjectStore {
  public:
   S3ObjectStore(const S3StoreOptions& options, const http::S3Options& s3)
-      : options_(options), s3_(s3), parts_(std::max(1, options.parallelism)) {}
+      : options_(options), clients_(s3), parts_(std::max(1, options.parallelism)) {}
 
   ~S3ObjectStore() override = default;
 
@@ -108,28 +108,16 @@ class S3ObjectStore : public ObjectStore {
   // retries.
   template <typename F>
   auto Call(std::atomic<uint64_t>* counter, F fn) -> decltype(fn(nullptr)) {
-    std::unique_ptr<http::S3Client> client;
-    {
-      absl::MutexLock lock(&mu_);
-      if (!idle_.empty()) {
-        client = std::move(idle_.back());
-        idle_.pop_back();
-      }
-    }
-    if (!client) {
-      auto made = http::S3Client::Create(s3_);
-      if (!made.ok()) return made.status();
-      client = std::move(*made);
-    }
-    uint64_t before = client->requests();
-    auto result = fn(client.get());
-    uint64_t sent = client->requests() - before;
+    auto client = clients_.Take();
+    if (!client.ok()) return client.status();
+    uint64_t before = (*client)->requests();
+    auto result = fn(client->get());
+    uint64_t sent = (*client)->requests() - before;
     if (counter != nullptr && sent > 0) {
       *counter += 1;
       stats_.retries += sent - 1;
     }
-    absl::MutexLock lock(&mu_);
-    idle_.push_back(std::move(client));
+    clients_.Give(std::move(*client));
     return result;
   }
 
@@ -182,9 +170,7 @@ class S3ObjectStore : public ObjectStore {
   }
 
   const S3StoreOptions options_;
-  const http::S3Options s3_;
-  absl::Mutex mu_;
-  std::vector<std::unique_ptr<http::S3Client>> idle_ ABSL_GUARDED_BY(mu_);
+  http::S3ClientPool clients_;
   struct {
     std::atomic<uint64_t> puts{0}, gets{0}, heads{0}, lists{0}, deletes{0}, retries{0},
         bytes_written{0}, bytes_read{0};

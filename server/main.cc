@@ -28,6 +28,10 @@ DEFINE_string(s3_credentials_file, "", "AWS shared credentials file");
 DEFINE_string(s3_parallelism, "8", "S3 requests in flight per upload (1 to 256)");
 DEFINE_string(s3_part_size, "8MiB", "S3 multipart part size (5MiB to 5GiB)");
 DEFINE_string(s3_retries, "5", "retries of a failed S3 request (0 to 100)");
+DEFINE_string(egress_endpoint, "", "S3-compatible server that pipelines' egress writes to");
+DEFINE_string(egress_region, "", "region to sign egress requests for (default --s3-region)");
+DEFINE_bool(egress_virtual_host, false, "with --egress-endpoint: BUCKET.host addressing");
+DEFINE_string(egress_attempts, "3", "attempts at a job's egress before it fails (1 to 100)");
 DEFINE_string(cache_dir, "", "local cache of objects read from S3 (default DIR/cache)");
 DEFINE_string(cache_size, "1GiB", "bound of that cache (0 disables it)");
 DEFINE_string(log_mode, "", "strict or shipped (default: strict with S3, else shipped)");
@@ -177,6 +181,19 @@ Options:
                         file's content as env_var)
   --runner-idle-grace D podman: a pipeline idle this long gives up its pods
                         (default 5m; 0s: at once)
+  --egress-endpoint URL where pipelines' egress (spec egress.URL s3://BUCKET/
+                        PREFIX) writes: an S3-compatible server, path-style
+                        (default: --s3-endpoint with an S3 object store, else
+                        AWS). Credentials: AWS_ACCESS_KEY_ID and
+                        AWS_SECRET_ACCESS_KEY, or the shared credentials file
+                        (AWS_SHARED_CREDENTIALS_FILE, AWS_PROFILE). A spec
+                        names a bucket and prefix only, never an endpoint.
+  --egress-region REGION
+                        region to sign egress requests for (default --s3-region)
+  --egress-virtual-host with --egress-endpoint: BUCKET.host addressing
+  --egress-attempts N   attempts at a job's egress, 1 s apart and doubling,
+                        before the job fails (default 3; each S3 request is
+                        also retried as --s3-retries says)
   --log-level LEVEL     debug, info (default), warning or error
   --flagfile FILE       read flags from FILE (one --name=value per line)
   --helpfull            every flag, glog's included; --helpon=tuskd: tuskd's
@@ -314,6 +331,19 @@ std::optional<int> ReadFlags(const char* argv0, tusk::server::TuskdOptions* o) {
     if (!mode.ok()) return Usage(mode.status());
     o->log_mode = *mode == "strict" ? tusk::pfs::LogMode::kStrict : tusk::pfs::LogMode::kShipped;
   }
+  o->egress.s3.endpoint = tusk::FlagWasSet("egress_endpoint") ? FLAGS_egress_endpoint
+                          : s3                                ? o->s3.endpoint
+                                                              : "";
+  o->egress.s3.region = !FLAGS_egress_region.empty() ? FLAGS_egress_region : FLAGS_s3_region;
+  o->egress.s3.virtual_host = tusk::FlagWasSet("egress_virtual_host") ? FLAGS_egress_virtual_host
+                                                                      : s3 && o->s3.virtual_host;
+  if (s3) {
+    o->egress.s3.max_retries = o->s3.max_retries;
+    o->egress.part_size = o->s3.part_size;
+  }
+  auto attempts = tusk::ParseInt("--egress-attempts", FLAGS_egress_attempts, 1, 100);
+  if (!attempts.ok()) return Usage(attempts.status());
+  o->egress_attempts = static_cast<int>(*attempts);
   o->rebuild_index = FLAGS_rebuild_index;
   return std::nullopt;
 }

@@ -30,6 +30,7 @@
 #include "server/grpc_metrics.h"
 #include "server/local_runners.h"
 #include "server/pps_service.h"
+#include "server/s3_egress.h"
 #include "server/source_service.h"
 #include "server/stream_watchdog.h"
 
@@ -136,7 +137,10 @@ absl::Status Tuskd::OpenServices() {
   sources_ = std::make_unique<ingest::Sources>(pfs_.get());
   source_service_ = std::make_unique<SourceService>(sources_.get(), auth_.get());
   pipelines_ = std::make_unique<dispatcher::Pipelines>(pfs_.get());
-  auto d = dispatcher::Dispatcher::Open(pfs_.get(), pipelines_.get(), {});
+  dispatcher::DispatcherOptions dopts;
+  dopts.egress = MakeS3Egress(options_.egress);
+  dopts.egress_attempts = options_.egress_attempts;
+  auto d = dispatcher::Dispatcher::Open(pfs_.get(), pipelines_.get(), dopts);
   if (!d.ok()) {
     return Annotate(d.status(), "loading pipelines and jobs from " + options_.data_dir);
   }

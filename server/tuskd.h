@@ -24,6 +24,7 @@
 #include "common/metrics.h"
 #include "pfs/object_store.h"
 #include "pfs/pfs.h"
+#include "server/s3_egress.h"
 
 namespace grpc {
 class Server;
@@ -107,6 +108,9 @@ struct TuskdOptions {
   std::string runner_tuskd_address;
   // With TLS: the Secret and key (SECRET/KEY) of the CA runner pods trust.
   std::string runner_tls_ca;
+  // Pipelines' egress to S3 (empty credentials: from the AWS environment).
+  S3EgressOptions egress;
+  int egress_attempts = 3;
 };
 
 class Tuskd {

@@ -10,7 +10,7 @@ import tarfile
 import time
 from concurrent.futures import ThreadPoolExecutor
 
-from harness import TUSK, TuskTestCase
+from harness import TUSK, TuskTestCase, read_tree
 
 
 class BulkTest(TuskTestCase):
@@ -33,12 +33,7 @@ class BulkTest(TuskTestCase):
     def check_files(self, repo, base, files):
         out = self.path("export-" + repo + base.replace("/", "_"))
         self.tusk("get", "file", "%s@master:%s" % (repo, base), "-o", out)
-        got = {}
-        for dirpath, _, names in os.walk(out):
-            for name in names:
-                p = os.path.join(dirpath, name)
-                with open(p, "rb") as f:
-                    got[os.path.relpath(p, out)] = f.read()
+        got = read_tree(out)
         self.assertEqual(sorted(got), sorted(files))
         for k, v in files.items():
             self.assertEqual(got[k], v, k)

@@ -38,6 +38,17 @@ def stop_process(proc, timeout=15):
     return proc.returncode
 
 
+def read_tree(root):
+    """{relative path: bytes} of every file under a local directory."""
+    got = {}
+    for dirpath, _, names in os.walk(root):
+        for name in names:
+            p = os.path.join(dirpath, name)
+            with open(p, "rb") as f:
+                got[os.path.relpath(p, root)] = f.read()
+    return got
+
+
 class Tuskd:
     """A tuskd process over a data directory; restartable on the same data."""
 

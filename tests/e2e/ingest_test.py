@@ -104,7 +104,13 @@ class IngestTest(TuskTestCase):
             if member.log().count(text) >= count:
                 return
             time.sleep(0.05)
-        self.fail("no %r in the log of %s:\n%s" % (text, member.log_path, member.log()[-3000:]))
+        try:
+            with open(self.kafka.log_path, errors="replace") as f:
+                kafka_log = f.read()[-2000:]
+        except OSError:
+            kafka_log = ""
+        self.fail("no %r in the log of %s:\n%s\ntusk-dev-kafka log:\n%s"
+                  % (text, member.log_path, member.log()[-3000:], kafka_log))
 
     def broker_records(self, topic):
         """Every record the broker holds: {partition: [(offset, key, value)]}, by kcat -C."""
