@@ -5,8 +5,9 @@ and a pipeline with local runners, while the fault loop kills tuskd (-9),
 kills and restarts it then rebuilds its index from the object store, kills
 runners and the ingest member (-9), and runs gc with no grace. Afterwards
 every acknowledged write is read back, every Kafka record must be in the repo
-exactly once, the pipeline's output must match its input, and fsck must find
-nothing. Prints the counts; exits 1 if anything was lost.
+exactly once, the pipeline's output must match its input, every job seen
+ended must still be listed as it ended (rebuilds included), and fsck must
+find nothing. Prints the counts; exits 1 if anything was lost.
 
   DURATION=300 SEED=5 benchmarks/run_chaos.py   (default 120 seconds)
 
@@ -44,6 +45,7 @@ class Chaos:
         self.acked = {}  # (repo, path) -> sha256
         self.failed_writes = 0
         self.faults = collections.Counter()
+        self.ended_jobs = {}  # job id -> state, as `list job` showed it ended
         self.stop = threading.Event()
         rng = random.Random(1)
         sizes = [100, 5000, 60000, 400000, 1500000]
@@ -85,6 +87,18 @@ class Chaos:
                 time.sleep(0.1)
             i += 1
             time.sleep(0.05)
+
+    def job_watcher(self):
+        """Notes the pipeline's ended jobs: an ended job is durable."""
+        while not self.stop.is_set():
+            r = self.tusk("list", "job", "-p", "copy", "--json", timeout=30)
+            if r.returncode == 0:
+                for line in r.stdout.decode().splitlines():
+                    j = json.loads(line)
+                    if j["state"] not in ("JOB_CREATED", "JOB_RUNNING", "JOB_EGRESSING"):
+                        with self.lock:
+                            self.ended_jobs[j["id"]] = j["state"]
+            time.sleep(0.5)
 
     def garbage(self):
         rng = random.Random(9)
@@ -188,7 +202,8 @@ def main():
         ingest = IngestMember(c.server.address, "events", os.path.join(tmp, "ingest.log"), "m1")
         ingest.start()
         threads = [threading.Thread(target=c.writer, args=(n,)) for n in range(3)]
-        threads += [threading.Thread(target=c.pipeline_input), threading.Thread(target=c.garbage)]
+        threads += [threading.Thread(target=c.pipeline_input), threading.Thread(target=c.garbage),
+                    threading.Thread(target=c.job_watcher)]
         for t in threads:
             t.start()
         print("chaos for %.0f s (tmp %s)" % (DURATION, tmp), flush=True)
@@ -261,17 +276,28 @@ def verify(c, ingest, produced):
     src = export(c, "src@master:/", os.path.join(c.tmp, "export-src2"))
     out = export(c, "copy@master:/", os.path.join(c.tmp, "export-copy"))
     pipeline_bad = sum(1 for p, d in src.items() if out.get(p) != d) + len(set(out) - set(src))
+    listed = {}
+    for line in c.must("list", "job", "-p", "copy", "--json").stdout.decode().splitlines():
+        j = json.loads(line)
+        listed[j["id"]] = j["state"]
+    jobs_lost = sum(1 for i, st in c.ended_jobs.items() if listed.get(i) != st)
+    for i, st in list(c.ended_jobs.items())[:10]:
+        if listed.get(i) != st:
+            print("JOB LOST: copy@%s was %s, now %s" % (i, st, listed.get(i)))
     fsck = c.tusk("fsck")
     clean = fsck.returncode == 0 and b"no problems" in fsck.stdout
     print()
     print("faults injected: %d (%s)" % (sum(c.faults.values()),
                                         ", ".join("%s %d" % kv for kv in sorted(c.faults.items()))))
     print("writes acknowledged: %d puts (%d refused while tuskd was down or busy), %d Kafka records "
-          "of %d produced, %d pipeline outputs" % (len(c.acked), c.failed_writes, want, produced, len(src)))
+          "of %d produced, %d pipeline outputs, %d jobs seen ended"
+          % (len(c.acked), c.failed_writes, want, produced, len(src), len(c.ended_jobs)))
     print("writes lost: %d puts, %d Kafka records missing, %d duplicated, %d beyond the head's offsets, "
-          "%d pipeline outputs wrong" % (lost, missing, dup, extra, pipeline_bad))
+          "%d pipeline outputs wrong, %d ended jobs lost or changed"
+          % (lost, missing, dup, extra, pipeline_bad, jobs_lost))
     print("fsck: %s" % ("no problems" if clean else fsck.stdout.decode(errors="replace")[-2000:]))
-    ok = lost == 0 and missing == 0 and dup == 0 and extra == 0 and pipeline_bad == 0 and clean
+    ok = (lost == 0 and missing == 0 and dup == 0 and extra == 0 and pipeline_bad == 0 and
+          jobs_lost == 0 and clean)
     return 0 if ok else 1
 
 

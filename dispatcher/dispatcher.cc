@@ -51,6 +51,30 @@ absl::Status Dispatcher::Load() {
     absl::MutexLock l(&mu_);
     StartDriver(info);
   }
+  for (const auto& info : all) RETURN_IF_ERROR(CatchUpAfterRebuild(info));
+  return absl::OkStatus();
+}
+
+absl::Status Dispatcher::CatchUpAfterRebuild(const PipelineInfo& info) {
+  const std::string& name = info.spec().pipeline().name();
+  ASSIGN_OR_RETURN(bool has_runtime, store_.HasRuntime(name));
+  if (has_runtime) return absl::OkStatus();
+  // A successful job writes the runtime in the same write that ends it, so
+  // an ended job without one means the index was rebuilt from the log
+  // (ended jobs are durable records, the runtime is not).
+  std::optional<JobInfo> last;
+  RETURN_IF_ERROR(store_.ScanJobs(name, 0, [&](const JobInfo& j) {
+    last = j;
+    return true;
+  }));
+  if (!last || last->state() != pps::v1::JOB_SUCCESS) return absl::OkStatus();
+  // Jobs made for input commits before the rebuild were not durable: one job
+  // over the heads catches up, rerunning nothing whose hash succeeded.
+  ASSIGN_OR_RETURN(auto job, TriggerOnHeads(info, /*new_commit_set=*/true));
+  if (job) {
+    LOG(INFO) << "pipeline " << name << ": index rebuilt; job " << job->id()
+              << " brings the output up to date with the inputs' heads";
+  }
   return absl::OkStatus();
 }
 
@@ -294,7 +318,8 @@ absl::Status Dispatcher::DeletePipeline(const std::string& name, bool keep_repo)
   ASSIGN_OR_RETURN(all, pipelines_->List());
   RebuildTriggers(all);
   KvBatch batch;
-  ASSIGN_OR_RETURN(std::vector<JobInfo> jobs, store_.DeletePipeline(name, &batch));
+  pfs::RecordChanges records;
+  ASSIGN_OR_RETURN(std::vector<JobInfo> jobs, store_.DeletePipeline(name, &batch, &records));
   for (const auto& j : jobs) {
     if (keep_repo && j.state() == pps::v1::JOB_RUNNING) {
       pfs::FinishOptions fo;
@@ -304,7 +329,7 @@ absl::Status Dispatcher::DeletePipeline(const std::string& name, bool keep_repo)
         LOG(WARNING) << "closing output commit of job " << j.id() << ": " << st.status();
     }
   }
-  RETURN_IF_ERROR(store_.Write(&batch, /*sync=*/true));
+  RETURN_IF_ERROR(pfs_->WriteRecords(records, &batch));
   if (keep_repo) {
     // The kept repo is an ordinary repo now: nothing computes it.
     RETURN_IF_ERROR(pfs_->SetBranchProvenance(name, info.spec().output_branch(), {}).status());
@@ -372,7 +397,9 @@ absl::Status Dispatcher::DriverStep(Driver* d, bool* more) {
   if (finish) {
     // A finished job may have a successor.
     *more = true;
-    return FinishJob(d);
+    RETURN_IF_ERROR(FinishJob(d));
+    PruneJobs(d->name);
+    return absl::OkStatus();
   }
   if (active) return absl::OkStatus();
   ASSIGN_OR_RETURN(std::optional<JobInfo> next, NextJob(d));
@@ -446,6 +473,8 @@ absl::Status Dispatcher::FailJobEarly(Driver* d, JobInfo job, const std::string&
   CountJob(d->name, job.state());
   KvBatch batch;
   store_.PutJob(job, &batch);
+  pfs::RecordChanges records;
+  store_.JobRecords(job, &records);
   // Its output commit, marked failed, with its parent's files.
   PipelineSpec spec;
   {
@@ -460,9 +489,10 @@ absl::Status Dispatcher::FailJobEarly(Driver* d, JobInfo job, const std::string&
     pfs::FinishOptions fo;
     fo.error = reason;
     fo.extra = &batch;
+    fo.records = &records;
     RETURN_IF_ERROR(pfs_->FinishCommit(d->name, job.id(), fo).status());
   } else {
-    RETURN_IF_ERROR(store_.Write(&batch, /*sync=*/true));
+    RETURN_IF_ERROR(pfs_->WriteRecords(records, &batch));
   }
   Changed();
   absl::MutexLock l(&mu_);
@@ -614,6 +644,11 @@ absl::Status Dispatcher::FinishJob(Driver* d) {
   KvBatch batch;
   ASSIGN_OR_RETURN(MergePlan merge,
                    PlanMerge(pfs_->nodes(), store_, p, touched, old_roots, &batch));
+  // Without a runtime (the first job, or the first after an index rebuild)
+  // nothing says which datums made the previous output: it is made anew
+  // from this job's datums, the skipped ones' reused outputs included.
+  ASSIGN_OR_RETURN(bool has_runtime, store_.HasRuntime(p));
+  merge.clear = !has_runtime;
   std::string error;
   {
     ASSIGN_OR_RETURN(auto up, pfs_->BeginUpload(p, job.id()));
@@ -653,9 +688,21 @@ absl::Status Dispatcher::FinishJob(Driver* d) {
     }
   }
   store_.PutJob(job, &batch);
+  // Durable, for an index rebuild: the job, and the datum hashes it made
+  // succeed with their outputs (so that a rebuilt index skips them too).
+  pfs::RecordChanges records;
+  store_.JobRecords(job, &records);
+  for (const auto& [key, di] : touched) {
+    if (di.state() != pps::v1::DATUM_SUCCESS) continue;
+    auto h = Hash::FromHex(di.id());
+    if (!h.ok()) continue;  // CompleteDatum recorded no hash either
+    ASSIGN_OR_RETURN(auto done, store_.GetDone(p, *h));
+    if (done) store_.DoneRecord(p, *h, *done, &records);
+  }
   pfs::FinishOptions fo;
   fo.error = error;
   fo.extra = &batch;
+  fo.records = &records;
   // After a failed merge nothing was staged: the commit keeps its parent's tree.
   RETURN_IF_ERROR(pfs_->FinishCommit(p, job.id(), fo).status());
   LOG(INFO) << "pipeline " << p << ": job " << job.id() << " "

@@ -79,6 +79,10 @@ struct DispatcherOptions {
   EgressOpener egress;
   int egress_attempts = 3;
   absl::Duration egress_backoff = absl::Seconds(1);
+  // Ended jobs kept per pipeline (0: all). Older ones go with their datums
+  // and logs, and so do the outputs of datum hashes they made that no
+  // current datum has, which Gc can then reclaim.
+  uint64_t job_history = 1000;
 };
 
 // What a runner reports for one datum attempt.
@@ -233,6 +237,9 @@ class Dispatcher : public pfs::CommitHook {
   Dispatcher(pfs::Pfs* pfs, Pipelines* pipelines, const DispatcherOptions& options);
 
   absl::Status Load();
+  // After an index rebuild, a job over the pipeline's input heads (the jobs
+  // made before it were not durable).
+  absl::Status CatchUpAfterRebuild(const PipelineInfo& info);
   void StartDriver(const PipelineInfo& info) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void StopDriver(const std::string& name);
   void DriverLoop(Driver* d);
@@ -254,6 +261,9 @@ class Dispatcher : public pfs::CommitHook {
   absl::Status Reprocess(const std::string& pipeline);
   // Ends the jobs that StopJob marked (driver thread).
   absl::Status ProcessKills(Driver* d);
+  // Deletes the oldest ended jobs beyond options_.job_history (driver
+  // thread, after a job ends; a failure is logged and tried next time).
+  void PruneJobs(const std::string& pipeline);
   // Cron inputs (dispatcher_cron.cc): the thread that ticks, and one tick
   // of `cron` if one is due at `now`.
   void CronLoop();

@@ -5,6 +5,8 @@
 // the driver (ProcessKills) to end it, whether it runs, waits for its inputs
 // or is queued behind others.
 
+#include <set>
+
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "common/log.h"
@@ -25,7 +27,11 @@ absl::Status Dispatcher::Reprocess(const std::string& pipeline) {
   r.set_has_base(false);
   KvBatch batch;
   store_.PutRuntime(pipeline, r, &batch);
-  return store_.Write(&batch, /*sync=*/true);
+  // The salt is durable: after an index rebuild, the hashes made with an
+  // older salt stay stale.
+  pfs::RecordChanges records;
+  store_.SaltRecord(pipeline, r.salt(), &records);
+  return pfs_->WriteRecords(records, &batch);
 }
 
 absl::StatusOr<JobInfo> Dispatcher::StopJob(const std::string& pipeline, const std::string& job,
@@ -88,7 +94,9 @@ absl::Status Dispatcher::ProcessKills(Driver* d) {
       CountJob(d->name, j->state());
       KvBatch batch;
       store_.PutJob(*j, &batch);
-      RETURN_IF_ERROR(store_.Write(&batch, /*sync=*/true));
+      pfs::RecordChanges records;
+      store_.JobRecords(*j, &records);
+      RETURN_IF_ERROR(pfs_->WriteRecords(records, &batch));
       Changed();
       absl::MutexLock l(&mu_);
       job_cv_.SignalAll();
@@ -111,11 +119,51 @@ absl::Status Dispatcher::DeleteJob(const std::string& pipeline, const std::strin
                      pps::v1::JobState_Name(j.state()), "); stop it first (stop job)"));
   }
   KvBatch batch;
-  RETURN_IF_ERROR(store_.DeleteJob(j, &batch));
-  RETURN_IF_ERROR(store_.Write(&batch, /*sync=*/true));
+  pfs::RecordChanges records;
+  RETURN_IF_ERROR(store_.DeleteJob(j, &batch, &records));
+  RETURN_IF_ERROR(pfs_->WriteRecords(records, &batch));
   LOG(INFO) << "pipeline " << pipeline << ": deleted job " << j.id();
   Changed();
   return absl::OkStatus();
+}
+
+void Dispatcher::PruneJobs(const std::string& pipeline) {
+  const uint64_t keep = options_.job_history;
+  if (keep == 0) return;
+  std::vector<JobInfo> ended;
+  absl::Status st = store_.ScanJobs(pipeline, 0, [&](const JobInfo& j) {
+    if (Terminal(j.state())) ended.push_back(j);
+    return true;
+  });
+  // In batches (a tenth of the history at least): each prune reads every
+  // succeeded datum hash of the pipeline.
+  if (!st.ok() || ended.size() <= keep + std::max<uint64_t>(1, keep / 10)) {
+    if (!st.ok()) LOG(WARNING) << "pipeline " << pipeline << ": pruning job history: " << st;
+    return;
+  }
+  ended.resize(ended.size() - keep);  // the oldest
+  KvBatch batch;
+  pfs::RecordChanges records;
+  std::set<std::string> ids;
+  for (const auto& j : ended) {
+    ids.insert(j.id());
+    st.Update(store_.DeleteJob(j, &batch, &records));
+  }
+  // Their datums' outputs go too, unless a current datum still has them.
+  auto stale = store_.StaleDoneKeys(pipeline, ids);
+  if (stale.ok()) {
+    records.deleted.insert(records.deleted.end(), stale->begin(), stale->end());
+  } else {
+    st.Update(stale.status());
+  }
+  if (st.ok()) st = pfs_->WriteRecords(records, &batch);
+  if (!st.ok()) {
+    LOG(WARNING) << "pipeline " << pipeline << ": pruning job history: " << st;
+    return;
+  }
+  LOG(INFO) << "pipeline " << pipeline << ": pruned " << ended.size() << " jobs (--job-history "
+            << keep << ") and " << stale->size() << " datum outputs no current datum has";
+  Changed();
 }
 
 absl::StatusOr<JobInfo> Dispatcher::RestartDatums(const std::string& pipeline,

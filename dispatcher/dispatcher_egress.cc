@@ -93,7 +93,13 @@ absl::Status Dispatcher::RunEgress(Driver* d, JobInfo job) {
     }
     KvBatch batch;
     store_.PutJob(job, &batch);
-    RETURN_IF_ERROR(store_.Write(&batch, /*sync=*/ended));
+    if (ended) {
+      pfs::RecordChanges records;  // an ended job is durable
+      store_.JobRecords(job, &records);
+      RETURN_IF_ERROR(pfs_->WriteRecords(records, &batch));
+    } else {
+      RETURN_IF_ERROR(store_.Write(&batch, /*sync=*/false));
+    }
     Changed();
     if (ended) {
       if (st.ok()) {

@@ -2,6 +2,7 @@
 
 #include "absl/strings/escaping.h"
 #include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "common/proto_util.h"
 #include "common/status.h"
@@ -52,6 +53,12 @@ void JobStore::AddJob(const JobInfo& job, pfs::KvBatch* batch) const {
 
 void JobStore::PutJob(const JobInfo& job, pfs::KvBatch* batch) const {
   space_.Put(batch, JobKey(job.pipeline(), job.seq()), job.SerializeAsString());
+}
+
+void JobStore::JobRecords(const JobInfo& job, pfs::RecordChanges* records) const {
+  records->put[JobKey(job.pipeline(), job.seq())] = job.SerializeAsString();
+  records->put[JobIndexKey(job.id())] = JobIndexValue(job.pipeline(), job.seq());
+  records->put[CommitSetJobKey(job.commit_set(), job.id())] = "";
 }
 
 absl::StatusOr<std::optional<JobInfo>> JobStore::GetJob(const std::string& pipeline,
@@ -176,6 +183,27 @@ void JobStore::PutDone(const std::string& pipeline, const Hash& datum_hash, cons
   space_.Put(batch, DoneHashKey(pipeline, datum_hash.Raw()), datum.SerializeAsString());
 }
 
+void JobStore::DoneRecord(const std::string& pipeline, const Hash& datum_hash,
+                          const DatumInfo& datum, pfs::RecordChanges* records) const {
+  records->put[DoneHashKey(pipeline, datum_hash.Raw())] = datum.SerializeAsString();
+}
+
+absl::StatusOr<std::vector<std::string>> JobStore::StaleDoneKeys(
+    const std::string& pipeline, const std::set<std::string>& jobs) const {
+  ASSIGN_OR_RETURN(auto current, AllCurrent(pipeline));
+  std::set<std::string> live;
+  for (const auto& [key, di] : current) live.insert(di.id());
+  std::vector<std::string> stale;
+  const std::string prefix = DoneHashPrefix(pipeline);
+  RETURN_IF_ERROR(ScanRecords<DatumInfo>(space_, prefix, [&](absl::string_view rest, DatumInfo di) {
+    if (jobs.count(di.job()) && !live.count(di.id())) {
+      stale.push_back(absl::StrCat(prefix, rest));
+    }
+    return absl::OkStatus();
+  }));
+  return stale;
+}
+
 absl::StatusOr<std::map<std::string, pfs::ChunkList>> JobStore::Contributions(
     const std::string& pipeline, const std::string& path) const {
   std::map<std::string, pfs::ChunkList> out;
@@ -200,7 +228,26 @@ void JobStore::DeleteContribution(const std::string& pipeline, const std::string
 
 absl::StatusOr<PipelineRuntime> JobStore::Runtime(const std::string& pipeline) const {
   ASSIGN_OR_RETURN(auto rt, space_.GetProto<PipelineRuntime>(RuntimeKey(pipeline)));
-  return rt.value_or(PipelineRuntime());
+  if (rt) return *rt;
+  PipelineRuntime fresh;
+  ASSIGN_OR_RETURN(auto salt, space_.Get(SaltKey(pipeline)));
+  uint64_t n = 0;
+  if (salt && !absl::SimpleAtoi(*salt, &n)) {
+    return absl::DataLossError(
+        absl::StrCat("the salt record of pipeline ", pipeline, " is corrupt"));
+  }
+  fresh.set_salt(n);
+  return fresh;
+}
+
+absl::StatusOr<bool> JobStore::HasRuntime(const std::string& pipeline) const {
+  ASSIGN_OR_RETURN(auto rt, space_.Get(RuntimeKey(pipeline)));
+  return rt.has_value();
+}
+
+void JobStore::SaltRecord(const std::string& pipeline, uint64_t salt,
+                          pfs::RecordChanges* records) const {
+  records->put[SaltKey(pipeline)] = absl::StrCat(salt);
 }
 
 void JobStore::PutRuntime(const std::string& pipeline, const PipelineRuntime& rt,
@@ -236,10 +283,13 @@ absl::Status JobStore::ScanLogs(const std::string& pipeline, absl::Time from, st
   return parse;
 }
 
-absl::Status JobStore::DeleteJob(const JobInfo& job, pfs::KvBatch* batch) const {
-  space_.Delete(batch, JobKey(job.pipeline(), job.seq()));
-  space_.Delete(batch, JobIndexKey(job.id()));
-  space_.Delete(batch, CommitSetJobKey(job.commit_set(), job.id()));
+absl::Status JobStore::DeleteJob(const JobInfo& job, pfs::KvBatch* batch,
+                                 pfs::RecordChanges* records) const {
+  for (const auto& key : {JobKey(job.pipeline(), job.seq()), JobIndexKey(job.id()),
+                          CommitSetJobKey(job.commit_set(), job.id())}) {
+    space_.Delete(batch, key);
+    records->deleted.push_back(key);
+  }
   RETURN_IF_ERROR(space_.DeletePrefix(JobDatumPrefix(job.id()), batch));
   // Its logs: written between its creation and its end.
   std::string after;
@@ -254,7 +304,8 @@ absl::Status JobStore::DeleteJob(const JobInfo& job, pfs::KvBatch* batch) const 
 }
 
 absl::StatusOr<std::vector<JobInfo>> JobStore::DeletePipeline(const std::string& pipeline,
-                                                              pfs::KvBatch* batch) const {
+                                                              pfs::KvBatch* batch,
+                                                              pfs::RecordChanges* records) const {
   std::vector<JobInfo> jobs;
   // A job record that does not parse is deleted all the same: deleting the
   // pipeline is how a user gets rid of it.
@@ -268,8 +319,14 @@ absl::StatusOr<std::vector<JobInfo>> JobStore::DeletePipeline(const std::string&
   for (const auto& j : jobs) {
     space_.Delete(batch, JobIndexKey(j.id()));
     space_.Delete(batch, CommitSetJobKey(j.commit_set(), j.id()));
+    records->deleted.push_back(JobIndexKey(j.id()));
+    records->deleted.push_back(CommitSetJobKey(j.commit_set(), j.id()));
     RETURN_IF_ERROR(space_.DeletePrefix(JobDatumPrefix(j.id()), batch));
   }
+  records->deleted_prefixes.push_back(JobPrefix(pipeline));
+  records->deleted_prefixes.push_back(DoneHashPrefix(pipeline));
+  records->deleted.push_back(SaltKey(pipeline));
+  space_.Delete(batch, SaltKey(pipeline));
   for (const auto& prefix :
        {CurrentPrefix(pipeline), FailedPrefix(pipeline), DoneHashPrefix(pipeline),
         OutputPrefix(pipeline), LogPrefix(pipeline)}) {

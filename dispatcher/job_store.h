@@ -12,6 +12,14 @@
 // a commit (FinishOptions.extra), so that a job's state moves atomically with
 // its output commit.
 //
+// What must survive an index rebuild is also a durable record (logged to the
+// object store with Pfs::WriteRecords or FinishOptions.records): ended jobs
+// (JobRecords), the datum hashes that succeeded with their outputs
+// (DoneRecord) and the salt (SaltRecord). The rest (current datums, output
+// contributions, the runtime) is rebuilt by the first job after a rebuild,
+// which finds the runtime missing (HasRuntime), reruns no datum whose hash
+// succeeded, and merges its output from scratch.
+//
 // Thread-safe (the index is); a value type that does not own the index.
 
 #include <cstdint>
@@ -47,6 +55,8 @@ class JobStore {
   void AddJob(const JobInfo& job, pfs::KvBatch* batch) const;
   // The job's record (its state changed).
   void PutJob(const JobInfo& job, pfs::KvBatch* batch) const;
+  // The job's record and index entries as durable records (an ended job's).
+  void JobRecords(const JobInfo& job, pfs::RecordChanges* records) const;
   absl::StatusOr<std::optional<JobInfo>> GetJob(const std::string& pipeline, uint64_t seq) const;
   // The jobs of `pipeline` from sequence number `from` on, in order, while
   // fn returns true.
@@ -82,6 +92,13 @@ class JobStore {
                                                    const Hash& datum_hash) const;
   void PutDone(const std::string& pipeline, const Hash& datum_hash, const DatumInfo& datum,
                pfs::KvBatch* batch) const;
+  // The same as a durable record.
+  void DoneRecord(const std::string& pipeline, const Hash& datum_hash, const DatumInfo& datum,
+                  pfs::RecordChanges* records) const;
+  // Succeeded datum hashes that are not the current datums' and were made
+  // by one of `jobs`: what job history retention lets go.
+  absl::StatusOr<std::vector<std::string>> StaleDoneKeys(const std::string& pipeline,
+                                                         const std::set<std::string>& jobs) const;
 
   // Each datum's output at one path (its contribution to the merged file),
   // by datum key.
@@ -92,8 +109,13 @@ class JobStore {
   void DeleteContribution(const std::string& pipeline, const std::string& path,
                           const std::string& key, pfs::KvBatch* batch) const;
 
-  // The base of the next incremental job (default if none).
+  // The base of the next incremental job (default if none, with the salt
+  // of the durable salt record).
   absl::StatusOr<PipelineRuntime> Runtime(const std::string& pipeline) const;
+  // Whether the pipeline has a runtime record: false before its first job
+  // finished, and after an index rebuild.
+  absl::StatusOr<bool> HasRuntime(const std::string& pipeline) const;
+  void SaltRecord(const std::string& pipeline, uint64_t salt, pfs::RecordChanges* records) const;
   void PutRuntime(const std::string& pipeline, const PipelineRuntime& rt,
                   pfs::KvBatch* batch) const;
 
@@ -108,13 +130,17 @@ class JobStore {
   absl::Status ScanLogs(const std::string& pipeline, absl::Time from, std::string* after,
                         const std::function<bool(const LogMessage&)>& fn) const;
 
-  // A job's records: the job, its index entries, its datums and its logs.
-  absl::Status DeleteJob(const JobInfo& job, pfs::KvBatch* batch) const;
+  // A job's records: the job, its index entries, its datums and its logs
+  // (the durable ones' deletions into `records`).
+  absl::Status DeleteJob(const JobInfo& job, pfs::KvBatch* batch,
+                         pfs::RecordChanges* records) const;
 
   // Every record of `pipeline`: its jobs (returned, for closing their output
-  // commits), their datums, its datums, outputs, logs and runtime.
+  // commits), their datums, its datums, outputs, logs and runtime (the
+  // durable ones' deletions into `records`).
   absl::StatusOr<std::vector<JobInfo>> DeletePipeline(const std::string& pipeline,
-                                                      pfs::KvBatch* batch) const;
+                                                      pfs::KvBatch* batch,
+                                                      pfs::RecordChanges* records) const;
 
   // Marks what the records keep alive for Pfs::Gc: the output trees of
   // succeeded datum hashes (reused by later jobs), of the current datums and

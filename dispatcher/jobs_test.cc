@@ -157,7 +157,8 @@ TEST_F(JobsTest, DeletingAPipelineLeavesNoRecordOfIt) {
   ASSERT_TRUE(store_->Write(&batch, true).ok());
 
   pfs::KvBatch del;
-  auto jobs = store_->DeletePipeline("p", &del);
+  pfs::RecordChanges records;
+  auto jobs = store_->DeletePipeline("p", &del, &records);
   ASSERT_TRUE(jobs.ok());
   ASSERT_EQ(jobs->size(), 1u);
   ASSERT_TRUE(store_->Write(&del, true).ok());

@@ -82,6 +82,7 @@ absl::StatusOr<MergePlan> PlanMerge(pfs::NodeStore* nodes, const JobStore& store
 }
 
 absl::StatusOr<std::string> ApplyMerge(const MergePlan& plan, pfs::Upload* upload) {
+  if (plan.clear) RETURN_IF_ERROR(upload->Delete("/"));
   for (const auto& path : plan.deletes) {
     absl::Status s = upload->Delete(path);
     if (!s.ok() && s.code() != absl::StatusCode::kNotFound) return std::string(s.message());

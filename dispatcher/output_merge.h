@@ -24,6 +24,7 @@
 namespace tusk::dispatcher {
 
 struct MergePlan {
+  bool clear = false;                // start from an empty tree, not the previous output
   std::vector<std::string> deletes;  // paths no datum writes any more
   std::vector<std::pair<std::string, std::vector<pfs::ChunkRef>>> puts;
 };

@@ -168,6 +168,10 @@ inline std::string CheckpointKey(uint64_t seq) {
 //   Jh<pipeline>\0<datum hash>        DatumInfo: a datum hash that succeeded
 //   Jo<pipeline>\0<path>\0<datum key> ChunkList: a datum's output at a path
 //   Jr<pipeline>                      PipelineRuntime (base of the next diff)
+//   Js<pipeline>                      the pipeline's salt (decimal)
+// Durable (logged, back after an index rebuild; see JobStore): the Jj, Ji
+// and Jk records of ended jobs, Jh and Js. The rest is rebuilt by the first
+// job after a rebuild, which reruns nothing that Jh says succeeded.
 //   Jl<pipeline>\0<time, 16 hex>\0<job>\0<datum>\0<attempt, 8 hex>
 //                                     LogMessage of an attempt, in the order
 //                                     written (time: its microseconds since
@@ -219,6 +223,7 @@ inline std::string OutputPathPrefix(absl::string_view p, absl::string_view path)
   return absl::StrCat(OutputPrefix(p), path, kNul);
 }
 inline std::string RuntimeKey(absl::string_view p) { return absl::StrCat("Jr", p); }
+inline std::string SaltKey(absl::string_view p) { return absl::StrCat("Js", p); }
 inline std::string LogPrefix(absl::string_view p) { return absl::StrCat("Jl", p, kNul); }
 // Where the logs written at or after `micros` begin.
 inline std::string LogTimeKey(absl::string_view p, uint64_t micros) {

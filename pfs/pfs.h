@@ -146,6 +146,16 @@ struct CommitOptions {
 };
 
 // How FinishCommit finishes a commit.
+// Changes to other components' durable records (see Pfs::PutRecord), made
+// in one logged, atomic write. Keys are whole index keys in a component space.
+struct RecordChanges {
+  std::map<std::string, std::string> put;
+  std::vector<std::string> deleted;
+  // Every durable record whose key starts with one of these.
+  std::vector<std::string> deleted_prefixes;
+  bool empty() const { return put.empty() && deleted.empty() && deleted_prefixes.empty(); }
+};
+
 struct FinishOptions {
   std::string message;  // replaces the start message when non-empty
   std::map<std::string, std::string> metadata;
@@ -155,6 +165,8 @@ struct FinishOptions {
   std::string error;  // marks the commit failed (CommitInfo.error)
   // Written in the same atomic write that finishes the commit (not owned).
   KvBatch* extra = nullptr;
+  // Durable records changed in that write, logged with the commit (not owned).
+  const RecordChanges* records = nullptr;
 };
 
 // What Pfs::Gc keeps and what it did.
@@ -318,6 +330,9 @@ class Pfs {
   // `key` is in a component space (see Space); KeySpace::PutRecord calls it.
   virtual absl::Status PutRecord(const std::string& key, const std::string& value) = 0;
   virtual absl::Status DeleteRecord(const std::string& key) = 0;
+  // Several changes at once, in one log entry, with `extra` (not owned; may
+  // be null: other index writes of the component) in the same atomic write.
+  virtual absl::Status WriteRecords(const RecordChanges& changes, KvBatch* extra) = 0;
 
   // Verifies every reachable commit, tree node, chunk list and chunk, and
   // every pack's footer (against its checksum). Calls on_problem for each

@@ -273,6 +273,8 @@ absl::StatusOr<CommitInfo> PfsImpl::FinishCommitById(const std::string& repo, co
   for (const auto& k : staged.keys) batch.Delete(k);
   if (hook_ != nullptr) RETURN_IF_ERROR(hook_->BeforeFinish(*c, &batch));
   if (options.extra != nullptr) batch.Append(*options.extra);
+  if (options.records != nullptr)
+    RETURN_IF_ERROR(AddRecordChanges(*options.records, &events, &batch));
   // The log (strict: to the object store first) then the index, so that
   // the object store can find this commit and all it references on its own.
   RETURN_IF_ERROR(WriteLogged(std::move(events), &batch, log_blobs, new_blobs));

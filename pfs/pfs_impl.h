@@ -163,6 +163,11 @@ class PfsImpl final : public Pfs {
   void AddGcSource(std::function<absl::Status(GcMarker*)> source) override;
   absl::Status PutRecord(const std::string& key, const std::string& value) override;
   absl::Status DeleteRecord(const std::string& key) override;
+  absl::Status WriteRecords(const RecordChanges& changes, KvBatch* extra) override;
+  // The events and index writes of `changes` (under meta_mu_).
+  absl::Status AddRecordChanges(const RecordChanges& changes,
+                                std::vector<storage::v1::MetaEvent>* events, KvBatch* batch)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(meta_mu_);
   absl::StatusOr<v1::FsckResponse> Fsck(
       const std::function<void(const std::string&)>& on_problem) override;
   absl::Status DropOpenCommit(const std::string& repo, const std::string& id) override;

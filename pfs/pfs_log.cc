@@ -112,24 +112,57 @@ absl::StatusOr<size_t> PfsImpl::ShipLogs() {
 }
 
 absl::Status PfsImpl::PutRecord(const std::string& key, const std::string& value) {
-  absl::MutexLock lock(&meta_mu_);
-  storage::v1::MetaEvent e;
-  e.mutable_record()->set_key(key);
-  e.mutable_record()->set_value(value);
-  KvBatch batch;
-  batch.Put(key, value);
-  batch.Put(RecordMarkerKey(key), "");
-  return WriteLogged({e}, &batch);
+  RecordChanges c;
+  c.put[key] = value;
+  return WriteRecords(c, nullptr);
 }
 
 absl::Status PfsImpl::DeleteRecord(const std::string& key) {
+  RecordChanges c;
+  c.deleted.push_back(key);
+  return WriteRecords(c, nullptr);
+}
+
+absl::Status PfsImpl::WriteRecords(const RecordChanges& changes, KvBatch* extra) {
   absl::MutexLock lock(&meta_mu_);
-  storage::v1::MetaEvent e;
-  e.set_deleted_record(key);
+  std::vector<storage::v1::MetaEvent> events;
   KvBatch batch;
-  batch.Delete(key);
-  batch.Delete(RecordMarkerKey(key));
-  return WriteLogged({e}, &batch);
+  RETURN_IF_ERROR(AddRecordChanges(changes, &events, &batch));
+  if (extra != nullptr) batch.Append(*extra);
+  return WriteLogged(std::move(events), &batch);
+}
+
+absl::Status PfsImpl::AddRecordChanges(const RecordChanges& changes,
+                                       std::vector<storage::v1::MetaEvent>* events,
+                                       KvBatch* batch) {
+  // Prefixes first: a record put in the same change outlives them.
+  for (const auto& prefix : changes.deleted_prefixes) {
+    storage::v1::MetaEvent e;
+    e.set_deleted_record_prefix(prefix);
+    events->push_back(std::move(e));
+    RETURN_IF_ERROR(
+        kv_->ScanPrefix(RecordMarkerKey(prefix), [&](absl::string_view marker, absl::string_view) {
+          batch->Delete(marker);
+          batch->Delete(marker.substr(1));
+          return true;
+        }));
+  }
+  for (const auto& key : changes.deleted) {
+    storage::v1::MetaEvent e;
+    e.set_deleted_record_key(key);
+    events->push_back(std::move(e));
+    batch->Delete(key);
+    batch->Delete(RecordMarkerKey(key));
+  }
+  for (const auto& [key, value] : changes.put) {
+    storage::v1::MetaEvent e;
+    e.mutable_record()->set_key(key);
+    e.mutable_record()->set_value(value);
+    events->push_back(std::move(e));
+    batch->Put(key, value);
+    batch->Put(RecordMarkerKey(key), "");
+  }
+  return absl::OkStatus();
 }
 
 }  // namespace tusk::pfs

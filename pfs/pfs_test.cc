@@ -916,5 +916,67 @@ TEST(PfsRebuildTest, RecordsSurviveARebuildACheckpointAndARebuild) {
   EXPECT_EQ(**v, "spec");
 }
 
+// Records written with a commit (FinishOptions.records) and in batches
+// (WriteRecords: puts, deletes, deletions by prefix, keys of any bytes) come
+// back from a rebuild as they were last written, before and after a
+// checkpoint.
+TEST(PfsRebuildTest, RecordChangesWithCommitsAndPrefixesSurviveRebuilds) {
+  TempDir dir;
+  PfsOptions opts;
+  opts.data_dir = dir.path();
+  const std::string nul(1, '\0');
+  auto job = [&](const std::string& p, const std::string& id) { return "Jj" + p + nul + id; };
+  const std::string raw = "Jh\x01\xff" + nul + "\x80";  // not UTF-8, with a NUL
+  {
+    auto pfs = Pfs::Open(opts);
+    ASSERT_TRUE(pfs.ok()) << pfs.status();
+    ASSERT_TRUE((*pfs)->CreateRepo("r", "").ok());
+    auto c = (*pfs)->StartCommit("r", "master", "", v1::USER, {});
+    ASSERT_TRUE(c.ok()) << c.status();
+    RecordChanges with_commit;
+    with_commit.put[job("p", "a")] = "job a";
+    with_commit.put[job("p", "b")] = "job b";
+    with_commit.put[job("q", "a")] = "other pipeline";
+    with_commit.put[raw] = "done";
+    FinishOptions fo;
+    fo.records = &with_commit;
+    ASSERT_TRUE((*pfs)->FinishCommit("r", c->id(), fo).ok());
+    RecordChanges later;
+    later.deleted_prefixes.push_back(job("p", ""));
+    later.put[job("p", "c")] = "job c";  // after the prefix: it stays
+    later.deleted.push_back(raw);
+    KvBatch extra;
+    extra.Put("Jx", "not durable");
+    ASSERT_TRUE((*pfs)->WriteRecords(later, &extra).ok());
+    auto x = (*pfs)->Space(kJobSpace).Get("Jx");
+    ASSERT_TRUE(x.ok() && x->has_value());
+  }
+  auto check = [&](Pfs* pfs, const std::string& when) {
+    auto space = pfs->Space(kJobSpace);
+    std::map<std::string, std::string> got;
+    ASSERT_TRUE(space
+                    .ScanPrefix("J",
+                                [&](absl::string_view k, absl::string_view v) {
+                                  got[std::string(k)] = std::string(v);
+                                  return true;
+                                })
+                    .ok());
+    std::map<std::string, std::string> want = {{job("p", "c"), "job c"},
+                                               {job("q", "a"), "other pipeline"}};
+    EXPECT_EQ(got, want) << when;
+  };
+  std::string summary;
+  {
+    auto pfs = Rebuilt(opts, &summary);
+    ASSERT_TRUE(pfs.ok()) << pfs.status();
+    check(pfs->get(), "after a rebuild");
+    GcOptions gc;
+    ASSERT_TRUE((*pfs)->Gc(gc).ok());  // a checkpoint
+  }
+  auto pfs = Rebuilt(opts, &summary);
+  ASSERT_TRUE(pfs.ok()) << pfs.status();
+  check(pfs->get(), "after a checkpoint and a rebuild");
+}
+
 }  // namespace
 }  // namespace tusk::pfs

@@ -65,6 +65,15 @@ struct State {
       case MetaEvent::kDeletedRecord:
         records.erase(e.deleted_record());
         break;
+      case MetaEvent::kDeletedRecordKey:
+        records.erase(e.deleted_record_key());
+        break;
+      case MetaEvent::kDeletedRecordPrefix: {
+        const std::string& prefix = e.deleted_record_prefix();
+        auto it = records.lower_bound(prefix);
+        while (it != records.end() && absl::StartsWith(it->first, prefix)) it = records.erase(it);
+        break;
+      }
       case MetaEvent::KIND_NOT_SET:
         break;
     }

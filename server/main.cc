@@ -32,6 +32,7 @@ DEFINE_string(egress_endpoint, "", "S3-compatible server that pipelines' egress 
 DEFINE_string(egress_region, "", "region to sign egress requests for (default --s3-region)");
 DEFINE_bool(egress_virtual_host, false, "with --egress-endpoint: BUCKET.host addressing");
 DEFINE_string(egress_attempts, "3", "attempts at a job's egress before it fails (1 to 100)");
+DEFINE_string(job_history, "1000", "ended jobs kept per pipeline (0: all)");
 DEFINE_string(cache_dir, "", "local cache of objects read from S3 (default DIR/cache)");
 DEFINE_string(cache_size, "1GiB", "bound of that cache (0 disables it)");
 DEFINE_string(log_mode, "", "strict or shipped (default: strict with S3, else shipped)");
@@ -194,6 +195,12 @@ Options:
   --egress-attempts N   attempts at a job's egress, 1 s apart and doubling,
                         before the job fails (default 3; each S3 request is
                         also retried as --s3-retries says)
+  --job-history N       ended jobs kept per pipeline (default 1000; 0 keeps all).
+                        Older jobs go with their datums and logs, and so do
+                        outputs of datums that no current datum has, which GC
+                        then reclaims. Ended jobs and succeeded datums are in
+                        the metadata log: --rebuild-index brings them back, and
+                        the first job after it reruns nothing that succeeded.
   --log-level LEVEL     debug, info (default), warning or error
   --flagfile FILE       read flags from FILE (one --name=value per line)
   --helpfull            every flag, glog's included; --helpon=tuskd: tuskd's
@@ -344,6 +351,9 @@ std::optional<int> ReadFlags(const char* argv0, tusk::server::TuskdOptions* o) {
   auto attempts = tusk::ParseInt("--egress-attempts", FLAGS_egress_attempts, 1, 100);
   if (!attempts.ok()) return Usage(attempts.status());
   o->egress_attempts = static_cast<int>(*attempts);
+  auto history = tusk::ParseInt("--job-history", FLAGS_job_history, 0, 1000000000);
+  if (!history.ok()) return Usage(history.status());
+  o->job_history = static_cast<uint64_t>(*history);
   o->rebuild_index = FLAGS_rebuild_index;
   return std::nullopt;
 }

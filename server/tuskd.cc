@@ -140,6 +140,7 @@ absl::Status Tuskd::OpenServices() {
   dispatcher::DispatcherOptions dopts;
   dopts.egress = MakeS3Egress(options_.egress);
   dopts.egress_attempts = options_.egress_attempts;
+  dopts.job_history = options_.job_history;
   auto d = dispatcher::Dispatcher::Open(pfs_.get(), pipelines_.get(), dopts);
   if (!d.ok()) {
     return Annotate(d.status(), "loading pipelines and jobs from " + options_.data_dir);

@@ -111,6 +111,7 @@ struct TuskdOptions {
   // Pipelines' egress to S3 (empty credentials: from the AWS environment).
   S3EgressOptions egress;
   int egress_attempts = 3;
+  uint64_t job_history = 1000;  // ended jobs kept per pipeline; 0: all
 };
 
 class Tuskd {

@@ -70,7 +70,7 @@ class PipelineSpecTest(TuskTestCase):
         self.tusk("create", "repo", "raw")
         cases = [
             (b"pipeline: {name: p}\ntransform: {cmd: [x]}\ninput: {pfs: {repo: raw, glob: /*}}\n"
-             b"egress: {URL: s3://bucket/dir}\n", 1, "egress"),
+             b"egress: {URL: 'gs://bucket/dir'}\n", 1, "egress.URL: 'gs://bucket/dir': tusk egresses to S3"),
             (b"pipeline: {name: p}\ntransform: {cmd: [x]}\ninput: {pfs: {repo: raw, glob: '/[ab'}}\n",
              1, "input.pfs.glob"),
             (b"pipeline: {name: p}\ntransform: {cmd: [x]}\ninput: {pfs: {repo: nosuch, glob: /*}}\n",

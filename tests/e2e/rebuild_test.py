@@ -1,6 +1,8 @@
 """The object store holds the truth: delete tuskd's index (RocksDB), start it
 with --rebuild-index, and every repo, branch, commit and file comes back byte
-for byte. Runs on the local store and (TUSK_E2E_STORE=s3) on s3rver."""
+for byte; so do pipelines' ended jobs and the datums that succeeded, so the
+first job after a rebuild reruns none of them. Runs on the local store and
+(TUSK_E2E_STORE=s3) on s3rver."""
 
 import hashlib
 import json
@@ -8,7 +10,7 @@ import os
 import shutil
 import unittest
 
-from harness import TuskTestCase
+from harness import PipelineTestCase, TuskTestCase
 
 
 class RebuildIndexTest(TuskTestCase):
@@ -134,6 +136,88 @@ class RebuildIndexTest(TuskTestCase):
         for path, data in acked.items():
             self.assertEqual(t("get", "file", "again@master:" + path).stdout, data)
         self.assertIn("no problems", t("fsck").out)
+
+
+class PipelineRebuildTest(PipelineTestCase):
+    """Pipelines across a rebuild (a tuskd of its own: its repos do not mix
+    with RebuildIndexTest's)."""
+
+    def rebuild(self, once=()):
+        self.server.stop()
+        shutil.rmtree(os.path.join(self.server.data_dir, "index"))
+        self.server.start(once=["--rebuild-index"] + list(once))
+
+    def test_pipeline_history_survives_a_rebuild(self):
+        # Each datum's output carries a nonce: a datum run again would change it.
+        t = self.tusk
+        t("create", "repo", "pin")
+        self.put_dir("pin", "pin0", {"f%d" % i: "in %d\n" % i for i in range(6)})
+        spec = {"pipeline": {"name": "ppl"},
+                "transform": {"cmd": ["sh", "-c", "for f in /pfs/pin/*; do "
+                                      "(cat $f; head -c 8 /dev/urandom | od -An -tx8) "
+                                      "> /pfs/out/$(basename $f); done"]},
+                "input": {"pfs": {"repo": "pin", "glob": "/*"}}}
+        spec_file = self.write("ppl.json", json.dumps(spec).encode())
+        t("create", "pipeline", "-f", spec_file)
+        self.wait_set(self.head("pin"))
+        self.put_dir("pin", "pin1", {"f6": "in 6\n", "f7": "in 7\n"})
+        self.wait_set(self.head("pin"))
+        self.check_job(self.jobs("ppl")[0], 8, 2, 6)
+        # A new salt: every datum runs again, and the old hashes are stale.
+        t("update", "pipeline", "-f", spec_file, "--reprocess")
+        self.wait_for("the reprocessing job", lambda: len(self.jobs("ppl")) == 3 and
+                      self.jobs("ppl")[0]["state"] == "JOB_SUCCESS")
+        self.check_job(self.jobs("ppl")[0], 8, 8, 0)
+        before_jobs = [(j["id"], j["state"]) for j in self.jobs("ppl")]
+        before = self.files("ppl")
+        self.assertEqual(len(before), 8)
+        # Paused, an input change makes a job that is not durable: after the
+        # rebuild, a job over the heads catches up.
+        t("stop", "pipeline", "ppl")
+        t("delete", "file", "pin@master:/f0")
+
+        self.rebuild()
+        self.assertEqual([(j["id"], j["state"]) for j in self.jobs("ppl")][-3:], before_jobs)
+        t("start", "pipeline", "ppl")
+        self.wait_for("the catch-up job", lambda: len(self.jobs("ppl")) == 4 and
+                      self.jobs("ppl")[0]["state"] == "JOB_SUCCESS")
+        # Nothing ran again: 7 datums, all skipped; f0's output is gone.
+        self.check_job(self.jobs("ppl")[0], 7, 0, 7)
+        after = self.files("ppl")
+        del before["f0"]
+        self.assertEqual(after, before)
+        # And on from there, incrementally.
+        self.put_dir("pin", "pin2", {"f8": "in 8\n"})
+        self.wait_set(self.head("pin"))
+        self.check_job(self.jobs("ppl")[0], 8, 1, 7)
+        self.assertEqual({k: v for k, v in self.files("ppl").items() if k != "f8"}, before)
+        self.assertIn("no problems", t("fsck").out)
+
+        # Job history retention: the oldest jobs go, and their going is
+        # logged (a rebuild does not bring them back).
+        self.server.stop()
+        self.server.start(once=["--job-history", "2"])
+        for i in range(9, 12):
+            self.put_dir("pin", "pin%d" % i, {"f%d" % i: "in %d\n" % i})
+            self.wait_set(self.head("pin"))
+        kept = [j["id"] for j in self.jobs("ppl")]
+        self.assertLessEqual(len(kept), 3, kept)
+        self.assertIn("pruned", self.server.log())
+        r = t("inspect", "job", "ppl@" + before_jobs[-1][0], check=False)
+        self.assertNotEqual(r.returncode, 0, "the first job was pruned")
+        gc = t("gc", "--json").json()
+        self.rebuild(once=["--job-history", "2"])
+        # The kept jobs, and a catch-up job that runs nothing.
+        self.wait_for("the catch-up job", lambda: self.jobs("ppl")[0]["state"] == "JOB_SUCCESS"
+                      and self.jobs("ppl")[0]["id"] not in kept)
+        jobs = self.jobs("ppl")
+        self.assertEqual([j["id"] for j in jobs[1:]], kept)
+        self.check_job(jobs[0], 11, 0, 11)
+        outputs = self.files("ppl")
+        self.assertEqual(sorted(outputs), sorted(["f%d" % i for i in range(1, 12)]))
+        self.assertEqual({k: outputs[k] for k in before}, before)
+        self.assertIn("no problems", t("fsck").out)
+        self.assertTrue(gc)
 
 
 if __name__ == "__main__":
