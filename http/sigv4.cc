@@ -15,9 +15,9 @@
 #include "absl/strings/str_split.h"
 #include "common/hash.h"
 #include "common/status.h"
+#include "http/sigv4_internal.h"
 
 namespace tusk::http {
-namespace {
 
 std::string Hmac(absl::string_view key, absl::string_view data) {
   unsigned char out[EVP_MAX_MD_SIZE];
@@ -42,6 +42,16 @@ std::string TrimValue(absl::string_view v) {
   }
   return out;
 }
+
+std::string SigningKey(const std::string& secret, absl::string_view date, absl::string_view region,
+                       absl::string_view service) {
+  std::string key = Hmac(absl::StrCat("AWS4", secret), date);
+  key = Hmac(key, region);
+  key = Hmac(key, service);
+  return Hmac(key, "aws4_request");
+}
+
+namespace {
 
 struct UrlParts {
   std::string host;  // with :port when one is given
@@ -169,10 +179,7 @@ absl::StatusOr<SignedParts> SignV4Parts(const Credentials& creds, const std::str
   std::string scope = absl::StrCat(date, "/", region, "/", service, "/aws4_request");
   out.string_to_sign = absl::StrCat("AWS4-HMAC-SHA256\n", amz_date, "\n", scope, "\n",
                                     Sha256(out.canonical_request).Hex());
-  std::string key = Hmac(absl::StrCat("AWS4", creds.secret_key), date);
-  key = Hmac(key, region);
-  key = Hmac(key, service);
-  key = Hmac(key, "aws4_request");
+  std::string key = SigningKey(creds.secret_key, date, region, service);
   out.signature = ToHex(Hmac(key, out.string_to_sign));
   h.emplace_back("authorization",
                  absl::StrCat("AWS4-HMAC-SHA256 Credential=", creds.access_key, "/", scope,

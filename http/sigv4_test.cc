@@ -3,6 +3,7 @@
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "http/s3.h"
+#include "http/sigv4_verify.h"
 
 namespace tusk::http {
 namespace {
@@ -104,6 +105,144 @@ TEST(S3Test, StatusFromHttpNamesTheObject) {
 TEST(HttpTest, UriEncode) {
   EXPECT_EQ(UriEncode("a b/c~d_e-f.g", true), "a%20b/c~d_e-f.g");
   EXPECT_EQ(UriEncode("a/b=c&", false), "a%2Fb%3Dc%26");
+}
+
+}  // namespace
+}  // namespace tusk::http
+
+namespace tusk::http {
+namespace {
+
+// The verifier against AWS's documented examples (S3 API reference,
+// "Signature Calculations for the Authorization Header" and "... Query
+// String Parameters"): GET /test.txt of examplebucket on 2013-05-24.
+constexpr char kExampleKey[] = "AKIAIOSFODNN7EXAMPLE";
+constexpr char kExampleSecret[] = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY";
+
+absl::Time ExampleTime() {
+  return absl::FromCivil(absl::CivilSecond(2013, 5, 24, 0, 0, 0), absl::UTCTimeZone());
+}
+
+SecretLookup ExampleSecrets() {
+  return [](const std::string& key) -> absl::StatusOr<std::string> {
+    if (key == kExampleKey) return std::string(kExampleSecret);
+    return absl::NotFoundError(key);
+  };
+}
+
+IncomingRequest ExampleGet(const std::string& signature) {
+  IncomingRequest r;
+  r.method = "GET";
+  r.raw_path = "/test.txt";
+  r.headers = {
+      {"Host", "examplebucket.s3.amazonaws.com"},
+      {"Range", "bytes=0-9"},
+      {"x-amz-content-sha256", kEmptyPayloadSha256},
+      {"x-amz-date", "20130524T000000Z"},
+      {"Authorization",
+       "AWS4-HMAC-SHA256 Credential=AKIAIOSFODNN7EXAMPLE/20130524/us-east-1/s3/aws4_request,"
+       "SignedHeaders=host;range;x-amz-content-sha256;x-amz-date,Signature=" +
+           signature}};
+  return r;
+}
+
+TEST(SigV4VerifyTest, AwsHeaderExample) {
+  auto v =
+      VerifySigV4(ExampleGet("f0e8bdb87c964420e857bd35b5d6ed310bd44f0170aba48dd91039c6036bdb41"),
+                  "s3", ExampleTime() + absl::Minutes(3), ExampleSecrets());
+  ASSERT_TRUE(v.ok()) << v.status();
+  EXPECT_EQ(v->access_key, kExampleKey);
+  EXPECT_EQ(v->region, "us-east-1");
+  EXPECT_FALSE(v->presigned);
+  EXPECT_EQ(v->payload_sha256, kEmptyPayloadSha256);
+}
+
+TEST(SigV4VerifyTest, AwsPresignedExample) {
+  IncomingRequest r;
+  r.method = "GET";
+  r.raw_path = "/test.txt";
+  r.raw_query =
+      "X-Amz-Algorithm=AWS4-HMAC-SHA256&X-Amz-Credential=AKIAIOSFODNN7EXAMPLE%2F20130524%2Fus-east-"
+      "1%2Fs3%2Faws4_request&X-Amz-Date=20130524T000000Z&X-Amz-Expires=86400&X-Amz-SignedHeaders="
+      "host&X-Amz-Signature=aeeed9bbccd4d02ee5c0109b86d86835f995330da4c265957d157751f604d404";
+  r.headers = {{"Host", "examplebucket.s3.amazonaws.com"}};
+  auto v = VerifySigV4(r, "s3", ExampleTime() + absl::Hours(23), ExampleSecrets());
+  ASSERT_TRUE(v.ok()) << v.status();
+  EXPECT_TRUE(v->presigned);
+  EXPECT_EQ(v->payload_sha256, "UNSIGNED-PAYLOAD");
+  // A day and a second later, it has expired.
+  auto late =
+      VerifySigV4(r, "s3", ExampleTime() + absl::Hours(24) + absl::Seconds(1), ExampleSecrets());
+  EXPECT_EQ(S3ErrorCode(late.status()), "AccessDenied");
+  EXPECT_THAT(std::string(late.status().message()), HasSubstr("expired"));
+}
+
+TEST(SigV4VerifyTest, WhatIsWrongHasS3sCode) {
+  const absl::Time t = ExampleTime();
+  const std::string good = "f0e8bdb87c964420e857bd35b5d6ed310bd44f0170aba48dd91039c6036bdb41";
+  // Another range than the one signed.
+  IncomingRequest r = ExampleGet(good);
+  r.headers[1].second = "bytes=0-10";
+  EXPECT_EQ(S3ErrorCode(VerifySigV4(r, "s3", t, ExampleSecrets()).status()),
+            "SignatureDoesNotMatch");
+  // Another path.
+  r = ExampleGet(good);
+  r.raw_path = "/test.txt2";
+  EXPECT_EQ(S3ErrorCode(VerifySigV4(r, "s3", t, ExampleSecrets()).status()),
+            "SignatureDoesNotMatch");
+  // A wrong secret.
+  auto other = [](const std::string&) -> absl::StatusOr<std::string> { return std::string("x"); };
+  EXPECT_EQ(S3ErrorCode(VerifySigV4(ExampleGet(good), "s3", t, other).status()),
+            "SignatureDoesNotMatch");
+  // An unknown key.
+  auto none = [](const std::string& k) -> absl::StatusOr<std::string> {
+    return absl::NotFoundError(k);
+  };
+  EXPECT_EQ(S3ErrorCode(VerifySigV4(ExampleGet(good), "s3", t, none).status()),
+            "InvalidAccessKeyId");
+  // Too far from the server's clock.
+  EXPECT_EQ(
+      S3ErrorCode(
+          VerifySigV4(ExampleGet(good), "s3", t + absl::Minutes(16), ExampleSecrets()).status()),
+      "RequestTimeTooSkewed");
+  // Not signed, badly signed.
+  r = ExampleGet(good);
+  r.headers.pop_back();
+  auto unsigned_req = VerifySigV4(r, "s3", t, ExampleSecrets());
+  EXPECT_EQ(unsigned_req.status().code(), absl::StatusCode::kUnauthenticated);
+  EXPECT_EQ(S3ErrorCode(unsigned_req.status()), "AccessDenied");
+  r.headers.emplace_back("Authorization", "AWS AKIAIOSFODNN7EXAMPLE:frJIUN8DYpKDtOLCwo//yllqDzg=");
+  EXPECT_EQ(S3ErrorCode(VerifySigV4(r, "s3", t, ExampleSecrets()).status()),
+            "AuthorizationHeaderMalformed");
+  r.headers.back().second = "AWS4-HMAC-SHA256 Credential=AKIAIOSFODNN7EXAMPLE/20130524/us-east-1";
+  EXPECT_EQ(S3ErrorCode(VerifySigV4(r, "s3", t, ExampleSecrets()).status()),
+            "AuthorizationHeaderMalformed");
+}
+
+// What our own signer makes, the verifier accepts, whatever escapes the
+// request line uses for the same path and query.
+TEST(SigV4VerifyTest, AcceptsOurSignerWithOtherEscapes) {
+  Credentials c{"AKIDEXAMPLE", "secret/key+x", ""};
+  Request req;
+  req.method = "GET";
+  req.url = "http://127.0.0.1:9000/repo/" + UriEncode("master~3/dir/caf\xc3\xa9 x.csv", true) +
+            "?list-type=2&prefix=" + UriEncode("a/b c", false);
+  const absl::Time t = absl::Now();
+  ASSERT_TRUE(SignV4(c, "us-east-1", "s3", t, kUnsignedPayload, &req).ok());
+  IncomingRequest in;
+  in.method = "GET";
+  in.raw_path = "/repo/master%7E3/dir/caf%c3%a9%20x.csv";  // '~' escaped, lowercase hex
+  in.raw_query = "prefix=a%2Fb%20c&list-type=2";
+  for (const auto& [k, v] : req.headers) in.headers.emplace_back(k, v);
+  auto secrets = [&](const std::string& k) -> absl::StatusOr<std::string> {
+    if (k == c.access_key) return c.secret_key;
+    return absl::NotFoundError(k);
+  };
+  auto v = VerifySigV4(in, "s3", t, secrets);
+  ASSERT_TRUE(v.ok()) << v.status();
+  EXPECT_EQ(v->payload_sha256, kUnsignedPayload);
+  in.raw_query = "prefix=a%2Fb%20d&list-type=2";
+  EXPECT_EQ(S3ErrorCode(VerifySigV4(in, "s3", t, secrets).status()), "SignatureDoesNotMatch");
 }
 
 }  // namespace
