@@ -271,14 +271,7 @@ TEST(SigV4VerifyTest, AwsChunkedUploadExample) {
        "SignedHeaders=content-encoding;content-length;host;x-amz-content-sha256;x-amz-date;"
        "x-amz-decoded-content-length;x-amz-storage-class,"
        "Signature=4f232c4386841ef735655705268965c44a0e4690baa4adea153f7db9fa80a0a9"}};
-  auto secrets = [](const std::string& key) -> absl::StatusOr<std::string> {
-    if (key == "AKIAIOSFODNN7EXAMPLE")
-      return std::string("wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY");
-    return absl::NotFoundError(key);
-  };
-  const absl::Time t =
-      absl::FromCivil(absl::CivilSecond(2013, 5, 24, 0, 0, 0), absl::UTCTimeZone());
-  auto v = VerifySigV4(r, "s3", t, secrets);
+  auto v = VerifySigV4(r, "s3", ExampleTime(), ExampleSecrets());
   ASSERT_TRUE(v.ok()) << v.status();
   EXPECT_EQ(v->payload_sha256, "STREAMING-AWS4-HMAC-SHA256-PAYLOAD");
   std::string s1 = ChunkSignature(*v, v->signature, std::string(65536, 'a'));
