@@ -97,17 +97,24 @@ print("%.4f" % secs, g("datums_total"), g("datums_processed"), g("datums_skipped
 }
 
 # ---------------------------------------------------------------------------
+# Seconds for `xargs -P2 cp` of the COUNT files of DIR into $W/out: the
+# baseline of a job of one-file datums (the same cp processes, two at a time).
+xargs_cp_seconds() {
+  local dir=$1 count=$2 t0 t1
+  rm -rf "$W/out"; mkdir -p "$W/out"
+  t0=$(now)
+  (cd "$dir" && ls | xargs -P2 -I{} cp {} "$W/out/")
+  t1=$(now)
+  [[ $(ls "$W/out" | wc -l) == "$count" ]] || { echo "baseline copied the wrong count" >&2; exit 1; }
+  elapsed "$t0" "$t1"
+}
+
 if [[ -z "${SKIP_CP:-}" ]]; then
 echo "== 1. $DATUMS one-file datums, cp, parallelism 2" >&2
 make_files "$W/src" "$DATUMS" f 1024
 
 # Baseline without a sandbox: the same cp processes, two at a time.
-rm -rf "$W/out"; mkdir -p "$W/out"
-t0=$(now)
-(cd "$W/src" && ls | xargs -P2 -I{} cp {} "$W/out/")
-t1=$(now)
-base_plain=$(elapsed "$t0" "$t1")
-[[ $(ls "$W/out" | wc -l) == "$DATUMS" ]] || { echo "baseline copied the wrong count" >&2; exit 1; }
+base_plain=$(xargs_cp_seconds "$W/src" "$DATUMS")
 
 # Baseline with bubblewrap: the runner's command line (the host root bound
 # entry by entry, private /dev /proc /tmp, the input read-only, the output
@@ -169,12 +176,7 @@ fi  # SKIP_CP
 echo "== 2. $FILES files, glob /*, then one new file at a time ($INC_RUNS times)" >&2
 make_files "$W/many" "$FILES" m 64
 # The first job's baseline: the same cp processes, two at a time.
-rm -rf "$W/out"; mkdir -p "$W/out"
-t0=$(now)
-(cd "$W/many" && ls | xargs -P2 -I{} cp {} "$W/out/")
-t1=$(now)
-base_many=$(elapsed "$t0" "$t1")
-[[ $(ls "$W/out" | wc -l) == "$FILES" ]] || { echo "baseline copied the wrong count" >&2; exit 1; }
+base_many=$(xargs_cp_seconds "$W/many" "$FILES")
 rm -rf "$W/out"
 start_tuskd incremental none
 tusk create repo many >/dev/null

@@ -397,8 +397,8 @@ absl::Status Dispatcher::DriverStep(Driver* d, bool* more) {
   if (finish) {
     // A finished job may have a successor.
     *more = true;
-    RETURN_IF_ERROR(FinishJob(d));
-    PruneJobs(d->name);
+    ASSIGN_OR_RETURN(uint64_t seq, FinishJob(d));
+    PruneJobs(d->name, seq);
     return absl::OkStatus();
   }
   if (active) return absl::OkStatus();
@@ -609,7 +609,7 @@ absl::Status Dispatcher::StartJob(Driver* d, JobInfo job) {
   return absl::OkStatus();
 }
 
-absl::Status Dispatcher::FinishJob(Driver* d) {
+absl::StatusOr<uint64_t> Dispatcher::FinishJob(Driver* d) {
   // Snapshot the outcome; nothing changes it now (no work is outstanding).
   JobInfo job;
   std::map<std::string, DatumInfo> touched;
@@ -696,8 +696,8 @@ absl::Status Dispatcher::FinishJob(Driver* d) {
     if (di.state() != pps::v1::DATUM_SUCCESS) continue;
     auto h = Hash::FromHex(di.id());
     if (!h.ok()) continue;  // CompleteDatum recorded no hash either
-    ASSIGN_OR_RETURN(auto done, store_.GetDone(p, *h));
-    if (done) store_.DoneRecord(p, *h, *done, &records);
+    // The same value CompleteDatum put in the index (PutDone).
+    store_.DoneRecord(p, *h, di, &records);
   }
   pfs::FinishOptions fo;
   fo.error = error;
@@ -715,7 +715,7 @@ absl::Status Dispatcher::FinishJob(Driver* d) {
   d->active.reset();
   d->scan_from = egress ? job.seq() : job.seq() + 1;
   job_cv_.SignalAll();
-  return absl::OkStatus();
+  return job.seq();
 }
 
 }  // namespace tusk::dispatcher

@@ -262,8 +262,8 @@ class Dispatcher : public pfs::CommitHook {
   // Ends the jobs that StopJob marked (driver thread).
   absl::Status ProcessKills(Driver* d);
   // Deletes the oldest ended jobs beyond options_.job_history (driver
-  // thread, after a job ends; a failure is logged and tried next time).
-  void PruneJobs(const std::string& pipeline);
+  // thread, after job `newest` ends; a failure is logged and tried next time).
+  void PruneJobs(const std::string& pipeline, uint64_t newest);
   // Cron inputs (dispatcher_cron.cc): the thread that ticks, and one tick
   // of `cron` if one is due at `now`.
   void CronLoop();
@@ -300,7 +300,11 @@ class Dispatcher : public pfs::CommitHook {
   absl::Status OpenOutputCommit(const std::string& pipeline, const JobInfo& job,
                                 const PipelineSpec& spec,
                                 const std::vector<pfs::v1::CommitRef>& provenance);
-  absl::Status FinishJob(Driver* d);
+  // Returns the job's sequence number.
+  absl::StatusOr<uint64_t> FinishJob(Driver* d);
+  // Writes a job that has just ended (its state, finish time and reason set)
+  // as durable records, counts it and wakes its waiters.
+  absl::Status WriteEndedJob(const std::string& pipeline, const JobInfo& job);
   // Copies a JOB_EGRESSING job's output commit to its egress URL, with
   // retries, and ends the job (dispatcher_egress.cc). Returns early, the job
   // still egressing, if the driver stops or the job is to be killed.

@@ -5,6 +5,7 @@
 // the driver (ProcessKills) to end it, whether it runs, waits for its inputs
 // or is queued behind others.
 
+#include <optional>
 #include <set>
 
 #include "absl/strings/match.h"
@@ -91,15 +92,7 @@ absl::Status Dispatcher::ProcessKills(Driver* d) {
       j->set_state(pps::v1::JOB_KILLED);
       j->set_reason(absl::StrCat(reason, " (during egress to ", j->egress().url(), ")"));
       *j->mutable_finished() = NowTimestamp();
-      CountJob(d->name, j->state());
-      KvBatch batch;
-      store_.PutJob(*j, &batch);
-      pfs::RecordChanges records;
-      store_.JobRecords(*j, &records);
-      RETURN_IF_ERROR(pfs_->WriteRecords(records, &batch));
-      Changed();
-      absl::MutexLock l(&mu_);
-      job_cv_.SignalAll();
+      RETURN_IF_ERROR(WriteEndedJob(d->name, *j));
       continue;
     }
     std::vector<pfs::v1::CommitRef> provenance;
@@ -127,17 +120,27 @@ absl::Status Dispatcher::DeleteJob(const std::string& pipeline, const std::strin
   return absl::OkStatus();
 }
 
-void Dispatcher::PruneJobs(const std::string& pipeline) {
+void Dispatcher::PruneJobs(const std::string& pipeline, uint64_t newest) {
   const uint64_t keep = options_.job_history;
   if (keep == 0) return;
-  std::vector<JobInfo> ended;
-  absl::Status st = store_.ScanJobs(pipeline, 0, [&](const JobInfo& j) {
-    if (Terminal(j.state())) ended.push_back(j);
-    return true;
-  });
   // In batches (a tenth of the history at least): each prune reads every
-  // succeeded datum hash of the pipeline.
-  if (!st.ok() || ended.size() <= keep + std::max<uint64_t>(1, keep / 10)) {
+  // succeeded datum hash of the pipeline. Below that many sequence numbers
+  // since the oldest job, there is nothing to read the jobs for.
+  const uint64_t limit = keep + std::max<uint64_t>(1, keep / 10);
+  std::optional<uint64_t> oldest;
+  absl::Status st = store_.ScanJobs(pipeline, 0, [&](const JobInfo& j) {
+    oldest = j.seq();
+    return false;
+  });
+  if (st.ok() && (!oldest || newest < *oldest || newest - *oldest < limit)) return;
+  std::vector<JobInfo> ended;
+  if (st.ok()) {
+    st = store_.ScanJobs(pipeline, 0, [&](const JobInfo& j) {
+      if (Terminal(j.state())) ended.push_back(j);
+      return true;
+    });
+  }
+  if (!st.ok() || ended.size() <= limit) {
     if (!st.ok()) LOG(WARNING) << "pipeline " << pipeline << ": pruning job history: " << st;
     return;
   }

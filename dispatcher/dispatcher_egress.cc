@@ -50,6 +50,19 @@ absl::Status Dispatcher::CopyToEgress(const std::string& pipeline, const std::st
   return w->Finish();
 }
 
+absl::Status Dispatcher::WriteEndedJob(const std::string& pipeline, const JobInfo& job) {
+  CountJob(pipeline, job.state());
+  KvBatch batch;
+  store_.PutJob(job, &batch);
+  pfs::RecordChanges records;  // an ended job is durable
+  store_.JobRecords(job, &records);
+  RETURN_IF_ERROR(pfs_->WriteRecords(records, &batch));
+  Changed();
+  absl::MutexLock l(&mu_);
+  job_cv_.SignalAll();
+  return absl::OkStatus();
+}
+
 absl::Status Dispatcher::RunEgress(Driver* d, JobInfo job) {
   const std::string& p = d->name;
   const std::string url = job.egress().url();
@@ -86,22 +99,13 @@ absl::Status Dispatcher::RunEgress(Driver* d, JobInfo job) {
                                     " attempts): ", st.message()));
       }
     }
-    const bool ended = job.state() != pps::v1::JOB_EGRESSING;
-    if (ended) {
+    if (job.state() != pps::v1::JOB_EGRESSING) {
       *job.mutable_finished() = NowTimestamp();
-      CountJob(p, job.state());
-    }
-    KvBatch batch;
-    store_.PutJob(job, &batch);
-    if (ended) {
-      pfs::RecordChanges records;  // an ended job is durable
-      store_.JobRecords(job, &records);
-      RETURN_IF_ERROR(pfs_->WriteRecords(records, &batch));
-    } else {
-      RETURN_IF_ERROR(store_.Write(&batch, /*sync=*/false));
-    }
-    Changed();
-    if (ended) {
+      RETURN_IF_ERROR(WriteEndedJob(p, job));
+      {
+        absl::MutexLock l(&mu_);
+        d->scan_from = job.seq() + 1;
+      }
       if (st.ok()) {
         LOG(INFO) << "pipeline " << p << ": job " << id << " succeeded: egress of " << files
                   << " files, " << bytes << " bytes to " << url << " in "
@@ -109,11 +113,12 @@ absl::Status Dispatcher::RunEgress(Driver* d, JobInfo job) {
       } else {
         LOG(WARNING) << "pipeline " << p << ": job " << id << " failed: " << job.reason();
       }
-      absl::MutexLock l(&mu_);
-      d->scan_from = job.seq() + 1;
-      job_cv_.SignalAll();
       return absl::OkStatus();
     }
+    KvBatch batch;  // the attempt, for inspect job; not durable
+    store_.PutJob(job, &batch);
+    RETURN_IF_ERROR(store_.Write(&batch, /*sync=*/false));
+    Changed();
     LOG(WARNING) << "pipeline " << p << ": job " << id << ": egress to " << url << " failed: " << st
                  << "; trying again in " << backoff;
     {
