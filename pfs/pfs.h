@@ -94,6 +94,12 @@ struct AutoCommitOptions {
   std::map<std::string, std::string> expect_metadata;
   // How long to wait for another automatic commit on the branch to finish.
   absl::Duration wait = absl::Seconds(30);
+  // Choose the commit at Close instead of at BeginUpload (`ref` must be a
+  // branch): content streams into the store with no commit open, then Close
+  // joins the branch's open commit or makes an automatic one and finishes
+  // it. Many such uploads run side by side on one branch, each holding the
+  // branch only for the moment it commits (the S3 gateway's PUTs).
+  bool bind_at_close = false;
 };
 
 // One stream of writes into one commit (a PutFile call). Not thread-safe; use
@@ -116,6 +122,10 @@ class Upload {
   virtual absl::Status Delete(absl::string_view path) = 0;
   // Stages a file made of existing chunks (by reference: no data moves).
   virtual absl::Status PutChunks(absl::string_view path, const std::vector<ChunkRef>& chunks) = 0;
+  // A condition checked by Close once the commit is chosen: nothing exists
+  // at `path` (in the parent commit, or staged in the commit). If something
+  // does, Close fails with AlreadyExists and nothing is written.
+  virtual absl::Status RequireAbsent(absl::string_view path) = 0;
   // Makes the staged writes part of the commit; finishes an automatic commit.
   virtual absl::StatusOr<CommitInfo> Close() = 0;
   // For an upload from BeginTreeUpload: builds a tree of what was written and
@@ -130,6 +140,24 @@ class Upload {
   virtual uint64_t bytes() const = 0;
   // Bytes of content that was not stored before (after deduplication).
   virtual uint64_t new_bytes() const = 0;
+};
+
+// Reads one file of a finished commit, in order, from a byte offset; the
+// chunks ahead are fetched and verified on Pfs's workers while the caller
+// sends. Not thread-safe; the Pfs must outlive it.
+class FileReader {
+ public:
+  virtual ~FileReader() = default;
+  virtual const FileInfo& info() const = 0;
+  // The commit the file is read from.
+  virtual const CommitInfo& commit() const = 0;
+  // The file's chunks (what CopyObject-like writes reference).
+  virtual const std::vector<ChunkRef>& chunks() const = 0;
+  // Reads bytes [offset, offset + length) only (clipped to the file). Call
+  // before the first Next.
+  virtual void Limit(uint64_t offset, uint64_t length) = 0;
+  // The next piece of content, in order; empty at the end.
+  virtual absl::StatusOr<std::string> Next() = 0;
 };
 
 // Extra properties of a commit made by StartCommit.
@@ -297,6 +325,11 @@ class Pfs {
                                const std::string& path,
                                const std::function<absl::Status(const FileInfo&)>& on_file,
                                const std::function<absl::Status(std::string data)>& on_data) = 0;
+  // Opens the file at `path` for reading (NotFound if there is none,
+  // FailedPrecondition if it is a directory).
+  virtual absl::StatusOr<std::unique_ptr<FileReader>> OpenFile(const std::string& repo,
+                                                               const std::string& ref,
+                                                               const std::string& path) = 0;
   virtual absl::StatusOr<CommitInfo> DeleteFile(const std::string& repo, const std::string& ref,
                                                 const std::string& path) = 0;
   // Files that differ between two commits; `old_ref` empty: new's parent.

@@ -1,5 +1,9 @@
 // Reading files: inspect, list, glob, get, diff; deleting a file.
 
+#include <algorithm>
+#include <deque>
+#include <future>
+
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
@@ -15,6 +19,127 @@ namespace tusk::pfs {
 
 using google::protobuf::util::TimeUtil;
 using storage::v1::StagedOp;
+
+namespace {
+
+// A file's chunks read in order, a few ahead on the workers (reading and
+// verifying overlap with sending) and further ahead prefetched from the
+// object store (on a local disk the kernel reads while the workers verify).
+// Optionally only bytes [offset, end) of the file.
+class ChunkStream {
+ public:
+  ChunkStream(BlobStore* blobs, ThreadPool* workers, std::string path, std::vector<ChunkRef> chunks)
+      : blobs_(blobs), workers_(workers), path_(std::move(path)), chunks_(std::move(chunks)) {
+    for (const auto& c : chunks_) end_ += c.size();
+  }
+  ~ChunkStream() {
+    for (auto& f : ahead_) f.wait();  // the tasks refer to nothing here, but finish them first
+  }
+  ChunkStream(const ChunkStream&) = delete;
+  ChunkStream& operator=(const ChunkStream&) = delete;
+
+  const std::vector<ChunkRef>& chunks() const { return chunks_; }
+
+  // Reads [offset, offset + length) only; before the first Next.
+  void Limit(uint64_t offset, uint64_t length) {
+    uint64_t size = end_;
+    offset = std::min(offset, size);
+    end_ = offset + std::min(length, size - offset);
+    // Skip the chunks wholly before the offset.
+    while (next_ < chunks_.size() && pos_ + chunks_[next_].size() <= offset) {
+      pos_ += chunks_[next_].size();
+      ++next_;
+    }
+    prefetched_ = next_;
+    skip_ = offset - pos_;
+  }
+
+  absl::StatusOr<std::string> Next() {
+    while (true) {
+      if (pos_ >= end_) return std::string();
+      while (next_ < chunks_.size() && ahead_.size() < kReadAhead) RETURN_IF_ERROR(Submit());
+      if (ahead_.empty()) return std::string();
+      auto data = ahead_.front().get();
+      ahead_.pop_front();
+      if (!data.ok()) return Annotate(data.status(), absl::StrCat("reading ", path_));
+      std::string piece = std::move(*data);
+      pos_ += piece.size();
+      if (skip_ > 0) {
+        piece.erase(0, std::min<uint64_t>(skip_, piece.size()));
+        skip_ = 0;
+      }
+      if (pos_ > end_) piece.resize(piece.size() - (pos_ - end_));
+      if (!piece.empty()) return piece;
+    }
+  }
+
+ private:
+  static constexpr size_t kReadAhead = 4;
+  static constexpr size_t kPrefetchAhead = 16;
+
+  absl::Status Submit() {
+    for (; prefetched_ < chunks_.size() && prefetched_ < next_ + kPrefetchAhead; ++prefetched_) {
+      if (prefetched_ < next_ + kReadAhead) continue;  // read right away anyway
+      auto ph = Hash::FromRaw(chunks_[prefetched_].hash());
+      if (ph.ok()) blobs_->Prefetch(*ph);
+    }
+    ASSIGN_OR_RETURN(Hash h, Hash::FromRaw(chunks_[next_].hash()));
+    ++next_;
+    BlobStore* blobs = blobs_;
+    ahead_.push_back(workers_->Submit([blobs, h] { return blobs->Read(h); }));
+    return absl::OkStatus();
+  }
+
+  BlobStore* const blobs_;
+  ThreadPool* const workers_;
+  const std::string path_;
+  const std::vector<ChunkRef> chunks_;
+  size_t next_ = 0;        // the next chunk to submit
+  size_t prefetched_ = 0;  // chunks below this were prefetched or submitted
+  uint64_t pos_ = 0;       // file offset of the next chunk returned
+  uint64_t skip_ = 0;      // bytes to drop from the front of that chunk
+  uint64_t end_ = 0;       // stop here
+  std::deque<std::future<absl::StatusOr<std::string>>> ahead_;
+};
+
+class FileReaderImpl final : public FileReader {
+ public:
+  FileReaderImpl(FileInfo info, CommitInfo commit, std::unique_ptr<ChunkStream> stream)
+      : info_(std::move(info)), commit_(std::move(commit)), stream_(std::move(stream)) {}
+  const FileInfo& info() const override { return info_; }
+  const CommitInfo& commit() const override { return commit_; }
+  const std::vector<ChunkRef>& chunks() const override { return stream_->chunks(); }
+  void Limit(uint64_t offset, uint64_t length) override { stream_->Limit(offset, length); }
+  absl::StatusOr<std::string> Next() override { return stream_->Next(); }
+
+ private:
+  const FileInfo info_;
+  const CommitInfo commit_;
+  const std::unique_ptr<ChunkStream> stream_;
+};
+
+}  // namespace
+
+absl::StatusOr<std::unique_ptr<FileReader>> PfsImpl::OpenFile(const std::string& repo,
+                                                              const std::string& ref,
+                                                              const std::string& path) {
+  ASSIGN_OR_RETURN(std::string p, NormalizePath(path));
+  ASSIGN_OR_RETURN(CommitInfo c, ResolveForRead(repo, ref));
+  ASSIGN_OR_RETURN(Hash root, RootHash(c));
+  ASSIGN_OR_RETURN(auto e, LookupPath(nodes_.get(), root, p));
+  if (!e) return absl::NotFoundError(absl::StrCat("file ", p, " not found in ", repo, "@", c.id()));
+  if (e->type() != Entry::FILE) {
+    return absl::FailedPreconditionError(
+        absl::StrCat(p, " in ", repo, "@", c.id(), " is a directory, not a file"));
+  }
+  ASSIGN_OR_RETURN(FileInfo info, MakeFileInfo(p, *e, c.id()));
+  ASSIGN_OR_RETURN(ChunkList list, nodes_->GetChunks(*e));
+  auto stream = std::make_unique<ChunkStream>(
+      blobs_.get(), workers_.get(), p,
+      std::vector<ChunkRef>(list.chunks().begin(), list.chunks().end()));
+  return std::unique_ptr<FileReader>(
+      new FileReaderImpl(std::move(info), std::move(c), std::move(stream)));
+}
 
 absl::StatusOr<FileInfo> PfsImpl::MakeFileInfo(const std::string& path, const Entry& e,
                                                const std::string& commit) {
@@ -124,42 +249,13 @@ absl::Status PfsImpl::GetFile(const std::string& repo, const std::string& ref,
     ASSIGN_OR_RETURN(FileInfo info, MakeFileInfo(file_path, file, c.id()));
     RETURN_IF_ERROR(on_file(info));
     ASSIGN_OR_RETURN(ChunkList list, nodes_->GetChunks(file));
-    // Read ahead a few chunks on the workers: reading and verifying overlap
-    // with sending.
-    // Further ahead, ask the object store to start fetching (on a local disk
-    // the kernel reads while the workers verify).
-    constexpr size_t kReadAhead = 4;
-    constexpr int kPrefetchAhead = 16;
-    std::deque<std::future<absl::StatusOr<std::string>>> ahead;
-    int next = 0;
-    int prefetched = 0;
-    auto submit = [&]() -> absl::Status {
-      for (; prefetched < list.chunks_size() && prefetched < next + kPrefetchAhead; ++prefetched) {
-        if (prefetched < next + static_cast<int>(kReadAhead)) continue;  // read right away anyway
-        auto ph = Hash::FromRaw(list.chunks(prefetched).hash());
-        if (ph.ok()) blobs_->Prefetch(*ph);
-      }
-      ASSIGN_OR_RETURN(Hash h, Hash::FromRaw(list.chunks(next).hash()));
-      ++next;
-      BlobStore* blobs = blobs_.get();
-      ahead.push_back(workers_->Submit([blobs, h] { return blobs->Read(h); }));
-      return absl::OkStatus();
-    };
-    absl::Status status;
-    while (status.ok() && (next < list.chunks_size() || !ahead.empty())) {
-      while (status.ok() && next < list.chunks_size() && ahead.size() < kReadAhead)
-        status = submit();
-      if (!status.ok()) break;
-      auto data = ahead.front().get();
-      ahead.pop_front();
-      if (!data.ok()) {
-        status = Annotate(data.status(), absl::StrCat("reading ", file_path));
-        break;
-      }
-      status = on_data(std::move(*data));
+    ChunkStream stream(blobs_.get(), workers_.get(), file_path,
+                       {list.chunks().begin(), list.chunks().end()});
+    while (true) {
+      ASSIGN_OR_RETURN(std::string data, stream.Next());
+      if (data.empty()) return absl::OkStatus();
+      RETURN_IF_ERROR(on_data(std::move(data)));
     }
-    for (auto& f : ahead) f.wait();  // the tasks refer to nothing local, but finish them first
-    return status;
   };
   if (e->type() == Entry::FILE) return send_file(p, *e);
   ASSIGN_OR_RETURN(Hash dir, Hash::FromRaw(e->hash()));

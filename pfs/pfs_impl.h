@@ -22,6 +22,7 @@
 
 #include "absl/container/flat_hash_set.h"
 #include "pfs/pfs.h"
+#include "pfs/refs.h"
 #include "pfs/staged_tree.h"
 #include "proto/storage.pb.h"
 
@@ -41,6 +42,7 @@ class UploadImpl final : public Upload {
   absl::Status EndFile(uint64_t expected_size) override;
   absl::Status Delete(absl::string_view path) override;
   absl::Status PutChunks(absl::string_view path, const std::vector<ChunkRef>& chunks) override;
+  absl::Status RequireAbsent(absl::string_view path) override;
   absl::StatusOr<CommitInfo> Close() override;
   absl::StatusOr<DirInfo> CloseToTree(KvBatch* batch) override;
 
@@ -61,13 +63,24 @@ class UploadImpl final : public Upload {
   // Stages a PUT of the file at `path` made of `chunks`.
   absl::Status StageFile(const std::string& path, const std::vector<ChunkRef>& chunks);
   absl::StatusOr<std::optional<Entry>> CurrentEntry(const std::string& path);
+  // A late upload's Close: chooses the commit (as BeginUpload does), then
+  // checks the staged puts and RequireAbsent paths against it.
+  absl::Status BindCommit();
+  // Drops what this upload made after a failed Close.
+  void FailClose();
   void Abort();
 
   PfsImpl* const pfs_;
   const std::string repo_;
-  const std::string commit_id_;
-  const Hash parent_root_;
-  const bool auto_commit_;
+  // Set at construction, or for a late upload (bind_at_close) by BindCommit.
+  std::string commit_id_;
+  Hash parent_root_;
+  bool auto_commit_;
+  // A late upload: the branch and options BindCommit opens the commit with.
+  bool late_ = false;
+  std::string late_branch_;
+  AutoCommitOptions late_options_;
+  std::vector<std::string> require_absent_;
   // For an automatic commit: merged into its metadata and checked at finish.
   std::map<std::string, std::string> auto_metadata_;
   std::map<std::string, std::string> auto_expect_;
@@ -149,6 +162,9 @@ class PfsImpl final : public Pfs {
   absl::Status GetFile(const std::string& repo, const std::string& ref, const std::string& path,
                        const std::function<absl::Status(const FileInfo&)>& on_file,
                        const std::function<absl::Status(std::string data)>& on_data) override;
+  absl::StatusOr<std::unique_ptr<FileReader>> OpenFile(const std::string& repo,
+                                                       const std::string& ref,
+                                                       const std::string& path) override;
   absl::StatusOr<CommitInfo> DeleteFile(const std::string& repo, const std::string& ref,
                                         const std::string& path) override;
   absl::Status DiffCommit(const std::string& repo, const std::string& new_ref,
@@ -196,6 +212,16 @@ class PfsImpl final : public Pfs {
                                            const std::string& what);
   // A finished commit, for reading files.
   absl::StatusOr<CommitInfo> ResolveForRead(const std::string& repo, const std::string& ref);
+  // The commit an upload into `ref` writes to: a commit id's (open) commit,
+  // the branch's open commit, or a new automatic commit (waiting for another
+  // upload's automatic commit to end first).
+  struct UploadTarget {
+    CommitInfo commit;
+    bool automatic = false;
+    Hash parent_root;
+  };
+  absl::StatusOr<UploadTarget> ChooseUploadTarget(const std::string& repo, const ParsedRef& parsed,
+                                                  const AutoCommitOptions& auto_opts);
   absl::StatusOr<CommitInfo> StartCommitLocked(const std::string& repo, const std::string& branch,
                                                const std::string& message, v1::Origin origin,
                                                const std::map<std::string, std::string>& metadata,

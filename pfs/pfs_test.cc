@@ -488,6 +488,212 @@ TEST(PfsFaultTest, FailedWritesLeaveNoCommitPointingAtMissingObjects) {
   EXPECT_EQ(stats->problems(), 0u);
 }
 
+// Uploads bound at close (the S3 gateway's PUTs) stream side by side on one
+// branch while pack writes fail now and then; every write whose Close
+// succeeded reads back, put-if-absent lets exactly one writer win, and the
+// store checks clean.
+TEST(PfsLateUploadTest, RaceOnOneBranchWithFaultsAndKeepEveryAcknowledgedWrite) {
+  TempDir dir;
+  auto local = OpenLocalObjectStore(dir.path() + "/objects");
+  ASSERT_TRUE(local.ok());
+  FaultyObjectStore faulty(local->get());
+  PfsOptions opts;
+  opts.data_dir = dir.path() + "/data";
+  opts.object_store = &faulty;
+  opts.chunker = ChunkerOptions{1024, 4096, 16384};
+  opts.blobs.pack_size = 32 << 10;
+  auto pfs = Pfs::Open(opts);
+  ASSERT_TRUE(pfs.ok()) << pfs.status();
+  Pfs* p = pfs->get();
+  ASSERT_TRUE(p->CreateRepo("r", "").ok());
+
+  auto late_put = [&](const std::string& path, const std::string& data,
+                      bool if_absent) -> absl::StatusOr<CommitInfo> {
+    AutoCommitOptions auto_opts;
+    auto_opts.bind_at_close = true;
+    auto_opts.message = "put " + path;
+    ASSIGN_OR_RETURN(auto up, p->BeginUpload("r", "master", auto_opts));
+    EXPECT_EQ(up->commit_id(), "");  // no commit until Close
+    RETURN_IF_ERROR(up->BeginFile(path, false));
+    // In pieces, as an HTTP body arrives.
+    for (size_t at = 0; at < data.size(); at += 3000) {
+      RETURN_IF_ERROR(up->Write(absl::string_view(data).substr(at, 3000)));
+    }
+    RETURN_IF_ERROR(up->EndFile(data.size()));
+    if (if_absent) RETURN_IF_ERROR(up->RequireAbsent(path));
+    return up->Close();
+  };
+
+  constexpr int kThreads = 6;
+  constexpr int kPuts = 12;
+  std::atomic<bool> done{false};
+  std::thread faults([&] {
+    while (!done.load()) {
+      faulty.fail_puts.store(1);
+      std::this_thread::sleep_for(std::chrono::milliseconds(7));
+    }
+    faulty.fail_puts.store(0);
+  });
+  absl::Mutex mu;
+  std::map<std::string, std::string> acked;
+  std::atomic<int> failed{0};
+  std::atomic<int> winners{0};
+  std::atomic<int> refused{0};
+  std::atomic<int> lock_failed{0};
+  std::vector<std::thread> writers;
+  for (int t = 0; t < kThreads; ++t) {
+    writers.emplace_back([&, t] {
+      for (int i = 0; i < kPuts; ++i) {
+        std::string path = absl::StrCat("/w", t, "/f", i);
+        std::string data(20000 + 997 * i + t, 0);
+        for (size_t k = 0; k < data.size(); ++k)
+          data[k] = static_cast<char>((k * 31 + t * 7 + i) >> 3);
+        auto c = late_put(path, data, false);
+        if (c.ok()) {
+          absl::MutexLock l(&mu);
+          acked[path] = data;
+        } else {
+          failed++;
+        }
+      }
+      // Everyone tries to create the same object, once.
+      std::string mine = absl::StrCat("writer ", t);
+      auto c = late_put("/lock", mine, true);
+      if (c.ok()) {
+        winners++;
+        absl::MutexLock l(&mu);
+        acked["/lock"] = mine;
+      } else if (c.status().code() == absl::StatusCode::kAlreadyExists) {
+        refused++;
+      } else {
+        lock_failed++;
+      }
+    });
+  }
+  for (auto& w : writers) w.join();
+  done = true;
+  faults.join();
+
+  EXPECT_GT(failed.load(), 0) << "no fault hit a write; the test proves less than it should";
+  EXPECT_LE(winners.load(), 1);
+  if (refused.load() > 0) {
+    EXPECT_EQ(winners.load(), 1);
+  }
+  EXPECT_EQ(winners.load() + refused.load() + lock_failed.load(), kThreads);
+  for (const auto& [path, data] : acked) {
+    auto reader = p->OpenFile("r", "master", path);
+    ASSERT_TRUE(reader.ok()) << path << ": " << reader.status();
+    std::string got;
+    while (true) {
+      auto piece = (*reader)->Next();
+      ASSERT_TRUE(piece.ok()) << piece.status();
+      if (piece->empty()) break;
+      got += *piece;
+    }
+    EXPECT_EQ(got, data) << path;
+  }
+  auto head = p->InspectCommit("r", "master");
+  ASSERT_TRUE(head.ok());
+  EXPECT_EQ(head->file_count(), acked.size());
+  auto stats = p->Fsck([](const std::string& problem) { ADD_FAILURE() << problem; });
+  ASSERT_TRUE(stats.ok());
+  EXPECT_EQ(stats->problems(), 0u);
+  // No commit was left open on the branch.
+  auto branch = p->InspectBranch("r", "master");
+  ASSERT_TRUE(branch.ok());
+  EXPECT_EQ(branch->open_commit(), "");
+}
+
+// Late uploads join a commit a client started (many objects, one commit),
+// and see a file the branch got after they began.
+TEST(PfsLateUploadTest, JoinAnOpenCommitAndCheckAgainstTheCommitChosen) {
+  TempDir dir;
+  PfsOptions opts;
+  opts.data_dir = dir.path();
+  auto pfs = Pfs::Open(opts);
+  ASSERT_TRUE(pfs.ok()) << pfs.status();
+  Pfs* p = pfs->get();
+  ASSERT_TRUE(p->CreateRepo("r", "").ok());
+  AutoCommitOptions late;
+  late.bind_at_close = true;
+  auto a = p->BeginUpload("r", "master", late);
+  ASSERT_TRUE(a.ok());
+  ASSERT_TRUE((*a)->BeginFile("/d/x", false).ok());
+  ASSERT_TRUE((*a)->Write("x").ok());
+  ASSERT_TRUE((*a)->EndFile(1).ok());
+  // Meanwhile /d became a file on the branch: the late write is refused.
+  ASSERT_TRUE(PutOneFile(p, "r", "master", "/d", "file").ok());
+  auto refused = (*a)->Close();
+  EXPECT_EQ(refused.status().code(), absl::StatusCode::kFailedPrecondition) << refused.status();
+  // A commit by reference is refused too.
+  EXPECT_EQ(p->BeginUpload("r", std::string(32, 'a'), late).status().code(),
+            absl::StatusCode::kInvalidArgument);
+
+  auto start = p->StartCommit("r", "master", "many objects", v1::USER, {});
+  ASSERT_TRUE(start.ok());
+  for (int i = 0; i < 3; ++i) {
+    auto up = p->BeginUpload("r", "master", late);
+    ASSERT_TRUE(up.ok());
+    std::string path = absl::StrCat("/obj", i);
+    ASSERT_TRUE((*up)->BeginFile(path, false).ok());
+    ASSERT_TRUE((*up)->Write("v").ok());
+    ASSERT_TRUE((*up)->EndFile(1).ok());
+    ASSERT_TRUE((*up)->RequireAbsent(path).ok());
+    auto c = (*up)->Close();
+    ASSERT_TRUE(c.ok()) << c.status();
+    EXPECT_EQ(c->id(), start->id());
+    EXPECT_EQ(c->state(), v1::OPEN);
+  }
+  // Put-if-absent sees what another upload staged in the same commit.
+  auto again = p->BeginUpload("r", "master", late);
+  ASSERT_TRUE(again.ok());
+  ASSERT_TRUE((*again)->BeginFile("/obj1", false).ok());
+  ASSERT_TRUE((*again)->EndFile(0).ok());
+  ASSERT_TRUE((*again)->RequireAbsent("/obj1").ok());
+  EXPECT_EQ((*again)->Close().status().code(), absl::StatusCode::kAlreadyExists);
+  auto fin = p->FinishCommit("r", "master", FinishOptions());
+  ASSERT_TRUE(fin.ok()) << fin.status();
+  EXPECT_EQ(fin->file_count(), 4u);  // /d and three objects
+}
+
+// OpenFile reads a byte range across chunk boundaries.
+TEST(PfsFileReaderTest, RangesAcrossChunks) {
+  TempDir dir;
+  PfsOptions opts;
+  opts.data_dir = dir.path();
+  opts.chunker = ChunkerOptions{1024, 4096, 16384};
+  auto pfs = Pfs::Open(opts);
+  ASSERT_TRUE(pfs.ok()) << pfs.status();
+  Pfs* p = pfs->get();
+  ASSERT_TRUE(p->CreateRepo("r", "").ok());
+  std::string data(100000, 0);
+  for (size_t i = 0; i < data.size(); ++i) data[i] = static_cast<char>(i * 2654435761u >> 11);
+  ASSERT_TRUE(PutOneFile(p, "r", "master", "/f", data).ok());
+  auto read = [&](uint64_t offset, uint64_t length) {
+    auto r = p->OpenFile("r", "master", "/f");
+    EXPECT_TRUE(r.ok()) << r.status();
+    if (!r.ok()) return std::string();
+    EXPECT_GT((*r)->chunks().size(), 3u);
+    (*r)->Limit(offset, length);
+    std::string out;
+    while (true) {
+      auto piece = (*r)->Next();
+      EXPECT_TRUE(piece.ok()) << piece.status();
+      if (!piece.ok() || piece->empty()) break;
+      out += *piece;
+    }
+    return out;
+  };
+  for (auto [off, len] : std::vector<std::pair<uint64_t, uint64_t>>{
+           {0, 100000}, {0, 1}, {4095, 2}, {12345, 40000}, {99999, 10}, {100000, 5}, {50, 0}}) {
+    EXPECT_EQ(read(off, len), data.substr(off, len)) << off << "+" << len;
+  }
+  EXPECT_EQ(p->OpenFile("r", "master", "/nope").status().code(), absl::StatusCode::kNotFound);
+  ASSERT_TRUE(PutOneFile(p, "r", "master", "/dir/x", "x").ok());
+  EXPECT_EQ(p->OpenFile("r", "master", "/dir").status().code(),
+            absl::StatusCode::kFailedPrecondition);
+}
+
 }  // namespace
 }  // namespace tusk::pfs
 

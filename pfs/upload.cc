@@ -21,8 +21,6 @@ using storage::v1::StagedOp;
 absl::StatusOr<std::unique_ptr<Upload>> PfsImpl::BeginUpload(const std::string& repo,
                                                              const std::string& ref,
                                                              const AutoCommitOptions& auto_opts) {
-  bool auto_only = auto_opts.origin != v1::AUTO || !auto_opts.metadata.empty() ||
-                   !auto_opts.expect_metadata.empty();
   if (auto_opts.origin != v1::AUTO && auto_opts.origin != v1::INGEST) {
     return absl::InvalidArgumentError(
         absl::StrCat("an automatic commit's origin must be AUTO or INGEST, not ",
@@ -34,6 +32,45 @@ absl::StatusOr<std::unique_ptr<Upload>> PfsImpl::BeginUpload(const std::string& 
     return absl::InvalidArgumentError(absl::StrCat(
         "cannot write to '", ref, "': writes need a branch or an open commit, not an ancestor"));
   }
+  if (auto_opts.bind_at_close) {
+    if (parsed.is_commit_id) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("cannot write to '", ref, "': an upload bound at close needs a branch"));
+    }
+    RETURN_IF_ERROR(ValidateBranchName(parsed.base));
+    ASSIGN_OR_RETURN(auto r, GetRepo(repo));
+    if (!r) return absl::NotFoundError(absl::StrCat("repo ", repo, " not found"));
+    // The head's tree checks writes early (a file where a directory is);
+    // Close checks them again against the commit it chooses.
+    Hash head_root;
+    ASSIGN_OR_RETURN(auto b, GetBranch(repo, parsed.base));
+    if (b && !b->head().empty()) {
+      ASSIGN_OR_RETURN(auto head, GetCommit(repo, b->head()));
+      if (head) {
+        ASSIGN_OR_RETURN(head_root, RootHash(*head));
+      }
+    }
+    auto upload = std::unique_ptr<UploadImpl>(
+        new UploadImpl(this, repo, "", head_root, /*auto_commit=*/false));
+    upload->late_ = true;
+    upload->late_branch_ = parsed.base;
+    upload->late_options_ = auto_opts;
+    return std::unique_ptr<Upload>(std::move(upload));
+  }
+  ASSIGN_OR_RETURN(UploadTarget target, ChooseUploadTarget(repo, parsed, auto_opts));
+  auto upload = std::unique_ptr<UploadImpl>(
+      new UploadImpl(this, repo, target.commit.id(), target.parent_root, target.automatic));
+  if (target.automatic) {
+    upload->auto_metadata_ = auto_opts.metadata;
+    upload->auto_expect_ = auto_opts.expect_metadata;
+  }
+  return std::unique_ptr<Upload>(std::move(upload));
+}
+
+absl::StatusOr<PfsImpl::UploadTarget> PfsImpl::ChooseUploadTarget(
+    const std::string& repo, const ParsedRef& parsed, const AutoCommitOptions& auto_opts) {
+  bool auto_only = auto_opts.origin != v1::AUTO || !auto_opts.metadata.empty() ||
+                   !auto_opts.expect_metadata.empty();
   CommitInfo c;
   bool auto_commit = false;
   if (parsed.is_commit_id) {
@@ -71,6 +108,10 @@ absl::StatusOr<std::unique_ptr<Upload>> PfsImpl::BeginUpload(const std::string& 
       }
     }
   }
+  auto drop = [&](absl::Status st) {
+    if (auto_commit) DropOrRetry(repo, c.id());
+    return st;
+  };
   if (!auto_commit && auto_only) {
     return absl::InvalidArgumentError(absl::StrCat(
         "origin, metadata and preconditions apply to an automatic commit, but the write goes into "
@@ -81,19 +122,20 @@ absl::StatusOr<std::unique_ptr<Upload>> PfsImpl::BeginUpload(const std::string& 
     return absl::FailedPreconditionError(absl::StrCat(
         "commit ", repo, "@", c.id(), " is finished; writes need an open commit or a branch"));
   }
-  Hash parent_root;
+  UploadTarget target;
   if (!c.parent().empty()) {
-    ASSIGN_OR_RETURN(auto p, GetCommit(repo, c.parent()));
-    if (!p) return absl::DataLossError(absl::StrCat("parent commit ", c.parent(), " is missing"));
-    ASSIGN_OR_RETURN(parent_root, RootHash(*p));
+    auto p = GetCommit(repo, c.parent());
+    if (!p.ok()) return drop(p.status());
+    if (!*p) {
+      return drop(absl::DataLossError(absl::StrCat("parent commit ", c.parent(), " is missing")));
+    }
+    auto root = RootHash(**p);
+    if (!root.ok()) return drop(root.status());
+    target.parent_root = *root;
   }
-  auto upload =
-      std::unique_ptr<UploadImpl>(new UploadImpl(this, repo, c.id(), parent_root, auto_commit));
-  if (auto_commit) {
-    upload->auto_metadata_ = auto_opts.metadata;
-    upload->auto_expect_ = auto_opts.expect_metadata;
-  }
-  return std::unique_ptr<Upload>(std::move(upload));
+  target.commit = std::move(c);
+  target.automatic = auto_commit;
+  return target;
 }
 
 std::unique_ptr<Upload> PfsImpl::BeginTreeUpload() {
@@ -328,9 +370,61 @@ absl::Status UploadImpl::PutChunks(absl::string_view path, const std::vector<Chu
   return absl::OkStatus();
 }
 
+absl::Status UploadImpl::RequireAbsent(absl::string_view path) {
+  if (closed_) return absl::FailedPreconditionError("upload is closed");
+  ASSIGN_OR_RETURN(std::string p, NormalizePath(path));
+  require_absent_.push_back(std::move(p));
+  return absl::OkStatus();
+}
+
+absl::Status UploadImpl::BindCommit() {
+  ASSIGN_OR_RETURN(ParsedRef parsed, ParseRef(late_branch_));
+  ASSIGN_OR_RETURN(PfsImpl::UploadTarget target,
+                   pfs_->ChooseUploadTarget(repo_, parsed, late_options_));
+  commit_id_ = target.commit.id();
+  auto_commit_ = target.automatic;
+  parent_root_ = target.parent_root;
+  if (auto_commit_) {
+    auto_metadata_ = late_options_.metadata;
+    auto_expect_ = late_options_.expect_metadata;
+  }
+  // The branch may have moved since the writes were staged: check them
+  // against the commit they go into.
+  checked_dirs_.clear();
+  for (const auto& [path, index] : op_index_) {
+    if (ops_[index].op.kind() != StagedOp::PUT) continue;
+    RETURN_IF_ERROR(CheckPut(path));
+  }
+  for (const std::string& path : require_absent_) {
+    // Not this upload's own write: the parent's tree, and what other
+    // uploads staged into the same open commit.
+    ASSIGN_OR_RETURN(auto e, LookupPath(pfs_->nodes(), parent_root_, path));
+    bool exists = e.has_value();
+    ASSIGN_OR_RETURN(auto staged, pfs_->kv_->Get(StageKey(commit_id_, path)));
+    if (staged) {
+      StagedOp op;
+      if (!op.ParseFromString(*staged)) {
+        return absl::DataLossError(
+            absl::StrCat("staged write ", path, " of commit ", commit_id_, " is corrupt"));
+      }
+      exists = op.kind() == StagedOp::PUT;
+    }
+    if (exists) {
+      return absl::AlreadyExistsError(absl::StrCat(path, " exists in ", repo_, "@", late_branch_));
+    }
+  }
+  return absl::OkStatus();
+}
+
+void UploadImpl::FailClose() {
+  closed_ = true;
+  writer_->Abandon();
+  if (auto_commit_) pfs_->DropOrRetry(repo_, commit_id_);
+}
+
 absl::StatusOr<DirInfo> UploadImpl::CloseToTree(KvBatch* batch) {
   if (closed_) return absl::FailedPreconditionError("upload is closed");
-  if (!commit_id_.empty()) {
+  if (!commit_id_.empty() || late_) {
     return absl::FailedPreconditionError("CloseToTree is for uploads from BeginTreeUpload");
   }
   if (in_file_) {
@@ -352,10 +446,19 @@ absl::StatusOr<DirInfo> UploadImpl::CloseToTree(KvBatch* batch) {
 
 absl::StatusOr<CommitInfo> UploadImpl::Close() {
   if (closed_) return absl::FailedPreconditionError("upload is closed");
-  if (commit_id_.empty())
+  if (commit_id_.empty() && !late_)
     return absl::FailedPreconditionError("a tree upload ends with CloseToTree");
   if (in_file_) {
     return absl::InvalidArgumentError(absl::StrCat("file ", path_, " was not ended"));
+  }
+  if (late_) {
+    absl::Status bound = BindCommit();
+    if (!bound.ok()) {
+      FailClose();
+      return bound;
+    }
+  } else if (!require_absent_.empty()) {
+    return absl::FailedPreconditionError("RequireAbsent is for uploads bound at close");
   }
   KvBatch batch;
   RETURN_IF_ERROR(writer_->Finish(&batch));

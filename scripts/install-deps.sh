@@ -9,10 +9,12 @@ PACKAGES=(
   librocksdb-dev libsnappy-dev libssl-dev libabsl-dev libgflags-dev libgoogle-glog-dev
   libgtest-dev libgmock-dev libbenchmark-dev
   librdkafka-dev kcat libarchive-dev libyaml-cpp-dev libcurl4-openssl-dev
-  prometheus-cpp-dev libcivetweb-dev nlohmann-json3-dev
+  prometheus-cpp-dev libcivetweb-dev nlohmann-json3-dev libmicrohttpd-dev libexpat1-dev
   python3 procps bubblewrap util-linux clang-format openssl
   prometheus
   awscli python3-botocore
+  # The S3 gateway's tests: real clients.
+  python3-boto3 s3cmd rclone
 )
 # Node.js and npm run s3rver, the S3 server of the tests; a machine that has
 # them already (any recent version) keeps its own.
@@ -20,7 +22,7 @@ if ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; then
   PACKAGES+=(nodejs npm)
 fi
 if [[ "${1:-}" == "--bench" ]]; then
-  PACKAGES+=(borgbackup time s3cmd)
+  PACKAGES+=(borgbackup time wrk hey)
 fi
 # Images and pods (scripts/build-image.sh, tuskd --runners podman and the pod
 # tests): podman with runc and the cgroupfs manager, images from mmdebstrap.
