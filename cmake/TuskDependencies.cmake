@@ -26,6 +26,10 @@ find_program(GRPC_CPP_PLUGIN grpc_cpp_plugin REQUIRED)
 # gateway): only http/http_server links it.
 find_package(prometheus-cpp CONFIG REQUIRED)
 find_package(civetweb CONFIG REQUIRED)
+# libmicrohttpd (the S3 gateway's HTTP/1.1 server) and expat (its XML
+# request bodies): only s3gw links them.
+pkg_check_modules(MICROHTTPD REQUIRED IMPORTED_TARGET libmicrohttpd)
+find_package(EXPAT REQUIRED)
 # JSON documents (pod specs, the Kubernetes API); header-only.
 find_package(nlohmann_json CONFIG REQUIRED)
 

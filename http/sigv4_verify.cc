@@ -195,6 +195,14 @@ absl::StatusOr<VerifiedRequest> VerifySigV4(const IncomingRequest& req, const st
   std::map<std::string, std::string> q(params.begin(), params.end());
   auto auth = Header(req, "authorization");
   const bool presigned = !auth && q.count("X-Amz-Signature") > 0;
+  if ((auth && absl::StartsWith(*auth, "AWS ")) ||
+      (!auth && q.count("AWSAccessKeyId") > 0 && q.count("Signature") > 0)) {
+    return WithCode(absl::InvalidArgumentError(
+                        "the request is signed with AWS signature version 2, which is not "
+                        "supported: sign with version 4 (boto3: "
+                        "Config(signature_version='s3v4'))"),
+                    auth ? "AuthorizationHeaderMalformed" : "AuthorizationQueryParametersError");
+  }
   if (!auth && !presigned) {
     return WithCode(absl::UnauthenticatedError("the request is not signed"), "AccessDenied");
   }
@@ -290,8 +298,13 @@ absl::StatusOr<VerifiedRequest> VerifySigV4(const IncomingRequest& req, const st
 
 std::string ChunkSignature(const VerifiedRequest& v, const std::string& previous,
                            absl::string_view chunk) {
+  return ChunkSignatureOfHash(v, previous, Sha256(chunk).Hex());
+}
+
+std::string ChunkSignatureOfHash(const VerifiedRequest& v, const std::string& previous,
+                                 const std::string& chunk_sha256_hex) {
   std::string to_sign = absl::StrCat("AWS4-HMAC-SHA256-PAYLOAD\n", v.amz_date, "\n", v.scope, "\n",
-                                     previous, "\n", Sha256("").Hex(), "\n", Sha256(chunk).Hex());
+                                     previous, "\n", Sha256("").Hex(), "\n", chunk_sha256_hex);
   return ToHex(Hmac(v.signing_key, to_sign));
 }
 

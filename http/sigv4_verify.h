@@ -66,6 +66,10 @@ absl::StatusOr<VerifiedRequest> VerifySigV4(const IncomingRequest& req, const st
 // (VerifiedRequest.signature) for the first chunk, then the last chunk's.
 std::string ChunkSignature(const VerifiedRequest& v, const std::string& previous,
                            absl::string_view chunk);
+// The same, from the chunk's SHA-256 (lowercase hex), for a chunk hashed as
+// it streams.
+std::string ChunkSignatureOfHash(const VerifiedRequest& v, const std::string& previous,
+                                 const std::string& chunk_sha256_hex);
 
 // The S3 error code a status from this file carries ("" if none).
 inline constexpr char kS3ErrorCodePayload[] = "type.tusk.dev/s3-error-code";

@@ -42,6 +42,7 @@ namespace tusk::pfs {
 //   P<pipeline>                  PipelineInfo (durable record)
 //   i<source>                    SourceInfo (durable record)
 //   T<token id>                  TokenRecord (durable record; server/tokens)
+//   U<upload id>/...             S3 multipart uploads and their parts (durable; s3gw)
 inline constexpr char kRepoSpace[] = "r";
 inline constexpr char kBranchSpace[] = "b";
 inline constexpr char kCommitSpace[] = "c";
@@ -57,14 +58,16 @@ inline constexpr char kJobSpace[] = "J";
 inline constexpr char kPipelineSpace[] = "P";
 inline constexpr char kSourceSpace[] = "i";
 inline constexpr char kTokenSpace[] = "T";
+inline constexpr char kS3UploadSpace[] = "U";
 
-inline constexpr std::array<std::string_view, 15> kAllSpaces = {
-    kRepoSpace,          kBranchSpace,    kCommitSpace,      kStageSpace,  kCommitSetSpace,
-    kSubvenanceSpace,    kBlobIndexSpace, kPendingBlobSpace, kMetaSpace,   kPendingLogSpace,
-    kRecordMarkerPrefix, kJobSpace,       kPipelineSpace,    kSourceSpace, kTokenSpace};
+inline constexpr std::array<std::string_view, 16> kAllSpaces = {
+    kRepoSpace,      kBranchSpace,     kCommitSpace,        kStageSpace,
+    kCommitSetSpace, kSubvenanceSpace, kBlobIndexSpace,     kPendingBlobSpace,
+    kMetaSpace,      kPendingLogSpace, kRecordMarkerPrefix, kJobSpace,
+    kPipelineSpace,  kSourceSpace,     kTokenSpace,         kS3UploadSpace};
 // The spaces Pfs::Space hands to other components.
-inline constexpr std::array<std::string_view, 4> kComponentSpaces = {kJobSpace, kPipelineSpace,
-                                                                     kSourceSpace, kTokenSpace};
+inline constexpr std::array<std::string_view, 5> kComponentSpaces = {
+    kJobSpace, kPipelineSpace, kSourceSpace, kTokenSpace, kS3UploadSpace};
 
 constexpr bool SpacesAreDisjoint() {
   for (size_t i = 0; i < kAllSpaces.size(); ++i) {
@@ -249,5 +252,15 @@ inline std::string SourceKey(absl::string_view name) { return absl::StrCat(kSour
 
 // Tokens (kTokenSpace), by public id.
 inline std::string TokenKey(absl::string_view id) { return absl::StrCat(kTokenSpace, id); }
+
+// S3 multipart uploads (kS3UploadSpace): an upload's record and its parts
+// share the prefix S3UploadPrefix(id), so deleting that prefix ends it.
+inline std::string S3UploadPrefix(absl::string_view id) {
+  return absl::StrCat(kS3UploadSpace, id, "/");
+}
+inline std::string S3UploadKey(absl::string_view id) { return S3UploadPrefix(id) + "u"; }
+inline std::string S3PartKey(absl::string_view id, int part) {
+  return absl::StrCat(S3UploadPrefix(id), "p", absl::Dec(part, absl::kZeroPad5));
+}
 
 }  // namespace tusk::pfs

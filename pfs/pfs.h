@@ -134,6 +134,11 @@ class Upload {
   virtual absl::StatusOr<DirInfo> CloseToTree(KvBatch* batch) = 0;
 
   virtual const std::string& commit_id() const = 0;
+  // The content hash (FileInfo.hash) of the file last ended by EndFile or
+  // put by PutChunks; "" before any.
+  virtual const std::string& last_file_hash() const = 0;
+  // That file's chunks.
+  virtual const std::vector<ChunkRef>& last_file_chunks() const = 0;
   // Whether this upload started (and finishes at Close) its own commit.
   virtual bool automatic() const = 0;
   virtual uint64_t files() const = 0;

@@ -47,6 +47,8 @@ class UploadImpl final : public Upload {
   absl::StatusOr<DirInfo> CloseToTree(KvBatch* batch) override;
 
   const std::string& commit_id() const override { return commit_id_; }
+  const std::string& last_file_hash() const override { return last_file_hash_; }
+  const std::vector<ChunkRef>& last_file_chunks() const override { return last_file_chunks_; }
   bool automatic() const override { return auto_commit_; }
   uint64_t files() const override { return files_; }
   uint64_t bytes() const override { return bytes_; }
@@ -106,6 +108,8 @@ class UploadImpl final : public Upload {
   absl::flat_hash_map<std::string, bool> checked_dirs_;
   uint64_t files_ = 0;
   uint64_t bytes_ = 0;
+  std::string last_file_hash_;
+  std::vector<ChunkRef> last_file_chunks_;
 };
 
 class PfsImpl final : public Pfs {

@@ -259,6 +259,9 @@ absl::Status UploadImpl::EndFile(uint64_t expected_size) {
 
 absl::Status UploadImpl::StageFile(const std::string& path, const std::vector<ChunkRef>& chunks) {
   ASSIGN_OR_RETURN(Entry e, MakeFileEntry(path.substr(path.rfind('/') + 1), chunks, writer_.get()));
+  ASSIGN_OR_RETURN(Hash file_hash, Hash::FromRaw(e.hash()));
+  last_file_hash_ = file_hash.Hex();
+  last_file_chunks_ = chunks;
   storage::v1::StagedOp op;
   op.set_kind(storage::v1::StagedOp::PUT);
   *op.mutable_entry() = std::move(e);

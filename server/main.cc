@@ -45,6 +45,15 @@ DEFINE_string(listen, "127.0.0.1:1650", "address to serve gRPC on (port 0 picks 
 DEFINE_string(port_file, "", "write the port bound to this file once serving");
 DEFINE_string(http_listen, "", "serve /metrics, /healthz and /readyz here (HOST:PORT)");
 DEFINE_string(http_port_file, "", "write the HTTP port bound to this file once serving");
+DEFINE_string(s3_listen, "",
+              "serve the S3 gateway here (HOST:PORT; port 0 picks one): bucket = repo and key = "
+              "REF/PATH, or bucket BRANCH.REPO and key = PATH");
+DEFINE_string(s3_domain, "",
+              "with --s3-listen: also accept virtual-host style requests, BUCKET.DOMAIN");
+DEFINE_string(s3_gateway_region, "us-east-1",
+              "the region the S3 gateway reports and its signatures name");
+DEFINE_int32(s3_threads, 8, "threads of the S3 gateway (each serves many connections)");
+DEFINE_string(s3_port_file, "", "write the S3 gateway's port to this file once serving");
 DEFINE_string(runners, "local", "runner backend: local, podman, kubernetes or none");
 DEFINE_string(kubeconfig, "", "kubernetes: the cluster's kubeconfig (default: in-cluster)");
 DEFINE_string(kube_namespace, "", "kubernetes: the namespace of runner pods");
@@ -266,6 +275,23 @@ std::optional<int> ReadFlags(const char* argv0, tusk::server::TuskdOptions* o) {
   if (!FLAGS_http_port_file.empty() && o->http_listen.empty()) {
     return Usage("--http-port-file needs --http-listen");
   }
+  o->s3_listen = FLAGS_s3_listen;
+  o->s3_domain = FLAGS_s3_domain;
+  o->s3_gateway_region = FLAGS_s3_gateway_region;
+  o->s3_threads = FLAGS_s3_threads;
+  if (o->s3_listen.empty() && (!FLAGS_s3_port_file.empty() || !FLAGS_s3_domain.empty())) {
+    return Usage("--s3-port-file and --s3-domain need --s3-listen");
+  }
+  if (FLAGS_s3_threads < 1 || FLAGS_s3_threads > 256) {
+    return Usage("--s3-threads must be from 1 to 256");
+  }
+  if (!o->s3_listen.empty() && !IsLoopback(o->s3_listen) && !FLAGS_insecure_allow_remote &&
+      !o->auth) {
+    return Usage("--s3-listen " + o->s3_listen +
+                 " is reachable from other machines, and tuskd runs without --auth: anyone "
+                 "who reaches it may read and overwrite every repo. Pass --auth, or "
+                 "--insecure-allow-remote to serve there anyway.");
+  }
   auto runners =
       tusk::ParseChoice("--runners", FLAGS_runners, {"local", "podman", "kubernetes", "none"});
   if (!runners.ok()) return Usage(runners.status());
@@ -391,6 +417,7 @@ int main(int argc, char** argv) {
               << std::flush;
   }
   if (!FLAGS_http_port_file.empty()) WritePortFile(FLAGS_http_port_file, (*tuskd)->http_port());
+  if (!FLAGS_s3_port_file.empty()) WritePortFile(FLAGS_s3_port_file, (*tuskd)->s3_port());
   if (!FLAGS_port_file.empty()) WritePortFile(FLAGS_port_file, (*tuskd)->port());
   std::thread waiter([&] {
     int sig = 0;

@@ -9,7 +9,9 @@
 
 #include <cstdlib>
 
+#include "absl/strings/cord.h"
 #include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
 #include "common/fs.h"
 #include "common/grpc_channel.h"
 #include "common/hash.h"
@@ -20,10 +22,13 @@
 #include "dispatcher/pipelines.h"
 #include "dispatcher/spec.h"
 #include "http/http_server.h"
+#include "http/sigv4_verify.h"
 #include "ingest/sources.h"
 #include "pfs/pfs_metrics.h"
 #include "pods/kube_runners.h"
 #include "pods/podman_runners.h"
+#include "s3gw/gateway.h"
+#include "s3gw/server.h"
 #include "server/api_service.h"
 #include "server/auth.h"
 #include "server/auth_service.h"
@@ -35,6 +40,41 @@
 #include "server/stream_watchdog.h"
 
 namespace tusk::server {
+namespace {
+
+// The S3 gateway's access keys are tokens: the access key id and the secret
+// access key are both the token (as in Pachyderm's gateway), since tuskd
+// keeps only a token's hash and SigV4 needs the secret itself.
+class TokenAuthority final : public s3gw::Authority {
+ public:
+  TokenAuthority(TokenStore* tokens, Authorizer* auth) : tokens_(tokens), auth_(auth) {}
+
+  absl::StatusOr<std::string> Secret(const std::string& access_key) override {
+    auto info = tokens_->Verify(access_key, absl::Now());
+    if (!info.ok()) {
+      absl::Status st = absl::PermissionDeniedError(
+          "the access key id is not a valid tusk token (unknown, revoked or expired); use a "
+          "token as both the access key id and the secret access key");
+      st.SetPayload(http::kS3ErrorCodePayload, absl::Cord("InvalidAccessKeyId"));
+      return st;
+    }
+    return access_key;
+  }
+
+  bool Allowed(const std::string& access_key, bool write, const std::string& repo) override {
+    auto info = tokens_->Verify(access_key, absl::Now());
+    if (!info.ok()) return false;
+    Caller caller;
+    caller.token = *info;
+    return auth_->Can(caller, write ? Access::kWrite : Access::kRead, repo);
+  }
+
+ private:
+  TokenStore* const tokens_;
+  Authorizer* const auth_;
+};
+
+}  // namespace
 
 Tuskd::Tuskd(TuskdOptions options) : options_(std::move(options)) {}
 
@@ -46,6 +86,7 @@ absl::StatusOr<std::unique_ptr<Tuskd>> Tuskd::Open(TuskdOptions options) {
   RETURN_IF_ERROR(t->OpenServices());
   RETURN_IF_ERROR(t->StartServer());
   RETURN_IF_ERROR(t->StartHttp());
+  RETURN_IF_ERROR(t->StartS3());
   LOG(INFO) << "tuskd " << kTuskVersion << " serving on " << t->address() << " with data in "
             << t->options_.data_dir << " and objects in "
             << (t->store_ ? t->store_->Describe() : t->options_.data_dir + "/objects");
@@ -149,6 +190,17 @@ absl::Status Tuskd::OpenServices() {
   api_->SetDispatcher(dispatcher_.get());
   pps_ = std::make_unique<PpsService>(pipelines_.get(), dispatcher_.get(), auth_.get());
   worker_ = std::make_unique<WorkerService>(dispatcher_.get(), auth_.get());
+  if (!options_.s3_listen.empty()) {
+    // Made before serving: the gateway adds a GC source (multipart parts).
+    s3gw::GatewayOptions go;
+    go.domain = options_.s3_domain;
+    go.region = options_.s3_gateway_region;
+    if (tokens_) {
+      s3_authority_ = std::make_unique<TokenAuthority>(tokens_.get(), auth_.get());
+      go.authority = s3_authority_.get();
+    }
+    s3_gateway_ = std::make_unique<s3gw::Gateway>(pfs_.get(), go);
+  }
   return MakeRunners();
 }
 
@@ -332,6 +384,25 @@ absl::Status Tuskd::StartHttp() {
 
 int Tuskd::http_port() const { return http_ ? http_->port() : 0; }
 
+absl::Status Tuskd::StartS3() {
+  if (!s3_gateway_) return absl::OkStatus();
+  s3gw::HttpServerOptions so;
+  so.listen = options_.s3_listen;
+  so.threads = options_.s3_threads;
+  auto server = s3gw::HttpServer::Start(so, s3_gateway_.get());
+  if (!server.ok()) return server.status();
+  s3_server_ = std::move(*server);
+  LOG(INFO) << "serving the S3 gateway on "
+            << options_.s3_listen.substr(0, options_.s3_listen.rfind(':')) << ":"
+            << s3_server_->port()
+            << (options_.s3_domain.empty() ? ""
+                                           : " (virtual hosts under " + options_.s3_domain + ")")
+            << (s3_authority_ ? ", access keys are tokens" : ", any credentials accepted");
+  return absl::OkStatus();
+}
+
+int Tuskd::s3_port() const { return s3_server_ ? s3_server_->port() : 0; }
+
 void Tuskd::CollectMetrics() {
   // The object store's own counts (requests to its backend, retries, cache).
   pfs::ObjectStoreStats st = store_->Stats();
@@ -414,6 +485,8 @@ void Tuskd::Shutdown() {
 Tuskd::~Tuskd() {
   if (collector_ != 0) metrics::RemoveCollector(collector_);
   http_.reset();
+  s3_server_.reset();  // waits for requests in progress
+  s3_gateway_.reset();
   if (server_) {
     Shutdown();
     server_->Wait();

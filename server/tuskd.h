@@ -44,6 +44,12 @@ namespace tusk::http {
 class HttpServer;
 }  // namespace tusk::http
 
+namespace tusk::s3gw {
+class Authority;
+class Gateway;
+class HttpServer;
+}  // namespace tusk::s3gw
+
 namespace tusk::server {
 
 class ApiService;
@@ -85,6 +91,12 @@ struct TuskdOptions {
   // HTTP listener for /metrics, /healthz and /readyz (HOST:PORT, port 0
   // picks one); empty: none.
   std::string http_listen;
+  // The S3 gateway (s3gw/): HOST:PORT (port 0 picks one); empty: none.
+  // `s3_domain` enables virtual-host style buckets (BUCKET.DOMAIN).
+  std::string s3_listen;
+  std::string s3_domain;
+  std::string s3_gateway_region = "us-east-1";
+  int s3_threads = 8;
   // The runner backend (dispatcher/runner_backend.h): "local" (tusk-runner
   // processes here, in bubblewrap), "podman" (pods from the pipeline's
   // image), "kubernetes" (Deployments through the Kubernetes API), or
@@ -127,6 +139,8 @@ class Tuskd {
   int port() const { return port_; }
   // The HTTP listener's port; 0 without one.
   int http_port() const;
+  // The S3 gateway's port; 0 without one.
+  int s3_port() const;
   // host:port to reach it on.
   std::string address() const;
   // Blocks until Shutdown.
@@ -145,6 +159,7 @@ class Tuskd {
   absl::Status OpenAuth();
   absl::Status StartServer();
   absl::Status StartHttp();
+  absl::Status StartS3();
   void CollectMetrics();
   // Makes the runner backend (before serving: specs are checked by it);
   // StartRunners() starts it once tuskd serves.
@@ -175,6 +190,9 @@ class Tuskd {
   std::unique_ptr<dispatcher::RunnerBackend> runners_;
   LocalRunners* local_runners_ = nullptr;  // runners_, when local
   std::unique_ptr<http::HttpServer> http_;
+  std::unique_ptr<s3gw::Authority> s3_authority_;
+  std::unique_ptr<s3gw::Gateway> s3_gateway_;
+  std::unique_ptr<s3gw::HttpServer> s3_server_;
   int collector_ = 0;
   std::vector<metrics::CounterMirror> store_mirrors_;  // collector only
   std::thread maintenance_;
