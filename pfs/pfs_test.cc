@@ -1122,6 +1122,31 @@ TEST(PfsRebuildTest, RecordsSurviveARebuildACheckpointAndARebuild) {
   EXPECT_EQ(**v, "spec");
 }
 
+// Rebuilds that follow each other within a second each keep the index they
+// replace (the old ones' names once collided, and the second rebuild failed).
+TEST(PfsRebuildTest, RebuildsWithinOneSecondKeepEveryOldIndex) {
+  TempDir dir;
+  PfsOptions opts;
+  opts.data_dir = dir.path();
+  {
+    auto pfs = Pfs::Open(opts);
+    ASSERT_TRUE(pfs.ok()) << pfs.status();
+    ASSERT_TRUE(CommitFiles(pfs->get(), "r", {{"/a", "kept"}}).ok());
+  }
+  opts.rebuild_index = true;  // over the index there is: it is kept aside
+  for (int i = 0; i < 3; ++i) {
+    auto pfs = Pfs::Open(opts);
+    ASSERT_TRUE(pfs.ok()) << "rebuild " << i << ": " << pfs.status();
+    auto info = (*pfs)->InspectFile("r", "master", "/a");
+    ASSERT_TRUE(info.ok()) << info.status();
+  }
+  int old_indexes = 0;
+  for (const auto& e : std::filesystem::directory_iterator(dir.path())) {
+    if (e.path().filename().string().rfind("index.old-", 0) == 0) ++old_indexes;
+  }
+  EXPECT_EQ(old_indexes, 3);
+}
+
 // Records written with a commit (FinishOptions.records) and in batches
 // (WriteRecords: puts, deletes, deletions by prefix, keys of any bytes) come
 // back from a rebuild as they were last written, before and after a

@@ -2,6 +2,7 @@
 
 #include <sys/stat.h>
 
+#include <cstring>
 #include <future>
 #include <map>
 #include <memory>
@@ -332,10 +333,13 @@ class Rebuilder {
     const std::string index_dir = data_dir_ + "/index";
     struct stat st;
     if (::stat(index_dir.c_str(), &st) == 0) {
-      std::string old = absl::StrCat(index_dir, ".old-", absl::ToUnixSeconds(absl::Now()));
+      // Two rebuilds within a second must not collide on the name.
+      const std::string stem = absl::StrCat(index_dir, ".old-", absl::ToUnixSeconds(absl::Now()));
+      std::string old = stem;
+      for (int n = 1; ::stat(old.c_str(), &st) == 0; ++n) old = absl::StrCat(stem, "-", n);
       if (::rename(index_dir.c_str(), old.c_str()) != 0) {
-        return absl::InternalError(
-            absl::StrCat("cannot move the old index ", index_dir, " to ", old));
+        return absl::InternalError(absl::StrCat("cannot move the old index ", index_dir, " to ",
+                                                old, ": ", std::strerror(errno)));
       }
       say(absl::StrCat("the previous index is kept as ", old));
     }
