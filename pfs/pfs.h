@@ -118,7 +118,10 @@ class Upload {
   // sent; a mismatch means a truncated upload (InvalidArgument), and the file is
   // not kept.
   virtual absl::Status EndFile(uint64_t expected_size) = 0;
-  // Deletes a file or directory (NotFound if neither exists).
+  // Deletes a file or directory (NotFound if neither exists). An upload
+  // bound at close checks at Close instead, against the commit it joins
+  // (its parent's tree and what other uploads staged), and drops the delete
+  // of a path that exists in neither.
   virtual absl::Status Delete(absl::string_view path) = 0;
   // Stages a file made of existing chunks (by reference: no data moves).
   virtual absl::Status PutChunks(absl::string_view path, const std::vector<ChunkRef>& chunks) = 0;
@@ -163,6 +166,13 @@ class FileReader {
   virtual void Limit(uint64_t offset, uint64_t length) = 0;
   // The next piece of content, in order; empty at the end.
   virtual absl::StatusOr<std::string> Next() = 0;
+};
+
+// A change staged in an open commit by an upload that closed.
+struct StagedChange {
+  std::string path;      // absolute
+  bool deleted = false;  // a delete: of a file, or of a directory and all beneath
+  FileInfo file;         // a put (deleted false): the file staged
 };
 
 // Extra properties of a commit made by StartCommit.
@@ -321,6 +331,20 @@ class Pfs {
   // finished.
   virtual absl::Status ListStagedFile(const std::string& repo, const std::string& ref,
                                       const std::function<absl::Status(const FileInfo&)>& fn) = 0;
+  // The changes staged in open commit `id` at or beneath directory `path`
+  // ("/": all), in path order; a put that replaced a delete comes as the put.
+  virtual absl::Status ListStagedChanges(
+      const std::string& repo, const std::string& id, const std::string& path,
+      const std::function<absl::Status(const StagedChange&)>& fn) = 0;
+  // What open commit `id` has staged for `path`: a put or delete there, or
+  // the delete of a directory above it; nullopt if nothing.
+  virtual absl::StatusOr<std::optional<StagedChange>> StagedChangeAt(const std::string& repo,
+                                                                     const std::string& id,
+                                                                     const std::string& path) = 0;
+  // Opens the file staged at `path` in open commit `id` (NotFound if none).
+  virtual absl::StatusOr<std::unique_ptr<FileReader>> OpenStagedFile(const std::string& repo,
+                                                                     const std::string& id,
+                                                                     const std::string& path) = 0;
   virtual absl::Status GlobFile(const std::string& repo, const std::string& ref,
                                 const std::string& pattern,
                                 const std::function<absl::Status(const FileInfo&)>& fn) = 0;

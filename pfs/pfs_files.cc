@@ -31,6 +31,7 @@ class ChunkStream {
   ChunkStream(BlobStore* blobs, ThreadPool* workers, std::string path, std::vector<ChunkRef> chunks)
       : blobs_(blobs), workers_(workers), path_(std::move(path)), chunks_(std::move(chunks)) {
     for (const auto& c : chunks_) end_ += c.size();
+    stop_ = chunks_.size();
   }
   ~ChunkStream() {
     for (auto& f : ahead_) f.wait();  // the tasks refer to nothing here, but finish them first
@@ -52,12 +53,16 @@ class ChunkStream {
     }
     prefetched_ = next_;
     skip_ = offset - pos_;
+    // Nothing past the range is read or prefetched.
+    uint64_t at = pos_;
+    stop_ = next_;
+    while (stop_ < chunks_.size() && at < end_) at += chunks_[stop_++].size();
   }
 
   absl::StatusOr<std::string> Next() {
     while (true) {
       if (pos_ >= end_) return std::string();
-      while (next_ < chunks_.size() && ahead_.size() < kReadAhead) RETURN_IF_ERROR(Submit());
+      while (next_ < stop_ && ahead_.size() < kReadAhead) RETURN_IF_ERROR(Submit());
       if (ahead_.empty()) return std::string();
       auto data = ahead_.front().get();
       ahead_.pop_front();
@@ -78,7 +83,7 @@ class ChunkStream {
   static constexpr size_t kPrefetchAhead = 16;
 
   absl::Status Submit() {
-    for (; prefetched_ < chunks_.size() && prefetched_ < next_ + kPrefetchAhead; ++prefetched_) {
+    for (; prefetched_ < stop_ && prefetched_ < next_ + kPrefetchAhead; ++prefetched_) {
       if (prefetched_ < next_ + kReadAhead) continue;  // read right away anyway
       auto ph = Hash::FromRaw(chunks_[prefetched_].hash());
       if (ph.ok()) blobs_->Prefetch(*ph);
@@ -96,6 +101,7 @@ class ChunkStream {
   const std::vector<ChunkRef> chunks_;
   size_t next_ = 0;        // the next chunk to submit
   size_t prefetched_ = 0;  // chunks below this were prefetched or submitted
+  size_t stop_ = 0;        // chunks from here on are past the range
   uint64_t pos_ = 0;       // file offset of the next chunk returned
   uint64_t skip_ = 0;      // bytes to drop from the front of that chunk
   uint64_t end_ = 0;       // stop here
@@ -132,13 +138,110 @@ absl::StatusOr<std::unique_ptr<FileReader>> PfsImpl::OpenFile(const std::string&
     return absl::FailedPreconditionError(
         absl::StrCat(p, " in ", repo, "@", c.id(), " is a directory, not a file"));
   }
-  ASSIGN_OR_RETURN(FileInfo info, MakeFileInfo(p, *e, c.id()));
-  ASSIGN_OR_RETURN(ChunkList list, nodes_->GetChunks(*e));
+  return ReaderOf(p, *e, std::move(c));
+}
+
+absl::StatusOr<std::unique_ptr<FileReader>> PfsImpl::ReaderOf(const std::string& path,
+                                                              const Entry& e, CommitInfo c) {
+  ASSIGN_OR_RETURN(FileInfo info, MakeFileInfo(path, e, c.id()));
+  ASSIGN_OR_RETURN(ChunkList list, nodes_->GetChunks(e));
   auto stream = std::make_unique<ChunkStream>(
-      blobs_.get(), workers_.get(), p,
+      blobs_.get(), workers_.get(), path,
       std::vector<ChunkRef>(list.chunks().begin(), list.chunks().end()));
   return std::unique_ptr<FileReader>(
       new FileReaderImpl(std::move(info), std::move(c), std::move(stream)));
+}
+
+absl::StatusOr<CommitInfo> PfsImpl::OpenCommit(const std::string& repo, const std::string& id) {
+  ASSIGN_OR_RETURN(auto c, GetCommit(repo, id));
+  if (!c) return absl::NotFoundError(absl::StrCat("commit ", id, " not found in repo ", repo));
+  if (c->state() != v1::OPEN) {
+    return absl::FailedPreconditionError(absl::StrCat("commit ", repo, "@", id, " is finished"));
+  }
+  return *c;
+}
+
+absl::Status PfsImpl::ListStagedChanges(
+    const std::string& repo, const std::string& id, const std::string& path,
+    const std::function<absl::Status(const StagedChange&)>& fn) {
+  ASSIGN_OR_RETURN(std::string p, NormalizePath(path));
+  ASSIGN_OR_RETURN(CommitInfo c, OpenCommit(repo, id));
+  const std::string prefix = StagePrefix(id);
+  const std::string below = p == "/" ? "/" : p + "/";
+  absl::Status status;
+  auto visit = [&](absl::string_view k, absl::string_view v) {
+    std::string staged_path(k.substr(prefix.size()));
+    if (staged_path != p && staged_path.compare(0, below.size(), below) != 0) return true;
+    StagedOp op;
+    if (!op.ParseFromString(std::string(v))) {
+      status = absl::DataLossError(
+          absl::StrCat("staged write ", staged_path, " of commit ", id, " is corrupt"));
+      return false;
+    }
+    StagedChange change;
+    change.path = staged_path;
+    change.deleted = op.kind() != StagedOp::PUT;
+    if (!change.deleted) {
+      auto info = MakeFileInfo(staged_path, op.entry(), c.id());
+      if (!info.ok()) {
+        status = info.status();
+        return false;
+      }
+      change.file = std::move(*info);
+    }
+    status = fn(change);
+    return status.ok();
+  };
+  // The path itself, then everything beneath it.
+  RETURN_IF_ERROR(kv_->ScanPrefix(StageKey(id, p), visit));
+  return status;
+}
+
+absl::StatusOr<std::optional<StagedChange>> PfsImpl::StagedChangeAt(const std::string& repo,
+                                                                    const std::string& id,
+                                                                    const std::string& path) {
+  ASSIGN_OR_RETURN(std::string p, NormalizePath(path));
+  ASSIGN_OR_RETURN(CommitInfo c, OpenCommit(repo, id));
+  // The path, then each directory above it (a delete there covers it).
+  for (std::string at = p;;) {
+    ASSIGN_OR_RETURN(auto v, kv_->Get(StageKey(id, at)));
+    if (v) {
+      StagedOp op;
+      if (!op.ParseFromString(*v)) {
+        return absl::DataLossError(
+            absl::StrCat("staged write ", at, " of commit ", id, " is corrupt"));
+      }
+      StagedChange change;
+      change.path = at;
+      change.deleted = op.kind() != StagedOp::PUT;
+      if (at != p && !change.deleted)
+        return std::optional<StagedChange>();  // a file above: none here
+      if (!change.deleted) {
+        ASSIGN_OR_RETURN(change.file, MakeFileInfo(at, op.entry(), c.id()));
+      }
+      return std::optional<StagedChange>(std::move(change));
+    }
+    if (at == "/") break;
+    size_t slash = at.rfind('/');
+    at = slash == 0 ? "/" : at.substr(0, slash);
+  }
+  return std::optional<StagedChange>();
+}
+
+absl::StatusOr<std::unique_ptr<FileReader>> PfsImpl::OpenStagedFile(const std::string& repo,
+                                                                    const std::string& id,
+                                                                    const std::string& path) {
+  ASSIGN_OR_RETURN(std::string p, NormalizePath(path));
+  ASSIGN_OR_RETURN(CommitInfo c, OpenCommit(repo, id));
+  ASSIGN_OR_RETURN(auto v, kv_->Get(StageKey(id, p)));
+  StagedOp op;
+  if (v && !op.ParseFromString(*v)) {
+    return absl::DataLossError(absl::StrCat("staged write ", p, " of commit ", id, " is corrupt"));
+  }
+  if (!v || op.kind() != StagedOp::PUT) {
+    return absl::NotFoundError(absl::StrCat("no file ", p, " is staged in ", repo, "@", id));
+  }
+  return ReaderOf(p, op.entry(), std::move(c));
 }
 
 absl::StatusOr<FileInfo> PfsImpl::MakeFileInfo(const std::string& path, const Entry& e,

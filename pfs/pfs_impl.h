@@ -166,6 +166,15 @@ class PfsImpl final : public Pfs {
   absl::Status GetFile(const std::string& repo, const std::string& ref, const std::string& path,
                        const std::function<absl::Status(const FileInfo&)>& on_file,
                        const std::function<absl::Status(std::string data)>& on_data) override;
+  absl::Status ListStagedChanges(
+      const std::string& repo, const std::string& id, const std::string& path,
+      const std::function<absl::Status(const StagedChange&)>& fn) override;
+  absl::StatusOr<std::optional<StagedChange>> StagedChangeAt(const std::string& repo,
+                                                             const std::string& id,
+                                                             const std::string& path) override;
+  absl::StatusOr<std::unique_ptr<FileReader>> OpenStagedFile(const std::string& repo,
+                                                             const std::string& id,
+                                                             const std::string& path) override;
   absl::StatusOr<std::unique_ptr<FileReader>> OpenFile(const std::string& repo,
                                                        const std::string& ref,
                                                        const std::string& path) override;
@@ -252,6 +261,11 @@ class PfsImpl final : public Pfs {
   std::shared_ptr<absl::Mutex> CommitLock(const std::string& id);
   absl::StatusOr<FileInfo> MakeFileInfo(const std::string& path, const Entry& e,
                                         const std::string& commit);
+  // A reader of file entry `e` at `path` of commit `c`.
+  absl::StatusOr<std::unique_ptr<FileReader>> ReaderOf(const std::string& path, const Entry& e,
+                                                       CommitInfo c);
+  // Open commit `id` of `repo` (FailedPrecondition if it is finished).
+  absl::StatusOr<CommitInfo> OpenCommit(const std::string& repo, const std::string& id);
   // Cleans up after a crash; called by Open.
   absl::Status Recover();
   // The next log sequence number; reserves a block of them durably first.

@@ -1,4 +1,5 @@
 
+#include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
 #include <fstream>
@@ -654,6 +655,64 @@ TEST(PfsLateUploadTest, JoinAnOpenCommitAndCheckAgainstTheCommitChosen) {
   auto fin = p->FinishCommit("r", "master", FinishOptions());
   ASSERT_TRUE(fin.ok()) << fin.status();
   EXPECT_EQ(fin->file_count(), 4u);  // /d and three objects
+}
+
+// An open commit as S3 clients see it: staged puts and deletes are listed
+// and read back before the commit finishes, and late deletes of files that
+// only the open commit has (or that exist nowhere) do what S3 expects.
+TEST(PfsLateUploadTest, StagedChangesReadBackAndLateDeletes) {
+  TempDir dir;
+  PfsOptions opts;
+  opts.data_dir = dir.path();
+  auto pfs = Pfs::Open(opts);
+  ASSERT_TRUE(pfs.ok()) << pfs.status();
+  Pfs* p = pfs->get();
+  ASSERT_TRUE(CommitFiles(p, "r", {{"/old", "committed"}}).ok());
+  auto start = p->StartCommit("r", "master", "", v1::USER, {});
+  ASSERT_TRUE(start.ok());
+  AutoCommitOptions late;
+  late.bind_at_close = true;
+  auto put = [&](const std::string& path, const std::string& data) {
+    auto up = p->BeginUpload("r", "master", late);
+    ASSERT_TRUE(up.ok());
+    ASSERT_TRUE((*up)->BeginFile(path, false).ok());
+    ASSERT_TRUE((*up)->Write(data).ok());
+    ASSERT_TRUE((*up)->EndFile(data.size()).ok());
+    ASSERT_TRUE((*up)->Close().ok());
+  };
+  auto del = [&](const std::string& path) {
+    auto up = p->BeginUpload("r", "master", late);
+    ASSERT_TRUE(up.ok());
+    ASSERT_TRUE((*up)->Delete(path).ok()) << path;  // checked at Close
+    auto c = (*up)->Close();
+    ASSERT_TRUE(c.ok()) << c.status();
+  };
+  put("/d/a", "A");
+  put("/d/b", "B");
+  del("/d/b");    // only staged
+  del("/old");    // committed
+  del("/never");  // nowhere: dropped
+  std::vector<std::string> changes;
+  ASSERT_TRUE(p->ListStagedChanges("r", start->id(), "/", [&](const StagedChange& c) {
+                 changes.push_back((c.deleted ? "-" : "+") + c.path);
+                 return absl::OkStatus();
+               }).ok());
+  EXPECT_THAT(changes, ::testing::ElementsAre("+/d/a", "-/d/b", "-/old"));
+  auto at = p->StagedChangeAt("r", start->id(), "/d/a");
+  ASSERT_TRUE(at.ok() && at->has_value());
+  EXPECT_EQ((*at)->file.size_bytes(), 1u);
+  auto reader = p->OpenStagedFile("r", start->id(), "/d/a");
+  ASSERT_TRUE(reader.ok()) << reader.status();
+  auto piece = (*reader)->Next();
+  ASSERT_TRUE(piece.ok());
+  EXPECT_EQ(*piece, "A");
+  EXPECT_EQ(p->OpenStagedFile("r", start->id(), "/d/b").status().code(),
+            absl::StatusCode::kNotFound);
+  auto fin = p->FinishCommit("r", "master", FinishOptions());
+  ASSERT_TRUE(fin.ok()) << fin.status();
+  EXPECT_EQ(fin->file_count(), 1u);  // /d/a alone
+  EXPECT_EQ(p->StagedChangeAt("r", start->id(), "/d/a").status().code(),
+            absl::StatusCode::kFailedPrecondition);
 }
 
 // OpenFile reads a byte range across chunk boundaries.

@@ -334,7 +334,7 @@ absl::Status UploadImpl::Delete(absl::string_view path) {
   if (closed_) return absl::FailedPreconditionError("upload is closed");
   if (in_file_) return absl::InvalidArgumentError("delete sent in the middle of a file");
   ASSIGN_OR_RETURN(std::string p, NormalizePath(path));
-  if (p != "/") {
+  if (p != "/" && !late_) {
     ASSIGN_OR_RETURN(auto e, CurrentEntry(p));
     if (!e) {
       return absl::NotFoundError(absl::StrCat(
@@ -390,6 +390,35 @@ absl::Status UploadImpl::BindCommit() {
   if (auto_commit_) {
     auto_metadata_ = late_options_.metadata;
     auto_expect_ = late_options_.expect_metadata;
+  }
+  // A delete of what exists neither in the parent nor staged in the commit
+  // is dropped (S3 deletes of absent keys succeed).
+  for (auto it = op_index_.begin(); it != op_index_.end();) {
+    const StagedOp& op = ops_[it->second].op;
+    if (op.kind() == StagedOp::PUT || it->first == "/") {
+      ++it;
+      continue;
+    }
+    ASSIGN_OR_RETURN(auto e, LookupPath(pfs_->nodes(), parent_root_, it->first));
+    bool exists = e.has_value();
+    if (!exists) {
+      ASSIGN_OR_RETURN(auto staged, pfs_->StagedChangeAt(repo_, commit_id_, it->first));
+      exists = staged && !staged->deleted;
+      if (!exists) {
+        // A directory that only staged files make.
+        absl::Status beneath =
+            pfs_->ListStagedChanges(repo_, commit_id_, it->first, [&](const StagedChange& c) {
+              if (!c.deleted) exists = true;
+              return absl::OkStatus();
+            });
+        RETURN_IF_ERROR(beneath);
+      }
+    }
+    if (exists) {
+      ++it;
+    } else {
+      it = op_index_.erase(it);
+    }
   }
   // The branch may have moved since the writes were staged: check them
   // against the commit they go into.

@@ -245,7 +245,9 @@ HttpHandler::Begun Gateway::Impl::Begin(const HttpRequest& request) {
     S3Call bare;
     bare.method = request.method;
     bare.request_id = RequestId();
-    return {ErrorResponse(bare, parsed.status()), nullptr};
+    Begun bad = Answer(ErrorResponse(bare, parsed.status()));
+    bad.op = "bad_request";
+    return bad;
   }
   S3Call& call = *parsed;
   if (options_.authority != nullptr) {
@@ -253,11 +255,17 @@ HttpHandler::Begun Gateway::Impl::Begin(const HttpRequest& request) {
     auto verified = http::VerifySigV4(in, "s3", absl::Now(), [&](const std::string& key) {
       return options_.authority->Secret(key);
     });
-    if (!verified.ok()) return {ErrorResponse(call, verified.status()), nullptr};
+    if (!verified.ok()) {
+      Begun denied = Answer(ErrorResponse(call, verified.status()));
+      denied.op = "denied";
+      return denied;
+    }
     call.access_key = verified->access_key;
     call.verified = std::move(*verified);
   }
-  Begun begun = Route(call);
+  const std::string op = Operation(call);
+  Begun begun = Route(call, op);
+  begun.op = op.empty() ? "other" : op;
   if (begun.sink == nullptr) {
     begun.response.headers.emplace_back("x-amz-request-id", call.request_id);
     begun.response.headers.emplace_back("Server", "tusk");
@@ -265,63 +273,79 @@ HttpHandler::Begun Gateway::Impl::Begin(const HttpRequest& request) {
   return begun;
 }
 
-HttpHandler::Begun Gateway::Impl::Route(const S3Call& call) {
+std::string Gateway::Impl::Operation(const S3Call& call) {
   const std::string& m = call.method;
-  auto answer = [](HttpResponse r) { return Begun{std::move(r), nullptr}; };
-  auto unsupported = [&](const std::string& what) {
-    return answer(ErrorResponse(
-        call, S3Error(absl::StatusCode::kUnimplemented, "NotImplemented",
-                      absl::StrCat(what, " is not implemented by tusk's S3 gateway"))));
-  };
-  if (call.bucket.empty()) {
-    if (m == "GET") return answer(ListBuckets(call));
-    return unsupported(m + " on the service");
-  }
+  if (call.bucket.empty()) return m == "GET" ? "ListBuckets" : "";
   if (call.key.empty()) {
-    if (m == "GET" || m == "HEAD") {
-      if (m == "HEAD") return answer(HeadBucket(call));
-      if (call.Has("versions")) return answer(ListObjectVersions(call));
-      if (call.Has("uploads")) return answer(MultipartList(call));
+    if (m == "HEAD") return "HeadBucket";
+    if (m == "GET") {
+      if (call.Has("versions")) return "ListObjectVersions";
+      if (call.Has("uploads")) return "ListMultipartUploads";
+      if (call.Has("location")) return "GetBucketLocation";
+      if (call.Has("versioning")) return "GetBucketVersioning";
       for (const char* sub :
-           {"location", "versioning", "acl", "policy", "cors", "lifecycle", "tagging", "encryption",
-            "object-lock", "website", "logging", "notification", "replication", "requestPayment",
-            "accelerate", "ownershipControls", "policyStatus", "publicAccessBlock"}) {
-        if (call.Has(sub)) return answer(BucketSubresource(call));
+           {"acl", "policy", "cors", "lifecycle", "tagging", "encryption", "object-lock", "website",
+            "logging", "notification", "replication", "requestPayment", "accelerate",
+            "ownershipControls", "policyStatus", "publicAccessBlock"}) {
+        if (call.Has(sub)) return "";
       }
-      return answer(ListObjects(call));
+      return call.Query("list-type") == "2" ? "ListObjectsV2" : "ListObjects";
     }
-    if (m == "PUT") return answer(CreateBucket(call));
-    if (m == "POST" && call.Has("delete")) return DeleteObjects(call);
-    if (m == "DELETE") {
-      return answer(ErrorResponse(
-          call, S3Error(absl::StatusCode::kFailedPrecondition, "MethodNotAllowed",
-                        "a bucket is a tusk repo: delete it with 'tusk delete repo'")));
-    }
-    return unsupported(m + " on a bucket");
+    if (m == "PUT" && call.query.empty()) return "CreateBucket";
+    if (m == "POST" && call.Has("delete")) return "DeleteObjects";
+    if (m == "DELETE" && call.query.empty()) return "DeleteBucket";
+    return "";
   }
-  if (m == "GET" || m == "HEAD") {
-    if (call.Has("uploadId")) return answer(MultipartListParts(call));
-    if (call.Has("tagging") || call.Has("acl") || call.Has("attributes") || call.Has("retention") ||
-        call.Has("legal-hold")) {
-      return unsupported(absl::StrCat("GET ?", call.query.begin()->first, " on an object"));
-    }
-    return answer(GetObject(call, m == "HEAD"));
+  for (const char* sub : {"tagging", "acl", "attributes", "retention", "legal-hold", "torrent",
+                          "restore", "select"}) {
+    if (call.Has(sub)) return "";
   }
+  if (m == "GET") return call.Has("uploadId") ? "ListParts" : "GetObject";
+  if (m == "HEAD") return "HeadObject";
   if (m == "PUT") {
-    if (call.Has("uploadId") && call.Has("partNumber")) return MultipartUploadPart(call);
-    if (call.Has("tagging") || call.Has("acl")) return unsupported("PUT ?tagging or ?acl");
-    if (call.http->HasHeader("x-amz-copy-source")) return answer(CopyObject(call));
-    return PutObject(call);
+    if (call.Has("uploadId") || call.Has("partNumber")) return "UploadPart";
+    return call.http->HasHeader("x-amz-copy-source") ? "CopyObject" : "PutObject";
   }
-  if (m == "DELETE") {
-    if (call.Has("uploadId")) return answer(MultipartAbort(call));
-    return answer(DeleteObject(call));
-  }
+  if (m == "DELETE") return call.Has("uploadId") ? "AbortMultipartUpload" : "DeleteObject";
   if (m == "POST") {
-    if (call.Has("uploads")) return answer(MultipartCreate(call));
-    if (call.Has("uploadId")) return MultipartComplete(call);
+    if (call.Has("uploads")) return "CreateMultipartUpload";
+    if (call.Has("uploadId")) return "CompleteMultipartUpload";
   }
-  return unsupported(m + " on an object");
+  return "";
+}
+
+HttpHandler::Begun Gateway::Impl::Route(const S3Call& call, const std::string& op) {
+  if (op == "ListBuckets") return Answer(ListBuckets(call));
+  if (op == "HeadBucket") return Answer(HeadBucket(call));
+  if (op == "ListObjectVersions") return Answer(ListObjectVersions(call));
+  if (op == "ListMultipartUploads") return Answer(MultipartList(call));
+  if (op == "GetBucketLocation" || op == "GetBucketVersioning") {
+    return Answer(BucketSubresource(call));
+  }
+  if (op == "ListObjects" || op == "ListObjectsV2") return Answer(ListObjects(call));
+  if (op == "CreateBucket") return Answer(CreateBucket(call));
+  if (op == "DeleteObjects") return DeleteObjects(call);
+  if (op == "DeleteBucket") {
+    return Answer(
+        ErrorResponse(call, S3Error(absl::StatusCode::kFailedPrecondition, "MethodNotAllowed",
+                                    "a bucket is a tusk repo: delete it with 'tusk delete repo'")));
+  }
+  if (op == "ListParts") return Answer(MultipartListParts(call));
+  if (op == "GetObject" || op == "HeadObject") return Answer(GetObject(call, op == "HeadObject"));
+  if (op == "UploadPart") return MultipartUploadPart(call);
+  if (op == "CopyObject") return Answer(CopyObject(call));
+  if (op == "PutObject") return PutObject(call);
+  if (op == "AbortMultipartUpload") return Answer(MultipartAbort(call));
+  if (op == "DeleteObject") return Answer(DeleteObject(call));
+  if (op == "CreateMultipartUpload") return Answer(MultipartCreate(call));
+  if (op == "CompleteMultipartUpload") return MultipartComplete(call);
+  std::string what = call.method;
+  if (!call.query.empty()) absl::StrAppend(&what, " ?", call.query.begin()->first);
+  absl::StrAppend(&what, call.bucket.empty() ? " on the service"
+                         : call.key.empty()  ? " on a bucket"
+                                             : " on an object");
+  return Answer(ErrorResponse(
+      call, NotImplemented(absl::StrCat(what, " is not implemented by tusk's S3 gateway"))));
 }
 
 absl::Status Gateway::Impl::Authorize(const S3Call& call, bool write, const std::string& repo) {

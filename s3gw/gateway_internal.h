@@ -57,7 +57,17 @@ absl::Status WithS3Code(absl::Status status, const char* s3_code);
 HttpResponse ErrorResponse(const S3Call& call, const absl::Status& status);
 HttpResponse XmlResponse(int status, std::string body);
 // A request answered at once, with no body read.
-inline HttpHandler::Begun Answer(HttpResponse r) { return {std::move(r), nullptr}; }
+inline HttpHandler::Begun Answer(HttpResponse r) {
+  HttpHandler::Begun b;
+  b.response = std::move(r);
+  return b;
+}
+// A request whose body goes to `sink`.
+inline HttpHandler::Begun ReadBody(std::unique_ptr<BodySink> sink) {
+  HttpHandler::Begun b;
+  b.sink = std::move(sink);
+  return b;
+}
 
 // Times as S3 writes them.
 std::string IsoTime(absl::Time t);   // 2026-11-30T19:00:00.000Z
@@ -134,6 +144,19 @@ class Gateway::Impl {
   absl::StatusOr<Target> ResolveFile(const S3Call& call, bool write);
   absl::Status Authorize(const S3Call& call, bool write, const std::string& repo);
 
+  // Reads of a branch see what writes staged in its open commit (a Spark
+  // job's committer reads back and renames what its tasks wrote): the open
+  // commit of branch `ref`, "" if it has none or `ref` is no plain branch.
+  std::string OpenCommitOf(const std::string& repo, const std::string& ref);
+  // The file at `path` as branch `ref` shows it (`open`: its open commit).
+  absl::StatusOr<std::unique_ptr<pfs::FileReader>> OpenObject(const std::string& repo,
+                                                              const std::string& ref,
+                                                              const std::string& open,
+                                                              const std::string& path);
+  // Whether a file (not a directory) is at `path` as branch `ref` shows it.
+  absl::StatusOr<bool> ObjectExists(const std::string& repo, const std::string& ref,
+                                    const std::string& open, const std::string& path);
+
   // gateway.cc
   HttpResponse ListBuckets(const S3Call& call);
   HttpResponse HeadBucket(const S3Call& call);
@@ -172,7 +195,10 @@ class Gateway::Impl {
 
  private:
   absl::StatusOr<S3Call> Parse(const HttpRequest& request);
-  Begun Route(const S3Call& call);
+  // S3's name of the operation a request asks for ("GetObject"); "" for
+  // one the gateway does not implement.
+  static std::string Operation(const S3Call& call);
+  Begun Route(const S3Call& call, const std::string& op);
   // Multipart parts' chunks are live data for Pfs's GC.
   void KeepPartsAlive();
   // The upload the request's uploadId names, if it is for the request's key.

@@ -29,6 +29,14 @@ struct Item {
   absl::Time modified;
 };
 
+// Whether a listing that returned `after` last has passed `key`.
+bool PassedMarker(const std::string& key, const std::string& after, const std::string& delimiter) {
+  if (after.empty()) return false;
+  if (key <= after) return true;
+  // A common prefix returned last: everything under it is done too.
+  return !delimiter.empty() && absl::EndsWith(after, delimiter) && absl::StartsWith(key, after);
+}
+
 // Keys in S3 order under one commit of one repo: `key_prefix` (the ref and
 // '/' in lakeFS style, "" in Pachyderm style) joined to each path.
 class TreeLister {
@@ -57,13 +65,7 @@ class TreeLister {
 
  private:
   // A key the listing already passed (at or before the marker).
-  bool Passed(const std::string& key) const {
-    if (after_.empty()) return false;
-    if (key <= after_) return true;
-    // A common prefix returned last: everything under it is done too.
-    return !delimiter_.empty() && absl::EndsWith(after_, delimiter_) &&
-           absl::StartsWith(key, after_);
-  }
+  bool Passed(const std::string& key) const { return PassedMarker(key, after_, delimiter_); }
 
   bool EmitGrouped(Item item, const Fn& fn) {
     // Any delimiter but '/' (which Dir handles by not descending): group
@@ -155,6 +157,37 @@ class TreeLister {
   std::string last_prefix_;
 };
 
+// Lists `files` (relative path -> item, in key order) as a listing under
+// `key_prefix` with `path_prefix`, `delimiter` and marker `after` would;
+// returns false if `fn` stopped it.
+bool EmitSorted(const std::map<std::string, Item>& files, const std::string& key_prefix,
+                const std::string& path_prefix, const std::string& delimiter,
+                const std::string& after, const std::function<bool(Item)>& fn) {
+  std::string last_prefix;
+  for (const auto& [rel, file] : files) {
+    if (!absl::StartsWith(rel, path_prefix)) continue;
+    if (!delimiter.empty()) {
+      size_t d = rel.find(delimiter, path_prefix.size());
+      if (d != std::string::npos) {
+        std::string cp = key_prefix + rel.substr(0, d + delimiter.size());
+        if (cp == last_prefix) continue;
+        last_prefix = cp;
+        if (PassedMarker(cp, after, delimiter)) continue;
+        Item p;
+        p.key = cp;
+        p.is_prefix = true;
+        if (!fn(std::move(p))) return false;
+        continue;
+      }
+    }
+    Item item = file;
+    item.key = key_prefix + rel;
+    if (PassedMarker(item.key, after, delimiter)) continue;
+    if (!fn(std::move(item))) return false;
+  }
+  return true;
+}
+
 std::string Encode(const std::string& s, bool url) { return url ? UrlEncodeKey(s) : XmlEscape(s); }
 
 std::string OwnerXml() { return "<Owner><ID>tusk</ID><DisplayName>tusk</DisplayName></Owner>"; }
@@ -241,24 +274,85 @@ HttpResponse Gateway::Impl::ListObjects(const S3Call& call) {
   }
   for (const Walk& w : walks) {
     if (items.size() >= want) break;
-    auto commit = pfs_->InspectCommit(a.repo, w.ref);
-    if (!commit.ok()) {
-      if (absl::IsNotFound(commit.status()) || absl::IsInvalidArgument(commit.status())) {
-        continue;  // no such ref: nothing under that prefix
-      }
-      return ErrorResponse(call, commit.status());
-    }
-    if (commit->state() != pfs::v1::FINISHED && !commit->has_finished()) {
-      // A branch whose only commit is still open has nothing to list.
+    // A branch whose keys all come before the marker: nothing to walk.
+    if (!w.key_prefix.empty() && w.key_prefix < after && !absl::StartsWith(after, w.key_prefix)) {
       continue;
     }
-    TreeLister lister(pfs_, a.repo, commit->id(), CommitTime(*commit), w.key_prefix, w.path_prefix,
-                      delimiter, after);
-    auto run = lister.Run([&](Item item) {
+    auto commit = pfs_->InspectCommit(a.repo, w.ref);
+    if (!commit.ok() && !absl::IsNotFound(commit.status()) &&
+        !absl::IsInvalidArgument(commit.status())) {
+      return ErrorResponse(call, commit.status());
+    }
+    const bool has_head =
+        commit.ok() && (commit->state() == pfs::v1::FINISHED || commit->has_finished());
+    auto collect = [&](Item item) {
       items.push_back(std::move(item));
       return items.size() < want;
-    });
-    if (!run.ok()) return ErrorResponse(call, run.status());
+    };
+    // What the branch's open commit staged beneath the prefix's directory.
+    std::vector<pfs::StagedChange> staged;
+    if (const std::string open = OpenCommitOf(a.repo, w.ref); !open.empty()) {
+      const std::string dir = w.path_prefix.substr(0, w.path_prefix.rfind('/') + 1);
+      absl::Status st =
+          pfs_->ListStagedChanges(a.repo, open, "/" + dir, [&](const pfs::StagedChange& c) {
+            staged.push_back(c);
+            return absl::OkStatus();
+          });
+      if (!st.ok() && !absl::IsFailedPrecondition(st) && !absl::IsNotFound(st)) {
+        return ErrorResponse(call, st);
+      }
+    }
+    if (staged.empty()) {
+      if (!has_head) continue;  // no such ref, or nothing finished on it yet
+      TreeLister lister(pfs_, a.repo, commit->id(), CommitTime(*commit), w.key_prefix,
+                        w.path_prefix, delimiter, after);
+      auto run = lister.Run(collect);
+      if (!run.ok()) return ErrorResponse(call, run.status());
+      continue;
+    }
+    // The head's files under the prefix with the staged changes over them,
+    // listed from memory (bounded).
+    std::map<std::string, Item> files;
+    bool too_many = false;
+    if (has_head) {
+      TreeLister all(pfs_, a.repo, commit->id(), CommitTime(*commit), "", w.path_prefix, "", "");
+      auto run = all.Run([&](Item item) {
+        if (files.size() >= options_.max_versions_scan) {
+          too_many = true;
+          return false;
+        }
+        std::string rel = item.key;
+        files.emplace(std::move(rel), std::move(item));
+        return true;
+      });
+      if (!run.ok()) return ErrorResponse(call, run.status());
+    }
+    if (too_many) {
+      return ErrorResponse(call, S3Error(absl::StatusCode::kResourceExhausted, "SlowDown",
+                                         absl::StrCat("more than ", options_.max_versions_scan,
+                                                      " objects under the prefix of a branch with "
+                                                      "an open commit")));
+    }
+    const absl::Time now = absl::Now();
+    for (const auto& c : staged) {
+      std::string rel = c.path.substr(1);
+      if (c.deleted) {
+        files.erase(rel);
+        const std::string below = rel + "/";
+        for (auto it = files.lower_bound(below);
+             it != files.end() && absl::StartsWith(it->first, below);) {
+          it = files.erase(it);
+        }
+        continue;
+      }
+      Item item;
+      item.key = rel;
+      item.size = c.file.size_bytes();
+      item.etag = Etag(c.file.hash(), c.file.chunk_count());
+      item.modified = now;
+      files[rel] = std::move(item);
+    }
+    EmitSorted(files, w.key_prefix, w.path_prefix, delimiter, after, collect);
   }
   const bool truncated = items.size() > static_cast<size_t>(max_keys);
   if (truncated) items.resize(max_keys);

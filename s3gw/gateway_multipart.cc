@@ -191,34 +191,33 @@ HttpResponse Gateway::Impl::MultipartCreate(const S3Call& call) {
 
 HttpHandler::Begun Gateway::Impl::MultipartUploadPart(const S3Call& call) {
   auto target = Resolve(call, true);
-  if (!target.ok()) return {ErrorResponse(call, target.status()), nullptr};
+  if (!target.ok()) return Answer(ErrorResponse(call, target.status()));
   int number = 0;
   if (!absl::SimpleAtoi(call.Query("partNumber"), &number) || number < 1 || number > kMaxParts) {
-    return {ErrorResponse(call, S3Error(absl::StatusCode::kInvalidArgument, "InvalidArgument",
-                                        "partNumber must be a number from 1 to 10000")),
-            nullptr};
+    return Answer(ErrorResponse(call, S3Error(absl::StatusCode::kInvalidArgument, "InvalidArgument",
+                                              "partNumber must be a number from 1 to 10000")));
   }
   if (call.http->HasHeader("x-amz-copy-source")) {
     return Answer(
         ErrorResponse(call, NotImplemented("UploadPartCopy is not implemented; use CopyObject")));
   }
   auto upload = LoadUpload(call, target->address);
-  if (!upload.ok()) return {ErrorResponse(call, upload.status()), nullptr};
+  if (!upload.ok()) return Answer(ErrorResponse(call, upload.status()));
   auto sink = std::make_unique<PartSink>(this, call, std::move(*upload), number);
   absl::Status st = sink->Init();
-  if (!st.ok()) return {ErrorResponse(call, st), nullptr};
-  return {HttpResponse(), std::move(sink)};
+  if (!st.ok()) return Answer(ErrorResponse(call, st));
+  return ReadBody(std::move(sink));
 }
 
 HttpHandler::Begun Gateway::Impl::MultipartComplete(const S3Call& call) {
   auto target = Resolve(call, true);
-  if (!target.ok()) return {ErrorResponse(call, target.status()), nullptr};
+  if (!target.ok()) return Answer(ErrorResponse(call, target.status()));
   auto upload = LoadUpload(call, target->address);
-  if (!upload.ok()) return {ErrorResponse(call, upload.status()), nullptr};
-  return {HttpResponse(),
-          CollectBody(call, 4 << 20, [this, call, u = std::move(*upload)](const std::string& body) {
-            return CompleteBody(call, u, body);
-          })};
+  if (!upload.ok()) return Answer(ErrorResponse(call, upload.status()));
+  return ReadBody(
+      CollectBody(call, 4 << 20, [this, call, u = std::move(*upload)](const std::string& body) {
+        return CompleteBody(call, u, body);
+      }));
 }
 
 HttpResponse Gateway::Impl::CompleteBody(const S3Call& call, const MultipartUpload& upload,

@@ -332,6 +332,47 @@ std::unique_ptr<BodySink> CollectBody(const S3Call& call, size_t limit,
   return sink;
 }
 
+// ---- the view of a branch with an open commit ----
+
+std::string Gateway::Impl::OpenCommitOf(const std::string& repo, const std::string& ref) {
+  auto parsed = pfs::ParseRef(ref);
+  if (!parsed.ok() || parsed->is_commit_id || parsed->ancestors != 0) return "";
+  auto branch = pfs_->InspectBranch(repo, ref);
+  return branch.ok() ? branch->open_commit() : "";
+}
+
+absl::StatusOr<std::unique_ptr<pfs::FileReader>> Gateway::Impl::OpenObject(
+    const std::string& repo, const std::string& ref, const std::string& open,
+    const std::string& path) {
+  if (!open.empty()) {
+    auto staged = pfs_->StagedChangeAt(repo, open, path);
+    // The commit may have finished meanwhile: then the branch's head has it.
+    if (staged.ok() && staged->has_value()) {
+      if ((*staged)->deleted) {
+        return absl::NotFoundError(absl::StrCat(path, " is deleted in open commit ", open));
+      }
+      auto reader = pfs_->OpenStagedFile(repo, open, path);
+      if (reader.ok() || !absl::IsFailedPrecondition(reader.status())) return reader;
+    } else if (!staged.ok() && !absl::IsFailedPrecondition(staged.status())) {
+      return staged.status();
+    }
+  }
+  return pfs_->OpenFile(repo, ref, path);
+}
+
+absl::StatusOr<bool> Gateway::Impl::ObjectExists(const std::string& repo, const std::string& ref,
+                                                 const std::string& open, const std::string& path) {
+  if (!open.empty()) {
+    auto staged = pfs_->StagedChangeAt(repo, open, path);
+    if (staged.ok() && staged->has_value()) return !(*staged)->deleted;
+    if (!staged.ok() && !absl::IsFailedPrecondition(staged.status())) return staged.status();
+  }
+  auto info = pfs_->InspectFile(repo, ref, path);
+  if (absl::IsNotFound(info.status())) return false;
+  if (!info.ok()) return info.status();
+  return info->type() == pfs::v1::FILE;
+}
+
 // ---- operations ----
 
 HttpResponse Gateway::Impl::GetObject(const S3Call& call, bool head) {
@@ -364,7 +405,9 @@ HttpResponse Gateway::Impl::GetObject(const S3Call& call, bool head) {
     }
     return r;
   }
-  auto reader = pfs_->OpenFile(a.repo, ref, PfsPath(a));
+  // A version is a finished commit; the branch shows its open commit too.
+  const std::string open = ref == a.ref ? OpenCommitOf(a.repo, a.ref) : "";
+  auto reader = OpenObject(a.repo, ref, open, PfsPath(a));
   if (!reader.ok()) {
     if (absl::IsNotFound(reader.status()) || absl::IsFailedPrecondition(reader.status())) {
       return ErrorResponse(call, S3Error(absl::StatusCode::kNotFound, "NoSuchKey",
@@ -446,26 +489,24 @@ HttpResponse Gateway::Impl::GetObject(const S3Call& call, bool head) {
 
 HttpHandler::Begun Gateway::Impl::PutObject(const S3Call& call) {
   auto target = Resolve(call, true);
-  if (!target.ok()) return {ErrorResponse(call, target.status()), nullptr};
+  if (!target.ok()) return Answer(ErrorResponse(call, target.status()));
   const RepoAddress& a = target->address;
   if (a.ref.empty() || a.path.empty()) {
-    return {ErrorResponse(call, S3Error(absl::StatusCode::kInvalidArgument, "InvalidArgument",
-                                        absl::StrCat("the key '", call.key,
-                                                     "' names no file (lakeFS style keys are "
-                                                     "BRANCH/PATH)"))),
-            nullptr};
+    return Answer(ErrorResponse(call, S3Error(absl::StatusCode::kInvalidArgument, "InvalidArgument",
+                                              absl::StrCat("the key '", call.key,
+                                                           "' names no file (lakeFS style keys are "
+                                                           "BRANCH/PATH)"))));
   }
   if (absl::EndsWith(a.path, "/")) {
     // A "folder" marker: tusk has directories of its own, so an empty
     // marker is accepted and stores nothing.
     if (call.http->Header("Content-Length") != "" && call.http->Header("Content-Length") != "0") {
-      return {ErrorResponse(call, S3Error(absl::StatusCode::kInvalidArgument, "InvalidArgument",
-                                          "a key ending in '/' can only be an empty folder "
-                                          "marker")),
-              nullptr};
+      return Answer(
+          ErrorResponse(call, S3Error(absl::StatusCode::kInvalidArgument, "InvalidArgument",
+                                      "a key ending in '/' can only be an empty folder "
+                                      "marker")));
     }
-    return {HttpResponse(),
-            std::make_unique<DiscardSink>(VersionedOk(200, "", Etag(Sha256("").Hex(), 0)))};
+    return ReadBody(std::make_unique<DiscardSink>(VersionedOk(200, "", Etag(Sha256("").Hex(), 0))));
   }
   const std::string if_none_match = call.http->Header("If-None-Match");
   if (!if_none_match.empty() && absl::StripAsciiWhitespace(if_none_match) != "*") {
@@ -478,12 +519,12 @@ HttpHandler::Begun Gateway::Impl::PutObject(const S3Call& call) {
   auto_opts.bind_at_close = true;
   auto_opts.message = absl::StrCat("s3 PutObject ", a.path);
   auto upload = pfs_->BeginUpload(a.repo, a.ref, auto_opts);
-  if (!upload.ok()) return {ErrorResponse(call, upload.status()), nullptr};
+  if (!upload.ok()) return Answer(ErrorResponse(call, upload.status()));
   auto sink =
       std::make_unique<PutSink>(call, std::move(*upload), !if_none_match.empty(), PfsPath(a));
   absl::Status st = sink->Init();
-  if (!st.ok()) return {ErrorResponse(call, st), nullptr};
-  return {HttpResponse(), std::move(sink)};
+  if (!st.ok()) return Answer(ErrorResponse(call, st));
+  return ReadBody(std::move(sink));
 }
 
 HttpResponse Gateway::Impl::CopyObject(const S3Call& call) {
@@ -510,7 +551,8 @@ HttpResponse Gateway::Impl::CopyObject(const S3Call& call) {
   if (!src.ok()) return ErrorResponse(src_call, src.status());
   const RepoAddress& s = src->address;
   std::string src_ref = version.empty() || version == "null" ? s.ref : version;
-  auto reader = pfs_->OpenFile(s.repo, src_ref, PfsPath(s));
+  auto reader =
+      OpenObject(s.repo, src_ref, src_ref == s.ref ? OpenCommitOf(s.repo, s.ref) : "", PfsPath(s));
   if (!reader.ok()) {
     if (absl::IsNotFound(reader.status()) || absl::IsFailedPrecondition(reader.status())) {
       return ErrorResponse(
@@ -572,12 +614,9 @@ HttpResponse Gateway::Impl::DeleteObject(const S3Call& call) {
   }
   // Only a file: a DELETE never removes a directory (S3 has none, so a key
   // that is a directory here is absent there).
-  auto info = pfs_->InspectFile(a.repo, a.ref, PfsPath(a));
-  if (!info.ok()) {
-    if (absl::IsNotFound(info.status())) return done;  // S3: deleting nothing succeeds
-    return ErrorResponse(call, info.status());
-  }
-  if (info->type() != pfs::v1::FILE) return done;
+  auto exists = ObjectExists(a.repo, a.ref, OpenCommitOf(a.repo, a.ref), PfsPath(a));
+  if (!exists.ok()) return ErrorResponse(call, exists.status());
+  if (!*exists) return done;  // S3: deleting nothing succeeds
   pfs::AutoCommitOptions auto_opts;
   auto_opts.bind_at_close = true;
   auto_opts.message = absl::StrCat("s3 DeleteObject ", a.path);
@@ -595,10 +634,10 @@ HttpResponse Gateway::Impl::DeleteObject(const S3Call& call) {
 
 HttpHandler::Begun Gateway::Impl::DeleteObjects(const S3Call& call) {
   auto target = Resolve(call, true);
-  if (!target.ok()) return {ErrorResponse(call, target.status()), nullptr};
-  return {HttpResponse(), CollectBody(call, 2 << 20, [this, call](const std::string& body) {
-            return DeleteObjectsBody(call, body);
-          })};
+  if (!target.ok()) return Answer(ErrorResponse(call, target.status()));
+  return ReadBody(CollectBody(call, 2 << 20, [this, call](const std::string& body) {
+    return DeleteObjectsBody(call, body);
+  }));
 }
 
 HttpResponse Gateway::Impl::DeleteObjectsBody(const S3Call& call, const std::string& body) {
@@ -674,9 +713,10 @@ HttpResponse Gateway::Impl::DeleteObjectsBody(const S3Call& call, const std::str
       continue;
     }
     std::vector<std::string> staged;
+    const std::string open = OpenCommitOf(g.repo, g.ref);
     for (const auto& [key, path] : g.files) {
-      auto info = pfs_->InspectFile(g.repo, g.ref, path);
-      if (!info.ok() || info->type() != pfs::v1::FILE) {
+      auto exists = ObjectExists(g.repo, g.ref, open, path);
+      if (!exists.ok() || !*exists) {
         add_deleted(key);  // absent (or a directory): nothing to delete, as S3 says
         continue;
       }

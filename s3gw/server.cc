@@ -11,7 +11,9 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/strip.h"
+#include "absl/time/clock.h"
 #include "common/log.h"
+#include "common/metrics.h"
 
 namespace tusk::s3gw {
 
@@ -31,9 +33,29 @@ bool HttpRequest::HasHeader(absl::string_view name) const {
 
 namespace {
 
+metrics::Counter* SentBytes() {
+  static metrics::Counter* c = metrics::GetCounter("tusk_s3_sent_bytes_total",
+                                                   "Bytes of response bodies the S3 gateway sent");
+  return c;
+}
+
+metrics::Counter* ReceivedBytes() {
+  static metrics::Counter* c = metrics::GetCounter(
+      "tusk_s3_received_bytes_total", "Bytes of request bodies the S3 gateway received");
+  return c;
+}
+
+metrics::Gauge* Connections() {
+  static metrics::Gauge* g =
+      metrics::GetGauge("tusk_s3_connections", "Connections open to the S3 gateway");
+  return g;
+}
+
 // The state of one request, from its first line to the end of its response.
 struct Exchange {
   std::string raw_uri;
+  absl::Time start = absl::Now();
+  std::string op = "other";
   bool begun = false;
   std::unique_ptr<BodySink> sink;
   absl::Status failed;  // the sink's first error; the rest of the body is dropped
@@ -48,7 +70,7 @@ struct Pull {
 
 constexpr size_t kBlockSize = 512 << 10;
 
-ssize_t ReadBody(void* cls, uint64_t /*pos*/, char* buf, size_t max) {
+ssize_t PullBody(void* cls, uint64_t /*pos*/, char* buf, size_t max) {
   auto* pull = static_cast<Pull*>(cls);
   while (pull->offset == pull->pending.size()) {
     auto next = pull->source->Next();
@@ -63,16 +85,26 @@ ssize_t ReadBody(void* cls, uint64_t /*pos*/, char* buf, size_t max) {
   size_t n = std::min(max, pull->pending.size() - pull->offset);
   std::memcpy(buf, pull->pending.data() + pull->offset, n);
   pull->offset += n;
+  SentBytes()->Inc(static_cast<double>(n));
   return static_cast<ssize_t>(n);
 }
 
 void FreeBody(void* cls) { delete static_cast<Pull*>(cls); }
 
-MHD_Result Queue(MHD_Connection* conn, HttpResponse r) {
+MHD_Result Queue(MHD_Connection* conn, Exchange* ex, HttpResponse r) {
+  metrics::GetCounter("tusk_s3_requests_total", "S3 gateway requests, by operation and HTTP status",
+                      {{"op", ex->op}, {"code", absl::StrCat(r.status)}})
+      ->Inc();
+  metrics::GetHistogram("tusk_s3_request_duration_seconds",
+                        "Time from a request's first line to its response (body sent after), by "
+                        "operation",
+                        metrics::SecondsBuckets(), {{"op", ex->op}})
+      ->Observe(absl::ToDoubleSeconds(absl::Now() - ex->start));
+  SentBytes()->Inc(static_cast<double>(r.body.size()));
   MHD_Response* resp;
   if (r.stream) {
     auto* pull = new Pull{std::move(r.stream), "", 0};
-    resp = MHD_create_response_from_callback(r.stream_size, kBlockSize, &ReadBody, pull, &FreeBody);
+    resp = MHD_create_response_from_callback(r.stream_size, kBlockSize, &PullBody, pull, &FreeBody);
   } else if (r.head_only) {
     // HEAD: the size of what a GET would send, and no body.
     resp = MHD_create_response_from_callback(
@@ -118,6 +150,14 @@ struct HttpServer::Impl {
     return ex;
   }
 
+  static void OnConnection(void*, MHD_Connection*, void**, MHD_ConnectionNotificationCode code) {
+    if (code == MHD_CONNECTION_NOTIFY_STARTED) {
+      Connections()->Inc();
+    } else {
+      Connections()->Dec();
+    }
+  }
+
   static void OnCompleted(void*, MHD_Connection*, void** con_cls, MHD_RequestTerminationCode) {
     // A sink destroyed here without Finish is a request the client gave up
     // on: its destructor drops what it staged.
@@ -141,11 +181,13 @@ struct HttpServer::Impl {
       MHD_get_connection_values(conn, MHD_HEADER_KIND, &CollectHeader, &req);
       req.remote = RemoteAddress(conn);
       HttpHandler::Begun begun = self->handler->Begin(req);
-      if (begun.sink == nullptr) return Queue(conn, std::move(begun.response));
+      if (!begun.op.empty()) ex->op = begun.op;
+      if (begun.sink == nullptr) return Queue(conn, ex, std::move(begun.response));
       ex->sink = std::move(begun.sink);
       return MHD_YES;
     }
     if (*upload_data_size > 0) {
+      ReceivedBytes()->Inc(static_cast<double>(*upload_data_size));
       if (ex->failed.ok())
         ex->failed = ex->sink->Write(absl::string_view(upload_data, *upload_data_size));
       *upload_data_size = 0;
@@ -153,7 +195,7 @@ struct HttpServer::Impl {
     }
     HttpResponse resp = ex->failed.ok() ? ex->sink->Finish() : ex->sink->Fail(ex->failed);
     ex->sink.reset();
-    return Queue(conn, std::move(resp));
+    return Queue(conn, ex, std::move(resp));
   }
 };
 
@@ -202,7 +244,8 @@ absl::StatusOr<std::unique_ptr<HttpServer>> HttpServer::Start(const HttpServerOp
       flags, static_cast<uint16_t>(port_number), nullptr, nullptr, &Impl::OnRequest, impl.get(),
       MHD_OPTION_SOCK_ADDR, reinterpret_cast<sockaddr*>(&addr), MHD_OPTION_THREAD_POOL_SIZE,
       static_cast<unsigned>(options.threads), MHD_OPTION_URI_LOG_CALLBACK, &Impl::OnUri, nullptr,
-      MHD_OPTION_NOTIFY_COMPLETED, &Impl::OnCompleted, nullptr, MHD_OPTION_CONNECTION_TIMEOUT,
+      MHD_OPTION_NOTIFY_COMPLETED, &Impl::OnCompleted, nullptr, MHD_OPTION_NOTIFY_CONNECTION,
+      &Impl::OnConnection, nullptr, MHD_OPTION_CONNECTION_TIMEOUT,
       static_cast<unsigned>(options.idle_timeout_seconds), MHD_OPTION_CONNECTION_LIMIT,
       static_cast<unsigned>(options.max_connections), MHD_OPTION_CONNECTION_MEMORY_LIMIT,
       static_cast<size_t>(256 << 10), MHD_OPTION_LISTEN_BACKLOG_SIZE, 512u, MHD_OPTION_END);

@@ -8,6 +8,9 @@
 // 10 GiB object passes through in bounded memory. Chunked transfer encoding
 // and `Expect: 100-continue` are handled here.
 //
+// Metrics: tusk_s3_requests_total{op,code}, tusk_s3_request_duration_seconds{op},
+// tusk_s3_received_bytes_total, tusk_s3_sent_bytes_total, tusk_s3_connections.
+//
 // Lifecycle: Start() serves when it returns; the destructor stops accepting,
 // closes connections and waits for handlers in progress. The handler must
 // outlive the server. Handlers run on the pool's threads, concurrently; one
@@ -82,6 +85,8 @@ class HttpHandler {
   struct Begun {
     HttpResponse response;
     std::unique_ptr<BodySink> sink;
+    // The request's kind, for metrics (tusk_s3_requests_total{op}).
+    std::string op;
   };
   virtual Begun Begin(const HttpRequest& request) = 0;
 };

@@ -11,6 +11,7 @@ import hmac
 import http.client
 import json
 import os
+import re
 import shutil
 import socket
 import subprocess
@@ -76,7 +77,9 @@ class GatewayTestCase(TuskTestCase):
     @classmethod
     def setUpClass(cls):
         cls.tmp = tempfile.mkdtemp(prefix="tusk-e2e-")
-        args = ["--s3-listen", "127.0.0.1:0", "--s3-port-file", os.path.join(cls.tmp, "s3port")]
+        args = ["--s3-listen", "127.0.0.1:0", "--s3-port-file", os.path.join(cls.tmp, "s3port"),
+                "--http-listen", "127.0.0.1:0", "--http-port-file",
+                os.path.join(cls.tmp, "httpport")]
         cls.key = cls.secret = "anything"
         if cls.auth:
             root_file = os.path.join(cls.tmp, "root.token")
@@ -89,6 +92,13 @@ class GatewayTestCase(TuskTestCase):
         cls.port = s3_port(cls.tmp)
         cls.endpoint = "http://127.0.0.1:%d" % cls.port
         cls.raw = Raw(cls.port)
+
+    def metrics(self):
+        from metrics_test import fetch, parse
+        with open(os.path.join(self.tmp, "httpport")) as f:
+            status, text = fetch(int(f.read().strip()), "/metrics")
+        self.assertEqual(status, 200)
+        return text, parse(text)
 
     def aws(self, *args, check=True, key=None, secret=None):
         env = dict(os.environ)
@@ -291,6 +301,35 @@ class AwsCliTest(GatewayTestCase):
                    json.dumps({"Parts": [{"PartNumber": 1, "ETag": g1}]}))
         self.assertEqual(self.aws("s3", "cp", "s3://mp/master/c", "-").stdout, "kept")
 
+    def test_metrics(self):
+        from metrics_test import PROMTOOL
+
+        def value(samples, name, **labels):
+            total = 0.0
+            for key, v in samples.items():
+                base, _, rest = key.partition("{")
+                have = dict(re.findall(r'(\w+)="([^"]*)"', rest))
+                if base == name and all(have.get(k) == w for k, w in labels.items()):
+                    total += v
+            return total
+
+        self.tusk("create", "repo", "met")
+        self.aws("s3", "cp", self.write("m", b"x" * 5000), "s3://met/master/m")
+        self.aws("s3", "cp", "s3://met/master/m", "-")
+        self.aws("s3", "cp", "s3://met/master/nothing", "-", check=False)
+        text, samples = self.metrics()
+        self.assertGreaterEqual(value(samples, "tusk_s3_requests_total", op="PutObject",
+                                      code="200"), 1)
+        self.assertGreaterEqual(value(samples, "tusk_s3_requests_total", op="GetObject",
+                                      code="200"), 1)
+        self.assertGreaterEqual(value(samples, "tusk_s3_requests_total", code="404"), 1)
+        self.assertGreaterEqual(value(samples, "tusk_s3_received_bytes_total"), 5000)
+        self.assertGreaterEqual(value(samples, "tusk_s3_sent_bytes_total"), 5000)
+        self.assertIn("tusk_s3_request_duration_seconds_bucket", text)
+        r = subprocess.run([PROMTOOL, "check", "metrics"], input=text.encode(),
+                           capture_output=True, timeout=60)
+        self.assertEqual(r.returncode, 0, r.stdout.decode() + r.stderr.decode())
+
     def test_writes_join_an_open_commit(self):
         self.tusk("create", "repo", "batch")
         self.aws("s3", "cp", self.write("x0", b"zero"), "s3://batch/master/x0")
@@ -298,14 +337,27 @@ class AwsCliTest(GatewayTestCase):
         self.tusk("start", "commit", "batch@master")
         for i in range(1, 4):
             self.aws("s3", "cp", self.write("x%d" % i, b"n%d" % i), "s3://batch/master/x%d" % i)
-        # Not visible on the branch yet: the commit is open.
-        self.assertNotIn("x2", self.aws("s3", "ls", "s3://batch/master/").stdout)
+        # Through S3 the branch shows its open commit (read your writes);
+        # its head has not moved.
+        self.assertIn("x2", self.aws("s3", "ls", "s3://batch/master/").stdout)
+        self.assertEqual(self.aws("s3", "cp", "s3://batch/master/x2", "-").stdout, "n2")
+        self.assertNotIn("/x2", [f["path"] for f in self.tusk(
+            "list", "file", "batch@master:/", "--json").json_lines()])
+        # A delete in the open commit: of a staged file, and of a committed one.
+        self.aws("s3", "rm", "s3://batch/master/x3")
+        self.aws("s3", "rm", "s3://batch/master/x0")
+        listing = self.aws("s3", "ls", "s3://batch/master/").stdout
+        self.assertNotIn("x3", listing)
+        self.assertNotIn("x0", listing)
+        self.aws("s3", "cp", self.write("x0b", b"zero again"), "s3://batch/master/x0")
         self.tusk("finish", "commit", "batch@master")
         commits = self.commits("batch")
         self.assertEqual(len(commits), n_before + 1)
         listing = self.aws("s3", "ls", "s3://batch/master/").stdout
-        for i in range(4):
-            self.assertIn("x%d" % i, listing)
+        for name in ("x0", "x1", "x2"):
+            self.assertIn(name, listing)
+        self.assertNotIn("x3", listing)
+        self.assertEqual(self.aws("s3", "cp", "s3://batch/master/x0", "-").stdout, "zero again")
 
     def test_diff_object_and_pachyderm_buckets(self):
         self.tusk("create", "repo", "dif")
@@ -369,6 +421,59 @@ class AwsCliTest(GatewayTestCase):
         page = self.s3api("list-objects-v2", "--bucket", "many", "--prefix", "master/a")
         self.assertEqual([c["Key"] for c in page["Contents"]],
                          ["master/a-b", "master/a.txt", "master/a/x"])
+
+
+class EnginePatternsTest(GatewayTestCase):
+    """The requests DuckDB, Spark (s3a), Trino and pandas make, replayed with
+    boto3: those engines cannot be installed here."""
+
+    def test_a_spark_job_writes_and_duckdb_reads(self):
+        import botocore.exceptions
+        self.tusk("create", "repo", "lake")
+        c = self.boto()
+        n_before = len(self.commits("lake"))
+        # The job's output lands as one commit: it runs inside an open commit.
+        self.tusk("start", "commit", "lake@master")
+        # s3a: mkdirs writes an empty marker; tasks write under _temporary.
+        c.put_object(Bucket="lake", Key="master/events/_temporary/", Body=b"")
+        parts = {}
+        for i in range(3):
+            data = os.urandom(50000 + i) + b"PAR1"
+            parts["part-%05d.parquet" % i] = data
+            c.put_object(Bucket="lake", Key="master/events/_temporary/0/task_%d/part-%05d.parquet"
+                         % (i, i), Body=data)
+        # The committer renames: copy, then delete the task files.
+        for i in range(3):
+            name = "part-%05d.parquet" % i
+            c.copy_object(Bucket="lake", Key="master/events/" + name, CopySource={
+                "Bucket": "lake", "Key": "master/events/_temporary/0/task_%d/%s" % (i, name)})
+        tmp = c.list_objects_v2(Bucket="lake", Prefix="master/events/_temporary/")["Contents"]
+        c.delete_objects(Bucket="lake", Delete={"Objects": [{"Key": o["Key"]} for o in tmp]})
+        c.put_object(Bucket="lake", Key="master/events/_SUCCESS", Body=b"")
+        self.tusk("finish", "commit", "lake@master")
+        self.assertEqual(len(self.commits("lake")), n_before + 1)
+        # s3a getFileStatus of the directory: HEAD fails, a listing of one key says "directory".
+        with self.assertRaises(botocore.exceptions.ClientError):
+            c.head_object(Bucket="lake", Key="master/events")
+        probe = c.list_objects_v2(Bucket="lake", Prefix="master/events/", Delimiter="/", MaxKeys=1)
+        self.assertEqual(probe["KeyCount"], 1)
+        self.assertTrue(probe["IsTruncated"])
+        listing = c.list_objects_v2(Bucket="lake", Prefix="master/events/")["Contents"]
+        self.assertEqual(sorted(o["Key"][len("master/events/"):] for o in listing),
+                         sorted(list(parts) + ["_SUCCESS"]))
+        # DuckDB's read_parquet: HEAD for the size, the footer from the end, then column ranges.
+        for name, data in parts.items():
+            key = "master/events/" + name
+            size = c.head_object(Bucket="lake", Key=key)["ContentLength"]
+            self.assertEqual(size, len(data))
+            tail = c.get_object(Bucket="lake", Key=key, Range="bytes=%d-%d" % (size - 8, size - 1))
+            self.assertEqual(tail["Body"].read(), data[-8:])
+            self.assertEqual(tail["ContentRange"], "bytes %d-%d/%d" % (size - 8, size - 1, size))
+            mid = c.get_object(Bucket="lake", Key=key, Range="bytes=1000-40999")["Body"].read()
+            self.assertEqual(mid, data[1000:41000])
+        # Time travel in a query: the commit before the job has no events.
+        old = c.list_objects_v2(Bucket="lake", Prefix="master~1/events/")
+        self.assertEqual(old["KeyCount"], 0)
 
 
 class BadInputTest(GatewayTestCase):
