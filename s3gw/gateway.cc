@@ -356,9 +356,11 @@ absl::Status Gateway::Impl::Authorize(const S3Call& call, bool write, const std:
       absl::StrCat("the token does not allow ", write ? "writing" : "reading", " repo ", repo));
 }
 
-absl::StatusOr<Gateway::Impl::Target> Gateway::Impl::Resolve(const S3Call& call, bool write) {
+absl::StatusOr<Gateway::Impl::Target> Gateway::Impl::Resolve(const S3Call& call, bool write,
+                                                             bool check_repo) {
   ASSIGN_OR_RETURN(RepoAddress address, ResolveBucketKey(call.bucket, call.key));
   RETURN_IF_ERROR(Authorize(call, write, address.repo));
+  if (!check_repo && !address.pachyderm_style) return Target{std::move(address)};
   auto repo = pfs_->InspectRepo(address.repo);
   if (!repo.ok()) {
     if (absl::IsNotFound(repo.status())) {

@@ -138,7 +138,7 @@ class Gateway::Impl {
     RepoAddress address;
     std::string ref() const { return address.ref; }
   };
-  absl::StatusOr<Target> Resolve(const S3Call& call, bool write);
+  absl::StatusOr<Target> Resolve(const S3Call& call, bool write, bool check_repo = true);
   // Resolve, and the key must name a file (REF/PATH, not ending in '/'):
   // InvalidArgument otherwise.
   absl::StatusOr<Target> ResolveFile(const S3Call& call, bool write);

@@ -17,6 +17,9 @@
 namespace tusk::s3gw {
 namespace {
 
+// Objects up to this size are read whole and sent from memory.
+constexpr uint64_t kInlineBody = 256 << 10;
+
 bool IsHex64(absl::string_view s) {
   if (s.size() != 64) return false;
   for (char c : s) {
@@ -376,7 +379,9 @@ absl::StatusOr<bool> Gateway::Impl::ObjectExists(const std::string& repo, const 
 // ---- operations ----
 
 HttpResponse Gateway::Impl::GetObject(const S3Call& call, bool head) {
-  auto target = Resolve(call, false);
+  // The repo's existence is checked only when something is not found: the
+  // common case costs no extra lookups.
+  auto target = Resolve(call, false, /*check_repo=*/false);
   if (!target.ok()) return ErrorResponse(call, target.status());
   RepoAddress& a = target->address;
   if (a.ref.empty() || a.path.empty() || absl::EndsWith(a.path, "/")) {
@@ -409,7 +414,10 @@ HttpResponse Gateway::Impl::GetObject(const S3Call& call, bool head) {
   const std::string open = ref == a.ref ? OpenCommitOf(a.repo, a.ref) : "";
   auto reader = OpenObject(a.repo, ref, open, PfsPath(a));
   if (!reader.ok()) {
-    if (absl::IsNotFound(reader.status()) || absl::IsFailedPrecondition(reader.status())) {
+    if (absl::IsNotFound(reader.status()) || absl::IsFailedPrecondition(reader.status()) ||
+        absl::IsInvalidArgument(reader.status())) {
+      auto repo = Resolve(call, false);
+      if (!repo.ok()) return ErrorResponse(call, repo.status());  // NoSuchBucket
       return ErrorResponse(call, S3Error(absl::StatusCode::kNotFound, "NoSuchKey",
                                          absl::StrCat("no object ", call.key, " in ", call.bucket,
                                                       " (", reader.status().message(), ")")));
@@ -483,6 +491,17 @@ HttpResponse Gateway::Impl::GetObject(const S3Call& call, bool head) {
     return r;
   }
   (*reader)->Limit(first, length);
+  if (length <= kInlineBody) {
+    // Small: read it here and answer from memory (no pull callbacks).
+    while (true) {
+      auto piece = (*reader)->Next();
+      if (!piece.ok()) return ErrorResponse(call, piece.status());
+      if (piece->empty()) break;
+      r.body.append(*piece);
+    }
+    r.stream_size = 0;
+    return r;
+  }
   r.stream = std::make_unique<ReaderSource>(std::move(*reader));
   return r;
 }

@@ -108,7 +108,7 @@ MHD_Result Queue(MHD_Connection* conn, Exchange* ex, HttpResponse r) {
   } else if (r.head_only) {
     // HEAD: the size of what a GET would send, and no body.
     resp = MHD_create_response_from_callback(
-        r.stream_size, kBlockSize,
+        r.stream_size, 4096,
         [](void*, uint64_t, char*, size_t) -> ssize_t { return MHD_CONTENT_READER_END_OF_STREAM; },
         nullptr, nullptr);
   } else {
