@@ -14,7 +14,7 @@ PACKAGES=(
   prometheus
   awscli python3-botocore
   # The S3 gateway's tests: real clients.
-  python3-boto3 s3cmd rclone
+  python3-boto3 s3cmd rclone s3fs fuse3
 )
 # Node.js and npm run s3rver, the S3 server of the tests; a machine that has
 # them already (any recent version) keeps its own.

@@ -804,6 +804,51 @@ class ClientsTest(GatewayTestCase):
         self.assertIn("part-00/f0.dat", p.stdout)
 
 
+class S3fsTest(GatewayTestCase):
+    def test_s3fs_mounts_a_branch_read_only(self):
+        if not shutil.which("s3fs") or not shutil.which("fusermount"):
+            self.skipTest("s3fs-fuse is not installed")
+        try:
+            os.close(os.open("/dev/fuse", os.O_RDWR))
+        except OSError as e:
+            self.skipTest("/dev/fuse is not usable here: %s" % e)
+        self.tusk("create", "repo", "fs")
+        self.aws("s3", "cp", self.write("b", b"hello fuse\n"), "s3://fs/master/a/b.txt")
+        self.aws("s3", "cp", self.write("big", os.urandom(3 << 20)), "s3://fs/master/big.bin")
+        mnt = self.path("mnt")
+        os.makedirs(mnt)
+        pw = self.write("s3fs.passwd", ("%s:%s" % (self.key, self.secret)).encode())
+        os.chmod(pw, 0o600)
+        proc = subprocess.Popen(["s3fs", "fs:/master", mnt, "-f", "-o", "url=" + self.endpoint,
+                                 "-o", "use_path_request_style", "-o", "ro", "-o",
+                                 "passwd_file=" + pw], stdout=subprocess.DEVNULL,
+                                stderr=subprocess.PIPE)
+        try:
+            deadline = time.time() + 15
+            while time.time() < deadline and not os.path.ismount(mnt):
+                if proc.poll() is not None:
+                    self.fail("s3fs exited: %s" % proc.stderr.read().decode())
+                time.sleep(0.1)
+            self.assertTrue(os.path.ismount(mnt), "s3fs did not mount")
+            self.assertEqual(sorted(os.listdir(mnt)), ["a", "big.bin"])
+            self.assertEqual(open(os.path.join(mnt, "a", "b.txt"), "rb").read(), b"hello fuse\n")
+            with open(os.path.join(mnt, "big.bin"), "rb") as f:
+                f.seek(1 << 20)
+                part = f.read(4096)
+            _, _, want = self.raw.request("GET", "/fs/master/big.bin",
+                                          headers={"Range": "bytes=%d-%d" % (1 << 20, (1 << 20) + 4095)})
+            self.assertEqual(part, want)
+            with self.assertRaises(OSError):
+                with open(os.path.join(mnt, "new.txt"), "wb") as f:
+                    f.write(b"no")
+        finally:
+            subprocess.run(["fusermount", "-u", mnt], capture_output=True, timeout=30)
+            try:
+                proc.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+
+
 class AuthTest(GatewayTestCase):
     auth = True
 
