@@ -157,6 +157,18 @@ Options:
                         /readyz, over HTTP here (default: none; port 0 picks
                         one). gRPC health (grpc.health.v1) is always on.
   --http-port-file FILE write the HTTP port bound to FILE once serving
+  --s3-listen HOST:PORT serve the S3 API here (default: none; port 0 picks one):
+                        bucket REPO with key REF/PATH (any ref: master~7, a
+                        commit id), or bucket BRANCH.REPO with key PATH. With
+                        --auth a token is both the access key id and the
+                        secret; without it any credentials are accepted. A
+                        non-loopback address needs --auth (or
+                        --insecure-allow-remote)
+  --s3-domain DOMAIN    also accept virtual-host requests, BUCKET.DOMAIN
+  --s3-gateway-region R the region the gateway reports (default us-east-1)
+  --s3-threads N        the gateway's threads, each serving many connections
+                        (default 8)
+  --s3-port-file FILE   write the S3 gateway's port to FILE once serving
   --runners BACKEND     who runs pipelines' datums:
                           local   tusk-runner processes on this machine, the
                                   command in bubblewrap; transform.image is
