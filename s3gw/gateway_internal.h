@@ -157,6 +157,14 @@ class Gateway::Impl {
   absl::StatusOr<bool> ObjectExists(const std::string& repo, const std::string& ref,
                                     const std::string& open, const std::string& path);
 
+  // The source of a copy (x-amz-copy-source, with its conditions), opened.
+  struct CopySource {
+    RepoAddress address;
+    std::string ref;  // the ref read (a versionId's commit, or the key's ref)
+    std::unique_ptr<pfs::FileReader> reader;
+  };
+  absl::StatusOr<CopySource> OpenCopySource(const S3Call& call);
+
   // gateway.cc
   HttpResponse ListBuckets(const S3Call& call);
   HttpResponse HeadBucket(const S3Call& call);
@@ -178,6 +186,8 @@ class Gateway::Impl {
   HttpResponse MultipartAbort(const S3Call& call);
   HttpResponse MultipartListParts(const S3Call& call);
   HttpResponse MultipartList(const S3Call& call);
+  // UploadPart with x-amz-copy-source (and x-amz-copy-source-range).
+  HttpResponse UploadPartCopy(const S3Call& call, const v1::MultipartUpload& upload, int number);
   HttpResponse CompleteBody(const S3Call& call, const v1::MultipartUpload& upload,
                             const std::string& body);
   // Writes a part's record with the index records of its blobs; NoSuchUpload

@@ -42,6 +42,23 @@ std::string NewUploadId() {
   return ToHex(absl::string_view(reinterpret_cast<char*>(bytes), sizeof(bytes)));
 }
 
+// Ends a part written into `staging` (a tree upload with the file "/part"
+// begun) and saves its record; returns its ETag.
+absl::StatusOr<std::string> StorePart(Gateway::Impl* gw, const std::string& id, int number,
+                                      pfs::Upload* staging, uint64_t size) {
+  RETURN_IF_ERROR(staging->EndFile(size));
+  MultipartPart part;
+  part.set_number(number);
+  part.set_size(size);
+  part.set_hash(Etag(staging->last_file_hash(), staging->last_file_chunks().size()));
+  for (const auto& c : staging->last_file_chunks()) *part.mutable_chunks()->add_chunks() = c;
+  *part.mutable_uploaded() = ToTimestamp(absl::Now());
+  pfs::KvBatch batch;
+  RETURN_IF_ERROR(staging->CloseToTree(&batch).status());
+  RETURN_IF_ERROR(gw->SavePart(id, part, &batch));
+  return part.hash();
+}
+
 // One part's body, streamed into a tree upload; its record is written at
 // the end, with the index records of its blobs, in one logged write.
 class PartSink final : public BodySink {
@@ -80,17 +97,8 @@ class PartSink final : public BodySink {
  private:
   absl::Status Save() {
     RETURN_IF_ERROR(body_->Finish());
-    RETURN_IF_ERROR(staging_->EndFile(body_->bytes()));
-    MultipartPart part;
-    part.set_number(number_);
-    part.set_size(body_->bytes());
-    part.set_hash(Etag(staging_->last_file_hash(), staging_->last_file_chunks().size()));
-    hash_ = part.hash();
-    for (const auto& c : staging_->last_file_chunks()) *part.mutable_chunks()->add_chunks() = c;
-    *part.mutable_uploaded() = ToTimestamp(absl::Now());
-    pfs::KvBatch batch;
-    RETURN_IF_ERROR(staging_->CloseToTree(&batch).status());
-    return gw_->SavePart(upload_.id(), part, &batch);
+    ASSIGN_OR_RETURN(hash_, StorePart(gw_, upload_.id(), number_, staging_.get(), body_->bytes()));
+    return absl::OkStatus();
   }
 
   Gateway::Impl* const gw_;
@@ -197,16 +205,70 @@ HttpHandler::Begun Gateway::Impl::MultipartUploadPart(const S3Call& call) {
     return Answer(ErrorResponse(call, S3Error(absl::StatusCode::kInvalidArgument, "InvalidArgument",
                                               "partNumber must be a number from 1 to 10000")));
   }
-  if (call.http->HasHeader("x-amz-copy-source")) {
-    return Answer(
-        ErrorResponse(call, NotImplemented("UploadPartCopy is not implemented; use CopyObject")));
-  }
   auto upload = LoadUpload(call, target->address);
   if (!upload.ok()) return Answer(ErrorResponse(call, upload.status()));
+  if (call.http->HasHeader("x-amz-copy-source")) {
+    return Answer(UploadPartCopy(call, *upload, number));
+  }
   auto sink = std::make_unique<PartSink>(this, call, std::move(*upload), number);
   absl::Status st = sink->Init();
   if (!st.ok()) return Answer(ErrorResponse(call, st));
   return ReadBody(std::move(sink));
+}
+
+HttpResponse Gateway::Impl::UploadPartCopy(const S3Call& call, const MultipartUpload& upload,
+                                           int number) {
+  auto source = OpenCopySource(call);
+  if (!source.ok()) return ErrorResponse(call, source.status());
+  pfs::FileReader* reader = source->reader.get();
+  const uint64_t size = reader->info().size_bytes();
+  uint64_t first = 0;
+  uint64_t length = size;
+  const std::string range = call.http->Header("x-amz-copy-source-range");
+  if (!range.empty()) {
+    absl::string_view r = absl::StripAsciiWhitespace(range);
+    uint64_t last = 0;
+    const bool form = absl::ConsumePrefix(&r, "bytes=");
+    const size_t dash = r.find('-');
+    if (!form || dash == absl::string_view::npos || !absl::SimpleAtoi(r.substr(0, dash), &first) ||
+        !absl::SimpleAtoi(r.substr(dash + 1), &last) || last < first) {
+      return ErrorResponse(call, S3Error(absl::StatusCode::kInvalidArgument, "InvalidArgument",
+                                         "x-amz-copy-source-range must be bytes=FIRST-LAST"));
+    }
+    if (last >= size) {
+      return ErrorResponse(call, S3Error(absl::StatusCode::kOutOfRange, "InvalidRange",
+                                         absl::StrCat("x-amz-copy-source-range ", range,
+                                                      " is beyond the source's ", size, " bytes")));
+    }
+    length = last - first + 1;
+  }
+  if (length > kMaxPartSize) {
+    return ErrorResponse(call, S3Error(absl::StatusCode::kInvalidArgument, "EntityTooLarge",
+                                       "a part is larger than 5 GiB"));
+  }
+  // The range's bytes go through the chunker again: whole chunks of the
+  // source come out the same and are stored once; only the edges are new.
+  reader->Limit(first, length);
+  std::unique_ptr<pfs::Upload> staging = pfs_->BeginTreeUpload();
+  absl::Status st = staging->BeginFile("/part", false);
+  while (st.ok()) {
+    auto piece = reader->Next();
+    if (!piece.ok()) {
+      st = piece.status();
+      break;
+    }
+    if (piece->empty()) break;
+    st = staging->Write(*piece);
+  }
+  if (!st.ok()) return ErrorResponse(call, st);
+  auto etag = StorePart(this, upload.id(), number, staging.get(), length);
+  if (!etag.ok()) return ErrorResponse(call, etag.status());
+  HttpResponse r =
+      XmlResponse(200, absl::StrCat("<CopyPartResult xmlns=\"", kS3Xmlns, "\"><LastModified>",
+                                    IsoTime(absl::Now()), "</LastModified><ETag>",
+                                    XmlEscape(QuotedEtag(*etag)), "</ETag></CopyPartResult>"));
+  r.headers.emplace_back("x-amz-copy-source-version-id", reader->info().commit());
+  return r;
 }
 
 HttpHandler::Begun Gateway::Impl::MultipartComplete(const S3Call& call) {

@@ -546,10 +546,7 @@ HttpHandler::Begun Gateway::Impl::PutObject(const S3Call& call) {
   return ReadBody(std::move(sink));
 }
 
-HttpResponse Gateway::Impl::CopyObject(const S3Call& call) {
-  auto target = ResolveFile(call, true);
-  if (!target.ok()) return ErrorResponse(call, target.status());
-  const RepoAddress& a = target->address;
+absl::StatusOr<Gateway::Impl::CopySource> Gateway::Impl::OpenCopySource(const S3Call& call) {
   // x-amz-copy-source: [/]BUCKET/KEY[?versionId=V], %-encoded.
   std::string source = call.http->Header("x-amz-copy-source");
   std::string version;
@@ -561,33 +558,46 @@ HttpResponse Gateway::Impl::CopyObject(const S3Call& call) {
   }
   std::string decoded = UrlDecode(source, false);
   if (!absl::StartsWith(decoded, "/")) decoded = "/" + decoded;
-  auto src_target = ParseTarget("", decoded, "");
-  if (!src_target.ok()) return ErrorResponse(call, src_target.status());
+  ASSIGN_OR_RETURN(S3Target src_target, ParseTarget("", decoded, ""));
   S3Call src_call = call;
-  src_call.bucket = src_target->bucket;
-  src_call.key = src_target->key;
-  auto src = Resolve(src_call, false);
-  if (!src.ok()) return ErrorResponse(src_call, src.status());
-  const RepoAddress& s = src->address;
-  std::string src_ref = version.empty() || version == "null" ? s.ref : version;
+  src_call.bucket = src_target.bucket;
+  src_call.key = src_target.key;
+  ASSIGN_OR_RETURN(Target src, Resolve(src_call, false));
+  CopySource out;
+  out.address = src.address;
+  const RepoAddress& s = out.address;
+  out.ref = version.empty() || version == "null" ? s.ref : version;
   auto reader =
-      OpenObject(s.repo, src_ref, src_ref == s.ref ? OpenCommitOf(s.repo, s.ref) : "", PfsPath(s));
+      OpenObject(s.repo, out.ref, out.ref == s.ref ? OpenCommitOf(s.repo, s.ref) : "", PfsPath(s));
   if (!reader.ok()) {
     if (absl::IsNotFound(reader.status()) || absl::IsFailedPrecondition(reader.status())) {
-      return ErrorResponse(
-          src_call, S3Error(absl::StatusCode::kNotFound, "NoSuchKey",
-                            absl::StrCat("no object ", src_call.key, " in ", src_call.bucket)));
+      return S3Error(
+          absl::StatusCode::kNotFound, "NoSuchKey",
+          absl::StrCat("the copy source: no object ", src_call.key, " in ", src_call.bucket));
     }
-    return ErrorResponse(call, reader.status());
+    return reader.status();
   }
-  const std::string hash = Etag((*reader)->info().hash(), (*reader)->info().chunk_count());
+  out.reader = std::move(*reader);
+  const std::string etag = Etag(out.reader->info().hash(), out.reader->info().chunk_count());
   std::string if_match = call.http->Header("x-amz-copy-source-if-match");
   std::string if_none = call.http->Header("x-amz-copy-source-if-none-match");
-  if ((!if_match.empty() && !EtagListMatches(if_match, hash)) ||
-      (!if_none.empty() && EtagListMatches(if_none, hash))) {
-    return ErrorResponse(call, S3Error(absl::StatusCode::kFailedPrecondition, "PreconditionFailed",
-                                       "the copy source's ETag does not meet the condition"));
+  if ((!if_match.empty() && !EtagListMatches(if_match, etag)) ||
+      (!if_none.empty() && EtagListMatches(if_none, etag))) {
+    return S3Error(absl::StatusCode::kFailedPrecondition, "PreconditionFailed",
+                   "the copy source's ETag does not meet the condition");
   }
+  return out;
+}
+
+HttpResponse Gateway::Impl::CopyObject(const S3Call& call) {
+  auto target = ResolveFile(call, true);
+  if (!target.ok()) return ErrorResponse(call, target.status());
+  const RepoAddress& a = target->address;
+  auto source = OpenCopySource(call);
+  if (!source.ok()) return ErrorResponse(call, source.status());
+  const RepoAddress& s = source->address;
+  const std::string& src_ref = source->ref;
+  auto& reader = source->reader;
   if (s.repo == a.repo && src_ref == a.ref && s.path == a.path) {
     // S3 refuses a copy onto itself without a change of metadata; tusk has
     // no metadata to change, and the object is already what it would be.
@@ -604,7 +614,7 @@ HttpResponse Gateway::Impl::CopyObject(const S3Call& call) {
       absl::StrCat("s3 CopyObject ", s.repo, "/", src_ref, "/", s.path, " to ", a.path);
   auto upload = pfs_->BeginUpload(a.repo, a.ref, auto_opts);
   if (!upload.ok()) return ErrorResponse(call, upload.status());
-  absl::Status st = (*upload)->PutChunks(PfsPath(a), (*reader)->chunks());
+  absl::Status st = (*upload)->PutChunks(PfsPath(a), reader->chunks());
   if (!st.ok()) return ErrorResponse(call, st);
   auto commit = (*upload)->Close();
   if (!commit.ok()) return ErrorResponse(call, commit.status());
@@ -615,7 +625,7 @@ HttpResponse Gateway::Impl::CopyObject(const S3Call& call) {
                                                   (*upload)->last_file_chunks().size()))),
                         "</ETag></CopyObjectResult>"));
   r.headers.emplace_back("x-amz-version-id", commit->id());
-  r.headers.emplace_back("x-amz-copy-source-version-id", (*reader)->info().commit());
+  r.headers.emplace_back("x-amz-copy-source-version-id", reader->info().commit());
   return r;
 }
 

@@ -300,6 +300,33 @@ class AwsCliTest(GatewayTestCase):
                    "--upload-id", uid3, "--multipart-upload",
                    json.dumps({"Parts": [{"PartNumber": 1, "ETag": g1}]}))
         self.assertEqual(self.aws("s3", "cp", "s3://mp/master/c", "-").stdout, "kept")
+        # Server-side copies of a big object: awscli copies above 8 MiB with
+        # UploadPartCopy, within a repo and across repos.
+        big = os.urandom(20 << 20)
+        self.aws("s3", "cp", self.write("bigsrc", big), "s3://mp/master/src.bin")
+        self.aws("s3", "cp", "s3://mp/master/src.bin", "s3://mp/master/copy.bin")
+        self.tusk("create", "repo", "mp2")
+        self.aws("s3", "cp", "s3://mp/master/src.bin", "s3://mp2/master/x.bin")
+        for url in ("s3://mp/master/copy.bin", "s3://mp2/master/x.bin"):
+            self.aws("s3", "cp", url, self.path("copy.out"))
+            self.assertEqual(open(self.path("copy.out"), "rb").read(), big, url)
+        uid4 = self.s3api("create-multipart-upload", "--bucket", "mp", "--key",
+                          "master/ranged")["UploadId"]
+        etags = []
+        for n, rng in ((1, "bytes=0-5242879"), (2, "bytes=5242880-5242889")):
+            r = self.s3api("upload-part-copy", "--bucket", "mp", "--key", "master/ranged",
+                           "--upload-id", uid4, "--part-number", n, "--copy-source",
+                           "mp/master/src.bin", "--copy-source-range", rng)
+            etags.append(r["CopyPartResult"]["ETag"])
+        self.s3api_fails("InvalidRange", "upload-part-copy", "--bucket", "mp", "--key",
+                         "master/ranged", "--upload-id", uid4, "--part-number", 3,
+                         "--copy-source", "mp/master/src.bin", "--copy-source-range",
+                         "bytes=0-99999999")
+        self.s3api("complete-multipart-upload", "--bucket", "mp", "--key", "master/ranged",
+                   "--upload-id", uid4, "--multipart-upload", json.dumps(
+                       {"Parts": [{"PartNumber": i + 1, "ETag": e} for i, e in enumerate(etags)]}))
+        self.s3api("get-object", "--bucket", "mp", "--key", "master/ranged", out)
+        self.assertEqual(open(out, "rb").read(), big[:5242890])
 
     def test_metrics(self):
         from metrics_test import PROMTOOL
