@@ -3,6 +3,7 @@
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "http/s3.h"
+#include "http/sigv4_examples.h"
 #include "http/sigv4_verify.h"
 
 namespace tusk::http {
@@ -116,19 +117,9 @@ namespace {
 // The verifier against AWS's documented examples (S3 API reference,
 // "Signature Calculations for the Authorization Header" and "... Query
 // String Parameters"): GET /test.txt of examplebucket on 2013-05-24.
-constexpr char kExampleKey[] = "AKIAIOSFODNN7EXAMPLE";
-constexpr char kExampleSecret[] = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY";
-
-absl::Time ExampleTime() {
-  return absl::FromCivil(absl::CivilSecond(2013, 5, 24, 0, 0, 0), absl::UTCTimeZone());
-}
-
-SecretLookup ExampleSecrets() {
-  return [](const std::string& key) -> absl::StatusOr<std::string> {
-    if (key == kExampleKey) return std::string(kExampleSecret);
-    return absl::NotFoundError(key);
-  };
-}
+constexpr auto& kExampleKey = examples::kKey;
+absl::Time ExampleTime() { return examples::Time(); }
+SecretLookup ExampleSecrets() { return examples::Secrets(); }
 
 IncomingRequest ExampleGet(const std::string& signature) {
   IncomingRequest r;
@@ -255,31 +246,15 @@ namespace {
 // 64 KiB, 1 KiB and the empty final chunk, each signature chained from the
 // seed signature of the headers.
 TEST(SigV4VerifyTest, AwsChunkedUploadExample) {
-  IncomingRequest r;
-  r.method = "PUT";
-  r.raw_path = "/examplebucket/chunkObject.txt";
-  r.headers = {
-      {"Host", "s3.amazonaws.com"},
-      {"x-amz-date", "20130524T000000Z"},
-      {"x-amz-storage-class", "REDUCED_REDUNDANCY"},
-      {"x-amz-content-sha256", "STREAMING-AWS4-HMAC-SHA256-PAYLOAD"},
-      {"Content-Encoding", "aws-chunked"},
-      {"x-amz-decoded-content-length", "66560"},
-      {"Content-Length", "66824"},
-      {"Authorization",
-       "AWS4-HMAC-SHA256 Credential=AKIAIOSFODNN7EXAMPLE/20130524/us-east-1/s3/aws4_request,"
-       "SignedHeaders=content-encoding;content-length;host;x-amz-content-sha256;x-amz-date;"
-       "x-amz-decoded-content-length;x-amz-storage-class,"
-       "Signature=4f232c4386841ef735655705268965c44a0e4690baa4adea153f7db9fa80a0a9"}};
+  IncomingRequest r = examples::ChunkedUpload();
   auto v = VerifySigV4(r, "s3", ExampleTime(), ExampleSecrets());
   ASSERT_TRUE(v.ok()) << v.status();
   EXPECT_EQ(v->payload_sha256, "STREAMING-AWS4-HMAC-SHA256-PAYLOAD");
   std::string s1 = ChunkSignature(*v, v->signature, std::string(65536, 'a'));
-  EXPECT_EQ(s1, "ad80c730a21e5b8d04586a2213dd63b9a0e99e0e2307b0ade35a65485a288648");
+  EXPECT_EQ(s1, examples::kChunkSignature1);
   std::string s2 = ChunkSignature(*v, s1, std::string(1024, 'a'));
-  EXPECT_EQ(s2, "0055627c9e194cb4542bae2aa5492e3c1575bbb81b612b7d234b86a503ef5497");
-  EXPECT_EQ(ChunkSignature(*v, s2, ""),
-            "b6c6ea8a5354eaf15b3cb7646744f4275b71ea724fed81ceb9323e279d449df9");
+  EXPECT_EQ(s2, examples::kChunkSignature2);
+  EXPECT_EQ(ChunkSignature(*v, s2, ""), examples::kChunkSignature3);
 }
 
 }  // namespace

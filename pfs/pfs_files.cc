@@ -137,16 +137,12 @@ class FileReaderImpl final : public FileReader {
 absl::StatusOr<std::unique_ptr<FileReader>> PfsImpl::OpenFile(const std::string& repo,
                                                               const std::string& ref,
                                                               const std::string& path) {
-  ASSIGN_OR_RETURN(std::string p, NormalizePath(path));
-  ASSIGN_OR_RETURN(CommitInfo c, ResolveForRead(repo, ref));
-  ASSIGN_OR_RETURN(Hash root, RootHash(c));
-  ASSIGN_OR_RETURN(auto e, LookupPath(nodes_.get(), root, p));
-  if (!e) return absl::NotFoundError(absl::StrCat("file ", p, " not found in ", repo, "@", c.id()));
-  if (e->type() != Entry::FILE) {
+  ASSIGN_OR_RETURN(Found f, Lookup(repo, ref, path));
+  if (f.entry.type() != Entry::FILE) {
     return absl::FailedPreconditionError(
-        absl::StrCat(p, " in ", repo, "@", c.id(), " is a directory, not a file"));
+        absl::StrCat(f.path, " in ", repo, "@", f.commit.id(), " is a directory, not a file"));
   }
-  return ReaderOf(p, *e, std::move(c));
+  return ReaderOf(f.path, f.entry, std::move(f.commit));
 }
 
 absl::StatusOr<std::unique_ptr<FileReader>> PfsImpl::ReaderOf(const std::string& path,
@@ -279,12 +275,23 @@ absl::StatusOr<FileInfo> PfsImpl::MakeFileInfo(const std::string& path, const En
 
 absl::StatusOr<FileInfo> PfsImpl::InspectFile(const std::string& repo, const std::string& ref,
                                               const std::string& path) {
-  ASSIGN_OR_RETURN(std::string p, NormalizePath(path));
-  ASSIGN_OR_RETURN(CommitInfo c, ResolveForRead(repo, ref));
-  ASSIGN_OR_RETURN(Hash root, RootHash(c));
-  ASSIGN_OR_RETURN(auto e, LookupPath(nodes_.get(), root, p));
-  if (!e) return absl::NotFoundError(absl::StrCat("file ", p, " not found in ", repo, "@", c.id()));
-  return MakeFileInfo(p, *e, c.id());
+  ASSIGN_OR_RETURN(Found f, Lookup(repo, ref, path));
+  return MakeFileInfo(f.path, f.entry, f.commit.id());
+}
+
+absl::StatusOr<PfsImpl::Found> PfsImpl::Lookup(const std::string& repo, const std::string& ref,
+                                               const std::string& path) {
+  Found f;
+  ASSIGN_OR_RETURN(f.path, NormalizePath(path));
+  ASSIGN_OR_RETURN(f.commit, ResolveForRead(repo, ref));
+  ASSIGN_OR_RETURN(Hash root, RootHash(f.commit));
+  ASSIGN_OR_RETURN(auto e, LookupPath(nodes_.get(), root, f.path));
+  if (!e) {
+    return absl::NotFoundError(
+        absl::StrCat("file ", f.path, " not found in ", repo, "@", f.commit.id()));
+  }
+  f.entry = std::move(*e);
+  return f;
 }
 
 absl::Status PfsImpl::ListStagedFile(const std::string& repo, const std::string& ref,

@@ -261,6 +261,15 @@ class PfsImpl final : public Pfs {
   std::shared_ptr<absl::Mutex> CommitLock(const std::string& id);
   absl::StatusOr<FileInfo> MakeFileInfo(const std::string& path, const Entry& e,
                                         const std::string& commit);
+  // The entry at `path` (normalized) of finished commit `ref`: NotFound if
+  // there is none.
+  struct Found {
+    std::string path;
+    CommitInfo commit;
+    Entry entry;
+  };
+  absl::StatusOr<Found> Lookup(const std::string& repo, const std::string& ref,
+                               const std::string& path);
   // A reader of file entry `e` at `path` of commit `c`.
   absl::StatusOr<std::unique_ptr<FileReader>> ReaderOf(const std::string& path, const Entry& e,
                                                        CommitInfo c);

@@ -4,6 +4,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/time/civil_time.h"
 #include "gtest/gtest.h"
+#include "http/sigv4_examples.h"
 #include "http/sigv4_verify.h"
 #include "s3gw/checksum.h"
 #include "s3gw/chunked.h"
@@ -15,39 +16,17 @@ namespace {
 // AWS's aws-chunked example (66,560 bytes of 'a'): the request and its
 // documented chunk signatures.
 http::VerifiedRequest ExampleRequest() {
-  http::IncomingRequest r;
-  r.method = "PUT";
-  r.raw_path = "/examplebucket/chunkObject.txt";
-  r.headers = {
-      {"Host", "s3.amazonaws.com"},
-      {"x-amz-date", "20130524T000000Z"},
-      {"x-amz-storage-class", "REDUCED_REDUNDANCY"},
-      {"x-amz-content-sha256", "STREAMING-AWS4-HMAC-SHA256-PAYLOAD"},
-      {"Content-Encoding", "aws-chunked"},
-      {"x-amz-decoded-content-length", "66560"},
-      {"Content-Length", "66824"},
-      {"Authorization",
-       "AWS4-HMAC-SHA256 Credential=AKIAIOSFODNN7EXAMPLE/20130524/us-east-1/s3/aws4_request,"
-       "SignedHeaders=content-encoding;content-length;host;x-amz-content-sha256;x-amz-date;"
-       "x-amz-decoded-content-length;x-amz-storage-class,"
-       "Signature=4f232c4386841ef735655705268965c44a0e4690baa4adea153f7db9fa80a0a9"}};
-  absl::Time when = absl::FromCivil(absl::CivilSecond(2013, 5, 24, 0, 0, 0), absl::UTCTimeZone());
-  auto v = http::VerifySigV4(r, "s3", when, [](const std::string&) -> absl::StatusOr<std::string> {
-    return std::string("wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY");
-  });
+  auto v = http::VerifySigV4(http::examples::ChunkedUpload(), "s3", http::examples::Time(),
+                             http::examples::Secrets());
   EXPECT_TRUE(v.ok()) << v.status();
   return v.ok() ? *v : http::VerifiedRequest();
 }
 
 std::string ExampleBody() {
   return absl::StrCat(
-      "10000;chunk-signature=ad80c730a21e5b8d04586a2213dd63b9a0e99e0e2307b0ade35a65485a288648\r\n",
-      std::string(65536, 'a'),
-      "\r\n400;chunk-signature="
-      "0055627c9e194cb4542bae2aa5492e3c1575bbb81b612b7d234b86a503ef5497\r\n",
-      std::string(1024, 'a'),
-      "\r\n0;chunk-signature=b6c6ea8a5354eaf15b3cb7646744f4275b71ea724fed81ceb9323e279d449df9\r\n"
-      "\r\n");
+      "10000;chunk-signature=", http::examples::kChunkSignature1, "\r\n", std::string(65536, 'a'),
+      "\r\n400;chunk-signature=", http::examples::kChunkSignature2, "\r\n", std::string(1024, 'a'),
+      "\r\n0;chunk-signature=", http::examples::kChunkSignature3, "\r\n\r\n");
 }
 
 // Feeds `body` in pieces of `step` bytes; returns the decoded bytes.

@@ -136,7 +136,6 @@ class Gateway::Impl {
   // and the caller may read it (or write it: `write`).
   struct Target {
     RepoAddress address;
-    std::string ref() const { return address.ref; }
   };
   absl::StatusOr<Target> Resolve(const S3Call& call, bool write, bool check_repo = true);
   // Resolve, and the key must name a file (REF/PATH, not ending in '/'):
